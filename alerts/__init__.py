@@ -1,0 +1,1 @@
+"""Alert envelope, the WebSocket hub and the lobby-manager terminal page."""

@@ -1,0 +1,83 @@
+"""The alert envelope pushed to terminals and stored at the edge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AlertType(StrEnum):
+    VIP_ARRIVAL = "vip_arrival"
+
+
+class VipArrivalPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["vip_arrival"] = Field(default="vip_arrival", description="Payload discriminator.")
+    person_id: str = Field(description="Enrolled person id.")
+    name: str = Field(description="Display name of the VIP.")
+    tier: str = Field(description="VIP tier, e.g. 钻石 / 白金 / 金卡.")
+    photo_url: str = Field(description="URL of the enrolment photo, relative to the edge box.")
+    score: float = Field(description="Best cosine similarity of the deciding track.")
+    margin: float = Field(description="Margin over the runner-up person.")
+    votes: int = Field(description="Observations that voted for this person.")
+    track_id: int = Field(description="Face track on the camera.")
+    camera_name: str = Field(description="Human name of the camera.")
+    first_seen_at: datetime = Field(description="Capture time (UTC) of the track's first frame.")
+
+
+class AlertDraft(BaseModel):
+    """What a rule produces; the log assigns id and seq."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: AlertType = Field(description="Alert type.")
+    branch_id: str = Field(description="Branch the edge box serves.")
+    camera_id: str = Field(description="Camera that saw the event.")
+    person_id: str | None = Field(default=None, description="Person the alert is about, if any.")
+    title: str = Field(description="Short zh-CN title shown on the card, e.g. 「VIP 到店」.")
+    captured_at: datetime = Field(description="Capture time (UTC) of the frame that decided the alert.")
+    payload: VipArrivalPayload = Field(description="Type-specific content.")
+
+
+class Alert(AlertDraft):
+    id: str = Field(description="Unique alert id (uuid4 hex).")
+    seq: int = Field(ge=1, description="Per-branch monotonic sequence number.")
+    created_at: datetime = Field(description="When the alert was stored (UTC).")
+    acked_at: datetime | None = Field(default=None, description="When a terminal acknowledged it.")
+    acked_by: str | None = Field(default=None, description="Who acknowledged it.")
+
+
+class AckEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert_id: str
+    seq: int
+    acked_at: datetime
+    acked_by: str
+
+
+class HubMessage(BaseModel):
+    """One message on the terminal WebSocket."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["alert", "ack", "hello"]
+    alert: Alert | None = None
+    ack: AckEvent | None = None
+    last_seq: int | None = None
+
+
+class AlertLog(Protocol):
+    """Persistent, ordered alert storage. Implemented by the edge store."""
+
+    def append(self, draft: AlertDraft) -> Alert: ...
+
+    def since(self, seq: int, limit: int = 500) -> list[Alert]: ...
+
+    def ack(self, alert_id: str, by: str) -> Alert | None: ...
+
+    def last_seq(self) -> int: ...

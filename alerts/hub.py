@@ -1,0 +1,113 @@
+"""The alert hub: persist first, then push to every terminal through its own bounded queue.
+
+Drop policy ``disconnect_slow``: when a terminal's queue is full, the hub stops feeding it and
+closes it. The terminal reconnects with ``since=<last seq>`` and replays what it missed from the
+log, so a slow tablet never stalls the others and never loses an alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from alerts.envelope import AckEvent, Alert, AlertDraft, AlertLog, HubMessage
+
+logger = logging.getLogger(__name__)
+
+DROP_POLICY = "disconnect_slow"
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One connected terminal. Its queue is only touched on the hub's event loop."""
+
+    client: str
+    queue: asyncio.Queue[HubMessage]
+    last_seq: int = 0
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Hub:
+    def __init__(self, log: AlertLog, *, queue_size: int = 256) -> None:
+        self._log = log
+        self._queue_size = queue_size
+        self._subs: set[Subscription] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[Callable[[Alert], None]] = []
+        self._publish_lock = threading.Lock()
+        self.dropped_clients = 0
+        self.published = 0
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def add_listener(self, listener: Callable[[Alert], None]) -> None:
+        """Called in the publishing thread after each alert is stored (e.g. console printing)."""
+        self._listeners.append(listener)
+
+    @property
+    def client_count(self) -> int:
+        return len(self._subs)
+
+    def publish(self, draft: AlertDraft) -> Alert:
+        """Store ``draft`` and push it. Safe to call from any thread."""
+        with self._publish_lock:
+            alert = self._log.append(draft)
+        self.published += 1
+        self._fanout_threadsafe(HubMessage(type="alert", alert=alert))
+        for listener in self._listeners:
+            try:
+                listener(alert)
+            except Exception:  # a listener must never break publishing
+                logger.exception("alert listener failed")
+        return alert
+
+    def ack(self, alert_id: str, by: str) -> Alert | None:
+        """Record an acknowledgement and broadcast it to every terminal. Any thread."""
+        alert = self._log.ack(alert_id, by)
+        if alert is not None and alert.acked_at is not None and alert.acked_by is not None:
+            event = AckEvent(alert_id=alert.id, seq=alert.seq, acked_at=alert.acked_at, acked_by=alert.acked_by)
+            self._fanout_threadsafe(HubMessage(type="ack", ack=event))
+        return alert
+
+    def _fanout_threadsafe(self, message: HubMessage) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._fanout(message)
+        else:
+            loop.call_soon_threadsafe(self._fanout, message)
+
+    def _fanout(self, message: HubMessage) -> None:
+        for sub in list(self._subs):
+            if sub.overflowed.is_set():
+                continue
+            try:
+                sub.queue.put_nowait(message)
+            except asyncio.QueueFull:
+                logger.warning("terminal %s is too slow; closing it (policy %s)", sub.client, DROP_POLICY)
+                sub.overflowed.set()
+                self.dropped_clients += 1
+
+    async def subscribe(self, client: str, since: int | None) -> tuple[Subscription, list[Alert]]:
+        """Register a terminal; return it with the stored alerts after ``since`` (replay)."""
+        if self._loop is None:
+            self.bind_loop(asyncio.get_running_loop())
+        sub = Subscription(client=client, queue=asyncio.Queue(maxsize=self._queue_size))
+        self._subs.add(sub)  # register before reading the log so nothing falls between the two
+        backlog: list[Alert] = []
+        if since is not None:
+            backlog = await asyncio.to_thread(self._log.since, since)
+        sub.last_seq = backlog[-1].seq if backlog else (since or 0)
+        return sub, backlog
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)

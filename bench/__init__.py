@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations. Each prints a table and writes JSON."""

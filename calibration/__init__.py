@@ -1,0 +1,1 @@
+"""Camera geometry: zones and lines as polygons in image pixels."""

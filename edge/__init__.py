@@ -1,0 +1,1 @@
+"""Wiring for one branch: config, camera sources, pipelines, rules, store, API and CLI."""

@@ -1,0 +1,132 @@
+"""The edge box's FastAPI app: health, metrics, alerts, acks, enrolment and the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from alerts.envelope import Alert
+from alerts.ws import terminal_router
+from edge.auth import Authenticator, Principal
+from edge.errors import EnrolmentError
+from edge.runtime import EdgeRuntime
+from edge.schemas import CameraHealthPublic, HealthPublic, PersonPublic
+
+logger = logging.getLogger(__name__)
+
+_IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"RIFF", "image/webp"),
+                (b"BM", "image/bmp"))
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.query_params.get("token")
+
+
+def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
+    auth = Authenticator(runtime.config.auth)
+    branch_id = runtime.config.branch.id
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime.hub.bind_loop(asyncio.get_running_loop())
+        if start_cameras:
+            runtime.start()
+        yield
+
+    app = FastAPI(title="smartbranch edge", version="0.1.0", lifespan=lifespan)
+
+    def require(role: str) -> Callable[[Request], Principal]:
+        def dependency(request: Request) -> Principal:
+            principal = auth.principal(_bearer(request))
+            if principal is None:
+                raise HTTPException(401, {"code": "unauthorised", "message": "missing or invalid token"},
+                                    headers={"WWW-Authenticate": "Bearer"})
+            if not principal.may(role, branch_id):
+                raise HTTPException(403, {"code": "forbidden",
+                                          "message": f"this token lacks the {role} role for {branch_id}"})
+            return principal
+        return dependency
+
+    LobbyManager = Annotated[Principal, Depends(require("lobby_manager"))]
+    Enroller = Annotated[Principal, Depends(require("enroller"))]
+
+    def ws_authorize(token: str | None) -> str | None:
+        principal = auth.principal(token)
+        return principal.name if principal is not None and principal.may("lobby_manager", branch_id) else None
+
+    app.include_router(terminal_router(runtime.hub, ws_authorize))
+
+    @app.exception_handler(EnrolmentError)
+    async def enrolment_error(_: Request, exc: EnrolmentError) -> JSONResponse:
+        return JSONResponse({"detail": {"code": exc.code, "message": str(exc)}}, status_code=exc.status)
+
+    @app.get("/healthz", response_model=HealthPublic)
+    def healthz() -> HealthPublic:
+        cameras = [CameraHealthPublic(id=c.camera_id, name=c.name, role=c.role, state=c.health.state,
+                                      healthy=c.health.healthy, error=c.health.error, frames=c.health.frames,
+                                      dropped=c.health.dropped, processed=c.processed,
+                                      reconnects=c.health.reconnects, last_frame_at=c.health.last_frame_at)
+                   for c in runtime.camera_status()]
+        status = "ok" if all(c.healthy for c in cameras) else "degraded"
+        return HealthPublic(status=status, branch_id=branch_id, cameras=cameras,
+                            gallery_size=len(runtime.gallery), terminals=runtime.hub.client_count)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        runtime.camera_status()
+        runtime.metrics.terminals.set(runtime.hub.client_count)
+        runtime.metrics.gallery_size.set(len(runtime.gallery))
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/alerts", response_model=list[Alert])
+    def list_alerts(_: LobbyManager, since: Annotated[int, Query(ge=0)] = 0,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[Alert]:
+        return runtime.store.since(since, limit)
+
+    @app.post("/api/alerts/{alert_id}/ack", response_model=Alert)
+    def ack_alert(alert_id: str, principal: LobbyManager) -> Alert:
+        alert = runtime.hub.ack(alert_id, principal.name)
+        if alert is None:
+            raise HTTPException(404, {"code": "not_found", "message": f"no alert {alert_id}"})
+        return alert
+
+    @app.post("/api/persons", response_model=PersonPublic, status_code=201)
+    async def enrol_person(
+        _: Enroller,
+        photo: Annotated[UploadFile, File(description="One photo with exactly one face.")],
+        name: Annotated[str, Form(max_length=128)],
+        tier: Annotated[str, Form(max_length=32)],
+        consent: Annotated[str, Form(max_length=2000, description="Consent record: who, when, how.")],
+        role: Annotated[str, Form()] = "vip",
+    ) -> PersonPublic:
+        limit = runtime.enroller.policy.max_bytes
+        data = await photo.read(limit + 1)
+        if len(data) > limit:
+            raise EnrolmentError("too_large", f"the upload exceeds {limit} bytes", 413)
+        person = await asyncio.to_thread(runtime.enroller.enrol, name=name, tier=tier, photo=data,
+                                         consent=consent, role=role)
+        return PersonPublic.of(person)
+
+    @app.get("/api/persons", response_model=list[PersonPublic])
+    def list_persons(_: Enroller) -> list[PersonPublic]:
+        return [PersonPublic.of(p) for p in runtime.store.list_persons()]
+
+    @app.get("/api/persons/{person_id}/photo")
+    def person_photo(person_id: str, _: LobbyManager) -> Response:
+        data = runtime.store.person_photo(person_id)
+        if data is None:
+            raise HTTPException(404, {"code": "not_found", "message": f"no person {person_id}"})
+        media = next((m for magic, m in _IMAGE_MAGIC if data.startswith(magic)), "application/octet-stream")
+        return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+
+    return app

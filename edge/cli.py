@@ -1,0 +1,174 @@
+"""The ``smartbranch`` command line. Messages are Simplified Chinese unless ``--lang en``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from alerts.envelope import Alert
+from edge.auth import new_token
+from edge.config import EdgeConfig, hash_token, load_config
+from edge.errors import ConfigError, EnrolmentError
+from edge.i18n import language, t
+from models.errors import ModelPackError
+from models.packs import list_packs
+
+
+def alert_printer(lang: str) -> Callable[[Alert], None]:
+    def show(alert: Alert) -> None:
+        p = alert.payload
+        local = alert.captured_at.astimezone().strftime("%H:%M:%S")
+        print(t("alert_vip", lang, name=p.name, tier=p.tier, camera=p.camera_name, time=local,
+                score=p.score, seq=alert.seq), flush=True)
+    return show
+
+
+def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | None = None) -> int:
+    from edge.app import create_app
+    from edge.runtime import EdgeRuntime
+    from edge.server import ServerThread
+
+    runtime = EdgeRuntime(config)
+    runtime.hub.add_listener(alert_printer(lang))
+    server = ServerThread(create_app(runtime), config.server.host, config.server.port)
+    server.start()
+    url = f"http://{config.server.host}:{server.port}/terminal" + (f"?token={token}" if token else "")
+    print(t("serving", lang, url=url), flush=True)
+    print(t("serving_hint", lang), flush=True)
+    reported: dict[str, str | None] = {}
+    try:
+        while True:
+            time.sleep(0.5)
+            for status in runtime.camera_status():
+                if status.health.state == "reconnecting" and reported.get(status.camera_id) != status.health.error:
+                    print(t("camera_unhealthy", lang, camera=status.camera_id, error=status.health.error),
+                          flush=True)
+                reported[status.camera_id] = status.health.error
+            if exit_when_done and runtime.cameras_done:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        runtime.stop()
+    print(t("stopped", lang))
+    return 0
+
+
+def cmd_edge_run(args: argparse.Namespace, lang: str) -> int:
+    config = load_config(args.config)
+    return serve(config, lang, exit_when_done=args.exit_when_done)
+
+
+def cmd_enroll(args: argparse.Namespace, lang: str) -> int:
+    from edge.runtime import EdgeRuntime
+
+    config = load_config(args.config)
+    runtime = EdgeRuntime(config)
+    try:
+        photo = args.photo.read_bytes()
+    except OSError as exc:
+        print(t("enrol_failed", lang, message=str(exc), code="unreadable"), file=sys.stderr)
+        return 2
+    try:
+        person = runtime.enroller.enrol(name=args.name, tier=args.tier, photo=photo, consent=args.consent,
+                                        role=args.role)
+    except EnrolmentError as exc:
+        print(t("enrol_failed", lang, message=str(exc), code=exc.code), file=sys.stderr)
+        return 2
+    finally:
+        runtime.stop()
+    print(t("enrolled", lang, name=person.name, tier=person.tier, role=person.role, id=person.id))
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace, lang: str) -> int:
+    print(t("models_header", lang))
+    for pack in list_packs(args.models_dir):
+        print(f"{pack.name:<20} {pack.licence:<46} {'yes' if pack.commercial_use else 'NO ':<5} {pack.status}")
+        if pack.folder:
+            print(f"{'':<20} {pack.folder}")
+    return 0
+
+
+def cmd_token_new(args: argparse.Namespace, lang: str) -> int:
+    token = new_token()
+    print(t("token_new", lang, token=token))
+    print(t("token_yaml", lang))
+    entry = {"name": args.name, "sha256": hash_token(token), "roles": args.roles, "branches": args.branches}
+    print(yaml.safe_dump([entry], allow_unicode=True, sort_keys=False))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, lang: str) -> int:
+    from edge.demo.run import run_demo
+
+    return run_demo(lang=lang, workdir=args.workdir, port=args.port, keep_serving=args.serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smartbranch", description="smartbranch 网点智能边缘服务")
+    parser.add_argument("--lang", choices=["zh", "en"], default=None, help="界面语言 / language")
+    parser.add_argument("-v", "--verbose", action="store_true", help="详细日志 / verbose logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    edge = sub.add_parser("edge", help="边缘服务 / edge service").add_subparsers(dest="edge_cmd", required=True)
+    run = edge.add_parser("run", help="运行边缘服务 / run the edge service")
+    run.add_argument("--config", type=Path, required=True)
+    run.add_argument("--exit-when-done", action="store_true",
+                     help="所有文件源播完后退出 / exit when every file source has ended")
+    run.set_defaults(func=cmd_edge_run)
+
+    enroll = sub.add_parser("enroll", help="本地登记人员 / enrol a person locally")
+    enroll.add_argument("--config", type=Path, required=True)
+    enroll.add_argument("--name", required=True)
+    enroll.add_argument("--tier", required=True)
+    enroll.add_argument("--photo", type=Path, required=True)
+    enroll.add_argument("--role", choices=["vip", "staff"], default="vip")
+    enroll.add_argument("--consent", required=True, help="同意记录 / consent record (who, when, how)")
+    enroll.set_defaults(func=cmd_enroll)
+
+    models = sub.add_parser("models", help="模型包 / model packs").add_subparsers(dest="models_cmd", required=True)
+    mlist = models.add_parser("list", help="列出模型包与许可证 / list packs and licences")
+    mlist.add_argument("--models-dir", type=Path, default=None)
+    mlist.set_defaults(func=cmd_models_list)
+
+    token = sub.add_parser("token", help="访问令牌 / tokens").add_subparsers(dest="token_cmd", required=True)
+    tnew = token.add_parser("new", help="生成令牌 / make a token")
+    tnew.add_argument("--name", required=True)
+    tnew.add_argument("--roles", nargs="+", required=True,
+                      choices=["admin", "enroller", "compliance", "lobby_manager", "branch_it"])
+    tnew.add_argument("--branches", nargs="+", default=["*"])
+    tnew.set_defaults(func=cmd_token_new)
+
+    demo = sub.add_parser("demo", help="演示 / run the demo")
+    demo.add_argument("--workdir", type=Path, default=Path("var/demo"))
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--serve", action="store_true", help="视频结束后继续服务 / keep serving after the video")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    lang = language(args.lang)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args, lang))
+    except ConfigError as exc:
+        print(t("config_error", lang, message=str(exc)), file=sys.stderr)
+        return 2
+    except ModelPackError as exc:
+        print(t("model_error", lang, message=str(exc)), file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

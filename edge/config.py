@@ -1,0 +1,192 @@
+"""The edge box's configuration: one pydantic tree loaded from YAML, unknown keys refused."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.errors import ConfigError
+from vision.engines.base import DlibEngineConfig
+
+DEFAULT_CONFIG_NAME = "smartbranch.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BranchConfig(_Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                    description="Branch id, unique in the bank.")
+    name: str = Field(default="", description="Branch name shown on terminals.")
+
+
+class SourceConfig(_Strict):
+    url: str = Field(description="Camera source: rtsp://…, http(s)://… (MJPEG/HLS), file:PATH or a video "
+                                 "path, dir:PATH for a folder of images, usb:N for a local device.")
+    fps: float | None = Field(default=None, gt=0, le=120,
+                              description="Pacing for files and folders (frames per second). "
+                                          "None uses the file's own rate; live cameras ignore it.")
+    loop: bool = Field(default=False, description="Replay a file or folder when it ends.")
+    realtime: bool = Field(default=True, description="Pace files like a live camera and drop stale frames.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("camera source url is empty")
+        parsed = urlparse(value)
+        scheme = parsed.scheme.lower()
+        if scheme in ("rtsp", "rtsps", "http", "https"):
+            if not parsed.hostname:
+                raise ValueError(f"camera url {value!r} has no host")
+        elif scheme == "usb":
+            if not parsed.path.isdigit():
+                raise ValueError(f"usb source must be usb:N with a device number, got {value!r}")
+        elif scheme not in ("file", "dir", "") and len(scheme) > 1:  # one letter: a Windows drive
+            raise ValueError(f"unsupported camera url scheme {scheme!r} in {value!r}; "
+                             "use rtsp, http, https, file, dir or usb")
+        return value
+
+    @property
+    def kind(self) -> Literal["stream", "usb", "file", "dir"]:
+        scheme = urlparse(self.url).scheme.lower()
+        if scheme in ("rtsp", "rtsps", "http", "https"):
+            return "stream"
+        if scheme == "usb":
+            return "usb"
+        if scheme == "dir":
+            return "dir"
+        return "file"
+
+    @property
+    def path(self) -> Path:
+        for prefix in ("file:", "dir:"):
+            if self.url.startswith(prefix):
+                return Path(self.url[len(prefix):])
+        return Path(self.url)
+
+
+class CameraConfig(_Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Camera id.")
+    name: str = Field(default="", description="Human name shown on cards, e.g. 正门.")
+    role: Literal["entrance", "lobby", "counter", "parking"] = Field(description="What the camera watches.")
+    source: SourceConfig = Field(description="Where frames come from.")
+    enabled: bool = Field(default=True, description="Disabled cameras are not opened.")
+    zone: list[tuple[float, float]] | None = Field(
+        default=None, description="Optional polygon (image pixels); faces outside it are ignored.")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class VoterSettings(_Strict):
+    threshold: float = Field(default=0.96, ge=-1, le=1,
+                             description="Cosine similarity a face must reach to vote for a person. The "
+                                         "default is the dlib engine's score at a 0.1% pairwise false-match "
+                                         "rate on East-Asian faces (python -m bench.threshold).")
+    min_margin: float = Field(default=0.0, ge=0, le=2, description="Lead over the runner-up person.")
+    min_votes: int = Field(default=1, ge=1, le=20, description="Votes a track needs before a decision.")
+    max_observations: int = Field(default=8, ge=1, le=100,
+                                  description="Embeddings per track before it is settled as unknown.")
+
+
+class FaceConfig(_Strict):
+    engine: Annotated[DlibEngineConfig, Field(discriminator="type")] = Field(
+        default_factory=DlibEngineConfig, description="Face engine and its settings.")
+    voter: VoterSettings = Field(default_factory=VoterSettings, description="Open-set identity decision.")
+    reembed_interval_s: float = Field(default=0.25, ge=0, le=10,
+                                      description="Minimum gap between embeddings of one undecided track.")
+    quality_gain: float = Field(default=0.1, ge=0, le=1,
+                                description="Quality rise that makes a decided track worth re-embedding.")
+    track_iou: float = Field(default=0.25, gt=0, lt=1, description="IoU to continue a face track.")
+    track_max_missed_s: float = Field(default=1.5, gt=0, le=30,
+                                      description="A track unseen this long has ended.")
+    enrol_min_sharpness: float = Field(default=15.0, ge=0,
+                                       description="Laplacian variance of the aligned chip below which an "
+                                                   "enrolment photo is refused as blurred.")
+
+
+class VipArrivalRuleConfig(_Strict):
+    cooldown_s: float = Field(default=600.0, ge=0, le=86400,
+                              description="A VIP seen again within this many seconds of last being seen is "
+                                          "the same visit and gets no new alert.")
+
+
+class RulesConfig(_Strict):
+    vip_arrival: VipArrivalRuleConfig = Field(default_factory=VipArrivalRuleConfig,
+                                              description="VIP arrival alert.")
+
+
+class ServerConfig(_Strict):
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port to listen on.")
+    client_queue_size: int = Field(default=256, ge=1, le=100000,
+                                   description="Per-terminal send queue; a terminal that falls further "
+                                               "behind is closed and replays on reconnect.")
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest photo upload.")
+
+
+class TokenConfig(_Strict):
+    name: str = Field(min_length=1, description="Who holds the token, e.g. lobby-tablet-1.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the token (never the token).")
+    roles: list[Literal["admin", "enroller", "compliance", "lobby_manager", "branch_it"]] = Field(
+        min_length=1, description="Roles granted.")
+    branches: list[str] = Field(default_factory=lambda: ["*"], description="Branch ids the token may use.")
+
+
+class AuthConfig(_Strict):
+    tokens: list[TokenConfig] = Field(default_factory=list, description="API tokens (hashed).")
+
+
+class PathsConfig(_Strict):
+    data_dir: Path = Field(default=Path("var"), description="SQLite database, gallery files and photos.")
+
+
+class EdgeConfig(_Strict):
+    branch: BranchConfig = Field(description="The branch this box serves.")
+    cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras of the branch.")
+    face: FaceConfig = Field(default_factory=FaceConfig, description="Face recognition.")
+    rules: RulesConfig = Field(default_factory=RulesConfig, description="Alert rules.")
+    server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Tokens and roles.")
+    paths: PathsConfig = Field(default_factory=PathsConfig, description="Where state is kept.")
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> EdgeConfig:
+        ids = [c.id for c in self.cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera ids must be unique; repeated: {dupes}")
+        return self
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def load_config(path: Path) -> EdgeConfig:
+    """Parse and validate ``path``; relative paths inside it resolve against its folder."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a YAML mapping at the top level")
+    try:
+        config = EdgeConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"config {path} is invalid: {problems}") from exc
+    base = path.parent.resolve()
+    data_dir = config.paths.data_dir if config.paths.data_dir.is_absolute() else base / config.paths.data_dir
+    return config.model_copy(update={"paths": PathsConfig(data_dir=data_dir)})

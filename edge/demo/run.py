@@ -1,0 +1,98 @@
+"""``make demo``: real photos -> a walk-in video -> enrol one VIP -> run the edge box on it."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from edge.auth import new_token
+from edge.config import EdgeConfig, hash_token, load_config
+from edge.demo.assets import ensure_face_photos
+from edge.demo.scene import Actor, Appearance, SceneBuilder
+from edge.i18n import t
+from vision.engines.base import DlibEngineConfig, build_engine
+
+logger = logging.getLogger(__name__)
+
+VIP_NAME = "奥巴马"
+VIP_TIER = "钻石"
+VIP_ENROL_PHOTO = "obama.jpg"
+
+
+def demo_appearances() -> list[Appearance]:
+    """Strangers and one VIP (photographed differently from the enrolment photo) walk in."""
+    return [
+        Appearance(Actor("stranger-t1-0", "t1.jpg", 0), 0.5, side="right", lane_x=0.62),
+        Appearance(Actor("vip", "obama3.jpg"), 3.0, dwell_s=3.0, lane_x=0.35),
+        Appearance(Actor("stranger-biden", "biden.jpg"), 4.0, side="right", lane_x=0.66),
+        Appearance(Actor("stranger-t1-2", "t1.jpg", 2), 8.0, lane_x=0.3),
+        Appearance(Actor("stranger-hanks", "tom_hanks.png"), 9.5, side="right", lane_x=0.6),
+        Appearance(Actor("stranger-t1-4", "t1.jpg", 4), 12.0, lane_x=0.4),
+    ]
+
+
+def demo_config(workdir: Path, video: Path, port: int, token: str) -> dict[str, object]:
+    return {
+        "branch": {"id": "demo-branch", "name": "演示网点"},
+        "cameras": [{"id": "entrance-1", "name": "正门", "role": "entrance",
+                     "source": {"url": f"file:{video}", "fps": 10}}],
+        "server": {"host": "127.0.0.1", "port": port},
+        "auth": {"tokens": [{"name": "demo-admin", "sha256": hash_token(token),
+                             "roles": ["admin", "lobby_manager", "enroller"]}]},
+        "paths": {"data_dir": str(workdir / "data")},
+    }
+
+
+def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]:
+    """Fresh demo state: video, config file and token. Returns (config, token, photos folder)."""
+    if (workdir / "data").exists():
+        shutil.rmtree(workdir / "data")
+    workdir.mkdir(parents=True, exist_ok=True)
+    photos = ensure_face_photos()
+    print(t("demo_building", lang), flush=True)
+    builder = SceneBuilder(build_engine(DlibEngineConfig(min_face_px=40)), photos)
+    appearances = demo_appearances()
+    duration = max(a.enter_s + 2 * a.walk_s + a.dwell_s for a in appearances) + 1.0
+    video = (workdir / "entrance.mp4").resolve()
+    builder.write(video, appearances, duration)
+    print(t("demo_video", lang, path=video, seconds=duration, people=len(appearances)), flush=True)
+    token = new_token()
+    config_path = workdir / "smartbranch.yaml"
+    config_path.write_text(yaml.safe_dump(demo_config(workdir.resolve(), video, port, token),
+                                          allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return load_config(config_path), token, photos
+
+
+def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
+    from edge.app import create_app
+    from edge.cli import alert_printer
+    from edge.runtime import EdgeRuntime
+    from edge.server import ServerThread
+
+    config, token, photos = prepare(workdir, port, lang)
+    runtime = EdgeRuntime(config)
+    person = runtime.enroller.enrol(name=VIP_NAME, tier=VIP_TIER, photo=(photos / VIP_ENROL_PHOTO).read_bytes(),
+                                    consent="演示：本人同意（示例记录）")
+    print(t("demo_enrolled", lang, name=person.name, tier=person.tier, photo=VIP_ENROL_PHOTO), flush=True)
+    runtime.hub.add_listener(alert_printer(lang))
+    server = ServerThread(create_app(runtime), config.server.host, config.server.port)
+    server.start()
+    print(t("serving", lang, url=f"http://{config.server.host}:{server.port}/terminal?token={token}"), flush=True)
+    try:
+        while not runtime.cameras_done:
+            time.sleep(0.2)
+        print(t("demo_done", lang, count=runtime.hub.published), flush=True)
+        if keep_serving:
+            print(t("demo_serve", lang), flush=True)
+            while True:
+                time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        runtime.stop()
+    return 0

@@ -1,0 +1,129 @@
+"""Local enrolment: validate one photo, embed its single face, store the person and the gallery.
+
+Nothing is written unless every check passes; the database row, the gallery file and the
+in-memory index change together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import EnrolmentError
+from edge.store import Person, Store
+from vision.engines.base import FaceEngine
+from vision.errors import BadImageError
+from vision.gallery import Gallery
+from vision.imageio import decode_image
+from vision.quality import sharpness
+from vision.types import Detections, FloatArray, Image
+
+logger = logging.getLogger(__name__)
+
+PAD_FRACTION = 0.25  # tight ID-style crops need context around the face for HOG
+ROLES = ("vip", "staff")
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentPolicy:
+    min_face_px: int
+    min_sharpness: float
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FaceCheck:
+    embedding: FloatArray
+    face_px: float
+    sharpness: float
+
+
+def _pad(image: Image) -> tuple[Image, int]:
+    pad = int(PAD_FRACTION * max(image.shape[:2]))
+    padded = np.asarray(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), np.uint8)
+    return padded, pad
+
+
+def check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy) -> FaceCheck:
+    """The photo's single usable face, or :class:`EnrolmentError` naming why there is none."""
+    padded, _ = _pad(image)
+    dets = engine.detect(padded)
+    if len(dets) == 0:
+        small = _faces_below_minimum(engine, padded)
+        if small is not None:
+            raise EnrolmentError("face_too_small",
+                                 f"the face is about {small:.0f} px; at least {policy.min_face_px} px is needed")
+        raise EnrolmentError("no_face", "no face was found in the photo")
+    if len(dets) > 1:
+        raise EnrolmentError("multiple_faces", f"the photo holds {len(dets)} faces; exactly one is needed")
+    side = float(min(dets.widths[0], dets.heights[0]))
+    if side < policy.min_face_px:
+        raise EnrolmentError("face_too_small",
+                             f"the face is {side:.0f} px; at least {policy.min_face_px} px is needed")
+    chips = engine.chips(padded, dets)
+    sharp = sharpness(chips[0])
+    if sharp < policy.min_sharpness:
+        raise EnrolmentError("blurred", f"the face is blurred (sharpness {sharp:.1f}, "
+                                        f"at least {policy.min_sharpness:.1f} is needed)")
+    return FaceCheck(engine.embed_chips(chips)[0], side, sharp)
+
+
+def _faces_below_minimum(engine: FaceEngine, padded: Image) -> float | None:
+    """Look for a face too small for the engine at 2x and 4x; return its size in original pixels."""
+    for factor in (2, 4):
+        h, w = padded.shape[:2]
+        if h * w * factor * factor > 36_000_000:
+            break
+        big = np.asarray(cv2.resize(padded, (w * factor, h * factor), interpolation=cv2.INTER_LINEAR), np.uint8)
+        dets: Detections = engine.detect(big)
+        if len(dets):
+            return float(np.min([min(dets.widths[i], dets.heights[i]) for i in range(len(dets))])) / factor
+    return None
+
+
+class Enroller:
+    def __init__(self, *, engine: FaceEngine, gallery: Gallery, gallery_dir: Path, store: Store,
+                 policy: EnrolmentPolicy) -> None:
+        self._engine = engine
+        self._gallery = gallery
+        self._gallery_dir = gallery_dir
+        self._store = store
+        self.policy = policy
+
+    def enrol(self, *, name: str, tier: str, photo: bytes, consent: str, role: str = "vip") -> Person:
+        name, tier, consent = name.strip(), tier.strip(), consent.strip()
+        if not name or len(name) > 128:
+            raise EnrolmentError("bad_name", "name must be 1 to 128 characters")
+        if not tier or len(tier) > 32:
+            raise EnrolmentError("bad_tier", "tier must be 1 to 32 characters")
+        if role not in ROLES:
+            raise EnrolmentError("bad_role", f"role must be one of {', '.join(ROLES)}")
+        if not consent:
+            raise EnrolmentError("no_consent", "a consent record is required to enrol a face")
+        try:
+            image = decode_image(photo, max_bytes=self.policy.max_bytes, max_pixels=self.policy.max_pixels)
+        except BadImageError as exc:
+            status = 413 if exc.code in ("too_large", "decompression_bomb") else 415
+            raise EnrolmentError(exc.code, str(exc), status) from exc
+        face = check_face(self._engine, image, self.policy)
+        person: Person | None = None
+        try:
+            with self._store.session() as session, session.begin():
+                person = self._store.add_person(session, name=name, tier=tier, role=role, consent=consent,
+                                                photo=photo, photo_sha256=hashlib.sha256(photo).hexdigest(),
+                                                model_id=self._engine.model_id)
+                self._gallery.add(person.id, face.embedding[None, :])
+                self._gallery.save(self._gallery_dir)
+        except Exception:
+            if person is not None and self._gallery.remove(person.id):
+                self._gallery.save(self._gallery_dir)
+            raise
+        logger.info("enrolled %s (%s, %s): face %.0f px, sharpness %.1f", person.id, role, tier,
+                    face.face_px, face.sharpness)
+        return person

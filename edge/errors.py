@@ -1,0 +1,24 @@
+"""Errors of the edge service."""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base class."""
+
+
+class ConfigError(EdgeError):
+    """A config file that cannot be used; the message names the file and the field."""
+
+
+class EnrolmentError(EdgeError):
+    """An enrolment refused; ``code`` is stable, the message is for people."""
+
+    def __init__(self, code: str, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class SourceError(EdgeError):
+    """A camera source that cannot be opened or read."""

@@ -1,0 +1,100 @@
+"""Builds and runs one branch: store, engine, gallery, hub, rules, cameras and workers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from alerts.hub import Hub
+from edge.config import EdgeConfig
+from edge.crypto import load_cipher
+from edge.enrol import Enroller, EnrolmentPolicy
+from edge.metrics import EdgeMetrics
+from edge.pipeline import CameraWorker, FacePipeline
+from edge.rules import VipArrivalRule
+from edge.sources import FrameSource, SourceHealth
+from edge.store import Store
+from vision.engines.base import FaceEngine, build_engine
+from vision.gallery import Gallery
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    camera_id: str
+    name: str
+    role: str
+    health: SourceHealth
+    processed: int
+    errors: int
+
+
+class EdgeRuntime:
+    """Owns every long-lived component. Created by the CLI or by tests, never at import time."""
+
+    def __init__(self, config: EdgeConfig, *, engine: FaceEngine | None = None) -> None:
+        self.config = config
+        data_dir = config.paths.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = EdgeMetrics()
+        self.store = Store(data_dir / "edge.db", branch_id=config.branch.id, cipher=load_cipher(data_dir))
+        self.engine = engine if engine is not None else build_engine(config.face.engine)
+        self.gallery_dir = data_dir / "gallery"
+        self.gallery = Gallery.load(self.gallery_dir, self.engine.model_id, self.engine.dim)
+        self.hub = Hub(self.store, queue_size=config.server.client_queue_size)
+        self.hub.add_listener(lambda alert: self.metrics.alerts.labels(alert.type.value).inc())
+        self.vip_rule = VipArrivalRule(config.rules.vip_arrival, branch_id=config.branch.id,
+                                       lookup=self.store.get_person, publish=self.hub.publish)
+        self.enroller = Enroller(
+            engine=self.engine, gallery=self.gallery, gallery_dir=self.gallery_dir, store=self.store,
+            policy=EnrolmentPolicy(min_face_px=config.face.engine.min_face_px,
+                                   min_sharpness=config.face.enrol_min_sharpness,
+                                   max_bytes=config.server.max_upload_bytes))
+        self.workers: list[CameraWorker] = []
+        for camera in config.cameras:
+            if not camera.enabled or camera.role not in ("entrance", "lobby"):
+                if camera.enabled:
+                    logger.warning("camera %s: role %s has no pipeline yet; not opened", camera.id, camera.role)
+                continue
+            source = FrameSource(camera.id, camera.source)
+            pipeline = FacePipeline(camera, config.face, engine=self.engine, gallery=self.gallery,
+                                    rule=self.vip_rule, metrics=self.metrics)
+            self.workers.append(CameraWorker(source, pipeline, self.vip_rule, self.metrics))
+        self._started = False
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.paths.data_dir
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for worker in self.workers:
+            worker.source.start()
+            worker.start()
+        logger.info("edge %s started with %s camera(s)", self.config.branch.id, len(self.workers))
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.source.stop()
+        for worker in self.workers:
+            worker.stop()
+        self.store.engine.dispose()
+
+    @property
+    def cameras_done(self) -> bool:
+        """Every camera's source has ended and its worker has drained (file/folder sources)."""
+        return bool(self.workers) and all(w.source.finished and w.done for w in self.workers)
+
+    def camera_status(self) -> list[CameraStatus]:
+        out = []
+        for worker in self.workers:
+            cam = worker.pipeline.camera
+            health = worker.source.health()
+            self.metrics.camera_up.labels(cam.id).set(1 if health.state == "ok" else 0)
+            self.metrics.camera_reconnects.labels(cam.id).set(health.reconnects)
+            out.append(CameraStatus(cam.id, cam.display_name, cam.role, health, worker.processed, worker.errors))
+        return out

@@ -1,0 +1,200 @@
+"""The edge store: SQLite in WAL mode through SQLAlchemy 2.0.
+
+Holds persons (encrypted enrolment photos), alerts with a per-branch monotonic ``seq`` and their
+acks. It implements :class:`alerts.envelope.AlertLog`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from alerts.envelope import Alert, AlertDraft
+from edge.crypto import decrypt
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, returns timezone-aware UTC (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PersonRow(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    tier: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16), default="vip")
+    consent: Mapped[str] = mapped_column(Text)
+    photo: Mapped[bytes] = mapped_column(LargeBinary)
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("branch_id", "seq", name="uq_alert_branch_seq"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    branch_id: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    camera_id: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: str
+    name: str
+    tier: str
+    role: str
+    consent: str
+    model_id: str
+    created_at: datetime
+
+
+def _person(row: PersonRow) -> Person:
+    return Person(row.id, row.name, row.tier, row.role, row.consent, row.model_id, row.created_at)
+
+
+def _alert(row: AlertRow) -> Alert:
+    alert = Alert.model_validate_json(row.body)
+    return alert.model_copy(update={"acked_at": row.acked_at, "acked_by": row.acked_by})
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def make_engine(db_path: Path) -> Engine:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{db_path}", connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+class Store:
+    def __init__(self, db_path: Path, *, branch_id: str, cipher: Fernet) -> None:
+        self.engine = make_engine(db_path)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._branch_id = branch_id
+        self._cipher = cipher
+        self._seq_lock = threading.Lock()
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # -- persons -------------------------------------------------------------------------------
+    def add_person(self, session: Session, *, name: str, tier: str, role: str, consent: str,
+                   photo: bytes, photo_sha256: str, model_id: str) -> Person:
+        """Stage a person in ``session``; the caller commits once the gallery is saved."""
+        row = PersonRow(id=uuid.uuid4().hex, name=name, tier=tier, role=role, consent=consent,
+                        photo=self._cipher.encrypt(photo), photo_sha256=photo_sha256, model_id=model_id,
+                        created_at=datetime.now(UTC))
+        session.add(row)
+        session.flush()
+        return _person(row)
+
+    def get_person(self, person_id: str) -> Person | None:
+        with self.session() as s:
+            row = s.get(PersonRow, person_id)
+            return None if row is None else _person(row)
+
+    def list_persons(self) -> list[Person]:
+        with self.session() as s:
+            return [_person(r) for r in s.scalars(select(PersonRow).order_by(PersonRow.created_at))]
+
+    def person_photo(self, person_id: str) -> bytes | None:
+        with self.session() as s:
+            row = s.get(PersonRow, person_id)
+            return None if row is None else decrypt(self._cipher, row.photo)
+
+    def count_persons(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(PersonRow)) or 0)
+
+    # -- alerts (AlertLog) ---------------------------------------------------------------------
+    def append(self, draft: AlertDraft) -> Alert:
+        with self._seq_lock, self.session() as s, s.begin():
+            last = s.scalar(select(func.max(AlertRow.seq)).where(AlertRow.branch_id == draft.branch_id))
+            alert = Alert(**draft.model_dump(), id=uuid.uuid4().hex, seq=int(last or 0) + 1,
+                          created_at=datetime.now(UTC))
+            s.add(AlertRow(id=alert.id, branch_id=alert.branch_id, seq=alert.seq, type=alert.type.value,
+                           camera_id=alert.camera_id, person_id=alert.person_id,
+                           body=alert.model_dump_json(), created_at=alert.created_at))
+        return alert
+
+    def since(self, seq: int, limit: int = 500) -> list[Alert]:
+        with self.session() as s:
+            rows = s.scalars(select(AlertRow).where(AlertRow.branch_id == self._branch_id, AlertRow.seq > seq)
+                             .order_by(AlertRow.seq.desc()).limit(limit))
+            return [_alert(r) for r in reversed(list(rows))]
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        with self.session() as s:
+            row = s.get(AlertRow, alert_id)
+            return None if row is None else _alert(row)
+
+    def ack(self, alert_id: str, by: str) -> Alert | None:
+        """Acknowledge once; a second ack keeps the first one's time and author."""
+        with self.session() as s, s.begin():
+            row = s.get(AlertRow, alert_id)
+            if row is None:
+                return None
+            if row.acked_at is None:
+                row.acked_at = datetime.now(UTC)
+                row.acked_by = by
+            return _alert(row)
+
+    def last_seq(self) -> int:
+        with self.session() as s:
+            value = s.scalar(select(func.max(AlertRow.seq)).where(AlertRow.branch_id == self._branch_id))
+            return int(value or 0)

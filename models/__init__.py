@@ -1,0 +1,1 @@
+"""Model packs: manifests, locating pack folders, integrity checks."""

@@ -1,0 +1,1 @@
+"""Face engines and the explicit registry that builds them from config."""

@@ -1,0 +1,79 @@
+"""The face-engine protocol, engine configs and the explicit registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from vision.errors import EngineConfigError
+from vision.types import Detections, FloatArray, Image
+
+
+class FaceEngine(Protocol):
+    """Detects faces with 5 landmarks and embeds them into L2-normalised vectors."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def min_face_px(self) -> int: ...
+
+    def detect(self, image: Image) -> Detections: ...
+
+    def embed(self, image: Image, dets: Detections) -> FloatArray: ...
+
+    def chips(self, image: Image, dets: Detections) -> list[Image]: ...
+
+    def embed_chips(self, chips: list[Image]) -> FloatArray: ...
+
+
+class DlibEngineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["dlib"] = Field(default="dlib", description="Engine type: dlib HOG + 5-point + ResNet.")
+    min_face_px: int = Field(default=80, ge=20, le=1000,
+                             description="Smallest face side in pixels to find. Drives HOG upsampling: "
+                                         "80 px runs at native size, 40 px upsamples once, larger values "
+                                         "shrink the frame first and run faster.")
+    max_upsample: int = Field(default=2, ge=0, le=3, description="Cap on HOG pyramid upsampling.")
+    detect_threshold: float = Field(default=0.0, ge=-1.0, le=2.0,
+                                    description="HOG adjust_threshold; higher finds fewer, surer faces.")
+    models_dir: Path | None = Field(default=None,
+                                    description="Folder holding model packs; None uses installed packages.")
+
+
+def l2_normalise(vectors: FloatArray) -> FloatArray:
+    if vectors.size == 0:
+        return vectors.astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    out: FloatArray = (vectors / norms).astype(np.float32)
+    return out
+
+
+EngineFactory = Callable[[BaseModel], FaceEngine]
+
+
+def _build_dlib(config: BaseModel) -> FaceEngine:
+    from vision.engines.dlib_engine import DlibFaceEngine
+
+    if not isinstance(config, DlibEngineConfig):
+        raise EngineConfigError(f"dlib engine needs DlibEngineConfig, got {type(config).__name__}")
+    return DlibFaceEngine(config)
+
+
+ENGINE_REGISTRY: dict[str, EngineFactory] = {"dlib": _build_dlib}
+
+
+def build_engine(config: BaseModel) -> FaceEngine:
+    engine_type = getattr(config, "type", None)
+    if not isinstance(engine_type, str) or engine_type not in ENGINE_REGISTRY:
+        raise EngineConfigError(f"unknown face engine type {engine_type!r}; known: {sorted(ENGINE_REGISTRY)}")
+    return ENGINE_REGISTRY[engine_type](config)

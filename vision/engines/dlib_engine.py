@@ -1,0 +1,111 @@
+"""The embedded default engine: dlib HOG detector, 5-point landmarks, ResNet 128-d descriptor."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import cv2
+import dlib
+import numpy as np
+
+from models.packs import resolve_pack
+from vision.engines.base import DlibEngineConfig, l2_normalise
+from vision.types import Detections, FloatArray, Image
+
+logger = logging.getLogger(__name__)
+
+HOG_WINDOW_PX = 80  # dlib's frontal HOG detector finds faces down to about its 80x80 window
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+PACK_NAME = "dlib_resnet_v1"
+
+
+def detection_scale(min_face_px: int, max_upsample: int) -> tuple[float, int]:
+    """Resize factor and HOG upsample count that make a ``min_face_px`` face fill the HOG window."""
+    wanted = HOG_WINDOW_PX / float(min_face_px)
+    if wanted <= 1.0:
+        return wanted, 0
+    upsample = min(max_upsample, math.ceil(math.log2(wanted) - 1e-9))
+    return min(1.0, wanted / (2**upsample)), upsample
+
+
+class DlibFaceEngine:
+    """Implements :class:`vision.engines.base.FaceEngine` with dlib. Single-threaded per call."""
+
+    def __init__(self, config: DlibEngineConfig) -> None:
+        pack = resolve_pack(PACK_NAME, config.models_dir)
+        self._config = config
+        self._detector = dlib.get_frontal_face_detector()
+        self._shape = dlib.shape_predictor(str(pack.path_for("landmarks_5")))
+        self._resnet = dlib.face_recognition_model_v1(str(pack.path_for("recognition")))
+        self._scale, self._upsample = detection_scale(config.min_face_px, config.max_upsample)
+        logger.info("dlib engine: min_face_px=%s -> resize %.3f, upsample %s",
+                    config.min_face_px, self._scale, self._upsample)
+
+    @property
+    def model_id(self) -> str:
+        return PACK_NAME
+
+    @property
+    def dim(self) -> int:
+        return 128
+
+    @property
+    def min_face_px(self) -> int:
+        return self._config.min_face_px
+
+    def detect(self, image: Image) -> Detections:
+        if image.size == 0:
+            return Detections.empty(with_landmarks=True)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if self._scale < 1.0:
+            small = cv2.resize(gray, None, fx=self._scale, fy=self._scale, interpolation=cv2.INTER_AREA)
+        else:
+            small = gray
+        rects, scores, _ = self._detector.run(small, self._upsample, self._config.detect_threshold)
+        if not rects:
+            return Detections.empty(with_landmarks=True)
+        inv = 1.0 / self._scale
+        boxes = np.array([[r.left() * inv, r.top() * inv, r.right() * inv, r.bottom() * inv] for r in rects],
+                         np.float32)
+        height, width = gray.shape
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width - 1)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height - 1)
+        landmarks = np.stack([self._landmarks(gray, box) for box in boxes]).astype(np.float32)
+        return Detections(boxes, np.asarray(scores, np.float32), landmarks)
+
+    def _landmarks(self, gray: np.ndarray, box: np.ndarray) -> np.ndarray:
+        rect = dlib.rectangle(int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+        shape = self._shape(gray, rect)
+        return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
+
+    def _objects(self, dets: Detections) -> dlib.full_object_detections:
+        if dets.landmarks is None:
+            raise ValueError("dlib embedding needs 5-point landmarks from detect()")
+        objects = dlib.full_object_detections()
+        for box, points in zip(dets.xyxy, dets.landmarks, strict=True):
+            rect = dlib.rectangle(int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+            objects.append(dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in points]))
+        return objects
+
+    def chips(self, image: Image, dets: Detections) -> list[Image]:
+        """Aligned 150x150 BGR face chips, the ResNet's input."""
+        if len(dets) == 0:
+            return []
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        chips = dlib.get_face_chips(rgb, self._objects(dets), size=CHIP_SIZE, padding=CHIP_PADDING)
+        return [np.ascontiguousarray(np.asarray(c, np.uint8)[:, :, ::-1]) for c in chips]
+
+    def embed(self, image: Image, dets: Detections) -> FloatArray:
+        if len(dets) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed_chips(self.chips(image, dets))
+
+    def embed_chips(self, chips: list[Image]) -> FloatArray:
+        """Embed aligned BGR chips in one batch call."""
+        if not chips:
+            return np.zeros((0, self.dim), np.float32)
+        rgb = [np.ascontiguousarray(c[:, :, ::-1]) for c in chips]
+        vectors = np.asarray(self._resnet.compute_face_descriptor(rgb), np.float32).reshape(-1, self.dim)
+        return l2_normalise(vectors)

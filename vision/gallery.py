@@ -1,0 +1,138 @@
+"""FAISS gallery: inner product on L2-normalised embeddings, keyed by the engine's ``model_id``.
+
+A person may hold several embeddings (several enrolment photos); searches return one score per
+person, its best. Files are written atomically: a temp file, fsync, then rename.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from vision.errors import GalleryError
+from vision.types import FloatArray, GalleryHit, SearchResult
+
+logger = logging.getLogger(__name__)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Gallery:
+    """Thread-safe: a lock serialises searches and edits of the FAISS index."""
+
+    def __init__(self, model_id: str, dim: int) -> None:
+        self.model_id = model_id
+        self.dim = dim
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._owner: dict[int, str] = {}
+        self._next = 1
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    @property
+    def persons(self) -> set[str]:
+        with self._lock:
+            return set(self._owner.values())
+
+    def _check(self, vectors: FloatArray) -> FloatArray:
+        arr = np.ascontiguousarray(vectors, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise GalleryError(f"expected vectors of shape (N, {self.dim}) for {self.model_id}, got {arr.shape}")
+        norms = np.linalg.norm(arr, axis=1)
+        if arr.shape[0] and not np.allclose(norms, 1.0, atol=1e-3):
+            raise GalleryError("embeddings must be L2-normalised")
+        return arr
+
+    def add(self, person_id: str, vectors: FloatArray) -> list[int]:
+        arr = self._check(vectors)
+        with self._lock:
+            ids = np.arange(self._next, self._next + arr.shape[0], dtype=np.int64)
+            self._index.add_with_ids(arr, ids)
+            self._next += arr.shape[0]
+            for i in ids:
+                self._owner[int(i)] = person_id
+        return [int(i) for i in ids]
+
+    def remove(self, person_id: str) -> int:
+        with self._lock:
+            ids = [i for i, p in self._owner.items() if p == person_id]
+            if ids:
+                self._index.remove_ids(np.asarray(ids, np.int64))  # type: ignore[arg-type]
+                for i in ids:
+                    del self._owner[i]
+        return len(ids)
+
+    def search(self, vectors: FloatArray, k: int = 5) -> list[SearchResult]:
+        arr = self._check(vectors)
+        if arr.shape[0] == 0:
+            return []
+        with self._lock:
+            if not self._owner:
+                return [SearchResult() for _ in range(arr.shape[0])]
+            kk = min(max(k, 1) * 4, len(self._owner))
+            scores, ids = self._index.search(arr, kk)
+            owner = dict(self._owner)
+        results: list[SearchResult] = []
+        for row_scores, row_ids in zip(scores, ids, strict=True):
+            best: dict[str, float] = {}
+            for score, idx in zip(row_scores, row_ids, strict=True):
+                if idx < 0:
+                    continue
+                person = owner[int(idx)]
+                if person not in best:
+                    best[person] = float(score)
+            hits = sorted((GalleryHit(p, s) for p, s in best.items()), key=lambda h: -h.score)[:k]
+            results.append(SearchResult(tuple(hits)))
+        return results
+
+    def paths(self, folder: Path) -> tuple[Path, Path]:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model_id)
+        return folder / f"gallery-{safe}.faiss", folder / f"gallery-{safe}.ids.json"
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        index_path, ids_path = self.paths(folder)
+        with self._lock:
+            blob = faiss.serialize_index(self._index).tobytes()
+            meta = {"model_id": self.model_id, "dim": self.dim, "next": self._next,
+                    "owner": {str(k): v for k, v in self._owner.items()}}
+        _atomic_write(index_path, blob)
+        _atomic_write(ids_path, json.dumps(meta).encode("utf-8"))
+
+    @classmethod
+    def load(cls, folder: Path, model_id: str, dim: int) -> Gallery:
+        gallery = cls(model_id, dim)
+        index_path, ids_path = gallery.paths(folder)
+        if not index_path.exists() and not ids_path.exists():
+            return gallery
+        try:
+            meta = json.loads(ids_path.read_text(encoding="utf-8"))
+            index = faiss.deserialize_index(np.frombuffer(index_path.read_bytes(), dtype=np.uint8))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise GalleryError(f"gallery files {index_path} / {ids_path} are unreadable: {exc}") from exc
+        if meta.get("model_id") != model_id or int(meta.get("dim", -1)) != dim or index.d != dim:
+            raise GalleryError(f"gallery in {folder} was built for {meta.get('model_id')} "
+                               f"({meta.get('dim')}-d), not {model_id} ({dim}-d); rebuild it")
+        owner = {int(k): str(v) for k, v in meta["owner"].items()}
+        if index.ntotal != len(owner):
+            raise GalleryError(f"gallery {index_path} holds {index.ntotal} vectors but its id map {len(owner)}")
+        gallery._index = index  # type: ignore[assignment]
+        gallery._owner = owner
+        gallery._next = int(meta["next"])
+        logger.info("gallery %s loaded: %s embeddings of %s persons", model_id, len(owner), len(set(owner.values())))
+        return gallery
