@@ -74,6 +74,9 @@ def terminal_router(hub: Hub, authorize: Authorize) -> APIRouter:
 
     @router.websocket("/ws/terminal")
     async def terminal_ws(ws: WebSocket) -> None:
+        # Accept first, then close with an application code: a refused handshake reaches the
+        # browser only as 1006 and the page could not tell a bad token from a dead server.
+        await ws.accept()
         principal = authorize(ws.query_params.get("token"))
         if principal is None:
             await ws.close(code=CLOSE_UNAUTHORISED, reason="missing or invalid token")
@@ -84,7 +87,9 @@ def terminal_router(hub: Hub, authorize: Authorize) -> APIRouter:
         except ValueError:
             await ws.close(code=1008, reason="since must be an integer")
             return
-        await ws.accept()
+        if since is not None and since < 0:
+            await ws.close(code=1008, reason="since must be >= 0")
+            return
         sub, backlog = await hub.subscribe(principal, since)
         try:
             await ws.send_text(HubMessage(type="hello", last_seq=sub.last_seq).model_dump_json())
