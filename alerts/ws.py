@@ -35,21 +35,26 @@ def terminal_page() -> str:
 
 
 async def _sender(ws: WebSocket, sub: Subscription) -> None:
-    while True:
-        getter = asyncio.ensure_future(sub.queue.get())
-        overflow = asyncio.ensure_future(sub.overflowed.wait())
-        done, _ = await asyncio.wait({getter, overflow}, return_when=asyncio.FIRST_COMPLETED)
-        if overflow in done:
-            getter.cancel()
-            await ws.close(code=CLOSE_TOO_SLOW, reason="too slow; reconnect with since")
-            return
+    overflow = asyncio.ensure_future(sub.overflowed.wait())
+    try:
+        while True:
+            getter = asyncio.ensure_future(sub.queue.get())
+            try:
+                await asyncio.wait({getter, overflow}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if overflow.done():
+                await ws.close(code=CLOSE_TOO_SLOW, reason="too slow; reconnect with since")
+                return
+            message = getter.result()
+            if message.type == "alert" and message.alert is not None:
+                if message.alert.seq <= sub.last_seq:
+                    continue  # already sent in the replay
+                sub.last_seq = message.alert.seq
+            await ws.send_text(message.model_dump_json())
+    finally:
         overflow.cancel()
-        message = getter.result()
-        if message.type == "alert" and message.alert is not None:
-            if message.alert.seq <= sub.last_seq:
-                continue  # already sent in the replay
-            sub.last_seq = message.alert.seq
-        await ws.send_text(message.model_dump_json())
 
 
 async def _receiver(ws: WebSocket, hub: Hub, principal: str) -> None:

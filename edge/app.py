@@ -1,6 +1,8 @@
-"""The edge box's FastAPI app: health, metrics, alerts, acks, enrolment and the terminal."""
+"""The edge box's FastAPI app: health, metrics, alerts, acks, enrolment and the terminal.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI resolves the ``Annotated`` dependency
+aliases defined inside :func:`create_app` at runtime.
+"""
 
 import asyncio
 import logging

@@ -1,0 +1,59 @@
+"""Shared fixtures: real photos from registry packages, the real dlib engine, configs and runtimes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.demo.assets import AssetError, ensure_face_photos
+from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.imageio import decode_image
+from vision.types import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def photos_dir() -> Path:
+    """Real face photos (Obama x3, Biden, a group of six, Tom Hanks), fetched once and cached."""
+    cache = os.environ.get("SMARTBRANCH_CACHE")
+    try:
+        return ensure_face_photos(Path(cache) / "faces" if cache else None)
+    except AssetError as exc:  # pragma: no cover - depends on the registry
+        pytest.fail(f"cannot fetch the real test photos from the package registry: {exc}")
+
+
+@pytest.fixture(scope="session")
+def photo(photos_dir: Path) -> Callable[[str], Image]:
+    def load(name: str) -> Image:
+        return decode_image((photos_dir / name).read_bytes())
+    return load
+
+
+@pytest.fixture(scope="session")
+def photo_bytes(photos_dir: Path) -> Callable[[str], bytes]:
+    def load(name: str) -> bytes:
+        return (photos_dir / name).read_bytes()
+    return load
+
+
+@pytest.fixture(scope="session")
+def engine() -> FaceEngine:
+    """The real embedded default engine (dlib), at the default 80 px minimum face."""
+    return build_engine(DlibEngineConfig())
+
+
+@pytest.fixture(scope="session")
+def engine_small_faces() -> FaceEngine:
+    """The real dlib engine tuned for 40 px faces (one HOG upsample)."""
+    return build_engine(DlibEngineConfig(min_face_px=40))
+
+
+@pytest.fixture()
+def shared_data() -> Iterator[Path]:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    yield SHARED_DATA
