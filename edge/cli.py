@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -29,11 +30,20 @@ def alert_printer(lang: str) -> Callable[[Alert], None]:
     return show
 
 
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM (docker stop, systemd) into the same clean shutdown as Ctrl+C."""
+    def handler(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | None = None) -> int:
     from edge.app import create_app
     from edge.runtime import EdgeRuntime
     from edge.server import ServerThread
 
+    stop_on_sigterm()
     runtime = EdgeRuntime(config)
     runtime.hub.add_listener(alert_printer(lang))
     server = ServerThread(create_app(runtime), config.server.host, config.server.port)

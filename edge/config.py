@@ -110,8 +110,11 @@ class FaceConfig(_Strict):
     track_max_missed_s: float = Field(default=1.5, gt=0, le=30,
                                       description="A track unseen this long has ended.")
     enrol_min_sharpness: float = Field(default=15.0, ge=0,
-                                       description="Laplacian variance of the aligned chip below which an "
-                                                   "enrolment photo is refused as blurred.")
+                                       description="Laplacian variance of the aligned 150 px chip below "
+                                                   "which an enrolment photo is refused as blurred. 15 is "
+                                                   "below all 138 real photos sampled from the face sets "
+                                                   "(1st percentile 17.8) and above a sigma-4 Gaussian "
+                                                   "blur of a sharp photo (12.8).")
 
 
 class VipArrivalRuleConfig(_Strict):

@@ -4,6 +4,7 @@ also has a test on real photos with the real models."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 import numpy as np
 
@@ -29,6 +30,8 @@ class FakeReader:
             raise OSError("simulated read failure")
         if self._left <= 0:
             return None
+        if not self.finite:
+            time.sleep(1.0 / self.fps)  # a live camera delivers at its own rate
         self._left -= 1
         self._n += 1
         image = np.full((*self._size, 3), self._n % 256, np.uint8)

@@ -69,10 +69,11 @@ def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]
 
 def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
     from edge.app import create_app
-    from edge.cli import alert_printer
+    from edge.cli import alert_printer, stop_on_sigterm
     from edge.runtime import EdgeRuntime
     from edge.server import ServerThread
 
+    stop_on_sigterm()
     config, token, photos = prepare(workdir, port, lang)
     runtime = EdgeRuntime(config)
     person = runtime.enroller.enrol(name=VIP_NAME, tier=VIP_TIER, photo=(photos / VIP_ENROL_PHOTO).read_bytes(),

@@ -1,0 +1,134 @@
+"""The hub: persist before push, replay since seq, per-client bounded queues, ack broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from alerts.envelope import AlertDraft, AlertType, VipArrivalPayload
+from alerts.hub import Hub
+from edge.store import Store
+
+
+def draft(n: int, branch: str = "b1") -> AlertDraft:
+    now = datetime.now(UTC)
+    return AlertDraft(type=AlertType.VIP_ARRIVAL, branch_id=branch, camera_id="c1", person_id=f"p{n}",
+                      title="VIP 到店", captured_at=now,
+                      payload=VipArrivalPayload(person_id=f"p{n}", name=f"客户{n}", tier="金卡", photo_url="/p",
+                                                score=0.97, margin=0.1, votes=1, track_id=n, camera_name="正门",
+                                                first_seen_at=now))
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "edge.db", branch_id="b1", cipher=Fernet(Fernet.generate_key()))
+
+
+def test_seq_is_monotonic_per_branch_and_survives_restart(store: Store, tmp_path: Path) -> None:
+    first = [store.append(draft(i)) for i in range(3)]
+    other = store.append(draft(9, branch="b2"))
+    assert [a.seq for a in first] == [1, 2, 3]
+    assert other.seq == 1
+    reopened = Store(tmp_path / "edge.db", branch_id="b1", cipher=Fernet(Fernet.generate_key()))
+    assert reopened.append(draft(4)).seq == 4
+    assert [a.seq for a in reopened.since(2)] == [3, 4]
+
+
+def test_wal_mode_is_on(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_ack_is_recorded_once(store: Store) -> None:
+    alert = store.append(draft(1))
+    first = store.ack(alert.id, "lobby-1")
+    second = store.ack(alert.id, "lobby-2")
+    assert first is not None and second is not None
+    assert second.acked_by == "lobby-1" and second.acked_at == first.acked_at
+    assert store.ack("missing", "x") is None
+
+
+async def _collect(hub: Hub, since: int | None) -> tuple[object, list[int]]:
+    sub, backlog = await hub.subscribe("t", since)
+    return sub, [a.seq for a in backlog]
+
+
+def test_publish_persists_before_push_and_replays(store: Store) -> None:
+    async def scenario() -> None:
+        hub = Hub(store, queue_size=8)
+        hub.bind_loop(asyncio.get_running_loop())
+        sub, backlog = await hub.subscribe("t1", since=None)
+        assert backlog == []
+        # when two alerts are published
+        a1 = hub.publish(draft(1))
+        a2 = hub.publish(draft(2))
+        # then they are in the store (persisted first) and in the terminal's queue in order
+        assert [a.seq for a in store.since(0)] == [1, 2]
+        got = [sub.queue.get_nowait().alert for _ in range(2)]
+        assert [a.id for a in got if a is not None] == [a1.id, a2.id]
+        # and a terminal that reconnects with since=1 gets only what it missed
+        _, missed = await hub.subscribe("t2", since=1)
+        assert [a.seq for a in missed] == [2]
+    asyncio.run(scenario())
+
+
+def test_slow_terminal_is_cut_off_without_stalling_others(store: Store) -> None:
+    async def scenario() -> None:
+        hub = Hub(store, queue_size=2)
+        hub.bind_loop(asyncio.get_running_loop())
+        slow, _ = await hub.subscribe("slow", None)
+        fast, _ = await hub.subscribe("fast", None)
+        for i in range(5):
+            hub.publish(draft(i))
+            fast.queue.get_nowait()  # the fast terminal keeps up
+        # then the slow one is marked for closing (it will replay on reconnect), the fast one got all
+        assert slow.overflowed.is_set()
+        assert hub.dropped_clients == 1
+        assert [a.seq for a in store.since(0)] == [1, 2, 3, 4, 5]
+    asyncio.run(scenario())
+
+
+def test_ack_is_broadcast_to_every_terminal(store: Store) -> None:
+    async def scenario() -> None:
+        hub = Hub(store)
+        hub.bind_loop(asyncio.get_running_loop())
+        a, _ = await hub.subscribe("a", None)
+        b, _ = await hub.subscribe("b", None)
+        alert = hub.publish(draft(1))
+        a.queue.get_nowait()
+        b.queue.get_nowait()
+        hub.ack(alert.id, "lobby-1")
+        for sub in (a, b):
+            message = sub.queue.get_nowait()
+            assert message.type == "ack" and message.ack is not None
+            assert message.ack.alert_id == alert.id and message.ack.acked_by == "lobby-1"
+        assert hub.ack("unknown", "x") is None
+    asyncio.run(scenario())
+
+
+def test_publish_from_another_thread_reaches_the_loop(store: Store) -> None:
+    async def scenario() -> None:
+        hub = Hub(store)
+        hub.bind_loop(asyncio.get_running_loop())
+        sub, _ = await hub.subscribe("t", None)
+        alert = await asyncio.to_thread(hub.publish, draft(1))
+        message = await asyncio.wait_for(sub.queue.get(), timeout=2)
+        assert message.alert is not None and message.alert.id == alert.id
+    asyncio.run(scenario())
+
+
+def test_failing_listener_does_not_break_publishing(store: Store) -> None:
+    hub = Hub(store)
+    seen: list[int] = []
+
+    def bad(_alert: object) -> None:
+        raise RuntimeError("printer jammed")
+
+    hub.add_listener(bad)
+    hub.add_listener(lambda a: seen.append(a.seq))
+    hub.publish(draft(1))
+    assert seen == [1]

@@ -1,0 +1,144 @@
+"""The smartbranch command line, run as a user would."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from edge.cli import main
+from models.packs import resolve_pack
+from tests.edge.conftest import config_dict
+
+
+def write_config(tmp_path: Path, **overrides: Any) -> Path:
+    path = tmp_path / "smartbranch.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path / "data", **overrides), allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def corrupt_pack(tmp_path: Path) -> Path:
+    pack = resolve_pack("dlib_resnet_v1")
+    models_dir = tmp_path / "models"
+    target = models_dir / "dlib_resnet_v1"
+    target.mkdir(parents=True)
+    for name in pack.manifest.files:
+        shutil.copy(pack.folder / name, target / name)
+    blob = bytearray((target / "dlib_face_recognition_resnet_model_v1.dat").read_bytes())
+    blob[1000] ^= 0xFF
+    (target / "dlib_face_recognition_resnet_model_v1.dat").write_bytes(bytes(blob))
+    return models_dir
+
+
+@pytest.mark.parametrize(("lang", "header"), [("zh", "模型包"), ("en", "pack")])
+def test_models_list_shows_pack_and_licence(lang: str, header: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--lang", lang, "models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(header)
+    assert "dlib_resnet_v1" in out and "CC0" in out and " ok" in out
+
+
+def test_models_list_reports_a_corrupt_pack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    models_dir = corrupt_pack(tmp_path)
+    assert main(["models", "list", "--models-dir", str(models_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "dlib_face_recognition_resnet_model_v1.dat" in out and "sha256 mismatch" in out
+
+
+def test_corrupt_model_stops_start_up_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # given a config whose model folder holds a corrupted descriptor file
+    models_dir = corrupt_pack(tmp_path)
+    config = write_config(tmp_path, face={"engine": {"type": "dlib", "models_dir": str(models_dir)}})
+    # when the edge starts
+    code = main(["edge", "run", "--config", str(config)])
+    # then it stops with a clear error naming the file and the folder
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "模型文件错误" in err
+    assert "dlib_face_recognition_resnet_model_v1.dat" in err and str(models_dir) in err
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("branch: {id: b}\nbogus: 1\n", "bogus"),
+    ("branch: {id: b}\ncameras: [{id: c, role: entrance, source: {url: 'ftp://x/y'}}]\n", "ftp"),
+    ("branch: [unclosed\n", "YAML"),
+])
+def test_bad_config_is_a_clear_error(content: str, needle: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content, encoding="utf-8")
+    assert main(["edge", "run", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "配置错误" in err and needle in err
+
+
+def test_enroll_cli_good_and_bad(tmp_path: Path, photos_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path)
+    ok = main(["enroll", "--config", str(config), "--name", "赵六", "--tier", "金卡",
+               "--photo", str(photos_dir / "obama.jpg"), "--consent", "书面同意 2026-11-28"])
+    assert ok == 0
+    assert "已登记：赵六" in capsys.readouterr().out
+    flat = tmp_path / "flat.jpg"
+    cv2.imwrite(str(flat), np.full((300, 300, 3), 128, np.uint8))
+    bad = main(["--lang", "en", "enroll", "--config", str(config), "--name", "x", "--tier", "金卡",
+                "--photo", str(flat), "--consent", "c"])
+    assert bad == 2
+    assert "no face" in capsys.readouterr().err
+
+
+def test_token_new_prints_a_hash_not_the_token_in_yaml(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "new", "--name", "tablet-1", "--roles", "lobby_manager"]) == 0
+    out = capsys.readouterr().out
+    token = out.splitlines()[0].split("：")[-1].strip()
+    entry = yaml.safe_load(out.split("\n", 2)[2])[0]
+    assert entry["name"] == "tablet-1" and entry["roles"] == ["lobby_manager"]
+    assert token not in yaml.safe_dump(entry)
+    import hashlib
+    assert entry["sha256"] == hashlib.sha256(token.encode()).hexdigest()
+
+
+@pytest.mark.slow
+def test_edge_run_survives_a_dead_camera_and_serves_health(tmp_path: Path) -> None:
+    # given a config with one camera on a port where nothing listens
+    config = write_config(tmp_path, cameras=[{"id": "door", "role": "entrance",
+                                              "source": {"url": "rtsp://127.0.0.1:9/live"}}],
+                          server={"host": "127.0.0.1", "port": 18765})
+    # when the service runs
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "edge", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        import httpx
+        import time
+
+        deadline = time.monotonic() + 60
+        health: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get("http://127.0.0.1:18765/healthz", timeout=2).json()
+                if health["cameras"][0]["reconnects"] >= 2:
+                    break
+            except (httpx.HTTPError, KeyError, IndexError):
+                pass
+            time.sleep(0.3)
+        # then it keeps serving, reports the camera unhealthy with the reason, and keeps retrying
+        assert health["status"] == "degraded"
+        camera = health["cameras"][0]
+        assert camera["id"] == "door" and camera["healthy"] is False and camera["state"] == "reconnecting"
+        assert camera["reconnects"] >= 2 and camera["error"]
+        metrics = httpx.get("http://127.0.0.1:18765/metrics", timeout=2).text
+        assert 'smartbranch_camera_up{camera="door"} 0.0' in metrics
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert "摄像头 door 异常" in out
+
+

@@ -1,0 +1,168 @@
+"""Camera sources: newest-frame semantics, end of file, failures reported and retried."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config import SourceConfig
+from edge.errors import SourceError
+from edge.sources import FrameSource, open_reader
+from tests.fakes import FakeReader
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def write_video(path: Path, frames: int, fps: float = 20.0, size: tuple[int, int] = (64, 48)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), (i * 7) % 256, np.uint8))
+    writer.release()
+    return path
+
+
+def test_file_source_plays_to_the_end_and_reports_ended(tmp_path: Path) -> None:
+    # given a 20-frame video paced at 40 fps, read as fast as the consumer takes frames
+    video = write_video(tmp_path / "v.mp4", 20)
+    source = FrameSource("cam", SourceConfig(url=f"file:{video}", fps=40, realtime=False))
+    source.start()
+    seen: list[int] = []
+    last = 0
+    # when every frame is consumed
+    while (frame := source.wait_newer(last, timeout=5)) is not None:
+        seen.append(frame.index)
+        last = frame.index
+        source.mark_consumed(frame.index)
+    # then all 20 arrive in order, BGR uint8, and the source is ended and healthy
+    assert seen == list(range(1, 21))
+    assert source.health().state == "ended" and source.health().healthy
+    assert source.health().frames == 20
+    source.stop()
+
+
+def test_live_source_keeps_only_the_newest_frame() -> None:
+    # given a fast live camera and a consumer slower than it
+    reader = FakeReader(1000, finite=False, fps=100)
+    source = FrameSource("cam", SourceConfig(url="rtsp://cam.example/stream"), opener=lambda _cfg: reader)
+    source.start()
+    first = source.wait_newer(0, timeout=5)
+    assert first is not None
+    time.sleep(0.2)
+    # when the consumer comes back
+    newest = source.wait_newer(first.index, timeout=5)
+    # then it gets the newest frame, not the next one, and the skipped frames count as dropped
+    assert newest is not None and newest.index > first.index + 1
+    source.mark_consumed(newest.index)
+    source.stop()
+    assert source.health().dropped > 0
+
+
+def test_bad_url_is_unhealthy_and_retried_with_backoff() -> None:
+    # given a camera whose URL cannot be opened
+    attempts: list[float] = []
+
+    def failing(_cfg: SourceConfig) -> FakeReader:
+        attempts.append(time.monotonic())
+        raise SourceError("cannot open camera source rtsp://10.0.0.9/none")
+
+    source = FrameSource("cam", SourceConfig(url="rtsp://10.0.0.9/none"), opener=failing)
+    # when it runs for a while
+    source.start()
+    assert wait_for(lambda: len(attempts) >= 3, timeout=10)
+    # then it is reported unhealthy with the reason and retried with growing gaps
+    health = source.health()
+    assert health.state == "reconnecting" and not health.healthy
+    assert "cannot open" in (health.error or "")
+    assert health.reconnects >= 3
+    gaps = np.diff(attempts)
+    assert gaps[1] > gaps[0]
+    source.stop()
+
+
+def test_real_unreachable_stream_is_reported_not_raised() -> None:
+    # given a real OpenCV capture on a loopback port where nothing listens
+    source = FrameSource("cam", SourceConfig(url="http://127.0.0.1:9/nothing.mjpg"))
+    source.start()
+    assert wait_for(lambda: source.health().reconnects >= 1, timeout=15)
+    assert source.health().state == "reconnecting"
+    source.stop()
+    assert source.health().state == "stopped"
+
+
+def test_video_file_deleted_mid_run_is_unhealthy_then_recovers(tmp_path: Path) -> None:
+    # given a looping video file
+    video = write_video(tmp_path / "v.mp4", 10, fps=50)
+    source = FrameSource("cam", SourceConfig(url=f"file:{video}", fps=50, loop=True))
+    source.start()
+    assert source.wait_newer(0, timeout=5) is not None
+    # when the file is deleted while it plays
+    backup = video.read_bytes()
+    video.unlink()
+    # then the source reports it unhealthy and keeps retrying
+    assert wait_for(lambda: source.health().state == "reconnecting", timeout=10)
+    assert "not found" in (source.health().error or "") or "disappeared" in (source.health().error or "")
+    # and when the file comes back, frames flow again
+    video.write_bytes(backup)
+    before = source.health().frames
+    assert wait_for(lambda: source.health().frames > before and source.health().state == "ok", timeout=15)
+    source.stop()
+
+
+def test_image_folder_source(tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), np.full((20, 30, 3), 50 * i, np.uint8))
+    (folder / "notes.txt").write_text("ignored")
+    source = FrameSource("cam", SourceConfig(url=f"dir:{folder}", fps=100, realtime=False))
+    source.start()
+    frames = []
+    last = 0
+    while (frame := source.wait_newer(last, timeout=5)) is not None:
+        frames.append(frame)
+        last = frame.index
+        source.mark_consumed(last)
+    assert [f.image.shape for f in frames] == [(20, 30, 3)] * 3
+    source.stop()
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("file:/no/such/video.mp4", "not found"),
+    ("dir:/no/such/folder", "not found"),
+])
+def test_open_reader_names_the_missing_path(url: str, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        open_reader(SourceConfig(url=url))
+
+
+def test_empty_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no images"):
+        open_reader(SourceConfig(url=f"dir:{tmp_path}"))
+
+
+def test_read_failure_mid_stream_reconnects() -> None:
+    # given a live reader that fails after 5 frames, then a healthy one
+    readers = [FakeReader(100, finite=False, fps=200, fail_at=5), FakeReader(1000, finite=False, fps=200)]
+    lock = threading.Lock()
+
+    def opener(_cfg: SourceConfig) -> FakeReader:
+        with lock:
+            return readers.pop(0) if len(readers) > 1 else readers[0]
+
+    source = FrameSource("cam", SourceConfig(url="rtsp://cam.example/s"), opener=opener)
+    source.start()
+    assert wait_for(lambda: source.health().reconnects >= 1 and source.health().frames > 10, timeout=10)
+    assert source.health().state == "ok"
+    source.stop()

@@ -1,0 +1,248 @@
+"""FAISS gallery: one best hit per person, removal, input checks, atomic save/load keyed by model_id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fakes import deterministic_vector, noisy
+from vision.engines.base import FaceEngine
+from vision.errors import GalleryError
+from vision.gallery import Gallery
+from vision.types import Image
+
+DIM = 128
+MODEL = "fake-embedder"
+
+
+def _v(key: str) -> np.ndarray:
+    return deterministic_vector(key, DIM)
+
+
+def _gallery(*persons: str) -> Gallery:
+    gallery = Gallery(MODEL, DIM)
+    for person in persons:
+        gallery.add(person, _v(person)[None, :])
+    return gallery
+
+
+def test_search_ranks_the_enrolled_person_first_with_the_right_margin() -> None:
+    # given three persons with one embedding each
+    gallery = _gallery("alice", "bob", "carol")
+    # when a probe close to alice (cosine ~0.9) is searched
+    probe = noisy(_v("alice"), 0.9, seed=1)
+    [result] = gallery.search(probe[None, :])
+    # then alice ranks first, the hits are best-first, and the margin is over the runner-up
+    assert result.best is not None and result.best.person_id == "alice"
+    assert result.best.score == pytest.approx(float(probe @ _v("alice")), abs=1e-5)
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+    assert {h.person_id for h in result.hits} == {"alice", "bob", "carol"}
+    assert result.margin == pytest.approx(scores[0] - max(scores[1], 0.0), abs=1e-6)
+    assert result.margin > 0.5  # unrelated random 128-d vectors sit near cosine 0
+
+
+def test_several_probes_in_one_call_get_one_result_each_in_order() -> None:
+    # given three persons, when a batch of probes for carol then alice is searched
+    gallery = _gallery("alice", "bob", "carol")
+    probes = np.stack([noisy(_v("carol"), 0.8, seed=2), noisy(_v("alice"), 0.8, seed=3)])
+    results = gallery.search(probes)
+    # then the answers come back in probe order
+    assert [r.best.person_id for r in results if r.best] == ["carol", "alice"]
+
+
+def test_several_embeddings_per_person_give_one_hit_per_person_at_its_best() -> None:
+    # given alice with three embeddings at different distances from the probe, and bob with two
+    base = _v("alice")
+    gallery = Gallery(MODEL, DIM)
+    ids = gallery.add("alice", np.stack([noisy(base, c, seed=i) for i, c in enumerate((0.6, 0.95, 0.8))]))
+    gallery.add("bob", np.stack([_v("bob"), noisy(_v("bob"), 0.9, seed=7)]))
+    assert ids == [1, 2, 3] and len(gallery) == 5 and gallery.persons == {"alice", "bob"}
+    # when the base vector is searched
+    [result] = gallery.search(base[None, :])
+    # then each person appears once, alice with her best (cosine 0.95) score
+    assert [h.person_id for h in result.hits] == ["alice", "bob"]
+    assert result.hits[0].score == pytest.approx(0.95, abs=1e-4)
+
+
+@pytest.mark.parametrize(("k", "expected"), [(0, 0), (1, 1), (2, 2), (10, 4)])
+def test_k_caps_the_number_of_persons(k: int, expected: int) -> None:
+    # given four persons, when searched with k, then at most k persons come back, "a" first
+    [result] = _gallery("a", "b", "c", "d").search(_v("a")[None, :], k=k)
+    assert len(result.hits) == expected
+    assert [h.person_id for h in result.hits][:1] == ["a"][:expected]
+
+
+def test_remove_drops_every_vector_of_the_person() -> None:
+    # given alice with two embeddings and bob with one
+    gallery = _gallery("bob")
+    gallery.add("alice", np.stack([_v("alice"), noisy(_v("alice"), 0.9)]))
+    # when alice is removed
+    removed = gallery.remove("alice")
+    # then both vectors are gone, bob stays, and alice's probe now finds only bob
+    assert removed == 2 and len(gallery) == 1 and gallery.persons == {"bob"}
+    [result] = gallery.search(_v("alice")[None, :])
+    assert [h.person_id for h in result.hits] == ["bob"]
+    # and removing someone unknown is a no-op
+    assert gallery.remove("alice") == 0 and gallery.remove("nobody") == 0
+
+
+@pytest.mark.parametrize(
+    ("vectors", "message"),
+    [
+        (np.zeros((1, 64), np.float32), "shape"),
+        (np.zeros((DIM,), np.float32), "shape"),
+        (np.zeros((1, 1, DIM), np.float32), "shape"),
+        (np.full((1, DIM), 0.5, np.float32), "L2-normalised"),
+        (np.zeros((1, DIM), np.float32), "L2-normalised"),
+        (np.stack([_v("a"), 2 * _v("b")]), "L2-normalised"),
+    ],
+    ids=["wrong-dim", "1d", "3d", "not-normalised", "zero-vector", "one-of-two-bad"],
+)
+def test_bad_vectors_are_refused(vectors: np.ndarray, message: str) -> None:
+    # given a gallery, when bad vectors are added or searched, then GalleryError names the problem
+    gallery = _gallery("alice")
+    with pytest.raises(GalleryError, match=message):
+        gallery.add("bob", vectors)
+    with pytest.raises(GalleryError, match=message):
+        gallery.search(vectors)
+    # and nothing was half-added
+    assert len(gallery) == 1 and gallery.persons == {"alice"}
+
+
+def test_adding_zero_vectors_changes_nothing() -> None:
+    # given a gallery, when an empty (0, dim) batch is added, then no ids are given out
+    gallery = _gallery("alice")
+    assert gallery.add("bob", np.zeros((0, DIM), np.float32)) == []
+    assert len(gallery) == 1 and gallery.persons == {"alice"}
+
+
+@pytest.mark.parametrize("persons", [(), ("alice",)])
+def test_empty_searches(persons: tuple[str, ...]) -> None:
+    # given an empty or a one-person gallery
+    gallery = _gallery(*persons)
+    # when no probes are searched, then there are no results
+    assert gallery.search(np.zeros((0, DIM), np.float32)) == []
+    # when two probes are searched, then there is one result each, empty if the gallery is
+    results = gallery.search(np.stack([_v("x"), _v("y")]))
+    assert len(results) == 2
+    assert all((r.best is None) == (not persons) for r in results)
+    if not persons:
+        assert all(r.hits == () and r.margin == 0.0 for r in results)
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    # given a gallery with several persons, one removed (so ids have a gap)
+    gallery = _gallery("alice", "bob", "carol")
+    gallery.add("alice", noisy(_v("alice"), 0.9)[None, :])
+    gallery.remove("bob")
+    probes = np.stack([noisy(_v(p), 0.85, seed=i) for i, p in enumerate(("alice", "bob", "carol"))])
+    before = gallery.search(probes)
+    # when saved and loaded
+    gallery.save(tmp_path / "g")
+    loaded = Gallery.load(tmp_path / "g", MODEL, DIM)
+    # then the loaded gallery answers identically and keeps numbering after the old ids
+    assert loaded.search(probes) == before
+    assert len(loaded) == len(gallery) == 3 and loaded.persons == {"alice", "carol"}
+    assert loaded.add("dave", _v("dave")[None, :]) == [5]
+
+
+def test_save_leaves_no_temp_files_and_overwrites(tmp_path: Path) -> None:
+    # given a gallery saved twice (the second save replaces the first)
+    gallery = _gallery("alice")
+    gallery.save(tmp_path)
+    gallery.add("bob", _v("bob")[None, :])
+    gallery.save(tmp_path)
+    # then only the two gallery files exist (no *.tmp, hidden or not), and they hold the latest state
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(p.name for p in gallery.paths(tmp_path))
+    assert not [n for n in names if n.endswith(".tmp")]
+    assert Gallery.load(tmp_path, MODEL, DIM).persons == {"alice", "bob"}
+
+
+@pytest.mark.parametrize("model_id", ["dlib_resnet_v1", "weird/../id with spaces"])
+def test_file_names_are_keyed_and_sanitised_by_model_id(tmp_path: Path, model_id: str) -> None:
+    # given a gallery for a model id, when its paths are computed, then both stay inside the folder
+    index_path, ids_path = Gallery(model_id, DIM).paths(tmp_path)
+    assert index_path.parent == tmp_path and ids_path.parent == tmp_path
+    assert "/" not in index_path.name and " " not in index_path.name
+
+
+@pytest.mark.parametrize(
+    ("model_id", "dim", "message"),
+    [("other-model", DIM, "other-model"), (MODEL, 64, "64")],
+    ids=["other-model", "other-dim"],
+)
+def test_load_for_another_model_is_refused(tmp_path: Path, model_id: str, dim: int, message: str) -> None:
+    # given a gallery saved for MODEL/128 whose files are copied under another model's names
+    gallery = _gallery("alice")
+    gallery.save(tmp_path)
+    for src, dst in zip(gallery.paths(tmp_path), Gallery(model_id, dim).paths(tmp_path), strict=True):
+        if src != dst:
+            dst.write_bytes(src.read_bytes())
+    # when loaded for that model, then GalleryError says it must be rebuilt
+    with pytest.raises(GalleryError, match="rebuild") as info:
+        Gallery.load(tmp_path, model_id, dim)
+    assert message in str(info.value)
+
+
+def test_load_of_a_folder_with_no_files_gives_an_empty_gallery(tmp_path: Path) -> None:
+    # given an empty (or absent) folder, when loaded, then the gallery is empty and usable
+    for folder in (tmp_path, tmp_path / "absent"):
+        gallery = Gallery.load(folder, MODEL, DIM)
+        assert len(gallery) == 0 and gallery.model_id == MODEL and gallery.dim == DIM
+        assert gallery.add("alice", _v("alice")[None, :]) == [1]
+
+
+@pytest.mark.parametrize("damage", ["missing-ids", "missing-index", "garbage-index", "garbage-ids"])
+def test_load_of_damaged_files_is_refused(tmp_path: Path, damage: str) -> None:
+    # given saved gallery files, one of them damaged
+    gallery = _gallery("alice")
+    gallery.save(tmp_path)
+    index_path, ids_path = gallery.paths(tmp_path)
+    target = ids_path if "ids" in damage else index_path
+    if damage.startswith("missing"):
+        target.unlink()
+    else:
+        target.write_bytes(b"not what you expect")
+    # when loaded, then GalleryError names the files instead of a raw crash
+    with pytest.raises(GalleryError, match="unreadable"):
+        Gallery.load(tmp_path, MODEL, DIM)
+
+
+def test_load_refuses_an_id_map_that_disagrees_with_the_index(tmp_path: Path) -> None:
+    # given a saved two-person gallery whose id map is replaced by a one-person gallery's
+    two = _gallery("alice", "bob")
+    two.save(tmp_path / "two")
+    _gallery("alice").save(tmp_path / "one")
+    (tmp_path / "two" / two.paths(tmp_path)[1].name).write_bytes(
+        (tmp_path / "one" / two.paths(tmp_path)[1].name).read_bytes())
+    # when loaded, then the mismatch is reported
+    with pytest.raises(GalleryError, match="2 vectors"):
+        Gallery.load(tmp_path / "two", MODEL, DIM)
+
+
+def test_real_photos_obama_ranks_first_for_obama_not_for_biden(photo: Callable[[str], Image],
+                                                               engine: FaceEngine, tmp_path: Path) -> None:
+    # given obama.jpg and biden.jpg enrolled with the real engine
+    def embed(name: str) -> np.ndarray:
+        image = photo(name)
+        dets = engine.detect(image)
+        assert len(dets) == 1, name
+        return engine.embed(image, dets)
+
+    gallery = Gallery(engine.model_id, engine.dim)
+    gallery.add("obama", embed("obama.jpg"))
+    # when another Obama photo and a Biden photo are searched
+    [for_obama2, for_biden] = gallery.search(np.concatenate([embed("obama2.jpg"), embed("biden.jpg")]))
+    # then Obama's photo scores higher against the enrolled Obama than Biden's best score
+    assert for_obama2.best is not None and for_obama2.best.person_id == "obama"
+    assert for_biden.best is not None
+    assert for_obama2.best.score > for_biden.best.score + 0.05
+    # and after a save/load round trip the answer is the same
+    gallery.save(tmp_path)
+    reloaded = Gallery.load(tmp_path, engine.model_id, engine.dim)
+    assert reloaded.search(embed("obama2.jpg")) == [for_obama2]
