@@ -54,10 +54,10 @@ class Hub:
 
     def publish(self, draft: AlertDraft) -> Alert:
         """Store ``draft`` and push it. Safe to call from any thread."""
-        with self._publish_lock:
+        with self._publish_lock:  # seq order and push order must agree across camera threads
             alert = self._log.append(draft)
-        self.published += 1
-        self._fanout_threadsafe(HubMessage(type="alert", alert=alert))
+            self.published += 1
+            self._fanout_threadsafe(HubMessage(type="alert", alert=alert))
         for listener in self._listeners:
             try:
                 listener(alert)

@@ -99,6 +99,14 @@ class VoterSettings(_Strict):
 
 
 class FaceConfig(_Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _default_engine_type(cls, data: object) -> object:
+        """``type`` may be left out of ``face.engine``; it then means the default, dlib."""
+        if isinstance(data, dict) and isinstance(data.get("engine"), dict) and "type" not in data["engine"]:
+            return {**data, "engine": {**data["engine"], "type": "dlib"}}
+        return data
+
     engine: Annotated[DlibEngineConfig, Field(discriminator="type")] = Field(
         default_factory=DlibEngineConfig, description="Face engine and its settings.")
     voter: VoterSettings = Field(default_factory=VoterSettings, description="Open-set identity decision.")
@@ -130,7 +138,7 @@ class RulesConfig(_Strict):
 
 class ServerConfig(_Strict):
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on; 0 picks a free port.")
     client_queue_size: int = Field(default=256, ge=1, le=100000,
                                    description="Per-terminal send queue; a terminal that falls further "
                                                "behind is closed and replays on reconnect.")

@@ -79,9 +79,8 @@ def check_source(source: str, module: str, file: str = "<string>", is_package: b
         top = target.split(".")[0]
         if top == importer:
             continue
-        if top in OURS and allowed is not None and top not in allowed:
-            out.append(Violation(file, line, importer, target))
-        elif top in forbidden:
+        breaks_layer = top in OURS and allowed is not None and top not in allowed
+        if breaks_layer or top in forbidden:
             out.append(Violation(file, line, importer, target))
     return out
 

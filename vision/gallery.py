@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import threading
+from collections import Counter
 from pathlib import Path
 
 import faiss
@@ -84,7 +85,9 @@ class Gallery:
         with self._lock:
             if not self._owner:
                 return [SearchResult() for _ in range(arr.shape[0])]
-            kk = min(max(k, 1) * 4, len(self._owner))
+            # enough neighbours that k distinct persons appear even if one person owns many vectors
+            per_person = max(Counter(self._owner.values()).values())
+            kk = min(max(k, 1) * per_person, len(self._owner))
             scores, ids = self._index.search(arr, kk)
             owner = dict(self._owner)
         results: list[SearchResult] = []
@@ -96,7 +99,7 @@ class Gallery:
                 person = owner[int(idx)]
                 if person not in best:
                     best[person] = float(score)
-            hits = sorted((GalleryHit(p, s) for p, s in best.items()), key=lambda h: -h.score)[:k]
+            hits = sorted((GalleryHit(p, s) for p, s in best.items()), key=lambda h: -h.score)[:max(k, 0)]
             results.append(SearchResult(tuple(hits)))
         return results
 

@@ -2,7 +2,7 @@
 
 Each person is a cut-out of a real photo (face plus head and shoulders), composited onto a drawn
 lobby. The builder records, per appearance, the first frame in which the whole face is inside the
-picture: the ground truth for alert latency.
+picture and the first in which at least half of it is: the ground truth for alert latency.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class Truth:
     label: str
     photo: str
     enter_s: float
-    first_visible_frame: int
+    first_visible_frame: int  # first frame with at least half of the face inside the picture
+    first_full_frame: int  # first frame with the whole face inside
     last_visible_frame: int
 
 
@@ -167,6 +168,13 @@ class SceneBuilder:
                     faces.append((n, _paste(canvas, sprite, *place)))
             yield index, canvas, faces
 
+    def _inside_fraction(self, box: Box) -> float:
+        x1, y1, x2, y2 = box
+        area = max((x2 - x1) * (y2 - y1), 1e-6)
+        ix = max(0.0, min(x2, self.width) - max(x1, 0.0))
+        iy = max(0.0, min(y2, self.height) - max(y1, 0.0))
+        return ix * iy / area
+
     def write(self, path: Path, appearances: list[Appearance], duration_s: float) -> list[Truth]:
         """Write an MP4 (mp4v) and ``<path>.truth.json``; return the per-appearance ground truth."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,17 +182,21 @@ class SceneBuilder:
         if not writer.isOpened():
             raise RuntimeError(f"cannot write video {path}")
         first: dict[int, int] = {}
+        full: dict[int, int] = {}
         last: dict[int, int] = {}
         try:
             for index, image, faces in self.frames(appearances, duration_s):
                 writer.write(image)
-                for n, (x1, y1, x2, y2) in faces:
-                    if x1 >= 0 and y1 >= 0 and x2 <= self.width and y2 <= self.height:
+                for n, box in faces:
+                    inside = self._inside_fraction(box)
+                    if inside >= 0.5:
                         first.setdefault(n, index)
                         last[n] = index
+                    if inside >= 0.999:
+                        full.setdefault(n, index)
         finally:
             writer.release()
-        truth = [Truth(a.actor.label, a.actor.photo, a.enter_s, first.get(n, -1), last.get(n, -1))
+        truth = [Truth(a.actor.label, a.actor.photo, a.enter_s, first.get(n, -1), full.get(n, -1), last.get(n, -1))
                  for n, a in enumerate(appearances)]
         path.with_suffix(".truth.json").write_text(json.dumps([asdict(t) for t in truth], indent=1))
         return truth

@@ -132,3 +132,26 @@ def test_failing_listener_does_not_break_publishing(store: Store) -> None:
     hub.add_listener(lambda a: seen.append(a.seq))
     hub.publish(draft(1))
     assert seen == [1]
+
+
+def test_concurrent_publishers_push_in_seq_order(store: Store) -> None:
+    # given several camera threads publishing at once
+    async def scenario() -> None:
+        hub = Hub(store, queue_size=1000)
+        hub.bind_loop(asyncio.get_running_loop())
+        sub, _ = await hub.subscribe("t", None)
+
+        def camera(offset: int) -> None:
+            for i in range(25):
+                hub.publish(draft(offset + i))
+
+        await asyncio.gather(*(asyncio.to_thread(camera, 100 * c) for c in range(4)))
+        await asyncio.sleep(0.1)
+        seqs = []
+        while not sub.queue.empty():
+            message = sub.queue.get_nowait()
+            assert message.alert is not None
+            seqs.append(message.alert.seq)
+        # then the terminal receives every alert in seq order (none would be skipped as a replay duplicate)
+        assert seqs == list(range(1, 101))
+    asyncio.run(scenario())

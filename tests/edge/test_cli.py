@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,21 +108,25 @@ def test_token_new_prints_a_hash_not_the_token_in_yaml(capsys: pytest.CaptureFix
 @pytest.mark.slow
 def test_edge_run_survives_a_dead_camera_and_serves_health(tmp_path: Path) -> None:
     # given a config with one camera on a port where nothing listens
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     config = write_config(tmp_path, cameras=[{"id": "door", "role": "entrance",
                                               "source": {"url": "rtsp://127.0.0.1:9/live"}}],
-                          server={"host": "127.0.0.1", "port": 18765})
+                          server={"host": "127.0.0.1", "port": port})
     # when the service runs
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "edge", "run", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        import httpx
         import time
+
+        import httpx
 
         deadline = time.monotonic() + 60
         health: dict[str, Any] = {}
         while time.monotonic() < deadline:
             try:
-                health = httpx.get("http://127.0.0.1:18765/healthz", timeout=2).json()
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
                 if health["cameras"][0]["reconnects"] >= 2:
                     break
             except (httpx.HTTPError, KeyError, IndexError):
@@ -133,7 +137,7 @@ def test_edge_run_survives_a_dead_camera_and_serves_health(tmp_path: Path) -> No
         camera = health["cameras"][0]
         assert camera["id"] == "door" and camera["healthy"] is False and camera["state"] == "reconnecting"
         assert camera["reconnects"] >= 2 and camera["error"]
-        metrics = httpx.get("http://127.0.0.1:18765/metrics", timeout=2).text
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         assert 'smartbranch_camera_up{camera="door"} 0.0' in metrics
         assert proc.poll() is None
     finally:

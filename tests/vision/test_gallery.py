@@ -246,3 +246,16 @@ def test_real_photos_obama_ranks_first_for_obama_not_for_biden(photo: Callable[[
     gallery.save(tmp_path)
     reloaded = Gallery.load(tmp_path, engine.model_id, engine.dim)
     assert reloaded.search(embed("obama2.jpg")) == [for_obama2]
+
+
+def test_a_person_with_many_close_photos_does_not_hide_the_runner_up() -> None:
+    # given alice with 8 photos all closer to the probe than bob's one
+    gallery = Gallery(MODEL, DIM)
+    alice = _v("alice")
+    gallery.add("alice", np.stack([noisy(alice, 0.95, seed=i) for i in range(8)]))
+    gallery.add("bob", noisy(alice, 0.9, seed=99)[None, :])
+    # when searching for two persons
+    result = gallery.search(alice[None, :], k=2)[0]
+    # then bob is still the runner-up and the margin is alice's lead over him
+    assert [h.person_id for h in result.hits] == ["alice", "bob"]
+    assert result.margin == pytest.approx(0.05, abs=0.02)

@@ -19,7 +19,7 @@ def _encode(img: PILImage.Image, fmt: str, **kwargs: object) -> bytes:
     return buf.getvalue()
 
 
-def _solid(size: tuple[int, int], colour: tuple[int, int, int] | int, mode: str = "RGB") -> PILImage.Image:
+def _solid(size: tuple[int, int], colour: tuple[int, ...] | int, mode: str = "RGB") -> PILImage.Image:
     return PILImage.new(mode, size, colour)
 
 

@@ -185,6 +185,6 @@ def test_real_faces_keep_their_ids_across_a_small_shift(photo: Callable[[str], I
     # then each face keeps its id (matched by position) and none ends
     assert ended == [] and len(second) == 6
     assert sorted(_ids(second)) == [1, 2, 3, 4, 5, 6]
-    for centre, track_id in zip(second.centers - np.float32([6, 0]), _ids(second), strict=True):
+    for centre, track_id in zip(second.centers - np.array([6, 0], np.float32), _ids(second), strict=True):
         nearest = int(np.argmin(np.linalg.norm(first.centers - centre, axis=1)))
         assert _ids(first)[nearest] == track_id

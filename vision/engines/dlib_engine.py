@@ -40,8 +40,12 @@ class DlibFaceEngine:
         self._shape = dlib.shape_predictor(str(pack.path_for("landmarks_5")))
         self._resnet = dlib.face_recognition_model_v1(str(pack.path_for("recognition")))
         self._scale, self._upsample = detection_scale(config.min_face_px, config.max_upsample)
+        reachable = HOG_WINDOW_PX / (self._scale * 2**self._upsample)
         logger.info("dlib engine: min_face_px=%s -> resize %.3f, upsample %s",
                     config.min_face_px, self._scale, self._upsample)
+        if reachable > config.min_face_px + 0.5:
+            logger.warning("dlib engine: max_upsample=%s finds faces down to about %.0f px only, not the "
+                           "configured %s px", config.max_upsample, reachable, config.min_face_px)
 
     @property
     def model_id(self) -> str:
