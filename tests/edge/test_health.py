@@ -1,0 +1,56 @@
+"""Camera faults seen through the service: /healthz degrades, the camera is retried, the API keeps serving."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+
+from edge.config import EdgeConfig
+from tests.edge.conftest import LOBBY_TOKEN, LiveEdge
+
+
+def test_video_deleted_mid_run_degrades_health_and_is_retried(
+        tmp_path: Path, make_config: Callable[..., EdgeConfig], live_edge: Callable[..., LiveEdge]) -> None:
+    # given a running edge whose camera loops over a video file
+    video = tmp_path / "cam.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 25, (320, 240))
+    for i in range(25):
+        writer.write(np.full((240, 320, 3), i * 9, np.uint8))
+    writer.release()
+    edge = live_edge(make_config(cameras=[{"id": "door", "name": "正门", "role": "entrance",
+                                          "source": {"url": f"file:{video}", "loop": True}}]))
+    edge.runtime.start()
+
+    def health() -> dict[str, object]:
+        return dict(httpx.get(f"{edge.http}/healthz", timeout=5).json())
+
+    deadline = time.monotonic() + 20
+    while health()["status"] != "ok" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert health()["status"] == "ok"
+    # when the file is deleted while the service runs
+    video.unlink()
+    deadline = time.monotonic() + 20
+    state: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        state = health()
+        cameras = state["cameras"]
+        assert isinstance(cameras, list)
+        if cameras[0]["reconnects"] >= 2:
+            break
+        time.sleep(0.2)
+    # then /healthz reports the camera unhealthy with the reason, and it is being retried
+    assert state["status"] == "degraded"
+    camera = state["cameras"][0]  # type: ignore[index]
+    assert camera["healthy"] is False and camera["state"] == "reconnecting"
+    assert "not found" in camera["error"]
+    # and the rest of the service keeps answering
+    alerts = httpx.get(f"{edge.http}/api/alerts", headers={"Authorization": f"Bearer {LOBBY_TOKEN}"}, timeout=5)
+    assert alerts.status_code == 200
+    metrics = httpx.get(f"{edge.http}/metrics", timeout=5).text
+    assert 'smartbranch_camera_up{camera="door"} 0.0' in metrics
