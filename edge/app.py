@@ -70,7 +70,10 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
 
     @app.exception_handler(EnrolmentError)
     async def enrolment_error(_: Request, exc: EnrolmentError) -> JSONResponse:
-        return JSONResponse({"detail": {"code": exc.code, "message": str(exc)}}, status_code=exc.status)
+        detail: dict[str, object] = {"code": exc.code, "message": str(exc)}
+        if exc.person_id is not None:
+            detail.update(person_id=exc.person_id, score=round(exc.score or 0.0, 4))
+        return JSONResponse({"detail": detail}, status_code=exc.status)
 
     @app.get("/healthz", response_model=HealthPublic)
     def healthz() -> HealthPublic:

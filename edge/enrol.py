@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ ROLES = ("vip", "staff")
 class EnrolmentPolicy:
     min_face_px: int
     min_sharpness: float
+    duplicate_threshold: float = 1.01  # a face this similar to an enrolled person is that person
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
 
@@ -95,6 +97,7 @@ class Enroller:
         self._gallery_dir = gallery_dir
         self._store = store
         self.policy = policy
+        self._lock = threading.Lock()
 
     def enrol(self, *, name: str, tier: str, photo: bytes, consent: str, role: str = "vip") -> Person:
         name, tier, consent = name.strip(), tier.strip(), consent.strip()
@@ -112,6 +115,17 @@ class Enroller:
             status = 413 if exc.code in ("too_large", "decompression_bomb") else 415
             raise EnrolmentError(exc.code, str(exc), status) from exc
         face = check_face(self._engine, image, self.policy)
+        with self._lock:  # check-then-add must not interleave with another enrolment
+            return self._store_person(name=name, tier=tier, role=role, consent=consent, photo=photo, face=face)
+
+    def _store_person(self, *, name: str, tier: str, role: str, consent: str, photo: bytes,
+                      face: FaceCheck) -> Person:
+        best = self._gallery.search(face.embedding[None, :], k=1)[0].best
+        if best is not None and best.score >= self.policy.duplicate_threshold:
+            other = self._store.get_person(best.person_id)
+            who = f"{other.name} ({other.id})" if other is not None else best.person_id
+            raise EnrolmentError("duplicate", f"this face is already enrolled as {who} (similarity {best.score:.3f})",
+                                 409, person_id=best.person_id, score=best.score)
         person: Person | None = None
         try:
             with self._store.session() as session, session.begin():

@@ -14,10 +14,13 @@ class ConfigError(EdgeError):
 class EnrolmentError(EdgeError):
     """An enrolment refused; ``code`` is stable, the message is for people."""
 
-    def __init__(self, code: str, message: str, status: int = 422) -> None:
+    def __init__(self, code: str, message: str, status: int = 422, *, person_id: str | None = None,
+                 score: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        self.person_id = person_id  # the already-enrolled person, for code "duplicate"
+        self.score = score
 
 
 class SourceError(EdgeError):

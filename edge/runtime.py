@@ -56,6 +56,7 @@ class EdgeRuntime:
             engine=self.engine, gallery=self.gallery, gallery_dir=self.gallery_dir, store=self.store,
             policy=EnrolmentPolicy(min_face_px=config.face.engine.min_face_px,
                                    min_sharpness=config.face.enrol_min_sharpness,
+                                   duplicate_threshold=config.face.voter.threshold,
                                    max_bytes=config.server.max_upload_bytes))
         self.workers: list[CameraWorker] = []
         for camera in config.cameras:

@@ -145,3 +145,24 @@ def test_good_photo_is_enrolled_encrypted_and_searchable(
     # and the listing shows the person
     listed = client.get("/api/persons", headers=AUTH).json()
     assert [p["id"] for p in listed] == [person["id"]]
+
+
+def test_face_already_enrolled_under_another_person_is_409(client: TestClient, runtime: EdgeRuntime,
+                                                            photo_bytes: Callable[[str], bytes]) -> None:
+    # given Obama enrolled from one photo
+    first = client.post("/api/persons", headers=AUTH, data=FORM,
+                        files={"photo": ("obama.jpg", photo_bytes("obama.jpg"), "image/jpeg")})
+    assert first.status_code == 201
+    # when another photo of him is enrolled under a different name
+    again = client.post("/api/persons", headers=AUTH, data={**FORM, "name": "冒名"},
+                        files={"photo": ("obama3.jpg", photo_bytes("obama3.jpg"), "image/jpeg")})
+    # then it is refused with the existing person and the score, and nothing new is stored
+    assert again.status_code == 409, again.text
+    detail = again.json()["detail"]
+    assert detail["code"] == "duplicate" and detail["person_id"] == first.json()["id"]
+    assert detail["score"] >= runtime.config.face.voter.threshold
+    assert runtime.store.count_persons() == 1 and len(runtime.gallery) == 1
+    # and a different person is still accepted
+    other = client.post("/api/persons", headers=AUTH, data={**FORM, "name": "拜登"},
+                        files={"photo": ("biden.jpg", photo_bytes("biden.jpg"), "image/jpeg")})
+    assert other.status_code == 201
