@@ -1,0 +1,107 @@
+"""The per-camera face pipeline on real frames: who gets embedded, and when a track is decided."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import cv2
+import numpy as np
+import pytest
+
+from alerts.envelope import Alert, AlertDraft
+from edge.config import CameraConfig, FaceConfig, VipArrivalRuleConfig
+from edge.pipeline import FacePipeline
+from edge.rules import VipArrivalRule
+from edge.store import Person
+from vision.engines.base import FaceEngine
+from vision.gallery import Gallery
+from vision.types import Detections, FloatArray, Frame, Image
+
+CAMERA = CameraConfig.model_validate({"id": "door", "name": "正门", "role": "entrance",
+                                      "source": {"url": "file:x.mp4"}})
+
+
+class CountingEngine:
+    """The real engine, counting the faces it embeds."""
+
+    def __init__(self, engine: FaceEngine) -> None:
+        self._engine = engine
+        self.embedded = 0
+        self.model_id, self.dim, self.min_face_px = engine.model_id, engine.dim, engine.min_face_px
+
+    def detect(self, image: Image) -> Detections:
+        return self._engine.detect(image)
+
+    def chips(self, image: Image, dets: Detections) -> list[Image]:
+        return self._engine.chips(image, dets)
+
+    def embed(self, image: Image, dets: Detections) -> FloatArray:
+        return self._engine.embed(image, dets)
+
+    def embed_chips(self, chips: list[Image]) -> FloatArray:
+        self.embedded += len(chips)
+        return self._engine.embed_chips(chips)
+
+
+def frames_of(image: Image, n: int, dt: float = 0.1) -> list[Frame]:
+    return [Frame("door", i + 1, datetime.now(UTC), i * dt, image) for i in range(n)]
+
+
+def make_pipeline(engine: CountingEngine, gallery: Gallery, published: list[AlertDraft],
+                  persons: dict[str, Person]) -> FacePipeline:
+    def publish(draft: AlertDraft) -> Alert:
+        published.append(draft)
+        return Alert(**draft.model_dump(), id="x", seq=len(published), created_at=datetime.now(UTC))
+
+    rule = VipArrivalRule(VipArrivalRuleConfig(cooldown_s=60), branch_id="b", lookup=persons.get, publish=publish)
+    return FacePipeline(CAMERA, FaceConfig(), engine=engine, gallery=gallery, rule=rule)  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+def scene(photo: Callable[[str], Image]) -> Image:
+    # a 720p frame holding obama2.jpg's face at about 150 px
+    canvas = np.full((720, 1280, 3), 200, np.uint8)
+    face = cv2.resize(photo("obama2.jpg"), (313, 600))
+    canvas[60:660, 480:793] = face
+    return canvas
+
+
+def test_known_face_is_decided_once_and_not_embedded_again(scene: Image, engine: FaceEngine,
+                                                           photo: Callable[[str], Image]) -> None:
+    # given Obama in the gallery (enrolled from another photo)
+    counting = CountingEngine(engine)
+    gallery = Gallery(engine.model_id, engine.dim)
+    enrol = photo("obama.jpg")
+    gallery.add("obama", engine.embed(enrol, engine.detect(enrol)))
+    now = datetime.now(UTC)
+    persons = {"obama": Person("obama", "奥巴马", "钻石", "vip", "c", engine.model_id, now)}
+    published: list[AlertDraft] = []
+    pipeline = make_pipeline(counting, gallery, published, persons)
+    # when he stands in view for 10 frames
+    sightings = [s for f in frames_of(scene, 10) for s in pipeline.process(f)]
+    # then his track is decided on the first embedding and never embedded again
+    assert [s.match.person_id for s in sightings] == ["obama"]
+    assert counting.embedded == 1
+    # and exactly one vip_arrival was raised
+    assert [d.person_id for d in published] == ["obama"]
+
+
+def test_unknown_face_is_embedded_at_intervals_until_settled(scene: Image, engine: FaceEngine) -> None:
+    # given an empty gallery (everyone is a stranger)
+    counting = CountingEngine(engine)
+    pipeline = make_pipeline(counting, Gallery(engine.model_id, engine.dim), [], {})
+    config = FaceConfig()
+    # when a stranger stands in view for 6 s at 10 fps
+    sightings = [s for f in frames_of(scene, 60) for s in pipeline.process(f)]
+    # then nobody is identified, and the track is embedded every reembed_interval_s until it is settled
+    assert sightings == []
+    assert counting.embedded == config.voter.max_observations
+
+
+def test_empty_frame_embeds_nothing(engine: FaceEngine) -> None:
+    counting = CountingEngine(engine)
+    pipeline = make_pipeline(counting, Gallery(engine.model_id, engine.dim), [], {})
+    blank = np.full((360, 640, 3), 90, np.uint8)
+    assert [s for f in frames_of(blank, 3) for s in pipeline.process(f)] == []
+    assert counting.embedded == 0
