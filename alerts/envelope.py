@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class AlertType(StrEnum):
     VIP_ARRIVAL = "vip_arrival"
+    VIP_VEHICLE_ARRIVAL = "vip_vehicle_arrival"
 
 
 class VipArrivalPayload(BaseModel):
@@ -29,6 +30,40 @@ class VipArrivalPayload(BaseModel):
     first_seen_at: datetime = Field(description="Capture time (UTC) of the track's first frame.")
 
 
+class DriverFace(BaseModel):
+    """The face engine's view of the driver on the frame that decided the plate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    confirmed: bool = Field(description="A face on the frame matched the plate's owner.")
+    score: float | None = Field(default=None, description="Best similarity of a face to the plate's owner.")
+    faces: int = Field(default=0, ge=0, description="Faces found on the frame.")
+
+
+class VipVehicleArrivalPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["vip_vehicle_arrival"] = Field(default="vip_vehicle_arrival", description="Payload discriminator.")
+    person_id: str = Field(description="Enrolled person who registered the plate.")
+    name: str = Field(description="Display name of the VIP.")
+    tier: str = Field(description="VIP tier, e.g. 钻石 / 白金 / 金卡.")
+    photo_url: str = Field(description="URL of the enrolment photo, relative to the edge box.")
+    plate: str = Field(description="The registered plate, normalised (e.g. 皖A12345).")
+    plate_read: str = Field(description="What the camera read (may differ by one confusable character).")
+    plate_color: str | None = Field(default=None, description="Plate colour seen: blue, yellow, green, white, black.")
+    distance: float = Field(ge=0, description="Confusion-aware edit distance between read and registered plate.")
+    score: float = Field(description="Voted read confidence in [0, 1].")
+    reads: int = Field(ge=0, description="Frames whose reads were voted.")
+    track_id: int = Field(description="Plate track on the camera.")
+    camera_name: str = Field(description="Human name of the camera.")
+    first_seen_at: datetime = Field(description="Capture time (UTC) of the track's first read.")
+    driver_face: DriverFace | None = Field(default=None,
+                                           description="Driver-face check on the deciding frame; None if not run.")
+
+
+AlertPayload = Annotated[VipArrivalPayload | VipVehicleArrivalPayload, Field(discriminator="kind")]
+
+
 class AlertDraft(BaseModel):
     """What a rule produces; the log assigns id and seq."""
 
@@ -40,7 +75,7 @@ class AlertDraft(BaseModel):
     person_id: str | None = Field(default=None, description="Person the alert is about, if any.")
     title: str = Field(description="Short zh-CN title shown on the card, e.g. 「VIP 到店」.")
     captured_at: datetime = Field(description="Capture time (UTC) of the frame that decided the alert.")
-    payload: VipArrivalPayload = Field(description="Type-specific content.")
+    payload: AlertPayload = Field(description="Type-specific content, discriminated by ``kind``.")
 
 
 class Alert(AlertDraft):

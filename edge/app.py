@@ -19,7 +19,7 @@ from alerts.ws import terminal_router
 from edge.auth import Authenticator, Principal
 from edge.errors import EnrolmentError
 from edge.runtime import EdgeRuntime
-from edge.schemas import CameraHealthPublic, HealthPublic, PersonPublic
+from edge.schemas import CameraHealthPublic, HealthPublic, PersonPublic, PlateCreate, PlatePublic
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,22 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
     @app.get("/api/persons", response_model=list[PersonPublic])
     def list_persons(_: Enroller) -> list[PersonPublic]:
         return [PersonPublic.of(p) for p in runtime.store.list_persons()]
+
+    @app.post("/api/persons/{person_id}/plates", response_model=PlatePublic, status_code=201)
+    def add_plate(person_id: str, body: PlateCreate, _: Enroller) -> PlatePublic:
+        return PlatePublic.of(runtime.plates.register(person_id=person_id, plate=body.plate))
+
+    @app.get("/api/persons/{person_id}/plates", response_model=list[PlatePublic])
+    def list_plates(person_id: str, _: Enroller) -> list[PlatePublic]:
+        if runtime.store.get_person(person_id) is None:
+            raise HTTPException(404, {"code": "not_found", "message": f"no person {person_id}"})
+        return [PlatePublic.of(p) for p in runtime.store.list_plates(person_id)]
+
+    @app.delete("/api/persons/{person_id}/plates/{plate}", status_code=204)
+    def delete_plate(person_id: str, plate: str, _: Enroller) -> Response:
+        if not runtime.plates.remove(person_id=person_id, plate=plate):
+            raise HTTPException(404, {"code": "not_found", "message": f"{person_id} has no plate {plate}"})
+        return Response(status_code=204)
 
     @app.get("/api/persons/{person_id}/photo")
     def person_photo(person_id: str, _: LobbyManager) -> Response:

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from alerts.envelope import Alert
+from edge import plates_cli
 from edge.auth import new_token
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.errors import ConfigError, EnrolmentError
@@ -25,6 +26,11 @@ def alert_printer(lang: str) -> Callable[[Alert], None]:
     def show(alert: Alert) -> None:
         p = alert.payload
         local = alert.captured_at.astimezone().strftime("%H:%M:%S")
+        if p.kind == "vip_vehicle_arrival":
+            driver = "" if p.driver_face is None or not p.driver_face.confirmed else t("driver_confirmed", lang)
+            print(t("alert_vip_vehicle", lang, name=p.name, tier=p.tier, plate=p.plate, camera=p.camera_name,
+                    time=local, seq=alert.seq) + driver, flush=True)
+            return
         print(t("alert_vip", lang, name=p.name, tier=p.tier, camera=p.camera_name, time=local,
                 score=p.score, seq=alert.seq), flush=True)
     return show
@@ -122,6 +128,17 @@ def cmd_demo(args: argparse.Namespace, lang: str) -> int:
     return run_demo(lang=lang, workdir=args.workdir, port=args.port, keep_serving=args.serve)
 
 
+def _subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+                 text: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The subcommands of group ``name`` (``eval``, …), created once and shared by every registration."""
+    existing = sub.choices.get(name)
+    if existing is not None:
+        for action in existing._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action
+    return sub.add_parser(name, help=text).add_subparsers(dest=f"{name}_cmd", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smartbranch", description="smartbranch 网点智能边缘服务")
     parser.add_argument("--lang", choices=["zh", "en"], default=None, help="界面语言 / language")
@@ -162,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--serve", action="store_true", help="视频结束后继续服务 / keep serving after the video")
     demo.set_defaults(func=cmd_demo)
+
+    from edge.calibrate_faces import register as register_faces_calibrate
+    from edge.eval_faces import register as register_eval_faces
+
+    register_eval_faces(sub)
+    register_faces_calibrate(sub)
+    plates_cli.register(sub, _subcommands(sub, "eval", "评测 / evaluation"))  # after eval faces: joins its group
     return parser
 
 

@@ -46,15 +46,31 @@ class FaceCheck:
     sharpness: float
 
 
-def _pad(image: Image) -> tuple[Image, int]:
+def pad_for_detection(image: Image) -> tuple[Image, int]:
+    """The photo with ``PAD_FRACTION`` of its longer side replicated around it, and that border in pixels."""
     pad = int(PAD_FRACTION * max(image.shape[:2]))
     padded = np.asarray(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), np.uint8)
     return padded, pad
 
 
+def embed_largest_face(engine: FaceEngine, image: Image) -> FloatArray | None:
+    """Embedding of the largest face of a photo known to hold one person (padded as for enrolment).
+
+    None when no face is found. Unlike :func:`check_face` it applies no size, count or blur limit:
+    evaluation uses it to measure recognition itself on photos labelled with one identity.
+    """
+    padded, _ = pad_for_detection(image)
+    dets = engine.detect(padded)
+    if len(dets) == 0:
+        return None
+    largest = int(np.argmax(dets.widths * dets.heights))
+    vector: FloatArray = engine.embed(padded, dets[np.array([largest], np.int64)])[0]
+    return vector
+
+
 def check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy) -> FaceCheck:
     """The photo's single usable face, or :class:`EnrolmentError` naming why there is none."""
-    padded, _ = _pad(image)
+    padded, _ = pad_for_detection(image)
     dets = engine.detect(padded)
     if len(dets) == 0:
         small = _faces_below_minimum(engine, padded)

@@ -25,3 +25,8 @@ class EnrolmentError(EdgeError):
 
 class SourceError(EdgeError):
     """A camera source that cannot be opened or read."""
+
+
+class EvalDataError(EdgeError):
+    """Evaluation input that cannot be used (missing folder, CSV without its columns, unreadable
+    image); the message names the file."""

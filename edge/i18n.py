@@ -7,6 +7,12 @@ import os
 MESSAGES: dict[str, dict[str, str]] = {
     "zh": {
         "alert_vip": "【VIP 到店】{name}（{tier}）· 摄像头 {camera} · {time} · 相似度 {score:.3f} · 序号 {seq}",
+        "alert_vip_vehicle": "【VIP 车辆到达】{name}（{tier}）· 车牌 {plate} · 摄像头 {camera} · {time} · 序号 {seq}",
+        "driver_confirmed": " · 驾驶员人脸已确认",
+        "plate_added": "已登记车牌：{plate}（{kind}）→ {name}，编号 {id}",
+        "plate_removed": "已删除车牌：{plate}",
+        "plate_failed": "车牌登记失败：{message}（{code}）",
+        "plates_none": "没有登记的车牌。",
         "serving": "终端页面：{url}",
         "serving_hint": "在平板浏览器中打开上面的链接（链接内含访问令牌）。按 Ctrl+C 退出。",
         "enrolled": "已登记：{name}（{tier}，{role}），编号 {id}",
@@ -26,6 +32,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "en": {
         "alert_vip": "[VIP arrival] {name} ({tier}) · camera {camera} · {time} · score {score:.3f} · seq {seq}",
+        "alert_vip_vehicle": "[VIP vehicle] {name} ({tier}) · plate {plate} · camera {camera} · {time} · seq {seq}",
+        "driver_confirmed": " · driver's face confirmed",
+        "plate_added": "Plate registered: {plate} ({kind}) -> {name}, id {id}",
+        "plate_removed": "Plate removed: {plate}",
+        "plate_failed": "Plate refused: {message} ({code})",
+        "plates_none": "No plates registered.",
         "serving": "Terminal page: {url}",
         "serving_hint": "Open the link above on the tablet (it carries the access token). Ctrl+C to quit.",
         "enrolled": "Enrolled: {name} ({tier}, {role}), id {id}",
@@ -53,3 +65,64 @@ def language(explicit: str | None = None) -> str:
 
 def t(key: str, lang: str, **values: object) -> str:
     return MESSAGES[lang][key].format(**values)
+
+
+# --- face evaluation and calibration (edge/eval_faces.py, edge/calibrate_faces.py) ---
+_FACE_EVAL_MESSAGES: dict[str, dict[str, str]] = {
+    "zh": {
+        "ev_progress": "提取人脸特征",
+        "ev_error": "评测数据错误：{message}",
+        "ev_header": "人脸识别评测：引擎 {engine}（{model_id}），{images} 张图像，其中 {no_face} 张未检出人脸；"
+                     "每张检测+特征 {ms:.0f} ms（中位数）",
+        "ev_identities": "开放集身份来源：{source}；随机种子 {seed}",
+        "ev_columns": "组别|对数|准确率(k折)|检出子集准确率|TAR@FAR=1e-3|FNIR@FPIR=1e-2|FNIR@FPIR=1e-3|无人脸",
+        "ev_thresholds": "阈值（{name}）：最佳准确率 {acc}；FAR=1e-3 {tar}；FPIR=1e-2 {f2}；FPIR=1e-3 {f3}",
+        "ev_unresolved": "“-”表示负样本太少，无法分辨该比率（需要 比率×负样本数 ≥ 1），不做外推。",
+        "ev_mixed": "{count} 个跨组的样本对只计入总体。",
+        "ev_written": "结果已写入 {path}",
+        "cal_progress": "提取特征（含增强）",
+        "cal_header": "阈值标定：目标 FPIR {target}（轨迹级，每条轨迹最多 {k} 次观测），"
+                      "{enrolled} 人入库，{mated} 条已登记人员轨迹，{nonmated} 条陌生人轨迹",
+        "cal_current": "当前配置：threshold={threshold} min_margin={margin} min_votes={votes} → "
+                       "FPIR {fpir}（{false}/{n}），命中率 {hit}，误认 {wrong}",
+        "cal_chosen": "标定结果：threshold={threshold} min_margin={margin} min_votes={votes} → "
+                      "FPIR {fpir}（{false}/{n}，95% 上界 {upper}），命中率 {hit}（FNIR {fnir}），误认 {wrong}",
+        "cal_unresolved": "注意：只有 {n} 条陌生人轨迹，无法分辨 FPIR {target}（分辨率 {resolution}）。"
+                          "已选取陌生人轨迹零误报的最保守设置；要验证该目标，至少需要 {needed} 条陌生人轨迹。",
+        "cal_none": "没有任何设置满足目标 FPIR。",
+        "cal_written": "已写入配置 {path}（face.voter）",
+        "cal_dry_run": "试运行：未修改配置文件。",
+        "cal_comments_lost": "注意：无法在保留注释的情况下修改该文件，已按原内容重新写出（注释已丢失）。",
+    },
+    "en": {
+        "ev_progress": "embedding faces",
+        "ev_error": "Evaluation data error: {message}",
+        "ev_header": "Face evaluation: engine {engine} ({model_id}), {images} images, {no_face} without a face found; "
+                     "detect+embed {ms:.0f} ms per image (median)",
+        "ev_identities": "Open-set identities from: {source}; seed {seed}",
+        "ev_columns": "set|pairs|accuracy (k-fold)|acc. faces found|TAR@FAR=1e-3|FNIR@FPIR=1e-2|FNIR@FPIR=1e-3|no face",
+        "ev_thresholds": "Thresholds ({name}): best accuracy {acc}; FAR=1e-3 {tar}; FPIR=1e-2 {f2}; FPIR=1e-3 {f3}",
+        "ev_unresolved": "'-' means too few negatives to resolve that rate (rate x negatives must be >= 1); "
+                         "nothing is extrapolated.",
+        "ev_mixed": "{count} pair(s) across groups count in the overall figures only.",
+        "ev_written": "Results written to {path}",
+        "cal_progress": "embedding (with augmentations)",
+        "cal_header": "Calibration: target FPIR {target} (per track, up to {k} observations a track), "
+                      "{enrolled} enrolled, {mated} enrolled-person tracks, {nonmated} stranger tracks",
+        "cal_current": "Current config: threshold={threshold} min_margin={margin} min_votes={votes} -> "
+                       "FPIR {fpir} ({false}/{n}), hit rate {hit}, misidentified {wrong}",
+        "cal_chosen": "Chosen: threshold={threshold} min_margin={margin} min_votes={votes} -> "
+                      "FPIR {fpir} ({false}/{n}, 95% upper bound {upper}), hit rate {hit} (FNIR {fnir}), "
+                      "misidentified {wrong}",
+        "cal_unresolved": "Note: only {n} stranger tracks cannot resolve FPIR {target} (resolution {resolution}). "
+                          "The most conservative setting with no stranger track decided was chosen; verifying the "
+                          "target needs at least {needed} stranger tracks.",
+        "cal_none": "No setting meets the target FPIR.",
+        "cal_written": "Config written: {path} (face.voter)",
+        "cal_dry_run": "Dry run: the config file was not changed.",
+        "cal_comments_lost": "Note: the file could not be edited in place with its comments; it was rewritten "
+                             "from its content (comments lost).",
+    },
+}
+for _lang, _messages in _FACE_EVAL_MESSAGES.items():
+    MESSAGES[_lang].update(_messages)

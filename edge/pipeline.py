@@ -74,7 +74,7 @@ class FacePipeline:
             self._faces.pop(track.track_id, None)
             self._voter.forget(track.track_id)
         chips = self._engine.chips(frame.image, dets)
-        qualities = assess(dets, chips, self._engine.min_face_px)
+        qualities = assess(dets, chips, self._engine.min_face_px, layout=self._engine.landmark_layout)
         track_ids = [int(t) for t in dets.track_id] if dets.track_id is not None else []
         todo: list[int] = []
         for i, tid in enumerate(track_ids):

@@ -9,16 +9,21 @@ from pathlib import Path
 import faiss
 
 from alerts.hub import Hub
-from edge.config import EdgeConfig
+from edge.config import CameraConfig, EdgeConfig
 from edge.crypto import load_cipher
 from edge.enrol import Enroller, EnrolmentPolicy
 from edge.metrics import EdgeMetrics
+from edge.parking import DriverCheck, ParkingWorker, PlatePipeline
 from edge.pipeline import CameraWorker, FacePipeline
+from edge.plates import PlateRegistry
 from edge.rules import VipArrivalRule
 from edge.sources import FrameSource, SourceHealth
 from edge.store import Store
+from edge.vehicle_rule import VipVehicleRule
 from vision.engines.base import FaceEngine, build_engine
 from vision.gallery import Gallery
+from vision.plates.ocr import PpOcr
+from vision.plates.reader import PlateReader
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +63,15 @@ class EdgeRuntime:
                                    min_sharpness=config.face.enrol_min_sharpness,
                                    duplicate_threshold=config.face.voter.threshold,
                                    max_bytes=config.server.max_upload_bytes))
-        self.workers: list[CameraWorker] = []
+        self.plates = PlateRegistry(self.store, config.plates.matcher.matcher_config())
+        self.vehicle_rule = VipVehicleRule(config.rules.vip_vehicle_arrival, branch_id=config.branch.id,
+                                           lookup=self.store.get_person, publish=self.hub.publish)
+        self.plate_reader: PlateReader | None = None
+        self.workers: list[CameraWorker | ParkingWorker] = []
         for camera in config.cameras:
+            if camera.enabled and camera.role == "parking":
+                self.workers.append(self._parking_worker(camera))
+                continue
             if not camera.enabled or camera.role not in ("entrance", "lobby"):
                 if camera.enabled:
                     logger.warning("camera %s: role %s has no pipeline yet; not opened", camera.id, camera.role)
@@ -69,6 +81,16 @@ class EdgeRuntime:
                                     rule=self.vip_rule, metrics=self.metrics)
             self.workers.append(CameraWorker(source, pipeline, self.vip_rule, self.metrics))
         self._started = False
+
+    def _parking_worker(self, camera: CameraConfig) -> ParkingWorker:
+        if self.plate_reader is None:  # one reader (ONNX sessions) shared by every parking camera
+            settings = self.config.plates.reader
+            self.plate_reader = PlateReader(PpOcr.from_pack(settings.models_dir, threads=settings.threads),
+                                            settings.reader_config())
+        driver = DriverCheck(self.engine, self.gallery, self.config.face.voter.threshold)
+        pipeline = PlatePipeline(camera, self.config.plates, reader=self.plate_reader, registry=self.plates,
+                                 rule=self.vehicle_rule, driver=driver, metrics=self.metrics)
+        return ParkingWorker(FrameSource(camera.id, camera.source), pipeline, self.vehicle_rule, self.metrics)
 
     @property
     def data_dir(self) -> Path:

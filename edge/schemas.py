@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from edge.store import Person
+from edge.store import Person, Plate
 
 
 class PersonPublic(BaseModel):
@@ -50,3 +50,24 @@ class HealthPublic(BaseModel):
     cameras: list[CameraHealthPublic]
     gallery_size: int
     terminals: int
+
+
+class PlateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plate: str = Field(min_length=1, max_length=32,
+                       description="Plate text, e.g. 皖A12345 or 皖A·D12345; separators, spaces and full-width "
+                                   "characters are normalised, then the plate is checked against GA 36.")
+
+
+class PlatePublic(BaseModel):
+    id: str = Field(description="Plate registration id.")
+    person_id: str = Field(description="Owner.")
+    plate: str = Field(description="Normalised plate text.")
+    kind: str = Field(description="Plate kind: ordinary, new_energy_small, police, …")
+    created_at: datetime = Field(description="When it was registered (UTC).")
+
+    @classmethod
+    def of(cls, plate: Plate) -> PlatePublic:
+        return cls(id=plate.id, person_id=plate.person_id, plate=plate.plate, kind=plate.kind,
+                   created_at=plate.created_at)

@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from sqlalchemy import (
     DateTime,
+    ForeignKey,
     Integer,
     LargeBinary,
     String,
@@ -83,6 +84,29 @@ class AlertRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class PlateRow(Base):
+    __tablename__ = "plates"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(32), ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    plate: Mapped[str] = mapped_column(String(16), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class Plate:
+    id: str
+    person_id: str
+    plate: str
+    kind: str
+    created_at: datetime
+
+
+def _plate(row: PlateRow) -> Plate:
+    return Plate(row.id, row.person_id, row.plate, row.kind, row.created_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +184,36 @@ class Store:
     def count_persons(self) -> int:
         with self.session() as s:
             return int(s.scalar(select(func.count()).select_from(PersonRow)) or 0)
+
+    # -- plates --------------------------------------------------------------------------------------
+    def add_plate(self, *, person_id: str, plate: str, kind: str) -> Plate:
+        """Register a normalised, grammar-checked plate; raises IntegrityError if it is already taken."""
+        with self.session() as s, s.begin():
+            row = PlateRow(id=uuid.uuid4().hex, person_id=person_id, plate=plate, kind=kind,
+                           created_at=datetime.now(UTC))
+            s.add(row)
+            s.flush()
+            return _plate(row)
+
+    def plate_owner(self, plate: str) -> Plate | None:
+        with self.session() as s:
+            row = s.scalar(select(PlateRow).where(PlateRow.plate == plate))
+            return None if row is None else _plate(row)
+
+    def list_plates(self, person_id: str | None = None) -> list[Plate]:
+        with self.session() as s:
+            query = select(PlateRow).order_by(PlateRow.created_at)
+            if person_id is not None:
+                query = query.where(PlateRow.person_id == person_id)
+            return [_plate(r) for r in s.scalars(query)]
+
+    def delete_plate(self, *, person_id: str, plate: str) -> bool:
+        with self.session() as s, s.begin():
+            row = s.scalar(select(PlateRow).where(PlateRow.plate == plate, PlateRow.person_id == person_id))
+            if row is None:
+                return False
+            s.delete(row)
+            return True
 
     # -- alerts (AlertLog) ---------------------------------------------------------------------
     def append(self, draft: AlertDraft) -> Alert:

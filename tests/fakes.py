@@ -64,6 +64,7 @@ class DeterministicEmbedder:
     model_id = "fake-embedder"
     dim = 128
     min_face_px = 20
+    landmark_layout = "dlib5"
 
     def detect(self, image: Image) -> Detections:
         return Detections.empty(with_landmarks=True)

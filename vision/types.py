@@ -149,11 +149,15 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class PlateRead:
+    """One plate read in one frame: normalised ``text``, the recogniser's unconstrained ``raw`` output,
+    ``score`` (weakest character's confidence), background colour, box (xyxy) and per-character scores."""
+
     text: str
     raw: str
     score: float
     color: str | None
     box: tuple[float, float, float, float]
+    char_scores: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,15 +40,15 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
     assert isinstance(config, EdgeConfig)
     assert config.branch.id == "sh-001" and config.cameras == []
     assert config.face.engine.type == "dlib" and config.face.engine.min_face_px == 80
-    assert config.face.voter.threshold == 0.96
+    assert config.face.voter.threshold == 0.9563
     assert config.rules.vip_arrival.cooldown_s == 600.0
     assert (config.server.host, config.server.port) == ("127.0.0.1", 8000)
     assert config.auth.tokens == []
 
 
-def test_default_voter_threshold_is_096() -> None:
-    # given the model defaults (no file at all), then the VIP threshold is 0.96
-    assert EdgeConfig.model_validate({"branch": {"id": "b"}}).face.voter.threshold == 0.96
+def test_default_voter_threshold_is_the_calibrated_one() -> None:
+    # given the model defaults (no file at all), then the VIP threshold is the calibrated 0.9563
+    assert EdgeConfig.model_validate({"branch": {"id": "b"}}).face.voter.threshold == 0.9563
 
 
 def test_full_config_round_trips(tmp_path: Path) -> None:
@@ -214,3 +214,29 @@ def test_engine_type_may_be_left_out(tmp_path: Path) -> None:
     # given an engine section without `type`, when loaded, then it means the default dlib engine
     config = load_config(_write(tmp_path, MINIMAL + "face:\n  engine:\n    min_face_px: 40\n"))
     assert config.face.engine.type == "dlib" and config.face.engine.min_face_px == 40
+
+
+@pytest.mark.parametrize(("voter", "ok"), [("", False), ("  voter:\n    threshold: 0.42\n", True)])
+def test_another_engine_needs_its_own_threshold(tmp_path: Path, voter: str, ok: bool) -> None:
+    # given the insightface engine, when no voter threshold is set, then the config is refused (0.96 is dlib's)
+    text = MINIMAL + "face:\n  engine:\n    type: insightface\n    pack: buffalo_l\n    models_dir: /m\n" + voter
+    if ok:
+        assert load_config(_write(tmp_path, text)).face.voter.threshold == 0.42
+    else:
+        with pytest.raises(ConfigError, match="threshold"):
+            load_config(_write(tmp_path, text))
+
+
+def test_face_config_picks_the_engine_by_type(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from edge.config import FaceConfig
+    from vision.engines.insightface_engine import InsightFaceEngineConfig
+
+    insight = FaceConfig.model_validate({"engine": {"type": "insightface", "models_dir": str(tmp_path)},
+                                         "voter": {"threshold": 0.4}})
+    assert isinstance(insight.engine, InsightFaceEngineConfig) and insight.engine.pack == "buffalo_l"
+    assert FaceConfig.model_validate({"engine": {}}).engine.type == "dlib"
+    with pytest.raises(ValidationError, match="max_upsample"):
+        FaceConfig.model_validate({"engine": {"type": "insightface", "models_dir": "x", "max_upsample": 1},
+                                   "voter": {"threshold": 0.4}})

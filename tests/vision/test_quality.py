@@ -156,3 +156,14 @@ def test_blur_part_saturates() -> None:
     # when assessed, then the blur part is capped at 1
     [q] = assess(Detections.from_lists([[0, 0, 100, 100]], [1.0]), [chip3], 80)
     assert q.sharpness > SHARPNESS_SATURATION and q.blur == 1.0
+
+
+@pytest.mark.parametrize(("layout", "points", "frontal"), [
+    ("arcface5", [[38.3, 51.7], [73.5, 51.5], [56.0, 71.7], [41.5, 92.4], [70.7, 92.2]], True),
+    ("arcface5", [[38.3, 51.7], [73.5, 51.5], [72.0, 71.7], [41.5, 92.4], [70.7, 92.2]], False),
+    ("dlib5", [[70, 50], [60, 50], [30, 50], [40, 50], [50, 75]], True),
+    ("dlib5", [[70, 50], [60, 50], [30, 50], [40, 50], [68, 75]], False),
+])
+def test_yaw_reads_each_engines_landmark_layout(layout: str, points: list[list[float]], frontal: bool) -> None:
+    yaw = abs(yaw_ratio(np.asarray(points, np.float32), layout))  # type: ignore[arg-type]
+    assert (yaw < 0.05) if frontal else (yaw > 0.3)

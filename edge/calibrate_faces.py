@@ -1,0 +1,237 @@
+"""``smartbranch faces calibrate``: choose ``face.voter`` (threshold, min_margin, min_votes) for a target
+track-level FPIR on a labelled photo set, and write them into the config file.
+
+    smartbranch faces calibrate --target-fpir 0.001 --root ../shared/data/faces/east_asian \\
+        --manifest ../shared/data/faces/east_asian/manifest.csv --config smartbranch.yaml [--dry-run]
+
+The model of a track (the voter decides per track, not per photo):
+- The open-set split is the one of ``eval faces`` (same seed): gallery = the first photo of each
+  enrolled identity, embedded as is; every other photo of an enrolled identity is a mated track;
+  every photo of a not-enrolled identity is a stranger (non-mated) track.
+- A track is one photo seen ``K`` times, ``K`` = ``face.voter.max_observations`` (capped at the
+  number of variants below): the photo itself, then camera-like variants of it (small head roll,
+  lower resolution, darker and brighter light, blur, JPEG artefacts, sensor noise, a shifted
+  crop). Each variant is detected and embedded by the product pipeline; a variant without a face
+  is an observation that did not happen. So the observations of a track are strongly correlated,
+  as the frames of one walk-in are, and not independent draws: extra votes help only as much as
+  real variation between frames allows. A real walk-in also changes pose and expression, which
+  these variants do not model.
+- Each observation is searched against the gallery and voted exactly as
+  :class:`vision.voter.IdentityVoter` does (:mod:`vision.track_evaluation` replays it).
+- Track FPIR = stranger tracks decided for any enrolled person / stranger tracks. Hit rate =
+  mated tracks decided for their own person / mated tracks; FNIR = 1 - hit rate. Mated tracks
+  decided for another person (misidentified) are reported too.
+The setting with the highest hit rate whose track FPIR is at most the target wins. When there are
+too few stranger tracks to resolve the target (target x tracks < 1), the constraint becomes "no
+stranger track decided" and the output says so: it never extrapolates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.config import load_config
+from edge.config_edit import set_voter_values
+from edge.errors import EvalDataError
+from edge.eval_faces import add_data_arguments, positive_int
+from edge.face_data import Embeddings, check_root, embed_images, read_manifest
+from edge.face_protocol import build_protocol, json_safe
+from edge.i18n import t
+from vision.engines.base import build_engine
+from vision.track_evaluation import TrackSearches, VoterPoint, calibrate_voter, track_searches, voter_point
+from vision.types import Image
+
+DEFAULT_MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
+DEFAULT_VOTES = (1, 2, 3)
+
+
+def _rotate(image: Image, degrees: float) -> Image:
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return np.asarray(cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE), np.uint8)
+
+
+def _rescale(image: Image, factor: float) -> Image:
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8)
+
+
+def _light(image: Image, alpha: float, beta: float) -> Image:
+    return np.asarray(cv2.convertScaleAbs(image, alpha=alpha, beta=beta), np.uint8)
+
+
+def _blur(image: Image, sigma: float) -> Image:
+    return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), np.uint8)
+
+
+def _jpeg(image: Image, quality: int) -> Image:
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return np.asarray(cv2.imdecode(buffer, cv2.IMREAD_COLOR), np.uint8) if ok else image
+
+
+def _noise(image: Image, sigma: float) -> Image:
+    noise = np.random.default_rng(0).normal(0.0, sigma, image.shape)
+    return np.clip(image.astype(np.float64) + noise, 0, 255).astype(np.uint8)
+
+
+def _shift(image: Image, fraction: float) -> Image:
+    h, w = image.shape[:2]
+    matrix = np.array([[1, 0, fraction * w], [0, 1, fraction * h]], np.float32)
+    return np.asarray(cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE), np.uint8)
+
+
+VARIANT_NAMES = ("original", "roll +6deg", "half resolution", "darker", "blur sigma 1.5", "roll -6deg",
+                 "jpeg q30", "brighter", "noise sigma 6", "0.7 resolution + blur", "shift 5%")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackVariants:
+    """The first ``count`` observations of a modelled track of one photo (picklable for workers)."""
+
+    count: int
+
+    def __call__(self, image: Image) -> list[Image]:
+        makers = (
+            lambda im: im, lambda im: _rotate(im, 6.0), lambda im: _rescale(im, 0.5), lambda im: _light(im, 0.7, -10),
+            lambda im: _blur(im, 1.5), lambda im: _rotate(im, -6.0), lambda im: _jpeg(im, 30),
+            lambda im: _light(im, 1.25, 20), lambda im: _noise(im, 6.0), lambda im: _blur(_rescale(im, 0.7), 1.0),
+            lambda im: _shift(im, 0.05),
+        )
+        return [make(image) for make in makers[: self.count]]
+
+
+def _tracks(probes: Embeddings, rows: list[int], gallery: Embeddings) -> TrackSearches:
+    pv = probes.vectors[rows].astype(np.float64)  # (T, K, d)
+    gv = gallery.vectors[:, 0].astype(np.float64)  # (G, d)
+    scores = pv @ gv.T if rows and gv.shape[0] else np.zeros((len(rows), pv.shape[1], gv.shape[0]))
+    ok = probes.found[rows][:, :, None] & gallery.found[:, 0][None, None, :]
+    return track_searches(np.where(ok, scores, -np.inf))
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _point_values(p: VoterPoint) -> dict[str, object]:
+    return {"threshold": p.threshold, "margin": p.min_margin, "votes": p.min_votes, "fpir": _fmt(p.fpir),
+            "false": p.false_tracks, "n": p.n_nonmated, "upper": _fmt(p.upper95), "hit": _fmt(p.hit_rate, 3),
+            "fnir": _fmt(p.fnir, 3), "wrong": p.wrong}
+
+
+def tracks_needed(target: float) -> int:
+    """Stranger tracks that, all rejected, bound the FPIR below ``target`` with 95 % confidence."""
+    return math.ceil(math.log(0.05) / math.log1p(-target)) if target < 1 else 1
+
+
+def run(args: argparse.Namespace, lang: str) -> int:
+    config = load_config(args.config)
+    voter = config.face.voter
+    k = min(args.observations or voter.max_observations, len(VARIANT_NAMES))
+    manifest = read_manifest(args.manifest, args.identity_column) if args.manifest else None
+    if manifest is None:
+        raise EvalDataError("faces calibrate needs --manifest (file,identity CSV)")
+    check_root(args.root, manifest.files)
+    identity = dict(zip(manifest.files, manifest.identity, strict=True))
+    protocol = build_protocol(manifest.files, identity, seed=args.seed, use_singletons=True)
+    if not protocol.nonmated or not protocol.mated:
+        raise EvalDataError(f"{manifest.path}: needs identities with two or more photos on both sides of the split")
+    engine = build_engine(config.face.engine)
+    desc = t("cal_progress", lang)
+    gallery = embed_images(args.root, protocol.gallery, config.face.engine, engine=engine, workers=args.workers,
+                           desc=desc)
+    probes = embed_images(args.root, [*protocol.mated, *protocol.nonmated], config.face.engine, engine=engine,
+                          workers=args.workers, transform=TrackVariants(k), variants=k, desc=desc)
+    n_m = len(protocol.mated)
+    mated = _tracks(probes, list(range(n_m)), gallery)
+    nonmated = _tracks(probes, list(range(n_m, n_m + len(protocol.nonmated))), gallery)
+    truth = np.asarray(protocol.mated_truth, np.int64)
+    votes = tuple(v for v in args.votes if v <= k) or (1,)
+    result = calibrate_voter(mated, truth, nonmated, args.target_fpir, margins=tuple(args.margins), votes=votes)
+    current = voter_point(mated, truth, nonmated, voter.threshold, voter.min_margin, voter.min_votes)
+    print(t("cal_header", lang, target=args.target_fpir, k=k, enrolled=protocol.n_enrolled, mated=mated.n_tracks,
+            nonmated=nonmated.n_tracks))
+    print(t("cal_current", lang, **_point_values(current)))
+    report: dict[str, object] = {
+        "target_fpir": args.target_fpir, "observations_per_track": k, "variants": list(VARIANT_NAMES[:k]),
+        "seed": args.seed, "n_enrolled": protocol.n_enrolled, "n_mated_tracks": mated.n_tracks,
+        "n_nonmated_tracks": nonmated.n_tracks, "resolved": result.resolved, "resolution": result.resolution,
+        "allowed_false_tracks": result.allowed_false_tracks, "candidates": result.n_candidates,
+        "gallery_no_face": int((~gallery.found[:, 0]).sum()), "probe_no_face": int((~probes.found[:, 0]).sum()),
+        "current": asdict(current), "chosen": asdict(result.chosen) if result.chosen else None,
+    }
+    if args.json is not None:
+        args.json.write_text(json.dumps(json_safe(report), indent=1), encoding="utf-8")
+    if result.chosen is None:
+        print(t("cal_none", lang), file=sys.stderr)
+        return 1
+    print(t("cal_chosen", lang, **_point_values(result.chosen)))
+    if not result.resolved:
+        print(t("cal_unresolved", lang, n=nonmated.n_tracks, target=args.target_fpir,
+                resolution=_fmt(result.resolution), needed=tracks_needed(args.target_fpir)))
+    if args.dry_run:
+        print(t("cal_dry_run", lang))
+        return 0
+    chosen = result.chosen
+    edit = set_voter_values(args.config, {"threshold": chosen.threshold, "min_margin": chosen.min_margin,
+                                          "min_votes": chosen.min_votes})
+    if not edit.comments_kept:
+        print(t("cal_comments_lost", lang))
+    print(t("cal_written", lang, path=args.config))
+    return 0
+
+
+def cmd_faces_calibrate(args: argparse.Namespace, lang: str) -> int:
+    try:
+        return run(args, lang)
+    except EvalDataError as exc:
+        print(t("ev_error", lang, message=str(exc)), file=sys.stderr)
+        return 2
+
+
+def _fpir(value: str) -> float:
+    number = float(value)
+    if not 0.0 < number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return number
+
+
+def _floats(value: str) -> list[float]:
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from exc
+    if not out or any(v < 0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {value!r}")
+    return out
+
+
+def _ints(value: str) -> list[int]:
+    out = [int(v) for v in _floats(value)]
+    if any(v < 1 for v in out):
+        raise argparse.ArgumentTypeError(f"votes must be at least 1, got {value!r}")
+    return out
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    group = sub.add_parser("faces", help="人脸识别工具 / face tools").add_subparsers(dest="faces_cmd", required=True)
+    p = group.add_parser("calibrate", help="按目标 FPIR 标定投票参数 / calibrate face.voter for a target FPIR")
+    p.add_argument("--target-fpir", type=_fpir, required=True, help="轨迹级误识率目标 / track-level FPIR, e.g. 0.001")
+    p.add_argument("--config", type=Path, required=True, help="要写入的配置 / config file to update (face.voter)")
+    add_data_arguments(p)
+    p.add_argument("--dry-run", action="store_true", help="只显示，不写配置 / print only")
+    p.add_argument("--json", type=Path, default=None, help="标定报告 / write the calibration report")
+    p.add_argument("--observations", type=positive_int, default=None,
+                   help=f"每条轨迹观测数 / observations per track (default max_observations, at most "
+                        f"{len(VARIANT_NAMES)})")
+    p.add_argument("--margins", type=_floats, default=list(DEFAULT_MARGINS), help="min_margin 候选 / candidates")
+    p.add_argument("--votes", type=_ints, default=list(DEFAULT_VOTES), help="min_votes 候选 / candidates")
+    p.set_defaults(func=cmd_faces_calibrate)

@@ -1,0 +1,240 @@
+"""``smartbranch eval faces``: verification and open-set identification metrics of the face pipeline
+on a labelled photo set, overall and per group.
+
+    smartbranch eval faces --root ../shared/data/faces --pairs ../shared/data/faces/pairs.csv --json lfw.json
+    smartbranch eval faces --root ../shared/data/faces/east_asian --pairs …/east_asian/pairs.csv \\
+        --manifest …/east_asian/manifest.csv --by source --json ea.json --plot ea.png
+
+Every photo is embedded once with the configured engine (enrolment padding, largest face); the
+protocols are in :mod:`edge.face_protocol`, the metrics in :mod:`vision.evaluation`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from edge.config import FaceConfig, load_config
+from edge.errors import EvalDataError
+from edge.eval_plot import Curve, write_plot
+from edge.face_data import (
+    Embeddings,
+    Manifest,
+    PairList,
+    check_root,
+    embed_images,
+    infer_identities,
+    read_manifest,
+    read_pairs,
+)
+from edge.face_protocol import SetReport, evaluate_set, json_safe
+from edge.i18n import t
+from vision.engines.base import ENGINE_REGISTRY, FaceEngine, build_engine
+
+logger = logging.getLogger(__name__)
+
+
+def engine_config(engine_type: str | None, config_path: Path | None) -> BaseModel:
+    """The engine settings of ``config_path`` (face.engine), or the defaults of ``engine_type``."""
+    if config_path is not None:
+        configured = load_config(config_path).face.engine
+        if engine_type is not None and configured.type != engine_type:
+            raise EvalDataError(f"{config_path}: face.engine.type is {configured.type}, not --engine {engine_type}")
+        return configured
+    engines: TypeAdapter[Any] = TypeAdapter(cast(Any, FaceConfig.model_fields["engine"].annotation))
+    try:
+        config: BaseModel = engines.validate_python({"type": engine_type or "dlib"})
+    except ValidationError as exc:
+        missing = sorted({str(e["loc"][-1]) for e in exc.errors() if e["type"] == "missing"})
+        raise EvalDataError(f"engine {engine_type!r} has settings without a default ({', '.join(missing)}); "
+                            "give them under face.engine in a --config file") from exc
+    return config
+
+
+@dataclass(frozen=True, slots=True)
+class EvalInput:
+    root: Path
+    pairs: PairList
+    manifest: Manifest | None
+    identity: dict[str, str]
+    identity_source: str
+    open_files: tuple[str, ...]
+
+
+def load_inputs(root: Path, pairs_path: Path, manifest_path: Path | None, identity_column: str, by: str | None,
+                limit: int | None, seed: int) -> EvalInput:
+    pairs = read_pairs(pairs_path)
+    if limit is not None and limit < len(pairs):
+        chosen = np.sort(np.random.default_rng(seed).choice(len(pairs), size=max(limit, 0), replace=False))
+        pairs = pairs.subset(chosen.astype(np.int64))
+    manifest = read_manifest(manifest_path, identity_column, by) if manifest_path is not None else None
+    if manifest is not None:
+        listed = set(manifest.files)
+        if by is not None:
+            stray = [f for f in pairs.files if f not in listed]
+            if stray:
+                raise EvalDataError(f"{pairs_path}: {stray[0]} is not in {manifest.path} (needed for --by {by})")
+        identity = dict(zip(manifest.files, manifest.identity, strict=True))
+        source = "manifest"
+        in_pairs = set(pairs.files)
+        open_files = tuple(f for f in manifest.files if limit is None or f in in_pairs)
+    else:
+        identity, source = infer_identities(pairs)
+        open_files = tuple(pairs.files)
+    check_root(root, sorted(set(pairs.files) | set(open_files)))
+    return EvalInput(root, pairs, manifest, identity, source, open_files)
+
+
+def _groups(data: EvalInput) -> dict[str, str]:
+    if data.manifest is None or data.manifest.group is None:
+        return {}
+    return dict(zip(data.manifest.files, data.manifest.group, strict=True))
+
+
+def evaluate(data: EvalInput, emb: Embeddings, *, seed: int, folds: int) -> tuple[SetReport, dict[str, SetReport], int]:
+    """The overall report, one per group, and the number of pairs whose images lie in two groups."""
+    singletons = data.identity_source in ("manifest", "folder")
+    overall = evaluate_set(emb, data.pairs, data.open_files, data.identity, seed=seed, folds=folds,
+                           use_singletons=singletons)
+    group_of = _groups(data)
+    reports: dict[str, SetReport] = {}
+    mixed = 0
+    if group_of:
+        left = [group_of[f] for f in data.pairs.left]
+        right = [group_of[f] for f in data.pairs.right]
+        mixed = sum(1 for a, b in zip(left, right, strict=True) if a != b)
+        for name in sorted(set(group_of[f] for f in data.open_files) | set(left)):
+            index = np.array([i for i, (a, b) in enumerate(zip(left, right, strict=True)) if a == b == name], np.int64)
+            files = [f for f in data.open_files if group_of[f] == name]
+            reports[name] = evaluate_set(emb, data.pairs.subset(index), files, data.identity, seed=seed,
+                                         folds=folds, use_singletons=singletons)
+    return overall, reports, mixed
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _row(name: str, r: SetReport) -> list[str]:
+    tar3 = next(op for op in r.tar if op.target == 1e-3)
+    f2, f3 = (next(op for op in r.fnir if op.target == x) for x in (1e-2, 1e-3))
+    acc = "-" if not math.isfinite(r.accuracy) else f"{r.accuracy:.3f}±{r.accuracy_std:.3f}"
+    return [name, str(r.n_pairs), acc, _fmt(r.accuracy_faces_found), _fmt(tar3.rate), _fmt(f2.rate), _fmt(f3.rate),
+            f"{r.no_face}/{r.n_images}"]
+
+
+def print_summary(lang: str, overall: SetReport, groups: dict[str, SetReport], mixed: int) -> None:
+    rows = [t("ev_columns", lang).split("|"), _row("all", overall)]
+    rows += [_row(name, rep) for name, rep in groups.items()]
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [cell + " " * (w - _width(cell)) if i == 0 else " " * (w - _width(cell)) + cell
+                 for i, (cell, w) in enumerate(zip(r, widths, strict=True))]
+        print("  ".join(cells))
+    for name, rep in [("all", overall), *groups.items()]:
+        tar3 = next(op for op in rep.tar if op.target == 1e-3)
+        f2, f3 = (next(op for op in rep.fnir if op.target == x) for x in (1e-2, 1e-3))
+        print(t("ev_thresholds", lang, name=name, acc=_fmt(rep.threshold, 4), tar=_fmt(tar3.threshold, 4),
+                f2=_fmt(f2.threshold, 4), f3=_fmt(f3.threshold, 4)))
+    if mixed:
+        print(t("ev_mixed", lang, count=mixed))
+    print(t("ev_unresolved", lang))
+
+
+def _curve(name: str, r: SetReport) -> Curve:
+    return Curve(name, r.roc[1] if r.roc else [], r.roc[2] if r.roc else [], r.det[1] if r.det else [],
+                 r.det[2] if r.det else [])
+
+
+def run(args: argparse.Namespace, lang: str) -> int:
+    if args.by is not None and args.manifest is None:
+        raise EvalDataError("--by needs --manifest (the CSV that holds that column)")
+    config = engine_config(args.engine, args.config)
+    data = load_inputs(args.root, args.pairs, args.manifest, args.identity_column, args.by, args.limit, args.seed)
+    engine: FaceEngine = build_engine(config)
+    files = sorted(set(data.pairs.files) | set(data.open_files))
+    emb = embed_images(data.root, files, config, engine=engine, workers=args.workers, desc=t("ev_progress", lang))
+    overall, groups, mixed = evaluate(data, emb, seed=args.seed, folds=args.folds)
+    ms = float(np.median(emb.ms)) if emb.ms.size else math.nan
+    no_face_files = [f for f, ok in zip(emb.files, emb.found[:, 0], strict=True) if not ok]
+    report: dict[str, object] = {
+        "engine": {"type": getattr(config, "type", "?"), "model_id": engine.model_id,
+                   "settings": config.model_dump(mode="json")},
+        "root": str(data.root), "pairs": str(data.pairs.path),
+        "manifest": str(data.manifest.path) if data.manifest else None, "by": args.by,
+        "identity_source": data.identity_source, "seed": args.seed, "limit": args.limit,
+        "ms_per_image": ms, **overall.to_json(), "no_face_files": no_face_files,
+    }
+    if args.by:
+        report["groups"] = {name: rep.to_json() for name, rep in groups.items()}
+        report["n_pairs_mixed"] = mixed
+    try:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(json_safe(report), indent=1, ensure_ascii=False), encoding="utf-8")
+    except OSError as exc:
+        raise EvalDataError(f"{args.json}: cannot write the report: {exc}") from exc
+    print(t("ev_header", lang, engine=getattr(config, "type", "?"), model_id=engine.model_id, images=len(files),
+            no_face=len(no_face_files), ms=ms))
+    print(t("ev_identities", lang, source=data.identity_source, seed=args.seed))
+    print_summary(lang, overall, groups, mixed)
+    if args.plot is not None:
+        curves = [_curve("all", overall), *(_curve(n, r) for n, r in groups.items())]
+        write_plot(args.plot, curves, f"{data.pairs.path.parent.name}/{data.pairs.path.name}  engine {engine.model_id}")
+        print(t("ev_written", lang, path=args.plot))
+    print(t("ev_written", lang, path=args.json))
+    return 0
+
+
+def cmd_eval_faces(args: argparse.Namespace, lang: str) -> int:
+    try:
+        return run(args, lang)
+    except EvalDataError as exc:
+        print(t("ev_error", lang, message=str(exc)), file=sys.stderr)
+        return 2
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    group = sub.add_parser("eval", help="评测 / evaluation").add_subparsers(dest="eval_cmd", required=True)
+    p = group.add_parser("faces", help="人脸识别评测 / face recognition metrics on a labelled photo set")
+    add_data_arguments(p)
+    p.add_argument("--pairs", type=Path, required=True, help="left,right,same[,fold] CSV, paths under --root")
+    p.add_argument("--json", type=Path, required=True, help="结果 JSON / report file")
+    p.add_argument("--engine", choices=sorted(ENGINE_REGISTRY), default=None, help="人脸引擎 / face engine (dlib)")
+    p.add_argument("--config", type=Path, default=None, help="从配置读取 face.engine / take face.engine from a config")
+    p.add_argument("--by", default=None, help="按清单列分组 / repeat every metric per value of this manifest column")
+    p.add_argument("--plot", type=Path, default=None, help="ROC/DET 图 / ROC and DET plot (PNG)")
+    p.add_argument("--limit", type=positive_int, default=None, help="随机抽取 N 对 / a seeded sample of N pairs")
+    p.add_argument("--folds", type=positive_int, default=10, help="k 折 / folds without a fold column (10)")
+    p.set_defaults(func=cmd_eval_faces)
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``eval faces`` and ``faces calibrate``."""
+    p.add_argument("--root", type=Path, required=True, help="图像根目录 / folder the CSV paths are relative to")
+    p.add_argument("--manifest", type=Path, default=None, help="file,identity[,…] CSV")
+    p.add_argument("--identity-column", default="identity", help="清单中的身份列 / identity column of the manifest")
+    p.add_argument("--seed", type=int, default=0, help="随机种子 / seed of the splits and folds (0)")
+    p.add_argument("--workers", type=positive_int, default=1, help="并行进程数 / embedding processes (1)")
+

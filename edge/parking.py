@@ -1,0 +1,192 @@
+"""The per-camera plate pipeline for ``role: parking`` and the thread that drives it.
+
+read plates in the entry zone -> IoU plate tracks -> per-track character vote -> PlateMatcher
+-> (optional) driver-face check on the deciding frame -> vip_vehicle_arrival rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from alerts.envelope import DriverFace
+from calibration.zones import PolygonZone
+from edge.config import CameraConfig
+from edge.metrics import EdgeMetrics
+from edge.plates import PlateRegistry
+from edge.plates_config import PlatesConfig
+from edge.sources import FrameSource
+from edge.vehicle_rule import VehicleSighting, VipVehicleRule
+from vision.engines.base import FaceEngine
+from vision.gallery import Gallery
+from vision.plates.reader import PlateReader
+from vision.plates.voting import CharRead, PlateVoter, VoteResult
+from vision.tracker import IoUTracker, TrackerConfig
+from vision.types import Detections, Frame
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverCheck:
+    """The face engine and gallery of the runtime, and the similarity that counts as the same person."""
+
+    engine: FaceEngine
+    gallery: Gallery
+    threshold: float
+
+    def check(self, frame: Frame, person_id: str) -> DriverFace:
+        dets = self.engine.detect(frame.image)
+        if len(dets) == 0:
+            return DriverFace(confirmed=False, faces=0)
+        chips = self.engine.chips(frame.image, dets)
+        results = self.gallery.search(self.engine.embed_chips(chips), k=2)
+        best: float | None = None
+        confirmed = False
+        for result in results:
+            top = result.best
+            for hit in result.hits:
+                if hit.person_id == person_id:
+                    best = hit.score if best is None else max(best, hit.score)
+            if top is not None and top.person_id == person_id and top.score >= self.threshold:
+                confirmed = True
+        return DriverFace(confirmed=confirmed, score=None if best is None else round(best, 4), faces=len(dets))
+
+
+@dataclass(slots=True)
+class PlateTrack:
+    first_seen_at: datetime
+    colours: Counter[str] = field(default_factory=Counter)
+    last_frame: Frame | None = None
+
+
+class PlatePipeline:
+    """Processes frames of one parking camera. Not thread-safe: one thread calls :meth:`process`."""
+
+    def __init__(self, camera: CameraConfig, config: PlatesConfig, *, reader: PlateReader,
+                 registry: PlateRegistry, rule: VipVehicleRule, driver: DriverCheck | None = None,
+                 metrics: EdgeMetrics | None = None) -> None:
+        self.camera = camera
+        self._config = config
+        self._reader = reader
+        self._registry = registry
+        self._rule = rule
+        self._driver = driver if config.driver_face else None
+        self._metrics = metrics
+        self._zone = PolygonZone(f"{camera.id}-entry", tuple(camera.zone)) if camera.zone else None
+        self._tracker = IoUTracker(TrackerConfig(iou_threshold=config.track_iou,
+                                                 max_missed_s=config.track_max_missed_s))
+        self._voter = PlateVoter(config.voter.voter_config())
+        self._tracks: dict[int, PlateTrack] = {}
+
+    def process(self, frame: Frame) -> list[VehicleSighting]:
+        """Run one frame; return the plate tracks decided now (matched or not)."""
+        t0 = time.perf_counter()
+        reads = self._reader.read(frame.image, self._zone)
+        if self._metrics is not None:
+            self._metrics.stage.labels(self.camera.id, "plates").observe(time.perf_counter() - t0)
+            self._metrics.frames.labels(self.camera.id).inc()
+        dets = (Detections(np.asarray([r.box for r in reads], np.float32).reshape(-1, 4),
+                           np.asarray([r.score for r in reads], np.float32)) if reads else Detections.empty())
+        dets, ended = self._tracker.update(dets, frame.t_mono)
+        decided: list[tuple[int, VoteResult, PlateTrack, Frame]] = []
+        track_ids = [int(t) for t in dets.track_id] if dets.track_id is not None else []
+        for read, tid in zip(reads, track_ids, strict=True):
+            track = self._tracks.setdefault(tid, PlateTrack(first_seen_at=frame.captured_at))
+            track.last_frame = frame
+            if read.color:
+                track.colours[read.color] += 1
+            result = self._voter.observe(tid, CharRead(read.text, read.char_scores or (read.score,) * len(read.text)))
+            if result is not None:
+                decided.append((tid, result, track, frame))
+        for gone in ended:
+            track_state = self._tracks.pop(gone.track_id, None)
+            result = self._voter.end(gone.track_id)
+            if result is not None and track_state is not None and track_state.last_frame is not None:
+                decided.append((gone.track_id, result, track_state, track_state.last_frame))
+        return [self._decide(tid, result, track, seen, frame) for tid, result, track, seen in decided]
+
+    def flush(self) -> list[VehicleSighting]:
+        """End every open track (the source has ended) and return the decisions that brings."""
+        out: list[VehicleSighting] = []
+        for tid in list(self._tracker.tracks):
+            self._tracker.tracks.pop(tid)
+            track = self._tracks.pop(tid, None)
+            result = self._voter.end(tid)
+            if result is not None and track is not None and track.last_frame is not None:
+                out.append(self._decide(tid, result, track, track.last_frame, track.last_frame))
+        return out
+
+    def _decide(self, tid: int, result: VoteResult, track: PlateTrack, seen: Frame, now: Frame) -> VehicleSighting:
+        match = self._registry.matcher.match(result.text)
+        colour = track.colours.most_common(1)[0][0] if track.colours else None
+        logger.info("camera %s: plate track %s read %s (score %.2f, %s reads) -> %s%s", self.camera.id, tid,
+                    result.text, result.score, result.reads, match.person_id or "no match",
+                    " (ambiguous)" if match.ambiguous else "")
+        driver = None
+        if match.person_id is not None and self._driver is not None:
+            driver = self._driver.check(seen, match.person_id)
+        return VehicleSighting(self.camera.id, self.camera.display_name, tid, result, match, colour,
+                               track.first_seen_at, seen.captured_at, now.t_mono, driver)
+
+
+class ParkingWorker:
+    """One thread per parking camera: newest frame -> plate pipeline -> rule."""
+
+    def __init__(self, source: FrameSource, pipeline: PlatePipeline, rule: VipVehicleRule,
+                 metrics: EdgeMetrics | None = None) -> None:
+        self.source = source
+        self.pipeline = pipeline
+        self._rule = rule
+        self._metrics = metrics
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"parking-{source.camera_id}", daemon=True)
+        self.processed = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        last = 0
+        while not self._stop.is_set():
+            frame = self.source.wait_newer(last, timeout=0.5)
+            if frame is None:
+                if self.source.finished:
+                    self._flush()
+                    return
+                continue
+            last = frame.index
+            self.source.mark_consumed(frame.index)
+            try:
+                for sighting in self.pipeline.process(frame):
+                    self._rule.decided(sighting)
+            except Exception:  # one bad frame must not stop the camera
+                self.errors += 1
+                logger.exception("camera %s: frame %s failed", frame.camera_id, frame.index)
+                continue
+            self.processed += 1
+            if self._metrics is not None:
+                self._metrics.frame_age.labels(frame.camera_id).observe(time.monotonic() - frame.t_mono)
+
+    def _flush(self) -> None:
+        """The file has ended: close every open plate track, as if the cars had left."""
+        try:
+            for sighting in self.pipeline.flush():
+                self._rule.decided(sighting)
+        except Exception:
+            logger.exception("camera %s: closing plate tracks failed", self.source.camera_id)
