@@ -7,7 +7,6 @@ read plates in the entry zone -> IoU plate tracks -> per-track character vote ->
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from edge.config import CameraConfig
 from edge.metrics import EdgeMetrics
 from edge.plates import PlateRegistry
 from edge.plates_config import PlatesConfig
-from edge.sources import FrameSource
 from edge.vehicle_rule import VehicleSighting, VipVehicleRule
 from vision.engines.base import FaceEngine
 from vision.gallery import Gallery
@@ -134,59 +132,3 @@ class PlatePipeline:
             driver = self._driver.check(seen, match.person_id)
         return VehicleSighting(self.camera.id, self.camera.display_name, tid, result, match, colour,
                                track.first_seen_at, seen.captured_at, now.t_mono, driver)
-
-
-class ParkingWorker:
-    """One thread per parking camera: newest frame -> plate pipeline -> rule."""
-
-    def __init__(self, source: FrameSource, pipeline: PlatePipeline, rule: VipVehicleRule,
-                 metrics: EdgeMetrics | None = None) -> None:
-        self.source = source
-        self.pipeline = pipeline
-        self._rule = rule
-        self._metrics = metrics
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"parking-{source.camera_id}", daemon=True)
-        self.processed = 0
-        self.errors = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        last = 0
-        while not self._stop.is_set():
-            frame = self.source.wait_newer(last, timeout=0.5)
-            if frame is None:
-                if self.source.finished:
-                    self._flush()
-                    return
-                continue
-            last = frame.index
-            self.source.mark_consumed(frame.index)
-            try:
-                for sighting in self.pipeline.process(frame):
-                    self._rule.decided(sighting)
-            except Exception:  # one bad frame must not stop the camera
-                self.errors += 1
-                logger.exception("camera %s: frame %s failed", frame.camera_id, frame.index)
-                continue
-            self.processed += 1
-            if self._metrics is not None:
-                self._metrics.frame_age.labels(frame.camera_id).observe(time.monotonic() - frame.t_mono)
-
-    def _flush(self) -> None:
-        """The file has ended: close every open plate track, as if the cars had left."""
-        try:
-            for sighting in self.pipeline.flush():
-                self._rule.decided(sighting)
-        except Exception:
-            logger.exception("camera %s: closing plate tracks failed", self.source.camera_id)

@@ -6,7 +6,6 @@ detect -> track -> (new or improved tracks only) align, embed, search -> vote pe
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +14,6 @@ from calibration.zones import PolygonZone
 from edge.config import CameraConfig, FaceConfig
 from edge.metrics import EdgeMetrics
 from edge.rules import Sighting, VipArrivalRule
-from edge.sources import FrameSource
 from vision.engines.base import FaceEngine
 from vision.gallery import Gallery
 from vision.quality import assess
@@ -108,6 +106,10 @@ class FacePipeline:
             self._metrics.embeddings.labels(self.camera.id).inc(len(todo))
         return sightings
 
+    def flush(self) -> list[Sighting]:
+        """Nothing to decide when the source ends: identity is decided while the face is in view."""
+        return []
+
     @staticmethod
     def _keep_best(state: TrackFace, quality: FaceQuality, chip: Image) -> None:
         if quality.score > state.best_quality:
@@ -122,51 +124,3 @@ class FacePipeline:
         if self._voter.is_settled(tid):
             return quality.score >= state.embedded_quality + self._face.quality_gain
         return t - state.last_embed_t >= self._face.reembed_interval_s
-
-
-class CameraWorker:
-    """One thread per camera: takes the newest frame, runs the pipeline, hands sightings to the rule."""
-
-    def __init__(self, source: FrameSource, pipeline: FacePipeline, rule: VipArrivalRule,
-                 metrics: EdgeMetrics | None = None) -> None:
-        self.source = source
-        self.pipeline = pipeline
-        self._rule = rule
-        self._metrics = metrics
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"pipeline-{source.camera_id}", daemon=True)
-        self.processed = 0
-        self.errors = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        last = 0
-        while not self._stop.is_set():
-            frame = self.source.wait_newer(last, timeout=0.5)
-            if frame is None:
-                if self.source.finished:
-                    return
-                continue
-            last = frame.index
-            self.source.mark_consumed(frame.index)
-            try:
-                sightings = self.pipeline.process(frame)
-                for sighting in sightings:
-                    self._rule.identified(sighting)
-            except Exception:  # one bad frame must not stop the camera
-                self.errors += 1
-                logger.exception("camera %s: frame %s failed", frame.camera_id, frame.index)
-                continue
-            self.processed += 1
-            if self._metrics is not None:
-                self._metrics.frame_age.labels(frame.camera_id).observe(time.monotonic() - frame.t_mono)

@@ -13,13 +13,14 @@ from edge.config import CameraConfig, EdgeConfig
 from edge.crypto import load_cipher
 from edge.enrol import Enroller, EnrolmentPolicy
 from edge.metrics import EdgeMetrics
-from edge.parking import DriverCheck, ParkingWorker, PlatePipeline
-from edge.pipeline import CameraWorker, FacePipeline
+from edge.parking import DriverCheck, PlatePipeline
+from edge.pipeline import FacePipeline
 from edge.plates import PlateRegistry
-from edge.rules import VipArrivalRule
+from edge.rules import Sighting, VipArrivalRule
 from edge.sources import FrameSource, SourceHealth
 from edge.store import Store
-from edge.vehicle_rule import VipVehicleRule
+from edge.vehicle_rule import VehicleSighting, VipVehicleRule
+from edge.worker import CameraWorker
 from vision.engines.base import FaceEngine, build_engine
 from vision.gallery import Gallery
 from vision.plates.ocr import PpOcr
@@ -67,7 +68,7 @@ class EdgeRuntime:
         self.vehicle_rule = VipVehicleRule(config.rules.vip_vehicle_arrival, branch_id=config.branch.id,
                                            lookup=self.store.get_person, publish=self.hub.publish)
         self.plate_reader: PlateReader | None = None
-        self.workers: list[CameraWorker | ParkingWorker] = []
+        self.workers: list[CameraWorker[Sighting] | CameraWorker[VehicleSighting]] = []
         for camera in config.cameras:
             if camera.enabled and camera.role == "parking":
                 self.workers.append(self._parking_worker(camera))
@@ -79,10 +80,10 @@ class EdgeRuntime:
             source = FrameSource(camera.id, camera.source)
             pipeline = FacePipeline(camera, config.face, engine=self.engine, gallery=self.gallery,
                                     rule=self.vip_rule, metrics=self.metrics)
-            self.workers.append(CameraWorker(source, pipeline, self.vip_rule, self.metrics))
+            self.workers.append(CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics))
         self._started = False
 
-    def _parking_worker(self, camera: CameraConfig) -> ParkingWorker:
+    def _parking_worker(self, camera: CameraConfig) -> CameraWorker[VehicleSighting]:
         if self.plate_reader is None:  # one reader (ONNX sessions) shared by every parking camera
             settings = self.config.plates.reader
             self.plate_reader = PlateReader(PpOcr.from_pack(settings.models_dir, threads=settings.threads),
@@ -90,7 +91,7 @@ class EdgeRuntime:
         driver = DriverCheck(self.engine, self.gallery, self.config.face.voter.threshold)
         pipeline = PlatePipeline(camera, self.config.plates, reader=self.plate_reader, registry=self.plates,
                                  rule=self.vehicle_rule, driver=driver, metrics=self.metrics)
-        return ParkingWorker(FrameSource(camera.id, camera.source), pipeline, self.vehicle_rule, self.metrics)
+        return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.vehicle_rule.decided, self.metrics)
 
     @property
     def data_dir(self) -> Path:
