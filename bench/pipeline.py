@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import tempfile
 import threading
@@ -24,11 +25,13 @@ import cv2
 import faiss
 import numpy as np
 import yaml
+from cryptography.fernet import Fernet
 from websockets.sync.client import connect
 
 from bench.common import median_ms, percentile, print_table, write_json
 from edge.app import create_app
 from edge.config import EdgeConfig, FaceConfig, hash_token, load_config
+from edge.crypto import KEY_ENV
 from edge.demo.assets import ensure_face_photos
 from edge.demo.scene import Actor, Appearance, SceneBuilder
 from edge.pipeline import FacePipeline
@@ -145,6 +148,7 @@ def alert_latency(engine: FaceEngine, builder: SceneBuilder, photos: Path, workd
         "auth": {"tokens": [{"name": "bench", "sha256": hash_token(TOKEN), "roles": ["admin"]}]},
         "paths": {"data_dir": str(workdir / "data")},
     }), encoding="utf-8")
+    os.environ.setdefault(KEY_ENV, Fernet.generate_key().decode("ascii"))  # throw-away data, throw-away key
     runtime = EdgeRuntime(load_config(cfg_path), engine=engine)
     runtime.enroller.enrol(name="VIP", tier="钻石", photo=(photos / "obama.jpg").read_bytes(), consent="bench")
     captured: dict[int, datetime] = {}

@@ -22,11 +22,12 @@ from vision.errors import BadImageError
 from vision.gallery import Gallery
 from vision.imageio import decode_image
 from vision.quality import sharpness
+from vision.single_face import DEFAULT_STRATEGY, SingleFaceFinder, SingleFaceStrategy, pad_photo
 from vision.types import Detections, FloatArray, Image
 
 logger = logging.getLogger(__name__)
 
-PAD_FRACTION = 0.25  # tight ID-style crops need context around the face for HOG
+PAD_FRACTION = 0.25  # tight ID-style crops need context around the face (vision.single_face pads the same)
 ROLES = ("vip", "staff")
 
 
@@ -48,30 +49,38 @@ class FaceCheck:
 
 def pad_for_detection(image: Image) -> tuple[Image, int]:
     """The photo with ``PAD_FRACTION`` of its longer side replicated around it, and that border in pixels."""
-    pad = int(PAD_FRACTION * max(image.shape[:2]))
-    padded = np.asarray(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), np.uint8)
-    return padded, pad
+    return pad_photo(image, PAD_FRACTION)
 
 
-def embed_largest_face(engine: FaceEngine, image: Image) -> FloatArray | None:
+_FINDERS: dict[tuple[int, str], SingleFaceFinder] = {}
+_FINDERS_LOCK = threading.Lock()
+
+
+def default_finder(engine: FaceEngine, strategy: SingleFaceStrategy = DEFAULT_STRATEGY) -> SingleFaceFinder:
+    """One finder per engine and strategy, built at first use (BlazeFace loads once per process)."""
+    key = (id(engine), strategy)
+    with _FINDERS_LOCK:
+        finder = _FINDERS.get(key)
+        if finder is None or finder.engine is not engine:  # an id reused by a newer engine
+            finder = _FINDERS[key] = SingleFaceFinder(engine, strategy)
+    return finder
+
+
+def embed_largest_face(engine: FaceEngine, image: Image, finder: SingleFaceFinder | None = None) -> FloatArray | None:
     """Embedding of the largest face of a photo known to hold one person (padded as for enrolment).
 
     None when no face is found. Unlike :func:`check_face` it applies no size, count or blur limit:
-    evaluation uses it to measure recognition itself on photos labelled with one identity.
+    evaluation uses it to measure recognition itself on photos labelled with one identity. ``finder``
+    (default: :data:`vision.single_face.DEFAULT_STRATEGY`) decides how the face is found.
     """
-    padded, _ = pad_for_detection(image)
-    dets = engine.detect(padded)
-    if len(dets) == 0:
-        return None
-    largest = int(np.argmax(dets.widths * dets.heights))
-    vector: FloatArray = engine.embed(padded, dets[np.array([largest], np.int64)])[0]
-    return vector
+    return (finder or default_finder(engine)).embed_largest(image)
 
 
-def check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy) -> FaceCheck:
+def check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy,
+               finder: SingleFaceFinder | None = None) -> FaceCheck:
     """The photo's single usable face, or :class:`EnrolmentError` naming why there is none."""
-    padded, _ = pad_for_detection(image)
-    dets = engine.detect(padded)
+    found = (finder or default_finder(engine)).find(image)
+    padded, dets = found.image, found.dets
     if len(dets) == 0:
         small = _faces_below_minimum(engine, padded)
         if small is not None:
@@ -107,8 +116,9 @@ def _faces_below_minimum(engine: FaceEngine, padded: Image) -> float | None:
 
 class Enroller:
     def __init__(self, *, engine: FaceEngine, gallery: Gallery, gallery_dir: Path, store: Store,
-                 policy: EnrolmentPolicy) -> None:
+                 policy: EnrolmentPolicy, finder: SingleFaceFinder | None = None) -> None:
         self._engine = engine
+        self._finder = finder or default_finder(engine)
         self._gallery = gallery
         self._gallery_dir = gallery_dir
         self._store = store
@@ -130,7 +140,7 @@ class Enroller:
         except BadImageError as exc:
             status = 413 if exc.code in ("too_large", "decompression_bomb") else 415
             raise EnrolmentError(exc.code, str(exc), status) from exc
-        face = check_face(self._engine, image, self.policy)
+        face = check_face(self._engine, image, self.policy, self._finder)
         with self._lock:  # check-then-add must not interleave with another enrolment
             return self._store_person(name=name, tier=tier, role=role, consent=consent, photo=photo, face=face)
 

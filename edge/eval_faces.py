@@ -40,6 +40,7 @@ from edge.face_data import (
 from edge.face_protocol import SetReport, evaluate_set, json_safe
 from edge.i18n import t
 from vision.engines.base import ENGINE_REGISTRY, FaceEngine, build_engine
+from vision.single_face import DEFAULT_STRATEGY, STRATEGIES
 
 logger = logging.getLogger(__name__)
 
@@ -168,13 +169,14 @@ def run(args: argparse.Namespace, lang: str) -> int:
     data = load_inputs(args.root, args.pairs, args.manifest, args.identity_column, args.by, args.limit, args.seed)
     engine: FaceEngine = build_engine(config)
     files = sorted(set(data.pairs.files) | set(data.open_files))
-    emb = embed_images(data.root, files, config, engine=engine, workers=args.workers, desc=t("ev_progress", lang))
+    emb = embed_images(data.root, files, config, engine=engine, workers=args.workers, desc=t("ev_progress", lang),
+                       strategy=args.detector)
     overall, groups, mixed = evaluate(data, emb, seed=args.seed, folds=args.folds)
     ms = float(np.median(emb.ms)) if emb.ms.size else math.nan
     no_face_files = [f for f, ok in zip(emb.files, emb.found[:, 0], strict=True) if not ok]
     report: dict[str, object] = {
         "engine": {"type": getattr(config, "type", "?"), "model_id": engine.model_id,
-                   "settings": config.model_dump(mode="json")},
+                   "settings": config.model_dump(mode="json")}, "detector": args.detector,
         "root": str(data.root), "pairs": str(data.pairs.path),
         "manifest": str(data.manifest.path) if data.manifest else None, "by": args.by,
         "identity_source": data.identity_source, "seed": args.seed, "limit": args.limit,
@@ -224,6 +226,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--engine", choices=sorted(ENGINE_REGISTRY), default=None, help="人脸引擎 / face engine (dlib)")
     p.add_argument("--config", type=Path, default=None, help="从配置读取 face.engine / take face.engine from a config")
     p.add_argument("--by", default=None, help="按清单列分组 / repeat every metric per value of this manifest column")
+    p.add_argument("--detector", choices=STRATEGIES, default=DEFAULT_STRATEGY,
+                   help=f"人脸查找策略 / how each photo's face is found ({DEFAULT_STRATEGY})")
     p.add_argument("--plot", type=Path, default=None, help="ROC/DET 图 / ROC and DET plot (PNG)")
     p.add_argument("--limit", type=positive_int, default=None, help="随机抽取 N 对 / a seeded sample of N pairs")
     p.add_argument("--folds", type=positive_int, default=10, help="k 折 / folds without a fold column (10)")

@@ -24,6 +24,7 @@ from edge.errors import EvalDataError
 from vision.engines.base import FaceEngine, build_engine
 from vision.errors import BadImageError
 from vision.imageio import decode_image
+from vision.single_face import DEFAULT_STRATEGY, SingleFaceFinder, SingleFaceStrategy
 from vision.types import Image
 
 logger = logging.getLogger(__name__)
@@ -195,11 +196,13 @@ class _Result:
 
 
 _ENGINE: FaceEngine | None = None
+_FINDER: SingleFaceFinder | None = None
 
 
-def _init_worker(config: BaseModel) -> None:
-    global _ENGINE
+def _init_worker(config: BaseModel, strategy: SingleFaceStrategy) -> None:
+    global _ENGINE, _FINDER
     _ENGINE = build_engine(config)
+    _FINDER = SingleFaceFinder(_ENGINE, strategy)
 
 
 def _embed_job(job: _Job) -> _Result:
@@ -212,20 +215,21 @@ def _embed_job(job: _Job) -> _Result:
         return _Result([], 0.0, str(exc))
     variants = job.transform(image) if job.transform is not None else [image]
     t0 = time.perf_counter()
-    vectors = [embed_largest_face(_ENGINE, v) for v in variants]
+    vectors = [embed_largest_face(_ENGINE, v, _FINDER) for v in variants]
     return _Result(vectors, (time.perf_counter() - t0) * 1000, None)
 
 
-def _run(jobs: list[_Job], engine: FaceEngine, config: BaseModel, workers: int) -> Iterator[_Result]:
-    global _ENGINE
+def _run(jobs: list[_Job], engine: FaceEngine, config: BaseModel, workers: int,
+         strategy: SingleFaceStrategy) -> Iterator[_Result]:
+    global _ENGINE, _FINDER
     if workers <= 1:
-        _ENGINE = engine
+        _ENGINE, _FINDER = engine, SingleFaceFinder(engine, strategy)
         try:
             yield from map(_embed_job, jobs)
         finally:
-            _ENGINE = None
+            _ENGINE, _FINDER = None, None
         return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(config,))
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(config, strategy))
     try:
         yield from pool.map(_embed_job, jobs, chunksize=4)
     finally:  # also when the caller stops early on a bad image: drop the queued jobs
@@ -233,12 +237,14 @@ def _run(jobs: list[_Job], engine: FaceEngine, config: BaseModel, workers: int) 
 
 
 def embed_images(root: Path, files: Sequence[str], engine_config: BaseModel, *, engine: FaceEngine, workers: int = 1,
-                 transform: Transform | None = None, variants: int = 1, desc: str = "") -> Embeddings:
+                 transform: Transform | None = None, variants: int = 1, desc: str = "",
+                 strategy: SingleFaceStrategy = DEFAULT_STRATEGY) -> Embeddings:
     """Embed every file once (and each of its ``variants`` from ``transform``), with a progress bar
     on stderr. An unreadable image stops the run with :class:`EvalDataError` naming it.
 
     ``engine`` runs in this process when ``workers`` is 1; otherwise each worker process builds its
-    own from ``engine_config`` (dlib runs one core per call).
+    own from ``engine_config`` (dlib runs one core per call). ``strategy`` is how each photo's face is
+    found (:mod:`vision.single_face`).
     """
     dim = engine.dim
     n = len(files)
@@ -247,7 +253,7 @@ def embed_images(root: Path, files: Sequence[str], engine_config: BaseModel, *, 
     ms = np.zeros(n, np.float64)
     jobs = [_Job(root / f, transform) for f in files]
     with tqdm(total=n, desc=desc, unit="img", mininterval=0.5) as bar:
-        for i, result in enumerate(_run(jobs, engine, engine_config, workers)):
+        for i, result in enumerate(_run(jobs, engine, engine_config, workers, strategy)):
             if result.error is not None:
                 raise EvalDataError(f"{root / files[i]}: unreadable image: {result.error}")
             for j, vector in enumerate(result.vectors[:variants]):

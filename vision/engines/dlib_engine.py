@@ -123,6 +123,20 @@ class DlibFaceEngine:
         landmarks = np.stack([self._landmarks(gray, box) for box in boxes]).astype(np.float32)
         return Detections(boxes, np.asarray(scores, np.float32), landmarks)
 
+    def fit(self, image: Image, boxes: FloatArray, scores: FloatArray | None = None) -> Detections:
+        """dlib's 5 landmarks fitted on given face boxes (xyxy, from any detector), as :meth:`detect` returns them.
+
+        The shape predictor was trained on HOG boxes: give boxes in HOG's convention (see
+        :mod:`vision.single_face`) for landmarks as good as :meth:`detect`'s.
+        """
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        if image.size == 0 or boxes.shape[0] == 0:
+            return Detections.empty(with_landmarks=True)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        landmarks = np.stack([self._landmarks(gray, box) for box in boxes]).astype(np.float32)
+        score = np.ones(boxes.shape[0], np.float32) if scores is None else np.asarray(scores, np.float32)
+        return Detections(boxes, score, landmarks)
+
     def _landmarks(self, gray: np.ndarray, box: np.ndarray) -> np.ndarray:
         rect = dlib.rectangle(int(box[0]), int(box[1]), int(box[2]), int(box[3]))
         shape = self._shape(gray, rect)
