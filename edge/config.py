@@ -14,6 +14,7 @@ from edge.errors import ConfigError
 from edge.plates_config import PlatesConfig, VipVehicleRuleConfig
 from vision.engines.base import DlibEngineConfig
 from vision.engines.insightface_engine import InsightFaceEngineConfig
+from vision.quality import ENROL_MAX_ABS_YAW, ENROL_MIN_BLAZEFACE_SCORE, ENROL_MIN_HOG_SCORE
 
 DEFAULT_CONFIG_NAME = "smartbranch.yaml"
 
@@ -92,12 +93,15 @@ class CameraConfig(_Strict):
 
 class VoterSettings(_Strict):
     """Defaults from `smartbranch faces calibrate --target-fpir 0.001` on the East-Asian development set
-    (dlib engine): no stranger track of 244 was decided as a VIP (95 % upper bound 1.2 %), hit rate 0.30."""
+    (dlib engine with flip TTA, model_id dlib_resnet_v1_flip): no stranger track of 244 was decided as a
+    VIP (95 % upper bound 1.2 %), hit rate 0.351. (Without TTA it was 0.9563 and hit rate 0.30; with flip
+    TTA 0.9563 lets 1 of 244 stranger tracks through.)"""
 
-    threshold: float = Field(default=0.9563, ge=-1, le=1,
+    threshold: float = Field(default=0.9585, ge=-1, le=1,
                              description="Cosine similarity a face must reach to vote for a person. The "
-                                         "default was calibrated for the dlib engine on East-Asian faces "
-                                         "(smartbranch faces calibrate); another engine needs its own.")
+                                         "default was calibrated for the dlib engine with flip TTA (the "
+                                         "default) on East-Asian faces (smartbranch faces calibrate "
+                                         "--target-fpir 0.001); another engine or TTA needs its own.")
     min_margin: float = Field(default=0.02, ge=0, le=2, description="Lead over the runner-up person.")
     min_votes: int = Field(default=3, ge=1, le=20, description="Votes a track needs before a decision.")
     max_observations: int = Field(default=8, ge=1, le=100,
@@ -130,6 +134,28 @@ class FaceConfig(_Strict):
                                                    "below all 138 real photos sampled from the face sets "
                                                    "(1st percentile 17.8) and above a sigma-4 Gaussian "
                                                    "blur of a sharp photo (12.8).")
+    enrol_max_yaw: float = Field(default=ENROL_MAX_ABS_YAW, gt=0, le=2,
+                                 description="Largest |yaw ratio| (nose offset from the eye midpoint, in eye "
+                                             "distances; 0 is frontal) of an enrolment photo; a larger one is "
+                                             "refused as a profile. 0.45 keeps 490 of the 491 faces of real "
+                                             "enrolment-like photos (CASIA-FaceV5, RMFD crops, deepface; 99th "
+                                             "percentile 0.41, python -m bench.enrol_quality).")
+    enrol_min_hog_score: float = Field(default=ENROL_MIN_HOG_SCORE, ge=-1, le=5,
+                                       description="Smallest HOG detection score of an enrolment face. 0.01 keeps "
+                                                   "261 of 263 HOG-found real faces (1st percentile 0.017): real "
+                                                   "tight crops often score low, so this only refuses the "
+                                                   "weakest detections.")
+    enrol_min_blazeface_score: float = Field(default=ENROL_MIN_BLAZEFACE_SCORE, gt=0, lt=1,
+                                             description="Smallest BlazeFace score of an enrolment face found by "
+                                                         "BlazeFace (HOG found none). 0.55 keeps 227 of 228 real "
+                                                         "ones (1st percentile 0.60); the detector's floor is 0.5.")
+    enrol_min_eye_aspect: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Closed-eye check: smallest eye aspect ratio (dlib 68 points) of an enrolment face; None (the "
+                    "default) does not check. The engine's 5 points (eye corners, nose) cannot tell closed eyes. "
+                    "Real open eyes measured down to 0.097 (1st percentile 0.13) on tight East-Asian crops, so a "
+                    "limit near 0.10 is the most that keeps 99 %, and it was not validated on closed eyes. The "
+                    "68-point model's training data (iBUG 300-W) is licensed for research only.")
 
 
     @model_validator(mode="after")

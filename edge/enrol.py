@@ -15,13 +15,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.config import FaceConfig
 from edge.errors import EnrolmentError
 from edge.store import Person, Store
 from vision.engines.base import FaceEngine
 from vision.errors import BadImageError
 from vision.gallery import Gallery
 from vision.imageio import decode_image
-from vision.quality import sharpness
+from vision.quality import (
+    ENROL_MAX_ABS_YAW,
+    ENROL_MIN_BLAZEFACE_SCORE,
+    ENROL_MIN_HOG_SCORE,
+    EyeMeter,
+    sharpness,
+    yaw_ratio,
+)
 from vision.single_face import DEFAULT_STRATEGY, SingleFaceFinder, SingleFaceStrategy, pad_photo
 from vision.types import Detections, FloatArray, Image
 
@@ -36,8 +44,21 @@ class EnrolmentPolicy:
     min_face_px: int
     min_sharpness: float
     duplicate_threshold: float = 1.01  # a face this similar to an enrolled person is that person
+    max_abs_yaw: float = ENROL_MAX_ABS_YAW  # |yaw ratio| above this is a profile (vision.quality.yaw_ratio)
+    min_hog_score: float = ENROL_MIN_HOG_SCORE  # a HOG-found face scoring below this is refused
+    min_blazeface_score: float = ENROL_MIN_BLAZEFACE_SCORE  # the same for a BlazeFace-found face
+    min_eye_aspect: float | None = None  # eyes closed below this eye aspect ratio; None: not checked
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
+
+
+def policy_from_config(face: FaceConfig, *, max_bytes: int = 10 * 1024 * 1024) -> EnrolmentPolicy:
+    """The enrolment limits of ``face`` (its engine's minimum face, the enrol_* fields, the voter threshold)."""
+    return EnrolmentPolicy(min_face_px=face.engine.min_face_px, min_sharpness=face.enrol_min_sharpness,
+                           duplicate_threshold=face.voter.threshold, max_bytes=max_bytes,
+                           max_abs_yaw=face.enrol_max_yaw, min_hog_score=face.enrol_min_hog_score,
+                           min_blazeface_score=face.enrol_min_blazeface_score,
+                           min_eye_aspect=face.enrol_min_eye_aspect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +66,9 @@ class FaceCheck:
     embedding: FloatArray
     face_px: float
     sharpness: float
+    yaw: float = 0.0
+    detector_score: float = 0.0
+    eye_aspect: float | None = None
 
 
 def pad_for_detection(image: Image) -> tuple[Image, int]:
@@ -98,7 +122,32 @@ def check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy,
     if sharp < policy.min_sharpness:
         raise EnrolmentError("blurred", f"the face is blurred (sharpness {sharp:.1f}, "
                                         f"at least {policy.min_sharpness:.1f} is needed)")
-    return FaceCheck(engine.embed_chips(chips)[0], side, sharp)
+    yaw = yaw_ratio(dets.landmarks[0], engine.landmark_layout) if dets.landmarks is not None else 0.0
+    if abs(yaw) > policy.max_abs_yaw:
+        raise EnrolmentError("profile", f"the head is turned (yaw ratio {yaw:+.2f}, at most "
+                                        f"±{policy.max_abs_yaw:.2f}); a frontal photo is needed")
+    score = float(dets.score[0])
+    floor = policy.min_blazeface_score if found.detector == "blazeface" else policy.min_hog_score
+    if score < floor:
+        raise EnrolmentError("low_score", f"the face is unclear to the {found.detector} detector (score "
+                                          f"{score:.2f}, at least {floor:.2f} is needed)")
+    eyes = _eye_aspect(padded, dets.xyxy[0]) if policy.min_eye_aspect is not None else None
+    if eyes is not None and policy.min_eye_aspect is not None and eyes < policy.min_eye_aspect:
+        raise EnrolmentError("eyes_closed", f"the eyes look closed (eye aspect ratio {eyes:.2f}, at least "
+                                            f"{policy.min_eye_aspect:.2f} is needed)")
+    return FaceCheck(engine.embed_chips(chips)[0], side, sharp, yaw, score, eyes)
+
+
+_EYES: list[EyeMeter] = []
+
+
+def _eye_aspect(image: Image, box: FloatArray) -> float:
+    """Eye aspect ratio from dlib's 68 points; the model loads at the first use (opt-in check)."""
+    with _FINDERS_LOCK:
+        if not _EYES:
+            _EYES.append(EyeMeter())
+        meter = _EYES[0]
+    return meter.aspect_ratio(image, box)
 
 
 def _faces_below_minimum(engine: FaceEngine, padded: Image) -> float | None:

@@ -11,7 +11,8 @@ import faiss
 from alerts.hub import Hub
 from edge.config import CameraConfig, EdgeConfig
 from edge.crypto import load_cipher
-from edge.enrol import Enroller, EnrolmentPolicy
+from edge.enrol import Enroller, policy_from_config
+from edge.gallery_rebuild import needs_rebuild, rebuild_gallery
 from edge.metrics import EdgeMetrics
 from edge.parking import DriverCheck, PlatePipeline
 from edge.pipeline import FacePipeline
@@ -22,6 +23,7 @@ from edge.store import Store
 from edge.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.worker import CameraWorker
 from vision.engines.base import FaceEngine, build_engine
+from vision.errors import GalleryError
 from vision.gallery import Gallery
 from vision.plates.ocr import PpOcr
 from vision.plates.reader import PlateReader
@@ -53,17 +55,14 @@ class EdgeRuntime:
         self.store = Store(data_dir / "edge.db", branch_id=config.branch.id, cipher=load_cipher(data_dir))
         self.engine = engine if engine is not None else build_engine(config.face.engine)
         self.gallery_dir = data_dir / "gallery"
-        self.gallery = Gallery.load(self.gallery_dir, self.engine.model_id, self.engine.dim)
+        self.gallery = self._load_gallery()
         self.hub = Hub(self.store, queue_size=config.server.client_queue_size)
         self.hub.add_listener(lambda alert: self.metrics.alerts.labels(alert.type.value).inc())
         self.vip_rule = VipArrivalRule(config.rules.vip_arrival, branch_id=config.branch.id,
                                        lookup=self.store.get_person, publish=self.hub.publish)
         self.enroller = Enroller(
             engine=self.engine, gallery=self.gallery, gallery_dir=self.gallery_dir, store=self.store,
-            policy=EnrolmentPolicy(min_face_px=config.face.engine.min_face_px,
-                                   min_sharpness=config.face.enrol_min_sharpness,
-                                   duplicate_threshold=config.face.voter.threshold,
-                                   max_bytes=config.server.max_upload_bytes))
+            policy=policy_from_config(config.face, max_bytes=config.server.max_upload_bytes))
         self.plates = PlateRegistry(self.store, config.plates.matcher.matcher_config())
         self.vehicle_rule = VipVehicleRule(config.rules.vip_vehicle_arrival, branch_id=config.branch.id,
                                            lookup=self.store.get_person, publish=self.hub.publish)
@@ -92,6 +91,18 @@ class EdgeRuntime:
         pipeline = PlatePipeline(camera, self.config.plates, reader=self.plate_reader, registry=self.plates,
                                  rule=self.vehicle_rule, driver=driver, metrics=self.metrics)
         return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.vehicle_rule.decided, self.metrics)
+
+    def _load_gallery(self) -> Gallery:
+        """The saved gallery of this engine's model, rebuilt from the enrolment photos when it is stale."""
+        try:
+            gallery = Gallery.load(self.gallery_dir, self.engine.model_id, self.engine.dim)
+        except GalleryError as exc:
+            logger.warning("gallery unusable (%s); rebuilding from the enrolment photos", exc)
+        else:
+            if not needs_rebuild(self.store, gallery):
+                return gallery
+        gallery, _ = rebuild_gallery(store=self.store, engine=self.engine, gallery_dir=self.gallery_dir)
+        return gallery
 
     @property
     def data_dir(self) -> Path:

@@ -181,6 +181,14 @@ class Store:
             row = s.get(PersonRow, person_id)
             return None if row is None else decrypt(self._cipher, row.photo)
 
+    def set_model_id(self, person_ids: list[str], model_id: str) -> None:
+        """Record that these persons' gallery entries were (re)made with ``model_id``."""
+        with self.session() as s, s.begin():
+            for person_id in person_ids:
+                row = s.get(PersonRow, person_id)
+                if row is not None:
+                    row.model_id = model_id
+
     def count_persons(self) -> int:
         with self.session() as s:
             return int(s.scalar(select(func.count()).select_from(PersonRow)) or 0)

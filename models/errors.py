@@ -53,3 +53,12 @@ class TfliteFormatError(ModelPackError):
         self.path = path
         self.offset = offset
         self.reason = reason
+
+
+class TfjsFormatError(ModelPackError):
+    """A TF.js graph model (model.json plus weights) that cannot be read, or that uses an unsupported op."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"TF.js graph model {path}: {reason}")
+        self.path = path
+        self.reason = reason

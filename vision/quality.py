@@ -6,16 +6,28 @@ against explicit limits (minimum size, minimum sharpness).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import cv2
+import dlib
 import numpy as np
 
-from vision.types import Detections, FaceQuality, Image
+from models.packs import resolve_pack
+from vision.types import Detections, FaceQuality, FloatArray, Image
+
+logger = logging.getLogger(__name__)
 
 # Sharpness is the variance of the Laplacian of the 150x150 aligned grey chip.
 SHARPNESS_SATURATION = 400.0
+
+# Enrolment limits, set on the 491 faces found in 495 real enrolment-like photos (CASIA-FaceV5, RMFD
+# crops, deepface) by python -m bench.enrol_quality; each keeps >= 99 % of them (see edge.config.FaceConfig).
+ENROL_MAX_ABS_YAW = 0.45  # keeps 490 of 491 (|yaw| 99th percentile 0.41, largest 0.452)
+ENROL_MIN_HOG_SCORE = 0.01  # keeps 261 of 263 HOG-found faces (1st percentile 0.017)
+ENROL_MIN_BLAZEFACE_SCORE = 0.55  # keeps 227 of 228 BlazeFace-found faces (1st percentile 0.60); detector floor 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +83,46 @@ def assess(dets: Detections, chips: list[Image], min_face_px: int, weights: Qual
         out.append(FaceQuality(score=score, size_px=side, size=size, blur=blur, sharpness=sharp,
                                pose=pose, yaw=yaw, detector=det))
     return out
+
+
+# ----------------------------------------------------------------------------------- closed eyes
+
+LANDMARKS_68_PACK = "dlib_landmarks_68"
+_EYES_68 = ((36, 42), (42, 48))  # iBUG 300-W: six points around each eye, corners first and fourth
+
+
+def eye_aspect_ratio_68(points: FloatArray) -> float:
+    """Mean eye aspect ratio (Soukupova and Cech, 2016) of the two eyes of 68 landmarks: the eye's
+    height (two vertical spans) over its width; about 0.3 open, below about 0.2 closed."""
+    pts = np.asarray(points, np.float64).reshape(68, 2)
+    ratios = []
+    for start, _ in _EYES_68:
+        p = pts[start:start + 6]
+        width = float(np.linalg.norm(p[0] - p[3]))
+        height = float(np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4]))
+        ratios.append(height / (2 * width) if width > 1e-6 else 0.0)
+    return float(np.mean(ratios))
+
+
+class EyeMeter:
+    """Closed eyes cannot be judged from the engine's 5 points (eye corners and nose only): this fits
+    dlib's 68-point model on the face box (about 3 ms) and measures the eye aspect ratio.
+
+    The 68-point model was trained on iBUG 300-W, whose images are licensed for research only; its
+    manifest says ``commercial_use: false``, so the enrolment check that uses it is off by default.
+    """
+
+    def __init__(self, models_dir: Path | None = None) -> None:
+        pack = resolve_pack(LANDMARKS_68_PACK, models_dir)
+        self._predictor = dlib.shape_predictor(str(pack.path_for("landmarks_68")))
+
+    def landmarks(self, image: Image, box: FloatArray) -> FloatArray:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        rect = dlib.rectangle(int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+        shape = self._predictor(grey, rect)
+        out: FloatArray = np.array([[p.x, p.y] for p in shape.parts()], np.float32)
+        return out
+
+    def aspect_ratio(self, image: Image, box: FloatArray) -> float:
+        """Mean eye aspect ratio of the face in ``box`` (xyxy, HOG box convention)."""
+        return eye_aspect_ratio_68(self.landmarks(image, box))

@@ -162,11 +162,17 @@ class PlateRead:
 
 @dataclass(frozen=True, slots=True)
 class Interaction:
-    staff_id: str
+    """One staff-customer service on one camera. ``staff_id`` None: staff by zone, identity unknown.
+    ``duration_s`` comes from the monotonic clock; it is None while the service is open."""
+
+    staff_id: str | None
     customer_track: int
     started_at: datetime
     ended_at: datetime | None
     camera_id: str
+    staff_track: int = -1
+    vip_id: str | None = None
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

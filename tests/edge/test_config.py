@@ -40,15 +40,15 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
     assert isinstance(config, EdgeConfig)
     assert config.branch.id == "sh-001" and config.cameras == []
     assert config.face.engine.type == "dlib" and config.face.engine.min_face_px == 80
-    assert config.face.voter.threshold == 0.9563
+    assert config.face.voter.threshold == 0.9585
     assert config.rules.vip_arrival.cooldown_s == 600.0
     assert (config.server.host, config.server.port) == ("127.0.0.1", 8000)
     assert config.auth.tokens == []
 
 
 def test_default_voter_threshold_is_the_calibrated_one() -> None:
-    # given the model defaults (no file at all), then the VIP threshold is the calibrated 0.9563
-    assert EdgeConfig.model_validate({"branch": {"id": "b"}}).face.voter.threshold == 0.9563
+    # given the model defaults (no file at all), then the VIP threshold is the calibrated 0.9585
+    assert EdgeConfig.model_validate({"branch": {"id": "b"}}).face.voter.threshold == 0.9585
 
 
 def test_full_config_round_trips(tmp_path: Path) -> None:
@@ -206,7 +206,7 @@ def test_engine_section_builds_a_real_engine(tmp_path: Path, photo: Callable[[st
     # when the engine is built from its own sub-config (not the whole tree)
     engine = build_engine(config.face.engine)
     # then the real dlib engine honours it and finds the six faces of t1.jpg
-    assert engine.min_face_px == 40 and engine.model_id == "dlib_resnet_v1"
+    assert engine.min_face_px == 40 and engine.model_id == "dlib_resnet_v1_flip"
     assert len(engine.detect(photo("t1.jpg"))) == 6
 
 

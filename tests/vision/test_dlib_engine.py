@@ -83,7 +83,7 @@ def test_build_engine_refuses_an_unknown_type() -> None:
 
 def test_model_id_and_dim(engine: FaceEngine, engine_small_faces: FaceEngine) -> None:
     # given the real engines, then they share the pack's model id and 128-d vectors, with their own min face
-    assert engine.model_id == engine_small_faces.model_id == "dlib_resnet_v1"
+    assert engine.model_id == engine_small_faces.model_id == "dlib_resnet_v1_flip"
     assert engine.dim == 128
     assert (engine.min_face_px, engine_small_faces.min_face_px) == (80, 40)
 

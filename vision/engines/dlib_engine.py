@@ -89,7 +89,8 @@ class DlibFaceEngine:
 
     @property
     def model_id(self) -> str:
-        return PACK_NAME
+        """The pack, plus the test-time augmentation: vectors of different TTA are never compared."""
+        return PACK_NAME if self._config.tta == "none" else f"{PACK_NAME}_{self._config.tta}"
 
     @property
     def dim(self) -> int:
@@ -151,12 +152,12 @@ class DlibFaceEngine:
             objects.append(dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in points]))
         return objects
 
-    def chips(self, image: Image, dets: Detections) -> list[Image]:
-        """Aligned 150x150 BGR face chips, the ResNet's input."""
+    def chips(self, image: Image, dets: Detections, padding: float = CHIP_PADDING) -> list[Image]:
+        """Aligned 150x150 BGR face chips, the ResNet's input (``padding``: dlib get_face_chip's margin)."""
         if len(dets) == 0:
             return []
         rgb = np.ascontiguousarray(image[:, :, ::-1])
-        chips = dlib.get_face_chips(rgb, self._objects(dets), size=CHIP_SIZE, padding=CHIP_PADDING)
+        chips = dlib.get_face_chips(rgb, self._objects(dets), size=CHIP_SIZE, padding=padding)
         return [np.ascontiguousarray(np.asarray(c, np.uint8)[:, :, ::-1]) for c in chips]
 
     def embed(self, image: Image, dets: Detections) -> FloatArray:
@@ -168,7 +169,11 @@ class DlibFaceEngine:
         """Embed aligned BGR chips in one batch call."""
         if not chips:
             return np.zeros((0, self.dim), np.float32)
-        return l2_normalise(self._embed_raw(chips))
+        if self._config.tta == "none":
+            return l2_normalise(self._embed_raw(chips))
+        # flip TTA: each chip and its mirror in one batch; the mean of the two unit vectors, renormalised
+        both = l2_normalise(self._embed_raw(chips + [np.ascontiguousarray(c[:, ::-1]) for c in chips]))
+        return l2_normalise(both[: len(chips)] + both[len(chips):])
 
     def _dlib_descriptors(self, chips: list[Image]) -> FloatArray:
         rgb = [np.ascontiguousarray(c[:, :, ::-1]) for c in chips]

@@ -1,0 +1,58 @@
+"""Rebuild the gallery from the encrypted enrolment photos, e.g. after the face model changed.
+
+Embeddings of different models are never compared, so when the engine's ``model_id`` differs from
+the one a person was enrolled with, the edge box re-embeds every enrolment photo with the current
+engine and writes the new gallery atomically beside the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.enrol import embed_largest_face
+from edge.store import Store
+from vision.engines.base import FaceEngine
+from vision.errors import BadImageError
+from vision.gallery import Gallery
+from vision.imageio import decode_image
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    model_id: str
+    embedded: int
+    failed: tuple[str, ...]  # persons whose stored photo no longer yields a face with this engine
+
+
+def needs_rebuild(store: Store, gallery: Gallery) -> bool:
+    """True when some enrolled person is missing from the gallery or was enrolled with another model."""
+    persons = store.list_persons()
+    return any(p.model_id != gallery.model_id for p in persons) or {p.id for p in persons} != gallery.persons
+
+
+def rebuild_gallery(*, store: Store, engine: FaceEngine, gallery_dir: Path) -> tuple[Gallery, RebuildReport]:
+    gallery = Gallery(engine.model_id, engine.dim)
+    failed: list[str] = []
+    embedded: list[str] = []
+    for person in store.list_persons():
+        photo = store.person_photo(person.id)
+        try:
+            vector = embed_largest_face(engine, decode_image(photo)) if photo is not None else None
+        except BadImageError:
+            vector = None
+        if vector is None:
+            failed.append(person.id)
+            logger.error("gallery rebuild: no face for person %s (%s) with %s; re-enrol them",
+                         person.id, person.name, engine.model_id)
+            continue
+        gallery.add(person.id, vector[None, :])
+        embedded.append(person.id)
+    gallery.save(gallery_dir)
+    store.set_model_id(embedded, engine.model_id)
+    logger.warning("gallery rebuilt for %s: %s persons embedded, %s failed", engine.model_id, len(embedded),
+                   len(failed))
+    return gallery, RebuildReport(engine.model_id, len(embedded), tuple(failed))
