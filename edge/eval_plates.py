@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ def evaluate(root: Path, labels: Path, *, baseline: bool = True, config: ReaderC
             text = raw(image, row.kind)
             theirs.add(row, text, (time.perf_counter() - t0) * 1000)
     out: dict[str, Any] = {"root": str(root), "labels": str(labels), "ours": ours.summary(),
-                           "reader_config": {k: getattr(config, k) for k in config.__dataclass_fields__}}
+                           "reader_config": asdict(config)}
     if raw is not None:
         out["rapidocr_raw"] = theirs.summary()
     out.update({k: out["ours"][k] for k in ("scene_exact", "crop_exact", "char_accuracy", "ms_per_scene",

@@ -90,6 +90,19 @@ def _write(path: Path, cars: list[np.ndarray], per_car: int = 8, gap: int = 6) -
     return path
 
 
+def _enlarged(image: np.ndarray, factor: int) -> bytes:
+    """``image`` enlarged to enrolment size, as JPEG bytes."""
+    ok, buf = cv2.imencode(".jpg", cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC))
+    assert ok
+    return buf.tobytes()
+
+
+def _one_face_of_t1(photo_bytes: Callable[[str], bytes]) -> bytes:
+    """A single person cut out of the insightface group photo (her neighbour stays outside the crop)."""
+    group = decode_image(photo_bytes("t1.jpg"))
+    return _enlarged(group[150: group.shape[0] // 2, :250], 3)
+
+
 def _run(make_config: Callable[..., EdgeConfig], engine: FaceEngine, video: Path,
          photo_bytes: Callable[[str], bytes], plates: dict[str, str]) -> tuple[list[dict[str, object]], dict[str, str]]:
     config = make_config([{"id": "park-1", "name": "停车场入口", "role": "parking", "zone": ZONE,
@@ -97,6 +110,12 @@ def _run(make_config: Callable[..., EdgeConfig], engine: FaceEngine, video: Path
     runtime = EdgeRuntime(config, engine=engine)
     people = {"vip-a": _enrol(runtime, photo_bytes, "甲", "obama.jpg"),
               "vip-b": _enrol(runtime, photo_bytes, "乙", "biden.jpg")}
+    if "vip-c" in plates:
+        hanks = _enlarged(decode_image(photo_bytes("tom_hanks.png")), 2)
+        people["vip-c"] = runtime.enroller.enrol(name="丙", tier="金卡", photo=hanks, consent="test").id
+    if "vip-d" in plates:
+        people["vip-d"] = runtime.enroller.enrol(name="丁", tier="金卡", photo=_one_face_of_t1(photo_bytes),
+                                                 consent="test").id
     for who, plate in plates.items():
         runtime.plates.register(person_id=people[who], plate=plate)
     runtime.start()
@@ -172,10 +191,14 @@ def test_parking_video_of_rendered_plates(tmp_path: Path, make_config: Callable[
     if font is None:
         pytest.skip("no CJK font found under /usr/share/fonts (apt-get install fonts-noto-cjk or "
                     "fonts-wqy-microhei; .ci/run does)")
-    cars = [_render_plate(font, p) for p in ("京A12345", "沪B5C8D2", "粤B77777")]
+    cars = [_render_plate(font, p) for p in ("京A12345", "沪B5C8D2", "粤B77777", "苏E23456")]
     video = _write(tmp_path / "rendered.mp4", cars)
-    # A exact, B registered with S in place of 5 (confusable), the third unregistered
-    alerts, people = _run(make_config, engine, video, photo_bytes, {"vip-a": "京A12345", "vip-b": "沪BSC8D2"})
+    # A exact, B registered with S in place of 5 (confusable), C and D two VIPs whose plates are one
+    # (confusable) character apart, and the fourth car unregistered
+    alerts, people = _run(make_config, engine, video, photo_bytes,
+                          {"vip-a": "京A12345", "vip-b": "沪BSC8D2", "vip-c": "粤B77777", "vip-d": "粤B77771"})
     vehicle = [a for a in alerts if a["type"] == "vip_vehicle_arrival"]
-    assert sorted(a["payload"]["plate"] for a in vehicle) == ["京A12345", "沪BSC8D2"]
-    assert {a["payload"]["person_id"] for a in vehicle} == set(people.values())
+    # then one alert per registered car that came, the right VIP for the two near-identical plates,
+    # none for VIP D (whose car never came) and none for the unregistered car
+    assert sorted((a["payload"]["plate"], a["payload"]["person_id"]) for a in vehicle) == sorted(
+        [("京A12345", people["vip-a"]), ("沪BSC8D2", people["vip-b"]), ("粤B77777", people["vip-c"])])

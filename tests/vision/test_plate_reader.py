@@ -59,3 +59,26 @@ def test_zone_limits_the_search(shared_data: Path, reader: PlateReader) -> None:
 def test_blank_image_reads_nothing(reader: PlateReader) -> None:
     assert reader.read(np.full((360, 640, 3), 127, np.uint8)) == []
     assert reader.read_crops([]) == []
+
+
+@pytest.mark.parametrize("crop", [
+    np.zeros((0, 0, 3), np.uint8),  # empty
+    np.zeros((24, 0, 3), np.uint8),  # no width
+    np.zeros((24, 94), np.uint8),  # grey, not BGR
+    np.zeros((24, 94, 4), np.uint8),  # BGRA
+])
+def test_unusable_crops_read_none(reader: PlateReader, crop: np.ndarray) -> None:
+    good = np.full((24, 94, 3), 127, np.uint8)
+    reads = reader.read_crops([crop, good])
+    assert len(reads) == 2 and reads[0] is None
+
+
+@pytest.mark.parametrize("pad_y", [(0.0,), (0.2,), (0.0, 0.4)])
+def test_crop_margins_keep_one_read_per_crop(reader: PlateReader, pad_y: tuple[float, ...]) -> None:
+    crops = [np.full((24, 94, 3), v, np.uint8) for v in (40, 200)]
+    assert len(reader.read_crops(crops, pad_y=pad_y)) == 2
+
+
+def test_read_crops_needs_a_margin(reader: PlateReader) -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        reader.read_crops([np.full((24, 94, 3), 127, np.uint8)], pad_y=())

@@ -9,7 +9,7 @@ plausible candidates are cut upright from the full-resolution frame and recognis
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -19,13 +19,12 @@ from vision.plates.color import classify_colour
 from vision.plates.ctc import Decoded
 from vision.plates.grammar import normalise
 from vision.plates.ocr import PpOcr, Quad, TextBox, order_quad, warp_quad
-from vision.plates.voting import CharRead, vote
+from vision.plates.rescore import RescoreConfig, rescore
 from vision.types import Image, PlateRead
 
 logger = logging.getLogger(__name__)
 
-# Crop variants read for every candidate: as cut, and with a little more room above and below.
-_PAD_Y = 0.25
+# Detector quads are widened a little so that the first and last characters are not cut.
 _PAD_X = 0.02
 
 
@@ -41,6 +40,11 @@ class ReaderConfig:
     min_score: float = 0.5  # the weakest character's confidence
     rec_min_width: int = 320  # pad the recogniser input to this width (PP-OCR's training width)
     fallback_max_side: int | None = None  # when nothing is read, look again at this size (small plates)
+    # Plate crops from elsewhere (read_crops): margin added above and below, as a fraction of the
+    # crop's height, one read per value, combined by summed CTC log-likelihoods. Tight crops such
+    # as LPRNet's 94x24 cut the plate's rim; the recogniser reads text best with some room around it.
+    crop_pad_y: tuple[float, ...] = (0.2,)
+    rescore: RescoreConfig = field(default_factory=RescoreConfig)
 
 
 def _merge_line(boxes: list[TextBox]) -> list[Quad]:
@@ -72,6 +76,14 @@ def _merge_line(boxes: list[TextBox]) -> list[Quad]:
     return out
 
 
+def _with_margin(crop: Image, pad_y: float) -> Image:
+    """``crop`` with ``pad_y`` of its height added above and below (edge pixels repeated)."""
+    pad = round(crop.shape[0] * pad_y / 2)
+    if pad <= 0:
+        return crop
+    return np.asarray(cv2.copyMakeBorder(crop, pad, pad, 0, 0, cv2.BORDER_REPLICATE), np.uint8)
+
+
 class PlateReader:
     """Stateless apart from the model sessions; safe to share between camera threads."""
 
@@ -80,39 +92,41 @@ class PlateReader:
         self.config = config or ReaderConfig()
 
     # -- crops ---------------------------------------------------------------------------------------
-    def read_crops(self, crops: list[Image], *, variants: bool = True) -> list[PlateRead | None]:
-        """Read plate crops; None where no valid plate could be read.
+    def read_crops(self, crops: list[Image], *, pad_y: tuple[float, ...] | None = None) -> list[PlateRead | None]:
+        """Read plate crops; None where no valid plate could be read (or the crop is empty).
 
-        With ``variants`` each crop is also read with a little more room above and below (tight crops
-        such as LPRNet's 94x24 cut the plate's rim) and the two reads vote character by character."""
-        per = 2 if variants else 1
+        Each crop is read once per margin in ``pad_y`` (default: the config's ``crop_pad_y``; ``(0.0,)``
+        reads the crop as it is) and the reads are combined by :func:`rescore`."""
+        pads = self.config.crop_pad_y if pad_y is None else pad_y
+        if not pads:
+            raise ValueError("pad_y needs at least one margin")
         batch: list[Image] = []
-        for crop in crops:
-            batch.append(crop)
-            if variants:
-                pad = max(1, round(crop.shape[0] * _PAD_Y / 2))
-                batch.append(np.asarray(cv2.copyMakeBorder(crop, pad, pad, max(1, pad // 3), max(1, pad // 3),
-                                                           cv2.BORDER_REPLICATE), np.uint8))
+        usable = [crop.ndim == 3 and crop.shape[2] == 3 and crop.shape[0] > 0 and crop.shape[1] > 0 for crop in crops]
+        for crop, ok in zip(crops, usable, strict=True):
+            if ok:
+                batch.extend(_with_margin(crop, pad) for pad in pads)
         probs = self.ocr.recognise_probs(batch, min_width=self.config.rec_min_width)
         out: list[PlateRead | None] = []
-        for i, crop in enumerate(crops):
-            decoded = [self.ocr.decoder.constrained(p) for p in probs[per * i: per * i + per]]
-            raw = self.ocr.decoder.greedy(probs[per * i]).text
+        at = 0
+        for crop, ok in zip(crops, usable, strict=True):
+            if not ok:
+                out.append(None)
+                continue
+            reads = probs[at: at + len(pads)]
+            at += len(pads)
+            decoded = rescore(self.ocr.decoder, reads, self.config.rescore)
+            raw = self.ocr.decoder.greedy(reads[0]).text
             h, w = crop.shape[:2]
-            out.append(self._combine([d for d in decoded if d is not None], raw, crop, (0.0, 0.0, float(w), float(h))))
+            out.append(self._to_read(decoded, raw, crop, (0.0, 0.0, float(w), float(h))))
         return out
 
     @staticmethod
-    def _combine(decoded: list[Decoded], raw: str, crop: Image,
+    def _to_read(decoded: Decoded | None, raw: str, crop: Image,
                  box: tuple[float, float, float, float]) -> PlateRead | None:
-        result = vote([CharRead(d.text, d.char_scores) for d in decoded])
-        if result is None:
+        if decoded is None or not decoded.text:
             return None
-        scores = [max((d.char_scores[i] for d in decoded if len(d.text) == len(result.text)
-                       and d.text[i] == c), default=0.0) for i, c in enumerate(result.text)]
-        char_scores = tuple(s * sh for s, sh in zip(scores, result.char_shares, strict=True))
-        return PlateRead(text=normalise(result.text), raw=raw, score=min(char_scores), color=classify_colour(crop),
-                         box=box, char_scores=char_scores)
+        return PlateRead(text=normalise(decoded.text), raw=raw, score=decoded.score, color=classify_colour(crop),
+                         box=box, char_scores=decoded.char_scores)
 
     # -- frames --------------------------------------------------------------------------------------
     def candidates(self, image: Image, zone: PolygonZone | None = None, *,
@@ -158,7 +172,7 @@ class PlateReader:
         if not quads:
             return []
         crops = [warp_quad(image, q, pad_x=_PAD_X, pad_y=0.0) for q in quads]
-        reads = self.read_crops(crops, variants=False)
+        reads = self.read_crops(crops, pad_y=(0.0,))
         out: list[PlateRead] = []
         for quad, read in zip(quads, reads, strict=True):
             if read is None or read.score < self.config.min_score:
