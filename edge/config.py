@@ -121,7 +121,7 @@ class FaceConfig(_Strict):
         default_factory=DlibEngineConfig, description="Face engine and its settings: type dlib (the default) "
                                                       "or insightface.")
     voter: VoterSettings = Field(default_factory=VoterSettings, description="Open-set identity decision.")
-    reembed_interval_s: float = Field(default=0.1, ge=0, le=10,
+    reembed_interval_s: float = Field(default=0.05, ge=0, le=10,
                                       description="Minimum gap between embeddings of one undecided track.")
     quality_gain: float = Field(default=0.1, ge=0, le=1,
                                 description="Quality rise that makes a decided track worth re-embedding.")
