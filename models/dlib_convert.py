@@ -18,14 +18,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from models.dlib_layers import (
     AddPrev,
@@ -43,6 +42,8 @@ from models.dlib_layers import (
 from models.dlib_serial import read_dlib_net
 from models.errors import OnnxConversionError
 from models.manifest import sha256_file
+from models.onnx_build import OnnxGraph
+from models.onnx_cache import cache_is_valid, digest_path, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -74,29 +75,6 @@ DLIB_RESNET_IO = OnnxIoSpec(input_name="chips", input_dtype="uint8", input_layou
                             output_name="descriptor", output_dim=128)
 
 
-class _GraphBuilder:
-    """Emits ONNX nodes while tracking every tensor's (channels, rows, cols), as dlib computes them."""
-
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._count = 0
-
-    def name(self, stem: str) -> str:
-        self._count += 1
-        return f"{stem}_{self._count}"
-
-    def const(self, stem: str, value: np.ndarray) -> str:
-        name = self.name(stem)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], stem: str, **attrs: Any) -> str:
-        out = self.name(stem)
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
-
-
 Shape = tuple[int, int, int]  # channels, rows, cols
 
 
@@ -117,7 +95,7 @@ def _fold(conv: Conv, affine: Affine | None) -> tuple[np.ndarray, np.ndarray]:
     return (weights * gamma[:, None, None, None]).astype(np.float32), (bias * gamma + affine.beta).astype(np.float32)
 
 
-def _pad_to(g: _GraphBuilder, name: str, shape: Shape, target: Shape) -> str:
+def _pad_to(g: OnnxGraph, name: str, shape: Shape, target: Shape) -> str:
     if shape == target:
         return name
     ends = [t - s for s, t in zip(shape, target, strict=True)]
@@ -125,7 +103,7 @@ def _pad_to(g: _GraphBuilder, name: str, shape: Shape, target: Shape) -> str:
     return g.node("Pad", [name, g.const("pads", pads)], "pad", mode="constant")
 
 
-def _input(g: _GraphBuilder, layer: InputRgb, spec: OnnxIoSpec) -> tuple[str, Shape]:
+def _input(g: OnnxGraph, layer: InputRgb, spec: OnnxIoSpec) -> tuple[str, Shape]:
     if (layer.rows, layer.cols) != (spec.height, spec.width):
         raise OnnxConversionError(f"input is {layer.rows}x{layer.cols}, the declared spec {spec.height}x{spec.width}")
     if not np.allclose(layer.mean_rgb, spec.mean_rgb, atol=1e-4):
@@ -142,7 +120,7 @@ def build_graph(net: DlibNet, spec: OnnxIoSpec = DLIB_RESNET_IO) -> onnx.GraphPr
     layers = list(net.layers)
     if not layers or not isinstance(layers[0], InputRgb):
         raise OnnxConversionError("the network does not start with an RGB input layer")
-    g = _GraphBuilder()
+    g = OnnxGraph()
     x, shape = _input(g, layers[0], spec)
     tags: dict[int, tuple[str, Shape]] = {}
     i = 1
@@ -252,35 +230,6 @@ def cache_path(cache_dir: Path, dat_sha256: str) -> Path:
     return cache_dir / f"{CACHE_PREFIX}-{dat_sha256}-c{CONVERTER_VERSION}.onnx"
 
 
-def _digest_path(onnx_path: Path) -> Path:
-    return onnx_path.with_name(onnx_path.name + ".sha256")
-
-
-def _cache_is_valid(onnx_path: Path) -> bool:
-    """A cached model counts only if its recorded digest (written after it) matches its bytes."""
-    digest_file = _digest_path(onnx_path)
-    if not onnx_path.is_file() or not digest_file.is_file():
-        return False
-    try:
-        recorded = digest_file.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return False
-    return recorded == sha256_file(onnx_path)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def ensure_onnx(dat_path: Path, cache_dir: Path | None = None) -> Path:
     """The cached ONNX conversion of ``dat_path``, converting it on first use (or if the cache is corrupt)."""
     dat_path = Path(dat_path)
@@ -290,7 +239,7 @@ def ensure_onnx(dat_path: Path, cache_dir: Path | None = None) -> Path:
     except OSError as exc:
         raise OnnxConversionError(f"cannot read dlib model file {dat_path}: {exc.strerror or exc}") from exc
     target = cache_path(folder, dat_sha)
-    if _cache_is_valid(target):
+    if cache_is_valid(target):
         logger.debug("dlib ResNet ONNX cache hit: %s", target)
         return target
     if target.exists():
@@ -299,8 +248,8 @@ def ensure_onnx(dat_path: Path, cache_dir: Path | None = None) -> Path:
     data = model.SerializeToString()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(target, data)
-        _write_atomic(_digest_path(target), (hashlib.sha256(data).hexdigest() + "\n").encode("ascii"))
+        write_atomic(target, data)
+        write_atomic(digest_path(target), (hashlib.sha256(data).hexdigest() + "\n").encode("ascii"))
     except OSError as exc:
         raise OnnxConversionError(f"cannot write the ONNX cache {target}: {exc.strerror or exc}") from exc
     logger.info("converted %s to ONNX: %s (%.1f MB)", dat_path, target, len(data) / 1e6)

@@ -17,15 +17,15 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from models.dlib_convert import default_cache_dir
 from models.errors import OnnxConversionError, TfliteFormatError
 from models.manifest import sha256_file
+from models.onnx_build import OnnxGraph
 from models.onnx_cache import cache_is_valid, digest_path, write_atomic
 from models.tflite_schema import Operator, TfliteModel, read_tflite
 
@@ -42,28 +42,11 @@ _ACTIVATIONS: dict[int, tuple[float, float] | None] = {0: None, 1: (0.0, float("
                                                        3: (0.0, 6.0)}
 
 
-@dataclass
-class _Graph:
+@dataclass(kw_only=True)
+class _Graph(OnnxGraph):
     model: TfliteModel
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    initializers: list[onnx.TensorProto] = field(default_factory=list)
     values: dict[int, tuple[str, bool]] = field(default_factory=dict)  # tensor -> (onnx name, stored NCHW)
     folded: dict[int, np.ndarray] = field(default_factory=dict)  # DEQUANTIZE outputs, as fp32 constants
-    count: int = 0
-
-    def name(self, stem: str) -> str:
-        self.count += 1
-        return f"{stem}_{self.count}"
-
-    def const(self, stem: str, value: np.ndarray) -> str:
-        name = self.name(stem)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], stem: str, **attrs: Any) -> str:
-        out = self.name(stem)
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
 
     def constant(self, index: int) -> np.ndarray:
         """The value of a constant tensor; fp16 weights stay fp16 until DEQUANTIZE folds them."""
@@ -219,7 +202,7 @@ _NCHW_OUT = {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "RESIZE_BILINEAR"}
 
 
 def build_graph(model: TfliteModel, graph_name: str) -> onnx.GraphProto:
-    g = _Graph(model)
+    g = _Graph(model=model)
     inputs = []
     for index in model.inputs:
         tensor = model.tensors[index]
