@@ -31,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 from models.dlib_convert import default_cache_dir
 from models.errors import OnnxConversionError, TfjsFormatError
 from models.manifest import sha256_file
+from models.onnx_build import finish_model
 from models.onnx_cache import cache_is_valid, digest_path, write_atomic
 
 logger = logging.getLogger(__name__)
@@ -338,17 +339,9 @@ def build_graph(graph: TfjsGraph, graph_name: str) -> onnx.GraphProto:
 def convert_tfjs(model_json: Path, source_sha256: str | None = None) -> onnx.ModelProto:
     """The ONNX model of the TF.js graph model at ``model_json``, checked by onnx.checker."""
     graph = read_tfjs(model_json)
-    model = helper.make_model(build_graph(graph, Path(model_json).stem),
-                              producer_name="smartbranch.models.tfjs_convert",
-                              opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
-    helper.set_model_props(model, {"source": Path(model_json).name, "source_sha256": source_sha256 or "",
-                                   "converter_version": str(CONVERTER_VERSION)})
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        raise OnnxConversionError(f"the ONNX graph converted from {model_json} is invalid: {exc}") from exc
-    return model
+    return finish_model(build_graph(graph, Path(model_json).stem), producer="smartbranch.models.tfjs_convert",
+                        source=Path(model_json), source_sha256=source_sha256,
+                        converter_version=CONVERTER_VERSION, opset=OPSET, ir_version=IR_VERSION)
 
 
 def _source_digest(model_json: Path) -> str:

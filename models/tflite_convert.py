@@ -25,7 +25,7 @@ from onnx import TensorProto, helper
 from models.dlib_convert import default_cache_dir
 from models.errors import OnnxConversionError, TfliteFormatError
 from models.manifest import sha256_file
-from models.onnx_build import OnnxGraph
+from models.onnx_build import OnnxGraph, finish_model
 from models.onnx_cache import cache_is_valid, digest_path, write_atomic
 from models.tflite_schema import Operator, TfliteModel, read_tflite
 
@@ -237,17 +237,9 @@ def build_graph(model: TfliteModel, graph_name: str) -> onnx.GraphProto:
 def convert_tflite(path: Path, source_sha256: str | None = None) -> onnx.ModelProto:
     """The ONNX model of the .tflite file at ``path``, checked by onnx.checker."""
     model = read_tflite(path)
-    onnx_model = helper.make_model(build_graph(model, Path(path).stem),
-                                   producer_name="smartbranch.models.tflite_convert",
-                                   opset_imports=[helper.make_opsetid("", OPSET)])
-    onnx_model.ir_version = IR_VERSION
-    helper.set_model_props(onnx_model, {"source": Path(path).name, "source_sha256": source_sha256 or "",
-                                        "converter_version": str(CONVERTER_VERSION)})
-    try:
-        onnx.checker.check_model(onnx_model)
-    except onnx.checker.ValidationError as exc:
-        raise OnnxConversionError(f"the ONNX graph converted from {path} is invalid: {exc}") from exc
-    return onnx_model
+    return finish_model(build_graph(model, Path(path).stem), producer="smartbranch.models.tflite_convert",
+                        source=Path(path), source_sha256=source_sha256, converter_version=CONVERTER_VERSION,
+                        opset=OPSET, ir_version=IR_VERSION)
 
 
 def cache_path(cache_dir: Path, tflite_path: Path, tflite_sha256: str) -> Path:
