@@ -14,10 +14,8 @@ The graph reproduces dlib's forward pass exactly (see :mod:`models.dlib_serial` 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,7 @@ from models.dlib_serial import read_dlib_net
 from models.errors import OnnxConversionError
 from models.manifest import sha256_file
 from models.onnx_build import OnnxGraph
-from models.onnx_cache import cache_is_valid, digest_path, write_atomic
+from models.onnx_cache import cached_conversion, default_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +219,6 @@ def convert_dlib_resnet(dat_path: Path, source_sha256: str | None = None) -> onn
 # ---------------------------------------------------------------- cache
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("SMARTBRANCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "smartbranch")
-    return Path(base) / "onnx"
-
-
 def cache_path(cache_dir: Path, dat_sha256: str) -> Path:
     return cache_dir / f"{CACHE_PREFIX}-{dat_sha256}-c{CONVERTER_VERSION}.onnx"
 
@@ -239,18 +232,5 @@ def ensure_onnx(dat_path: Path, cache_dir: Path | None = None) -> Path:
     except OSError as exc:
         raise OnnxConversionError(f"cannot read dlib model file {dat_path}: {exc.strerror or exc}") from exc
     target = cache_path(folder, dat_sha)
-    if cache_is_valid(target):
-        logger.debug("dlib ResNet ONNX cache hit: %s", target)
-        return target
-    if target.exists():
-        logger.warning("cached ONNX model %s fails its digest check; converting again", target)
-    model = convert_dlib_resnet(dat_path, source_sha256=dat_sha)
-    data = model.SerializeToString()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, data)
-        write_atomic(digest_path(target), (hashlib.sha256(data).hexdigest() + "\n").encode("ascii"))
-    except OSError as exc:
-        raise OnnxConversionError(f"cannot write the ONNX cache {target}: {exc.strerror or exc}") from exc
-    logger.info("converted %s to ONNX: %s (%.1f MB)", dat_path, target, len(data) / 1e6)
-    return target
+    return cached_conversion(target, dat_path,
+                             lambda: convert_dlib_resnet(dat_path, source_sha256=dat_sha).SerializeToString())

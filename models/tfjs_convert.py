@@ -28,11 +28,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from models.dlib_convert import default_cache_dir
 from models.errors import OnnxConversionError, TfjsFormatError
 from models.manifest import sha256_file
 from models.onnx_build import finish_model
-from models.onnx_cache import cache_is_valid, digest_path, write_atomic
+from models.onnx_cache import cached_conversion, default_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -368,17 +367,5 @@ def ensure_onnx(model_json: Path, cache_dir: Path | None = None) -> Path:
     folder = cache_dir if cache_dir is not None else default_cache_dir()
     sha = _source_digest(model_json)
     target = cache_path(folder, model_json, sha)
-    if cache_is_valid(target):
-        logger.debug("TF.js ONNX cache hit: %s", target)
-        return target
-    if target.exists():
-        logger.warning("cached ONNX model %s fails its digest check; converting again", target)
-    data = convert_tfjs(model_json, source_sha256=sha).SerializeToString()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, data)
-        write_atomic(digest_path(target), (hashlib.sha256(data).hexdigest() + "\n").encode("ascii"))
-    except OSError as exc:
-        raise OnnxConversionError(f"cannot write the ONNX cache {target}: {exc.strerror or exc}") from exc
-    logger.info("converted %s to ONNX: %s (%.1f kB)", model_json, target, len(data) / 1e3)
-    return target
+    return cached_conversion(target, model_json,
+                             lambda: convert_tfjs(model_json, source_sha256=sha).SerializeToString())

@@ -13,7 +13,6 @@ resolved to TFLite's explicit (possibly asymmetric) pads from the static shapes 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +21,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from models.dlib_convert import default_cache_dir
 from models.errors import OnnxConversionError, TfliteFormatError
 from models.manifest import sha256_file
 from models.onnx_build import OnnxGraph, finish_model
-from models.onnx_cache import cache_is_valid, digest_path, write_atomic
+from models.onnx_cache import cached_conversion, default_cache_dir
 from models.tflite_schema import Operator, TfliteModel, read_tflite
 
 logger = logging.getLogger(__name__)
@@ -255,17 +253,5 @@ def ensure_onnx(tflite_path: Path, cache_dir: Path | None = None) -> Path:
     except OSError as exc:
         raise OnnxConversionError(f"cannot read TFLite model file {tflite_path}: {exc.strerror or exc}") from exc
     target = cache_path(folder, tflite_path, sha)
-    if cache_is_valid(target):
-        logger.debug("TFLite ONNX cache hit: %s", target)
-        return target
-    if target.exists():
-        logger.warning("cached ONNX model %s fails its digest check; converting again", target)
-    data = convert_tflite(tflite_path, source_sha256=sha).SerializeToString()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, data)
-        write_atomic(digest_path(target), (hashlib.sha256(data).hexdigest() + "\n").encode("ascii"))
-    except OSError as exc:
-        raise OnnxConversionError(f"cannot write the ONNX cache {target}: {exc.strerror or exc}") from exc
-    logger.info("converted %s to ONNX: %s (%.1f kB)", tflite_path, target, len(data) / 1e3)
-    return target
+    return cached_conversion(target, tflite_path,
+                             lambda: convert_tflite(tflite_path, source_sha256=sha).SerializeToString())
