@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 class AlertType(StrEnum):
     VIP_ARRIVAL = "vip_arrival"
     VIP_VEHICLE_ARRIVAL = "vip_vehicle_arrival"
+    INTERACTION_STARTED = "interaction_started"
+    INTERACTION_ENDED = "interaction_ended"
+    CUSTOMER_UNATTENDED = "customer_unattended"
+    COUNTER_UNSTAFFED = "counter_unstaffed"
 
 
 class VipArrivalPayload(BaseModel):
@@ -61,7 +65,61 @@ class VipVehicleArrivalPayload(BaseModel):
                                            description="Driver-face check on the deciding frame; None if not run.")
 
 
-AlertPayload = Annotated[VipArrivalPayload | VipVehicleArrivalPayload, Field(discriminator="kind")]
+class InteractionPayload(BaseModel):
+    """A staff-customer service on a counter camera: its start, or its end with the duration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["interaction_started", "interaction_ended"] = Field(description="Payload discriminator.")
+    interaction_id: str = Field(description="Id of the service episode (its clip carries the same id).")
+    camera_name: str = Field(description="Human name of the camera.")
+    staff_id: str | None = Field(default=None, description="Enrolled staff member; None: staff by the staff zone.")
+    staff_name: str | None = Field(default=None, description="Staff member's name, when identified.")
+    staff_track: int = Field(description="Person track of the staff member on the camera.")
+    customer_track: int = Field(description="Person track of the customer on the camera.")
+    vip_id: str | None = Field(default=None, description="The customer's VIP id, when the customer is a VIP.")
+    vip_name: str | None = Field(default=None, description="The VIP's name.")
+    vip_tier: str | None = Field(default=None, description="The VIP's tier.")
+    started_at: datetime = Field(description="When the two became near (UTC).")
+    ended_at: datetime | None = Field(default=None, description="Last moment they were near (UTC); None at start.")
+    duration_s: float | None = Field(default=None, ge=0, description="Service time in seconds; None at start.")
+    wait_s: float | None = Field(default=None, ge=0,
+                                 description="How long the customer waited in a waiting zone before service.")
+
+
+class CustomerUnattendedPayload(BaseModel):
+    """A customer left waiting with nobody attending; escalated when the customer is a VIP."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["customer_unattended"] = Field(default="customer_unattended", description="Payload discriminator.")
+    camera_name: str = Field(description="Human name of the camera.")
+    zone: str = Field(description="Waiting zone the customer is in.")
+    customer_track: int = Field(description="Person track of the customer on the camera.")
+    waited_s: float = Field(ge=0, description="Seconds waited without an interaction.")
+    waiting_since: datetime = Field(description="When the wait began (UTC).")
+    crop_url: str | None = Field(default=None, description="Snapshot of the customer (needs a token).")
+    escalated: bool = Field(default=False, description="True for a VIP: show prominently.")
+    person_id: str | None = Field(default=None, description="VIP id, when the customer is a VIP.")
+    name: str | None = Field(default=None, description="VIP name.")
+    tier: str | None = Field(default=None, description="VIP tier.")
+    photo_url: str | None = Field(default=None, description="VIP enrolment photo.")
+
+
+class CounterUnstaffedPayload(BaseModel):
+    """A counter position with no staff for too long during opening hours."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["counter_unstaffed"] = Field(default="counter_unstaffed", description="Payload discriminator.")
+    camera_name: str = Field(description="Human name of the camera.")
+    zone: str = Field(description="Counter zone without staff.")
+    unstaffed_s: float = Field(ge=0, description="Seconds without staff in the zone.")
+    unstaffed_since: datetime = Field(description="When staff were last seen there (UTC).")
+
+
+AlertPayload = Annotated[VipArrivalPayload | VipVehicleArrivalPayload | InteractionPayload
+                         | CustomerUnattendedPayload | CounterUnstaffedPayload, Field(discriminator="kind")]
 
 
 class AlertDraft(BaseModel):

@@ -52,8 +52,9 @@ def covered(faces: np.ndarray, persons: np.ndarray) -> int:
     return n
 
 
-def run(scenes: Path, threshold: float, repeats: int, threads: int) -> dict[str, Any]:
-    detector = NanoDetPersonDetector(NanoDetConfig(score_threshold=threshold, onnx_threads=threads))
+def run(scenes: Path, threshold: float, repeats: int, threads: int, resize: str = "stretch") -> dict[str, Any]:
+    detector = NanoDetPersonDetector(NanoDetConfig(score_threshold=threshold, onnx_threads=threads,
+                                                   resize=resize))  # type: ignore[arg-type]
     faces = labelled_faces(scenes / "dlib_examples_faces")
     rows = []
     for path in sorted(scenes.rglob("*.jpg")):
@@ -68,7 +69,7 @@ def run(scenes: Path, threshold: float, repeats: int, threads: int) -> dict[str,
         rows.append({"photo": path.name, "truth": truth, "found": len(dets),
                      "faces_covered": covered(faces[path.name], dets.xyxy) if path.name in faces else None,
                      "ms_1280x720": round(median_ms(partial(detector.detect, small), repeats), 1)})
-    return {"threshold": threshold, "threads": threads, "photos": rows,
+    return {"threshold": threshold, "threads": threads, "resize": resize, "photos": rows,
             "truth_total": sum(r["truth"] for r in rows), "found_total": sum(r["found"] for r in rows),
             "exact_counts": sum(r["found"] == r["truth"] for r in rows),
             "faces_labelled": sum(len(v) for v in faces.values()),
@@ -85,13 +86,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    result = run(args.scenes, args.threshold, args.repeats, args.threads)
-    for row in result["photos"]:
-        print(f"{row['photo']:42s} truth {row['truth']:2d}  found {row['found']:2d}  "
-              f"faces covered {row['faces_covered']}  {row['ms_1280x720']:6.1f} ms")
-    print(f"total truth {result['truth_total']} found {result['found_total']}; exact counts "
-          f"{result['exact_counts']}/{len(result['photos'])}; labelled faces covered {result['faces_covered']}/"
-          f"{result['faces_labelled']}; median {result['median_ms']:.1f} ms (load {result['load_avg_1m']:.2f})")
+    results = {mode: run(args.scenes, args.threshold, args.repeats, args.threads, mode)
+               for mode in ("stretch", "letterbox")}
+    stretch, letterbox = results["stretch"], results["letterbox"]
+    print(f"{'photo':42s} truth | stretch found, faces covered, ms | letterbox found, faces covered, ms")
+    for a, b in zip(stretch["photos"], letterbox["photos"], strict=True):
+        print(f"{a['photo']:42s} {a['truth']:5d} | {a['found']:3d} {a['faces_covered']!s:>4} {a['ms_1280x720']:6.1f} "
+              f"| {b['found']:3d} {b['faces_covered']!s:>4} {b['ms_1280x720']:6.1f}")
+    for mode, result in results.items():
+        print(f"{mode:9s}: total truth {result['truth_total']} found {result['found_total']}; exact counts "
+              f"{result['exact_counts']}/{len(result['photos'])}; labelled faces covered {result['faces_covered']}/"
+              f"{result['faces_labelled']}; median {result['median_ms']:.1f} ms (load {result['load_avg_1m']:.2f})")
+    result = {"threshold": args.threshold, "threads": args.threads, "modes": results}
     if args.json:
         write_json(args.json, result)
 

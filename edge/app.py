@@ -18,6 +18,7 @@ from alerts.envelope import Alert
 from alerts.ws import terminal_router
 from edge.auth import Authenticator, Principal
 from edge.errors import EnrolmentError
+from edge.review_api import review_router
 from edge.runtime import EdgeRuntime
 from edge.schemas import CameraHealthPublic, HealthPublic, PersonPublic, PlateCreate, PlatePublic
 
@@ -67,6 +68,7 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
         return principal.name if principal is not None and principal.may("lobby_manager", branch_id) else None
 
     app.include_router(terminal_router(runtime.hub, ws_authorize))
+    app.include_router(review_router(runtime.review, auth, branch_id=branch_id, tz=runtime.config.branch.tz))
 
     @app.exception_handler(EnrolmentError)
     async def enrolment_error(_: Request, exc: EnrolmentError) -> JSONResponse:
@@ -149,5 +151,13 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
             raise HTTPException(404, {"code": "not_found", "message": f"no person {person_id}"})
         media = next((m for magic, m in _IMAGE_MAGIC if data.startswith(magic)), "application/octet-stream")
         return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/snapshots/{snapshot_id}")
+    def snapshot(snapshot_id: str, _: LobbyManager) -> Response:
+        """The customer crop of a customer_unattended card."""
+        data = runtime.store.snapshot(snapshot_id)
+        if data is None:
+            raise HTTPException(404, {"code": "not_found", "message": f"no snapshot {snapshot_id}"})
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     return app

@@ -31,8 +31,22 @@ def alert_printer(lang: str) -> Callable[[Alert], None]:
             print(t("alert_vip_vehicle", lang, name=p.name, tier=p.tier, plate=p.plate, camera=p.camera_name,
                     time=local, seq=alert.seq) + driver, flush=True)
             return
-        print(t("alert_vip", lang, name=p.name, tier=p.tier, camera=p.camera_name, time=local,
-                score=p.score, seq=alert.seq), flush=True)
+        if p.kind == "vip_arrival":
+            print(t("alert_vip", lang, name=p.name, tier=p.tier, camera=p.camera_name, time=local,
+                    score=p.score, seq=alert.seq), flush=True)
+        elif p.kind in ("interaction_started", "interaction_ended"):
+            staff = p.staff_name or t("unidentified_staff", lang)
+            customer = f"{p.vip_name}（{p.vip_tier}）" if p.vip_name else t("a_customer", lang)
+            key = "alert_service_start" if p.kind == "interaction_started" else "alert_service_end"
+            print(t(key, lang, staff=staff, customer=customer, duration=p.duration_s or 0.0, camera=p.camera_name,
+                    time=local, seq=alert.seq), flush=True)
+        elif p.kind == "customer_unattended":
+            customer = f"{p.name}（{p.tier}）" if p.name else t("a_customer", lang)
+            print(t("alert_unattended", lang, title=alert.title, customer=customer, zone=p.zone, waited=p.waited_s,
+                    camera=p.camera_name, time=local, seq=alert.seq), flush=True)
+        elif p.kind == "counter_unstaffed":
+            print(t("alert_unstaffed", lang, zone=p.zone, gap=p.unstaffed_s, camera=p.camera_name, time=local,
+                    seq=alert.seq), flush=True)
     return show
 
 

@@ -6,10 +6,13 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge.clip_config import ClipConfig
+from edge.counter_config import CounterCameraConfig, CounterConfig
 from edge.errors import ConfigError
 from edge.plates_config import PlatesConfig, VipVehicleRuleConfig
 from vision.engines.base import DlibEngineConfig
@@ -27,6 +30,21 @@ class BranchConfig(_Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
                     description="Branch id, unique in the bank.")
     name: str = Field(default="", description="Branch name shown on terminals.")
+    timezone: str = Field(default="Asia/Shanghai",
+                          description="IANA time zone of the branch: opening hours and hourly statistics use it.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class SourceConfig(_Strict):
@@ -85,6 +103,16 @@ class CameraConfig(_Strict):
     zone: list[tuple[float, float]] | None = Field(
         default=None, description="Optional polygon (image pixels); faces outside it are ignored. On a parking "
                                   "camera it is the entry zone: only plates inside it are read.")
+
+    counter: CounterCameraConfig | None = Field(
+        default=None, description="Counter cameras only: staff zone, waiting zones, counter zones and floor "
+                                  "calibration.")
+
+    @model_validator(mode="after")
+    def _counter_only_on_counter(self) -> CameraConfig:
+        if self.counter is not None and self.role != "counter":
+            raise ValueError(f"camera {self.id}: 'counter' settings need role counter, not {self.role}")
+        return self
 
     @property
     def display_name(self) -> str:
@@ -211,6 +239,9 @@ class EdgeConfig(_Strict):
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras of the branch.")
     face: FaceConfig = Field(default_factory=FaceConfig, description="Face recognition.")
     plates: PlatesConfig = Field(default_factory=PlatesConfig, description="Plate recognition (parking cameras).")
+    counter: CounterConfig = Field(default_factory=CounterConfig,
+                                   description="Counter cameras: staff vs customer, interactions, attendance.")
+    clips: ClipConfig = Field(default_factory=ClipConfig, description="Compliance clips of interactions.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Alert rules.")
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Tokens and roles.")

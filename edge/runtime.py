@@ -9,7 +9,10 @@ from pathlib import Path
 import faiss
 
 from alerts.hub import Hub
+from edge.clips import ClipRecorder
 from edge.config import CameraConfig, EdgeConfig
+from edge.counter import CounterEvent, CounterPipeline
+from edge.counter_rules import CounterRule
 from edge.crypto import load_cipher
 from edge.enrol import Enroller, policy_from_config
 from edge.gallery_rebuild import needs_rebuild, rebuild_gallery
@@ -17,12 +20,16 @@ from edge.metrics import EdgeMetrics
 from edge.parking import DriverCheck, PlatePipeline
 from edge.pipeline import FacePipeline
 from edge.plates import PlateRegistry
+from edge.retention import RetentionJob
+from edge.review_store import ReviewStore
 from edge.rules import Sighting, VipArrivalRule
 from edge.sources import FrameSource, SourceHealth
 from edge.store import Store
 from edge.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.worker import CameraWorker
+from models.errors import ModelPackError
 from vision.engines.base import FaceEngine, build_engine
+from vision.engines.nanodet import NanoDetPersonDetector
 from vision.errors import GalleryError
 from vision.gallery import Gallery
 from vision.plates.ocr import PpOcr
@@ -53,6 +60,7 @@ class EdgeRuntime:
         faiss.omp_set_num_threads(1)
         self.metrics = EdgeMetrics()
         self.store = Store(data_dir / "edge.db", branch_id=config.branch.id, cipher=load_cipher(data_dir))
+        self.review = ReviewStore(self.store)
         self.engine = engine if engine is not None else build_engine(config.face.engine)
         self.gallery_dir = data_dir / "gallery"
         self.gallery = self._load_gallery()
@@ -67,14 +75,22 @@ class EdgeRuntime:
         self.vehicle_rule = VipVehicleRule(config.rules.vip_vehicle_arrival, branch_id=config.branch.id,
                                            lookup=self.store.get_person, publish=self.hub.publish)
         self.plate_reader: PlateReader | None = None
-        self.workers: list[CameraWorker[Sighting] | CameraWorker[VehicleSighting]] = []
+        self.workers: list[CameraWorker[Sighting] | CameraWorker[VehicleSighting] | CameraWorker[CounterEvent]] = []
+        self.counter_rule = CounterRule(branch_id=config.branch.id, lookup=self.store.get_person,
+                                        publish=self.hub.publish, log=self.review, snapshots=self.store)
+        self.person_detector: NanoDetPersonDetector | None = None
+        self.retention = RetentionJob(self.review, retention_days=config.clips.retention_days)
+        self.recorders: list[ClipRecorder] = []
         for camera in config.cameras:
             if camera.enabled and camera.role == "parking":
                 self.workers.append(self._parking_worker(camera))
                 continue
-            if not camera.enabled or camera.role not in ("entrance", "lobby"):
-                if camera.enabled:
-                    logger.warning("camera %s: role %s has no pipeline yet; not opened", camera.id, camera.role)
+            if camera.enabled and camera.role == "counter":
+                worker = self._counter_worker(camera)
+                if worker is not None:
+                    self.workers.append(worker)
+                continue
+            if not camera.enabled:
                 continue
             source = FrameSource(camera.id, camera.source)
             pipeline = FacePipeline(camera, config.face, engine=self.engine, gallery=self.gallery,
@@ -91,6 +107,30 @@ class EdgeRuntime:
         pipeline = PlatePipeline(camera, self.config.plates, reader=self.plate_reader, registry=self.plates,
                                  rule=self.vehicle_rule, driver=driver, metrics=self.metrics)
         return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.vehicle_rule.decided, self.metrics)
+
+    def _counter_worker(self, camera: CameraConfig) -> CameraWorker[CounterEvent] | None:
+        if self.person_detector is None:  # one detector (ONNX session) shared by every counter camera
+            try:
+                self.person_detector = NanoDetPersonDetector(self.config.counter.person)
+            except ModelPackError as exc:
+                logger.error("camera %s: counter camera not opened, the person detector is missing: %s",
+                             camera.id, exc)
+                return None
+        recorder = None
+        if self.config.clips.enabled:
+            recorder = ClipRecorder(camera.id, self.config.clips, self.config.clips.resolve_dir(self.data_dir),
+                                    on_written=self.review.add_clip,
+                                    ring_s=self.config.clips.pre_roll_s + self.config.counter.interaction.start_after_s,
+                                    tz=self.config.branch.tz)
+            self.recorders.append(recorder)
+        pipeline = CounterPipeline(camera, self.config.counter, self.config.face, persons=self.person_detector,
+                                   engine=self.engine, gallery=self.gallery, role_of=self._enrolled_role,
+                                   tz=self.config.branch.tz, recorder=recorder, metrics=self.metrics)
+        return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.counter_rule.handle, self.metrics)
+
+    def _enrolled_role(self, person_id: str) -> str | None:
+        person = self.store.get_person(person_id)
+        return None if person is None else person.role
 
     def _load_gallery(self) -> Gallery:
         """The saved gallery of this engine's model, rebuilt from the enrolment photos when it is stale."""
@@ -115,6 +155,8 @@ class EdgeRuntime:
         for worker in self.workers:
             worker.source.start()
             worker.start()
+        if self.recorders:
+            self.retention.start()
         logger.info("edge %s started with %s camera(s)", self.config.branch.id, len(self.workers))
 
     def stop(self) -> None:
@@ -122,6 +164,9 @@ class EdgeRuntime:
             worker.source.stop()
         for worker in self.workers:
             worker.stop()
+        for recorder in self.recorders:
+            recorder.close()
+        self.retention.stop()
         self.store.engine.dispose()
 
     @property

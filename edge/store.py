@@ -109,6 +109,17 @@ def _plate(row: PlateRow) -> Plate:
     return Plate(row.id, row.person_id, row.plate, row.kind, row.created_at)
 
 
+class SnapshotRow(Base):
+    """A face or person crop shown on an alert card (encrypted like enrolment photos)."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64))
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Person:
     id: str
@@ -222,6 +233,19 @@ class Store:
                 return False
             s.delete(row)
             return True
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def add_snapshot(self, *, camera_id: str, jpeg: bytes) -> str:
+        with self.session() as s, s.begin():
+            row = SnapshotRow(id=uuid.uuid4().hex, camera_id=camera_id, jpeg=self._cipher.encrypt(jpeg),
+                              created_at=datetime.now(UTC))
+            s.add(row)
+            return row.id
+
+    def snapshot(self, snapshot_id: str) -> bytes | None:
+        with self.session() as s:
+            row = s.get(SnapshotRow, snapshot_id)
+            return None if row is None else decrypt(self._cipher, row.jpeg)
 
     # -- alerts (AlertLog) ---------------------------------------------------------------------
     def append(self, draft: AlertDraft) -> Alert:

@@ -1,0 +1,135 @@
+"""Counter rules: counter pipeline events -> stored records and alerts.
+
+- ``interaction_started`` / ``interaction_ended`` (with the duration): one alert each, and the episode
+  stored for statistics and review;
+- ``customer_unattended``: the customer's crop and waiting time; escalated (「VIP 无人接待」) for a VIP;
+- ``counter_unstaffed``: a counter zone without staff in opening hours.
+
+The pipeline already raises each event once (per interaction, per wait, per unstaffed spell), so the
+rule needs no cooldown of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from alerts.envelope import (
+    Alert,
+    AlertDraft,
+    AlertPayload,
+    AlertType,
+    CounterUnstaffedPayload,
+    CustomerUnattendedPayload,
+    InteractionPayload,
+)
+from edge.clip_types import ClipParticipants, InteractionRecord
+from edge.counter import CounterEvent
+from edge.review_types import ReviewError
+from edge.store import Person
+
+logger = logging.getLogger(__name__)
+
+TITLES = {
+    AlertType.INTERACTION_STARTED: "开始服务",
+    AlertType.INTERACTION_ENDED: "服务结束",
+    AlertType.CUSTOMER_UNATTENDED: "客户无人接待",
+    AlertType.COUNTER_UNSTAFFED: "柜台无人",
+}
+VIP_UNATTENDED_TITLE = "VIP 无人接待"
+
+
+class InteractionLog(Protocol):
+    """Where episodes and waits are kept (edge.review_store.ReviewStore)."""
+
+    def add_interaction(self, record: InteractionRecord) -> None: ...
+
+    def end_interaction(self, *, interaction_id: str, ended_at: datetime, duration_s: float) -> None: ...
+
+    def add_unattended(self, *, camera_id: str, customer_track: int, vip_id: str | None, zone: str,
+                       waited_s: float, at: datetime, alert_id: str) -> None: ...
+
+
+class SnapshotStore(Protocol):
+    def add_snapshot(self, *, camera_id: str, jpeg: bytes) -> str: ...
+
+
+class CounterRule:
+    """Shared by every counter camera; called on the camera threads."""
+
+    def __init__(self, *, branch_id: str, lookup: Callable[[str], Person | None],
+                 publish: Callable[[AlertDraft], Alert], log: InteractionLog, snapshots: SnapshotStore) -> None:
+        self._branch_id = branch_id
+        self._lookup = lookup
+        self._publish = publish
+        self._log = log
+        self._snapshots = snapshots
+
+    def handle(self, event: CounterEvent) -> Alert | None:
+        if event.kind in ("interaction_started", "interaction_ended"):
+            return self._interaction(event)
+        if event.kind == "customer_unattended":
+            return self._unattended(event)
+        return self._unstaffed(event)
+
+    def _person(self, person_id: str | None) -> Person | None:
+        return None if person_id is None else self._lookup(person_id)
+
+    def _draft(self, kind: AlertType, event: CounterEvent, payload: AlertPayload, person_id: str | None = None,
+               title: str | None = None) -> AlertDraft:
+        return AlertDraft(type=kind, branch_id=self._branch_id, camera_id=event.camera_id, person_id=person_id,
+                          title=title or TITLES[kind], captured_at=event.captured_at, payload=payload)
+
+    def _interaction(self, event: CounterEvent) -> Alert:
+        inter, interaction_id = event.interaction, event.interaction_id
+        assert inter is not None and interaction_id is not None
+        staff, vip = self._person(inter.staff_id), self._person(inter.vip_id)
+        started = event.kind == "interaction_started"
+        try:
+            if started:
+                self._log.add_interaction(InteractionRecord(
+                    ClipParticipants(interaction_id, event.camera_id, inter.staff_track, inter.customer_track,
+                                     inter.staff_id, inter.vip_id),
+                    inter.started_at, None, None, event.wait_s))
+            elif inter.ended_at is not None and inter.duration_s is not None:
+                self._log.end_interaction(interaction_id=interaction_id, ended_at=inter.ended_at,
+                                          duration_s=inter.duration_s)
+        except ReviewError as exc:  # the alert still goes out; the statistics miss this one episode
+            logger.error("camera %s: interaction %s not recorded: %s", event.camera_id, interaction_id, exc)
+        payload = InteractionPayload(
+            kind="interaction_started" if started else "interaction_ended", interaction_id=interaction_id,
+            camera_name=event.camera_name, staff_id=inter.staff_id, staff_name=staff.name if staff else None,
+            staff_track=inter.staff_track, customer_track=inter.customer_track, vip_id=inter.vip_id,
+            vip_name=vip.name if vip else None, vip_tier=vip.tier if vip else None, started_at=inter.started_at,
+            ended_at=inter.ended_at, duration_s=inter.duration_s, wait_s=event.wait_s)
+        kind = AlertType.INTERACTION_STARTED if started else AlertType.INTERACTION_ENDED
+        return self._publish(self._draft(kind, event, payload, inter.vip_id))
+
+    def _unattended(self, event: CounterEvent) -> Alert:
+        waited = event.unattended
+        assert waited is not None and event.waiting_since is not None
+        vip = self._person(waited.vip_id)
+        crop_url = None
+        if event.crop_jpeg is not None:
+            crop_url = f"/api/snapshots/{self._snapshots.add_snapshot(camera_id=event.camera_id, jpeg=event.crop_jpeg)}"
+        payload = CustomerUnattendedPayload(
+            camera_name=event.camera_name, zone=waited.zone, customer_track=waited.customer_track,
+            waited_s=waited.waited_s, waiting_since=event.waiting_since, crop_url=crop_url,
+            escalated=vip is not None, person_id=vip.id if vip else None, name=vip.name if vip else None,
+            tier=vip.tier if vip else None, photo_url=f"/api/persons/{vip.id}/photo" if vip else None)
+        alert = self._publish(self._draft(AlertType.CUSTOMER_UNATTENDED, event, payload, vip.id if vip else None,
+                                          VIP_UNATTENDED_TITLE if vip else None))
+        self._log.add_unattended(camera_id=event.camera_id, customer_track=waited.customer_track,
+                                 vip_id=waited.vip_id, zone=waited.zone, waited_s=waited.waited_s,
+                                 at=event.captured_at, alert_id=alert.id)
+        return alert
+
+    def _unstaffed(self, event: CounterEvent) -> Alert:
+        gap = event.unstaffed
+        assert gap is not None
+        since = event.captured_at.timestamp() - gap.unstaffed_s
+        payload = CounterUnstaffedPayload(camera_name=event.camera_name, zone=gap.zone, unstaffed_s=gap.unstaffed_s,
+                                          unstaffed_since=datetime.fromtimestamp(since, event.captured_at.tzinfo))
+        return self._publish(self._draft(AlertType.COUNTER_UNSTAFFED, event, payload))

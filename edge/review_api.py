@@ -1,0 +1,254 @@
+"""The compliance review API: clips (list, view, play with HTTP Range), verdicts, holds, the audit
+log and hourly statistics.
+
+Roles: the clip endpoints and the audit log need ``compliance`` (``admin`` passes too, as everywhere);
+the statistics need ``compliance`` or ``lobby_manager``. Every refused request (401, 403) writes an
+audit row with outcome ``refused`` and the token's name, or ``anonymous``, before the error goes out.
+
+No ``from __future__ import annotations`` here: FastAPI resolves the ``Annotated`` dependency
+aliases defined inside :func:`review_router` at runtime.
+"""
+
+import logging
+import os
+from collections.abc import Callable, Coroutine
+from contextlib import ExitStack
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
+
+from edge.auth import Authenticator, Principal
+from edge.review_http import RangeNotSatisfiable, bearer_token, file_chunks, local_midnight, parse_bound, parse_range
+from edge.review_schemas import AuditPublic, ClipPublic, HoldUpdate, StatsPublic, VerdictCreate, VerdictPublic
+from edge.review_store import ReviewStore
+from edge.review_types import ClipExpiredError, UnknownClipError
+from edge.stats import hourly_stats
+
+logger = logging.getLogger(__name__)
+
+COMPLIANCE = ("compliance",)
+STATS_READERS = ("compliance", "lobby_manager")
+MAX_STATS_DAYS = 366
+VerdictFilter = Literal["compliant", "violation", "needs_follow_up", "none"]
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+    return HTTPException(status, {"code": code, "message": message}, headers=headers)
+
+
+class ShapedErrorsRoute(APIRoute):
+    """Answers request validation errors as ``{"detail": {"code": "invalid_request", ...}}``, the shape
+    of the app's other errors, instead of FastAPI's bare list. Note that FastAPI parses a JSON body
+    before it runs dependencies, so malformed JSON is answered 422 before the token is checked."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def shaped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+                return JSONResponse({"detail": {"code": "invalid_request", "message": "; ".join(problems),
+                                                "errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
+                                                           for e in exc.errors()]}}, status_code=422)
+        return shaped
+
+
+def _bounds(date_from: str | None, date_to: str | None, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    try:
+        start = parse_bound(date_from, tz, end=False)
+        end = parse_bound(date_to, tz, end=True)
+    except ValueError as exc:
+        raise _error(422, "bad_date", str(exc)) from exc
+    if start is not None and end is not None and start >= end:
+        raise _error(422, "bad_range", "date_from must be before date_to")
+    return start, end
+
+
+DateFrom = Annotated[str | None, Query(description="Start: an ISO date (a branch-local day, included) or datetime "
+                                                   "(inclusive; without an offset, branch-local).")]
+DateTo = Annotated[str | None, Query(description="End: an ISO date (that branch-local day included) or datetime "
+                                                 "(exclusive; without an offset, branch-local).")]
+
+
+def review_router(review: ReviewStore, auth: Authenticator, *, branch_id: str, tz: ZoneInfo) -> APIRouter:
+    router = APIRouter(route_class=ShapedErrorsRoute, tags=["review"])
+
+    def require(roles: tuple[str, ...], action: str) -> Callable[[Request], Principal]:
+        def dependency(request: Request) -> Principal:
+            principal = auth.principal(bearer_token(request))
+            clip_id = request.path_params.get("clip_id")
+            where = f"{request.method} {request.url.path}"
+            if principal is None:
+                review.audit(actor="anonymous", action=action, clip_id=clip_id, outcome="refused",
+                             detail=f"401 missing or invalid token: {where}")
+                raise _error(401, "unauthorised", "missing or invalid token", {"WWW-Authenticate": "Bearer"})
+            if not any(principal.may(role, branch_id) for role in roles):
+                wanted = " or ".join(roles)
+                review.audit(actor=principal.name, action=action, clip_id=clip_id, outcome="refused",
+                             detail=f"403 lacks the {wanted} role for {branch_id}: {where}")
+                raise _error(403, "forbidden", f"this token lacks the {wanted} role for {branch_id}")
+            return principal
+        return dependency
+
+    Lister = Annotated[Principal, Depends(require(COMPLIANCE, "list"))]
+    Viewer = Annotated[Principal, Depends(require(COMPLIANCE, "view"))]
+    Player = Annotated[Principal, Depends(require(COMPLIANCE, "play"))]
+    Judge = Annotated[Principal, Depends(require(COMPLIANCE, "verdict"))]
+    Holder = Annotated[Principal, Depends(require(COMPLIANCE, "hold"))]
+    Auditor = Annotated[Principal, Depends(require(COMPLIANCE, "audit_list"))]
+    StatsReader = Annotated[Principal, Depends(require(STATS_READERS, "stats"))]
+
+    def not_found(principal: Principal, action: str, clip_id: str) -> HTTPException:
+        review.audit(actor=principal.name, action=action, clip_id=clip_id, outcome="not_found", detail="no such clip")
+        return _error(404, "not_found", f"no clip {clip_id}")
+
+    @router.get("/api/clips", response_model=list[ClipPublic])
+    def list_clips(
+        principal: Lister, date_from: DateFrom = None, date_to: DateTo = None,
+        staff_id: Annotated[str | None, Query(max_length=64, description="Recognised staff id.")] = None,
+        camera_id: Annotated[str | None, Query(max_length=64, description="Counter camera id.")] = None,
+        min_duration_s: Annotated[float | None, Query(ge=0, description="Shortest duration (s), inclusive.")] = None,
+        max_duration_s: Annotated[float | None, Query(ge=0, description="Longest duration (s), inclusive.")] = None,
+        verdict: Annotated[VerdictFilter | None, Query(description="Current verdict; none: not judged.")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[ClipPublic]:
+        """Clips that started in the range, newest first."""
+        start, end = _bounds(date_from, date_to, tz)
+        if min_duration_s is not None and max_duration_s is not None and min_duration_s > max_duration_s:
+            raise _error(422, "bad_range", "min_duration_s must not exceed max_duration_s")
+        clips = review.list_clips(date_from=start, date_to=end, staff_id=staff_id, camera_id=camera_id,
+                                  min_duration_s=min_duration_s, max_duration_s=max_duration_s, verdict=verdict,
+                                  limit=limit, offset=offset)
+        filters = {"date_from": date_from, "date_to": date_to, "staff_id": staff_id, "camera_id": camera_id,
+                   "min_duration_s": min_duration_s, "max_duration_s": max_duration_s, "verdict": verdict,
+                   "limit": limit, "offset": offset}  # not the raw query: it may carry ?token=
+        review.audit(actor=principal.name, action="list", clip_id=None, outcome="ok",
+                     detail=f"{len(clips)} clip(s); " + " ".join(f"{k}={v}" for k, v in filters.items()
+                                                                if v is not None))
+        return [ClipPublic.of(c) for c in clips]
+
+    @router.get("/api/clips/{clip_id}", response_model=ClipPublic)
+    def get_clip(clip_id: str, principal: Viewer) -> ClipPublic:
+        clip = review.get_clip(clip_id)
+        if clip is None:
+            raise not_found(principal, "view", clip_id)
+        review.audit(actor=principal.name, action="view", clip_id=clip_id, outcome="ok", detail="metadata")
+        return ClipPublic.of(clip)
+
+    @router.get("/api/clips/{clip_id}/video", response_class=StreamingResponse,
+                responses={206: {"description": "Partial content"}, 410: {"description": "Expired"},
+                           416: {"description": "Range not satisfiable"}})
+    def play_clip(clip_id: str, principal: Player, request: Request) -> Response:
+        """Stream the MP4, whole (200) or one byte range (206), in 64 KiB chunks.
+
+        Auditing: **every request** to this endpoint writes one audit row (action ``play``), including
+        each Range request a browser makes while seeking and buffering, so one viewing usually leaves
+        several rows. Each row records the byte span *sent* (``bytes first-last/size`` or ``full``),
+        written before the first byte goes out: it proves the bytes were released, not that anyone
+        watched them, and a client that disconnects early still has the whole span logged.
+        Refused (401/403), unknown (404), expired (410) and unsatisfiable (416) requests are audited
+        too. ``Cache-Control: no-store`` keeps browsers from replaying a clip without asking.
+        """
+        clip = review.get_clip(clip_id)
+        if clip is None:
+            raise not_found(principal, "play", clip_id)
+        if clip.expired:
+            review.audit(actor=principal.name, action="play", clip_id=clip_id, outcome="gone",
+                         detail=f"expired at {clip.expired_at}")
+            raise _error(410, "expired", f"clip {clip_id} expired under the retention policy; its file is deleted")
+        with ExitStack() as owned:  # closes the file on every way out but the stream's
+            try:
+                handle = owned.enter_context(clip.path.open("rb"))
+            except FileNotFoundError as exc:
+                logger.error("clip %s: file %s is missing although the clip has not expired", clip_id, clip.path)
+                review.audit(actor=principal.name, action="play", clip_id=clip_id, outcome="gone",
+                             detail="file missing")
+                raise _error(410, "file_missing", f"the file of clip {clip_id} is missing") from exc
+            size = os.fstat(handle.fileno()).st_size
+            header = request.headers.get("range")
+            try:
+                span = parse_range(header, size)
+            except RangeNotSatisfiable:
+                review.audit(actor=principal.name, action="play", clip_id=clip_id, outcome="unsatisfiable",
+                             detail=f"{header} of {size} bytes")
+                raise _error(416, "range_not_satisfiable", f"{header} lies beyond the {size}-byte file",
+                             {"Content-Range": f"bytes */{size}"}) from None
+            first, last = span if span is not None else (0, size - 1)
+            sent = f"bytes {first}-{last}/{size}" if span is not None else f"full {size} bytes"
+            review.audit(actor=principal.name, action="play", clip_id=clip_id, outcome="ok", detail=sent)
+            owned.pop_all()  # from here file_chunks closes it
+        headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - first + 1), "Cache-Control": "no-store",
+                   "ETag": f'"{clip.sha256}"', "Content-Disposition": f'inline; filename="{clip_id}.mp4"'}
+        if span is not None:
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        return StreamingResponse(file_chunks(handle, first, last - first + 1), status_code=206 if span else 200,
+                                 media_type="video/mp4", headers=headers)
+
+    @router.post("/api/clips/{clip_id}/verdict", response_model=VerdictPublic, status_code=201)
+    def add_verdict(clip_id: str, body: VerdictCreate, principal: Judge) -> VerdictPublic:
+        """Append a verdict; it becomes the clip's current one. Audited in the same transaction."""
+        try:
+            verdict = review.add_verdict(clip_id=clip_id, verdict=body.verdict, notes=body.notes, by=principal.name)
+        except UnknownClipError:
+            raise not_found(principal, "verdict", clip_id) from None
+        return VerdictPublic.of(verdict)
+
+    @router.post("/api/clips/{clip_id}/hold", response_model=ClipPublic)
+    def set_hold(clip_id: str, body: HoldUpdate, principal: Holder) -> ClipPublic:
+        """Put on review hold (retention keeps the clip) or release. Audited in the same transaction."""
+        try:
+            clip = review.set_hold(clip_id=clip_id, hold=body.hold, by=principal.name)
+        except UnknownClipError:
+            raise not_found(principal, "hold", clip_id) from None
+        except ClipExpiredError:
+            review.audit(actor=principal.name, action="hold", clip_id=clip_id, outcome="conflict",
+                         detail=f"hold={str(body.hold).lower()} on an expired clip")
+            raise _error(409, "expired", f"clip {clip_id} has expired; its file is deleted") from None
+        return ClipPublic.of(clip)
+
+    @router.get("/api/audit", response_model=list[AuditPublic])
+    def list_audit(
+        principal: Auditor,
+        clip_id: Annotated[str | None, Query(max_length=64, description="Only rows about this clip.")] = None,
+        actor: Annotated[str | None, Query(max_length=128, description="Only rows by this actor.")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[AuditPublic]:
+        """The audit log, newest first. Reading it is itself audited (after the read)."""
+        entries = review.list_audit(clip_id=clip_id, actor=actor, limit=limit, offset=offset)
+        review.audit(actor=principal.name, action="audit_list", clip_id=clip_id, outcome="ok",
+                     detail=f"{len(entries)} row(s); actor={actor} offset={offset}")
+        return [AuditPublic.of(e) for e in entries]
+
+    @router.get("/api/stats", response_model=StatsPublic)
+    def stats(
+        _: StatsReader, date_from: DateFrom = None, date_to: DateTo = None,
+        camera_id: Annotated[str | None, Query(max_length=64, description="Only this counter camera.")] = None,
+    ) -> StatsPublic:
+        """Per staff and branch-local hour. Without dates: today. With only date_to: that day. With only
+        date_from: from then until the end of today. At most 366 days."""
+        start, end = _bounds(date_from, date_to, tz)
+        if end is None:
+            end = local_midnight(datetime.now(tz).date() + timedelta(days=1), tz)
+        if start is None:
+            start = local_midnight((end - timedelta(microseconds=1)).astimezone(tz).date(), tz)
+        if start >= end:
+            raise _error(422, "bad_range", "date_from must be before date_to")
+        if end - start > timedelta(days=MAX_STATS_DAYS):
+            raise _error(422, "range_too_long", f"statistics cover at most {MAX_STATS_DAYS} days")
+        interactions = review.list_interactions(started_from=start, started_before=end, camera_id=camera_id)
+        unattended = review.list_unattended(at_from=start, at_before=end, camera_id=camera_id)
+        report = hourly_stats(interactions, [u.at for u in unattended], tz)
+        return StatsPublic.of(report, start=start.astimezone(tz), end=end.astimezone(tz), timezone=str(tz),
+                              camera_id=camera_id)
+
+    return router
+
