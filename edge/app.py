@@ -74,7 +74,9 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
     async def enrolment_error(_: Request, exc: EnrolmentError) -> JSONResponse:
         detail: dict[str, object] = {"code": exc.code, "message": str(exc)}
         if exc.person_id is not None:
-            detail.update(person_id=exc.person_id, score=round(exc.score or 0.0, 4))
+            detail["person_id"] = exc.person_id
+        if exc.score is not None:
+            detail["score"] = round(exc.score, 4)
         return JSONResponse({"detail": detail}, status_code=exc.status)
 
     @app.get("/healthz", response_model=HealthPublic)
@@ -107,6 +109,13 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
             raise HTTPException(404, {"code": "not_found", "message": f"no alert {alert_id}"})
         return alert
 
+    async def read_upload(photo: UploadFile) -> bytes:
+        limit = runtime.enroller.policy.max_bytes
+        data = await photo.read(limit + 1)
+        if len(data) > limit:
+            raise EnrolmentError("too_large", f"the upload exceeds {limit} bytes", 413)
+        return data
+
     @app.post("/api/persons", response_model=PersonPublic, status_code=201)
     async def enrol_person(
         _: Enroller,
@@ -116,17 +125,26 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
         consent: Annotated[str, Form(max_length=2000, description="Consent record: who, when, how.")],
         role: Annotated[str, Form()] = "vip",
     ) -> PersonPublic:
-        limit = runtime.enroller.policy.max_bytes
-        data = await photo.read(limit + 1)
-        if len(data) > limit:
-            raise EnrolmentError("too_large", f"the upload exceeds {limit} bytes", 413)
+        data = await read_upload(photo)
         person = await asyncio.to_thread(runtime.enroller.enrol, name=name, tier=tier, photo=data,
                                          consent=consent, role=role)
-        return PersonPublic.of(person)
+        return PersonPublic.of(person, photos=1)
+
+    @app.post("/api/persons/{person_id}/photos", response_model=PersonPublic, status_code=201)
+    async def add_person_photo(
+        person_id: str,
+        _: Enroller,
+        photo: Annotated[UploadFile, File(description="Another photo of the person, with exactly one face.")],
+    ) -> PersonPublic:
+        """Add an enrolment photo (at most 5 a person); the gallery entry becomes their mean template."""
+        data = await read_upload(photo)
+        person = await asyncio.to_thread(runtime.enroller.add_photo, person_id=person_id, photo=data)
+        return PersonPublic.of(person, photos=runtime.store.count_person_photos(person.id))
 
     @app.get("/api/persons", response_model=list[PersonPublic])
     def list_persons(_: Enroller) -> list[PersonPublic]:
-        return [PersonPublic.of(p) for p in runtime.store.list_persons()]
+        counts = runtime.store.photo_counts()
+        return [PersonPublic.of(p, photos=counts.get(p.id, 1)) for p in runtime.store.list_persons()]
 
     @app.post("/api/persons/{person_id}/plates", response_model=PlatePublic, status_code=201)
     def add_plate(person_id: str, body: PlateCreate, _: Enroller) -> PlatePublic:

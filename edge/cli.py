@@ -118,6 +118,28 @@ def cmd_enroll(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
+def cmd_add_photo(args: argparse.Namespace, lang: str) -> int:
+    from edge.runtime import EdgeRuntime
+
+    config = load_config(args.config)
+    try:
+        photo = args.photo.read_bytes()
+    except OSError as exc:
+        print(t("enrol_failed", lang, message=str(exc), code="unreadable"), file=sys.stderr)
+        return 2
+    runtime = EdgeRuntime(config)
+    try:
+        person = runtime.enroller.add_photo(person_id=args.person, photo=photo)
+        photos = runtime.store.count_person_photos(person.id)
+    except EnrolmentError as exc:
+        print(t("enrol_failed", lang, message=str(exc), code=exc.code), file=sys.stderr)
+        return 2
+    finally:
+        runtime.stop()
+    print(t("photo_added", lang, name=person.name, id=person.id, photos=photos))
+    return 0
+
+
 def cmd_models_list(args: argparse.Namespace, lang: str) -> int:
     print(t("models_header", lang))
     for pack in list_packs(args.models_dir):
@@ -174,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--role", choices=["vip", "staff"], default="vip")
     enroll.add_argument("--consent", required=True, help="同意记录 / consent record (who, when, how)")
     enroll.set_defaults(func=cmd_enroll)
+
+    add_photo = sub.add_parser("add-photo", help="为已登记人员添加照片（最多 5 张）/ add a photo of an enrolled person")
+    add_photo.add_argument("--config", type=Path, required=True)
+    add_photo.add_argument("--person", required=True, help="人员编号 / person id")
+    add_photo.add_argument("--photo", type=Path, required=True)
+    add_photo.set_defaults(func=cmd_add_photo)
 
     models = sub.add_parser("models", help="模型包 / model packs").add_subparsers(dest="models_cmd", required=True)
     mlist = models.add_parser("list", help="列出模型包与许可证 / list packs and licences")

@@ -19,8 +19,8 @@ class EnrolmentError(EdgeError):
         super().__init__(message)
         self.code = code
         self.status = status
-        self.person_id = person_id  # the already-enrolled person, for code "duplicate"
-        self.score = score
+        self.person_id = person_id  # "duplicate": the already-enrolled person; "not_same_person": the one compared
+        self.score = score  # the cosine similarity to ``person_id``
 
 
 class SourceError(EdgeError):

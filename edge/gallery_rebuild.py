@@ -2,7 +2,8 @@
 
 Embeddings of different models are never compared, so when the engine's ``model_id`` differs from
 the one a person was enrolled with, the edge box re-embeds every enrolment photo with the current
-engine and writes the new gallery atomically beside the database.
+engine and writes the new gallery atomically beside the database. Each person gets one entry, the mean
+template of their photos (:func:`edge.enrol.mean_template`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.enrol import embed_largest_face
+from edge.enrol import embed_photo, mean_template
 from edge.store import Store
 from vision.engines.base import FaceEngine
-from vision.errors import BadImageError
 from vision.gallery import Gallery
-from vision.imageio import decode_image
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ logger = logging.getLogger(__name__)
 class RebuildReport:
     model_id: str
     embedded: int
-    failed: tuple[str, ...]  # persons whose stored photo no longer yields a face with this engine
+    failed: tuple[str, ...]  # persons none of whose stored photos yields a face with this engine
 
 
 def needs_rebuild(store: Store, gallery: Gallery) -> bool:
@@ -39,17 +38,18 @@ def rebuild_gallery(*, store: Store, engine: FaceEngine, gallery_dir: Path) -> t
     failed: list[str] = []
     embedded: list[str] = []
     for person in store.list_persons():
-        photo = store.person_photo(person.id)
-        try:
-            vector = embed_largest_face(engine, decode_image(photo)) if photo is not None else None
-        except BadImageError:
-            vector = None
-        if vector is None:
+        photos = store.person_photos(person.id)
+        vectors = [v for v in (embed_photo(engine, photo) for photo in photos) if v is not None]
+        if not vectors:
             failed.append(person.id)
             logger.error("gallery rebuild: no face for person %s (%s) with %s; re-enrol them",
                          person.id, person.name, engine.model_id)
             continue
-        gallery.add(person.id, vector[None, :])
+        if len(vectors) < len(photos):
+            logger.warning("gallery rebuild: %s of %s photos of person %s (%s) give no face with %s; "
+                           "the template uses the other %s", len(photos) - len(vectors), len(photos), person.id,
+                           person.name, engine.model_id, len(vectors))
+        gallery.add(person.id, mean_template(vectors)[None, :])
         embedded.append(person.id)
     gallery.save(gallery_dir)
     store.set_model_id(embedded, engine.model_id)

@@ -17,12 +17,14 @@ class PersonPublic(BaseModel):
     model_id: str = Field(description="Face model the gallery entry was made with.")
     created_at: datetime = Field(description="Enrolment time (UTC).")
     photo_url: str = Field(description="Enrolment photo (needs a token).")
+    photos: int = Field(description="Enrolment photos (the first included, at most 5); the gallery holds "
+                                    "the L2-normalised mean of their embeddings.")
 
     @classmethod
-    def of(cls, person: Person) -> PersonPublic:
+    def of(cls, person: Person, *, photos: int) -> PersonPublic:
         return cls(id=person.id, name=person.name, tier=person.tier, role=person.role,
                    model_id=person.model_id, created_at=person.created_at,
-                   photo_url=f"/api/persons/{person.id}/photo")
+                   photo_url=f"/api/persons/{person.id}/photo", photos=photos)
 
 
 class ErrorDetail(BaseModel):

@@ -1,7 +1,8 @@
 """The edge store: SQLite in WAL mode through SQLAlchemy 2.0.
 
-Holds persons (encrypted enrolment photos), alerts with a per-branch monotonic ``seq`` and their
-acks. It implements :class:`alerts.envelope.AlertLog`.
+Holds persons (encrypted enrolment photos: the first on the person's row, extra ones in
+``person_photos``), alerts with a per-branch monotonic ``seq`` and their acks.
+It implements :class:`alerts.envelope.AlertLog`.
 """
 
 from __future__ import annotations
@@ -70,6 +71,19 @@ class PersonRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class PersonPhotoRow(Base):
+    """An extra enrolment photo (encrypted like PersonRow.photo, which stays the primary, shown on cards)."""
+
+    __tablename__ = "person_photos"
+    __table_args__ = (UniqueConstraint("person_id", "photo_sha256", name="uq_person_photo_sha256"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(32), ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    photo: Mapped[bytes] = mapped_column(LargeBinary)
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AlertRow(Base):
     __tablename__ = "alerts"
     __table_args__ = (UniqueConstraint("branch_id", "seq", name="uq_alert_branch_seq"),)
@@ -96,6 +110,17 @@ class PlateRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class SnapshotRow(Base):
+    """A face or person crop shown on an alert card (encrypted like enrolment photos)."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64))
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Plate:
     id: str
@@ -107,17 +132,6 @@ class Plate:
 
 def _plate(row: PlateRow) -> Plate:
     return Plate(row.id, row.person_id, row.plate, row.kind, row.created_at)
-
-
-class SnapshotRow(Base):
-    """A face or person crop shown on an alert card (encrypted like enrolment photos)."""
-
-    __tablename__ = "snapshots"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    camera_id: Mapped[str] = mapped_column(String(64))
-    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +205,43 @@ class Store:
         with self.session() as s:
             row = s.get(PersonRow, person_id)
             return None if row is None else decrypt(self._cipher, row.photo)
+
+    def add_person_photo(self, session: Session, *, person_id: str, photo: bytes, photo_sha256: str) -> None:
+        """Stage an extra photo of ``person_id`` in ``session``; the caller commits once the gallery is saved."""
+        session.add(PersonPhotoRow(id=uuid.uuid4().hex, person_id=person_id, photo=self._cipher.encrypt(photo),
+                                   photo_sha256=photo_sha256, created_at=datetime.now(UTC)))
+        session.flush()
+
+    def person_photos(self, person_id: str) -> list[bytes]:
+        """All enrolment photos of the person, decrypted, the primary first; [] for an unknown person."""
+        with self.session() as s:
+            row = s.get(PersonRow, person_id)
+            if row is None:
+                return []
+            extra = s.scalars(select(PersonPhotoRow.photo).where(PersonPhotoRow.person_id == person_id)
+                              .order_by(PersonPhotoRow.created_at, PersonPhotoRow.id))
+            return [decrypt(self._cipher, blob) for blob in [row.photo, *extra]]
+
+    def person_photo_hashes(self, person_id: str) -> list[str]:
+        """sha256 of each enrolment photo of the person, the primary first; [] for an unknown person."""
+        with self.session() as s:
+            primary = s.scalar(select(PersonRow.photo_sha256).where(PersonRow.id == person_id))
+            if primary is None:
+                return []
+            extra = s.scalars(select(PersonPhotoRow.photo_sha256).where(PersonPhotoRow.person_id == person_id)
+                              .order_by(PersonPhotoRow.created_at, PersonPhotoRow.id))
+            return [primary, *extra]
+
+    def count_person_photos(self, person_id: str) -> int:
+        """Enrolment photos of the person, the primary included; 0 for an unknown person."""
+        return len(self.person_photo_hashes(person_id))
+
+    def photo_counts(self) -> dict[str, int]:
+        """Enrolment photos per enrolled person, the primary included (one query for a listing)."""
+        with self.session() as s:
+            rows = s.execute(select(PersonPhotoRow.person_id, func.count()).group_by(PersonPhotoRow.person_id))
+            extra = {str(person_id): int(count) for person_id, count in rows}
+            return {person_id: 1 + extra.get(person_id, 0) for person_id in s.scalars(select(PersonRow.id))}
 
     def set_model_id(self, person_ids: list[str], model_id: str) -> None:
         """Record that these persons' gallery entries were (re)made with ``model_id``."""

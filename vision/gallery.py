@@ -62,21 +62,47 @@ class Gallery:
     def add(self, person_id: str, vectors: FloatArray) -> list[int]:
         arr = self._check(vectors)
         with self._lock:
-            ids = np.arange(self._next, self._next + arr.shape[0], dtype=np.int64)
-            self._index.add_with_ids(arr, ids)
-            self._next += arr.shape[0]
-            for i in ids:
-                self._owner[int(i)] = person_id
+            return self._add_locked(person_id, arr)
+
+    def _add_locked(self, person_id: str, arr: FloatArray) -> list[int]:
+        ids = np.arange(self._next, self._next + arr.shape[0], dtype=np.int64)
+        self._index.add_with_ids(arr, ids)
+        self._next += arr.shape[0]
+        for i in ids:
+            self._owner[int(i)] = person_id
         return [int(i) for i in ids]
+
+    def _remove_locked(self, person_id: str) -> int:
+        ids = [i for i, p in self._owner.items() if p == person_id]
+        if ids:
+            self._index.remove_ids(np.asarray(ids, np.int64))  # type: ignore[arg-type]
+            for i in ids:
+                del self._owner[i]
+        return len(ids)
 
     def remove(self, person_id: str) -> int:
         with self._lock:
-            ids = [i for i, p in self._owner.items() if p == person_id]
-            if ids:
-                self._index.remove_ids(np.asarray(ids, np.int64))  # type: ignore[arg-type]
-                for i in ids:
-                    del self._owner[i]
-        return len(ids)
+            return self._remove_locked(person_id)
+
+    def _vectors_locked(self, person_id: str) -> FloatArray:
+        ids = sorted(i for i, p in self._owner.items() if p == person_id)
+        if not ids:
+            return np.zeros((0, self.dim), np.float32)
+        return np.asarray(self._index.reconstruct_batch(np.asarray(ids, np.int64)), np.float32)
+
+    def vectors(self, person_id: str) -> FloatArray:
+        """The person's embeddings (N, dim), oldest first; (0, dim) for a person not in the gallery."""
+        with self._lock:
+            return self._vectors_locked(person_id)
+
+    def replace(self, person_id: str, vectors: FloatArray) -> FloatArray:
+        """Swap the person's embeddings for ``vectors`` at once (no search sees neither); returns the old ones."""
+        arr = self._check(vectors)
+        with self._lock:
+            old = self._vectors_locked(person_id)
+            self._remove_locked(person_id)
+            self._add_locked(person_id, arr)
+        return old
 
     def search(self, vectors: FloatArray, k: int = 5) -> list[SearchResult]:
         arr = self._check(vectors)

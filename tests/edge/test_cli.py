@@ -94,6 +94,28 @@ def test_enroll_cli_good_and_bad(tmp_path: Path, photos_dir: Path, capsys: pytes
     assert "no face" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("lang", "photo", "code", "needle"), [
+    ("zh", "obama2.jpg", 0, "共 2 张"),
+    ("en", "obama2.jpg", 0, "2 photos; the recognition template is now their mean"),
+    ("en", "biden.jpg", 2, "(not_same_person)"),
+    ("zh", "missing.jpg", 2, "登记失败"),
+])
+def test_add_photo_cli(lang: str, photo: str, code: int, needle: str, tmp_path: Path, photos_dir: Path,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    # given Obama enrolled from one photo
+    config = write_config(tmp_path)
+    assert main(["--lang", "en", "enroll", "--config", str(config), "--name", "Obama", "--tier", "金卡",
+                 "--photo", str(photos_dir / "obama.jpg"), "--consent", "c"]) == 0
+    person_id = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
+    # when another photo is added for him
+    result = main(["--lang", lang, "add-photo", "--config", str(config), "--person", person_id,
+                   "--photo", str(photos_dir / photo)])
+    # then it is stored or refused, with a message in the chosen language
+    out = capsys.readouterr()
+    assert result == code
+    assert needle in (out.out if code == 0 else out.err)
+
+
 def test_token_new_prints_a_hash_not_the_token_in_yaml(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["token", "new", "--name", "tablet-1", "--roles", "lobby_manager"]) == 0
     out = capsys.readouterr().out

@@ -90,6 +90,24 @@ def test_remove_drops_every_vector_of_the_person() -> None:
     assert gallery.remove("alice") == 0 and gallery.remove("nobody") == 0
 
 
+@pytest.mark.parametrize("before", [0, 1, 3])
+def test_replace_swaps_a_persons_vectors_and_returns_the_old_ones(before: int) -> None:
+    # given bob, and alice with `before` embeddings (none: not enrolled)
+    gallery = _gallery("bob")
+    old = np.stack([noisy(_v("alice"), 0.9, seed=i) for i in range(before)]) if before else np.zeros((0, DIM))
+    gallery.add("alice", old.astype(np.float32))
+    # when alice's vectors are replaced by one template
+    template = noisy(_v("alice"), 0.95, seed=9)
+    returned = gallery.replace("alice", template[None, :])
+    # then the old vectors come back in order, and alice now holds only the template
+    np.testing.assert_allclose(returned, old, atol=1e-6)
+    np.testing.assert_allclose(gallery.vectors("alice"), template[None, :], atol=1e-6)
+    assert len(gallery) == 2 and gallery.persons == {"alice", "bob"}
+    np.testing.assert_allclose(gallery.vectors("bob"), _v("bob")[None, :], atol=1e-6)
+    # and an unknown person has no vectors
+    assert gallery.vectors("nobody").shape == (0, DIM)
+
+
 @pytest.mark.parametrize(
     ("vectors", "message"),
     [
