@@ -15,6 +15,15 @@ from edge.auth import new_token
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.crypto import KEY_ENV
 from edge.demo.assets import ensure_face_photos
+from edge.demo.counter_demo import (
+    CLIP_SETTINGS,
+    COUNTER_SETTINGS,
+    STAFF_ENROL_PHOTO,
+    STAFF_NAME,
+    STAFF_TIER,
+    counter_camera,
+    render_counter_frames,
+)
 from edge.demo.scene import Actor, Appearance, SceneBuilder
 from edge.i18n import t
 from vision.engines.base import DlibEngineConfig, build_engine
@@ -38,11 +47,18 @@ def demo_appearances() -> list[Appearance]:
     ]
 
 
-def demo_config(workdir: Path, video: Path, port: int, token: str) -> dict[str, object]:
+def demo_config(workdir: Path, video: Path, port: int, token: str, counter_frames: Path | None = None
+                ) -> dict[str, object]:
+    cameras: list[dict[str, object]] = [{"id": "entrance-1", "name": "正门", "role": "entrance",
+                                         "source": {"url": f"file:{video}", "fps": 10}}]
+    extra: dict[str, object] = {}
+    if counter_frames is not None:
+        cameras.append(counter_camera(counter_frames))
+        extra = {"counter": COUNTER_SETTINGS, "clips": CLIP_SETTINGS}
     return {
         "branch": {"id": "demo-branch", "name": "演示网点"},
-        "cameras": [{"id": "entrance-1", "name": "正门", "role": "entrance",
-                     "source": {"url": f"file:{video}", "fps": 10}}],
+        "cameras": cameras,
+        **extra,
         "server": {"host": "127.0.0.1", "port": port},
         "auth": {"tokens": [{"name": "demo-admin", "sha256": hash_token(token),
                              "roles": ["admin", "lobby_manager", "enroller"]}]},
@@ -58,6 +74,13 @@ def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]
     photos = ensure_face_photos()
     print(t("demo_building", lang), flush=True)
     builder = SceneBuilder(build_engine(DlibEngineConfig(min_face_px=40)), photos)
+    frames_dir = (workdir / "counter").resolve()
+    if frames_dir.exists():
+        shutil.rmtree(frames_dir)
+    counter_frames: Path | None = frames_dir
+    if not render_counter_frames(frames_dir, photos, build_engine(DlibEngineConfig())):
+        print(t("demo_counter_skipped", lang), flush=True)
+        counter_frames = None
     appearances = demo_appearances()
     duration = max(a.enter_s + 2 * a.walk_s + a.dwell_s for a in appearances) + 1.0
     video = (workdir / "entrance.mp4").resolve()
@@ -65,7 +88,7 @@ def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]
     print(t("demo_video", lang, path=video, seconds=duration, people=len(appearances)), flush=True)
     token = new_token()
     config_path = workdir / "smartbranch.yaml"
-    config_path.write_text(yaml.safe_dump(demo_config(workdir.resolve(), video, port, token),
+    config_path.write_text(yaml.safe_dump(demo_config(workdir.resolve(), video, port, token, counter_frames),
                                           allow_unicode=True, sort_keys=False), encoding="utf-8")
     return load_config(config_path), token, photos
 
@@ -84,6 +107,12 @@ def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
     person = runtime.enroller.enrol(name=VIP_NAME, tier=VIP_TIER, photo=(photos / VIP_ENROL_PHOTO).read_bytes(),
                                     consent="演示：本人同意（示例记录）")
     print(t("demo_enrolled", lang, name=person.name, tier=person.tier, photo=VIP_ENROL_PHOTO), flush=True)
+    has_counter = any(c.role == "counter" for c in config.cameras)
+    if has_counter:
+        staff = runtime.enroller.enrol(name=STAFF_NAME, tier=STAFF_TIER, role="staff",
+                                       consent="演示：本人同意（示例记录）",
+                                       photo=(photos / STAFF_ENROL_PHOTO).read_bytes())
+        print(t("demo_staff_enrolled", lang, name=staff.name, photo=STAFF_ENROL_PHOTO), flush=True)
     runtime.hub.add_listener(alert_printer(lang))
     server = ServerThread(create_app(runtime), config.server.host, config.server.port)
     server.start()
@@ -100,5 +129,9 @@ def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
         pass
     finally:
         server.stop()
-        runtime.stop()
+        runtime.stop()  # closes the clip encoders: every clip is on disk after this
+    if has_counter:
+        clips = runtime.review.list_clips()
+        print(t("demo_clips", lang, count=len(clips), folder=config.clips.resolve_dir(config.paths.data_dir)),
+              flush=True)
     return 0
