@@ -38,7 +38,11 @@ class ClipConfig(_Strict):
                             description="Frames waiting for the encoder, all clips of one camera together. When "
                                         "it is full the newest frame is dropped for that clip and counted; the "
                                         "camera is never slowed down.")
-    retention_days: int = Field(default=90, ge=1, le=3650, description="Clips older than this are deleted.")
+    retention_days: int = Field(default=90, ge=1, le=3650,
+                                description="Clips older than this are deleted, unless under review hold.")
+    snapshot_retention_days: int = Field(default=30, ge=1, le=3650,
+                                         description="Customer crops shown on alert cards (customer_unattended) "
+                                                     "older than this are deleted.")
     max_clip_s: float = Field(default=1800.0, gt=0, le=86400,
                               description="A recording longer than this (pre-roll included) is cut and closed.")
 

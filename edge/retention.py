@@ -1,7 +1,8 @@
 """Clip retention: delete the files of clips older than the retention period, unless on review hold.
 
 Rows stay (``expired_at`` set) so that verdicts and the audit trail keep pointing at something; each
-expiry writes an audit row with actor ``retention``.
+expiry writes an audit row with actor ``retention``. The same job deletes the customer crops shown on
+alert cards after their own (shorter) retention, and ``.mp4.part`` files that a crash left behind.
 """
 
 from __future__ import annotations
@@ -28,6 +29,24 @@ def remove_clip_file(path: Path) -> str:
     except FileNotFoundError:
         return f"file already missing: {path}"
     return f"deleted {path} ({size} bytes)"
+
+
+STALE_PART_S = 3600.0  # an encoder never keeps a clip open this long past its last write
+
+
+def remove_stale_parts(clips_dir: Path, *, now_epoch: float, older_than_s: float = STALE_PART_S) -> int:
+    """Delete unfinished ``*.mp4.part`` files (a crash or a stopped encoder) not written for ``older_than_s``."""
+    removed = 0
+    for part in clips_dir.rglob("*.mp4.part") if clips_dir.is_dir() else ():
+        try:
+            if now_epoch - part.stat().st_mtime > older_than_s:
+                part.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    if removed:
+        logger.warning("retention: removed %s unfinished clip file(s) under %s", removed, clips_dir)
+    return removed
 
 
 def expire_clips(review: ReviewStore, *, now: datetime, retention_days: int) -> list[str]:
@@ -65,13 +84,19 @@ class RetentionJob:
     """
 
     def __init__(self, review: ReviewStore, *, retention_days: int, interval_s: float = 3600.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), clips_dir: Path | None = None,
+                 snapshots: Callable[[datetime], int] | None = None, snapshot_days: int = 30) -> None:
         if retention_days < 1:
             raise ValueError(f"retention_days must be >= 1, got {retention_days}")
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        if snapshot_days < 1:
+            raise ValueError(f"snapshot_days must be >= 1, got {snapshot_days}")
         self._review = review
         self._retention_days = retention_days
+        self._clips_dir = clips_dir
+        self._snapshots = snapshots
+        self._snapshot_days = snapshot_days
         self._interval_s = interval_s
         self._clock = clock
         self._stop = threading.Event()
@@ -80,7 +105,14 @@ class RetentionJob:
         self.failures = 0
 
     def run_once(self) -> list[str]:
-        return expire_clips(self._review, now=self._clock(), retention_days=self._retention_days)
+        now = self._clock()
+        if self._snapshots is not None:
+            gone = self._snapshots(now - timedelta(days=self._snapshot_days))
+            if gone:
+                logger.info("retention: deleted %s alert snapshot(s) older than %s days", gone, self._snapshot_days)
+        if self._clips_dir is not None:
+            remove_stale_parts(self._clips_dir, now_epoch=now.timestamp())
+        return expire_clips(self._review, now=now, retention_days=self._retention_days)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -79,7 +79,10 @@ class EdgeRuntime:
         self.counter_rule = CounterRule(branch_id=config.branch.id, lookup=self.store.get_person,
                                         publish=self.hub.publish, log=self.review, snapshots=self.store)
         self.person_detector: NanoDetPersonDetector | None = None
-        self.retention = RetentionJob(self.review, retention_days=config.clips.retention_days)
+        self.retention = RetentionJob(self.review, retention_days=config.clips.retention_days,
+                                      clips_dir=config.clips.resolve_dir(data_dir),
+                                      snapshots=self.store.delete_snapshots,
+                                      snapshot_days=config.clips.snapshot_retention_days)
         self.recorders: list[ClipRecorder] = []
         for camera in config.cameras:
             if camera.enabled and camera.role == "parking":
@@ -155,8 +158,7 @@ class EdgeRuntime:
         for worker in self.workers:
             worker.source.start()
             worker.start()
-        if self.recorders:
-            self.retention.start()
+        self.retention.start()  # clips, their leftovers and alert snapshots
         logger.info("edge %s started with %s camera(s)", self.config.branch.id, len(self.workers))
 
     def stop(self) -> None:

@@ -293,6 +293,14 @@ class Store:
             s.add(row)
             return row.id
 
+    def delete_snapshots(self, before: datetime) -> int:
+        """Delete the alert snapshots taken before ``before``; returns how many."""
+        with self.session() as s, s.begin():
+            rows = list(s.scalars(select(SnapshotRow).where(SnapshotRow.created_at < before)))
+            for row in rows:
+                s.delete(row)
+            return len(rows)
+
     def snapshot(self, snapshot_id: str) -> bytes | None:
         with self.session() as s:
             row = s.get(SnapshotRow, snapshot_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from edge.retention import RetentionJob, expire_clips, remove_clip_file
 from edge.review_store import ReviewStore
+from edge.store import SnapshotRow
 from tests.edge.review_helpers import T0, clip_written, new_review_store, write_h264
 
 NOW = T0 + timedelta(days=40)
@@ -165,3 +167,39 @@ def test_a_failing_run_is_logged_and_the_job_survives(caplog: pytest.LogCaptureF
 def test_the_job_refuses_bad_settings(review: ReviewStore, kwargs: dict[str, Any], reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         RetentionJob(review, **kwargs)
+
+
+def test_the_job_also_removes_stale_part_files_and_old_snapshots(review: ReviewStore, tmp_path: Path) -> None:
+    # given a leftover .part from two hours ago, one being written now, and snapshots of 40 and 1 days ago
+    clips = tmp_path / "clips" / "counter-1" / "2026-11-02"
+    clips.mkdir(parents=True)
+    stale, fresh = clips / "a.mp4.part", clips / "b.mp4.part"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    old_epoch = NOW.timestamp() - 7200
+    os.utime(stale, (old_epoch, old_epoch))
+    os.utime(fresh, (NOW.timestamp(), NOW.timestamp()))
+    store = review._store
+    old_id = store.add_snapshot(camera_id="counter-1", jpeg=b"old")
+    new_id = store.add_snapshot(camera_id="counter-1", jpeg=b"new")
+    with store.session() as s, s.begin():  # backdate the first one
+        row = s.get(SnapshotRow, old_id)
+        assert row is not None
+        row.created_at = NOW - timedelta(days=40)
+    with store.session() as s, s.begin():
+        row = s.get(SnapshotRow, new_id)
+        assert row is not None
+        row.created_at = NOW - timedelta(days=1)
+    job = RetentionJob(review, retention_days=30, clock=lambda: NOW, clips_dir=tmp_path / "clips",
+                       snapshots=store.delete_snapshots, snapshot_days=30)
+    # when it runs once
+    job.run_once()
+    # then the stale part and the old snapshot are gone, the rest stays
+    assert not stale.exists() and fresh.exists()
+    assert store.snapshot(old_id) is None and store.snapshot(new_id) == b"new"
+
+
+@pytest.mark.parametrize("days", [0, -1])
+def test_a_snapshot_retention_below_one_day_is_refused(review: ReviewStore, days: int) -> None:
+    with pytest.raises(ValueError, match="snapshot_days"):
+        RetentionJob(review, retention_days=30, snapshot_days=days)
