@@ -32,17 +32,7 @@ from edge.config import CameraConfig, FaceConfig
 from edge.counter import CounterPipeline
 from edge.counter_config import CounterConfig
 from edge.demo.assets import ensure_face_photos
-from edge.demo.counter_scene import (
-    COUNTER_ZONE,
-    FLOOR_IMAGE_POINTS,
-    FLOOR_POINTS,
-    STAFF_ZONE,
-    WAITING_ZONE,
-    CounterScene,
-    Cutout,
-    Role,
-    load_cast,
-)
+from edge.demo.counter_scene import CounterScene, Cutout, Role, load_cast, scene_camera
 from edge.metrics import EdgeMetrics
 from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
 from vision.engines.nanodet import NanoDetPersonDetector
@@ -50,11 +40,7 @@ from vision.gallery import Gallery
 from vision.imageio import decode_image
 from vision.types import Frame
 
-CAMERA = CameraConfig.model_validate({
-    "id": "counter-1", "role": "counter", "source": {"url": "dir:/unused"},
-    "counter": {"staff_zone": STAFF_ZONE, "waiting_zones": [{"name": "waiting", "points": WAITING_ZONE}],
-                "counter_zones": [{"name": "counter", "points": COUNTER_ZONE}],
-                "floor": {"image_points": FLOOR_IMAGE_POINTS, "floor_points": FLOOR_POINTS}}})
+CAMERA = CameraConfig.model_validate(scene_camera("dir:/unused"))
 COUNTER = CounterConfig.model_validate({"interaction": {"max_distance_m": 1.6, "start_after_s": 0.4}})
 STAGES = ("persons", "detect", "align", "embed", "search")
 

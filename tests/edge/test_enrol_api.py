@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from edge.app import create_app
-from edge.config import EdgeConfig
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN
 from vision.engines.base import FaceEngine
@@ -26,19 +24,6 @@ def jpeg(image: Image) -> bytes:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
     assert ok
     return buf.tobytes()
-
-
-@pytest.fixture()
-def runtime(make_config: Callable[..., EdgeConfig], engine: FaceEngine) -> Iterator[EdgeRuntime]:
-    rt = EdgeRuntime(make_config(), engine=engine)
-    yield rt
-    rt.stop()
-
-
-@pytest.fixture()
-def client(runtime: EdgeRuntime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime, start_cameras=False)) as c:
-        yield c
 
 
 def bad_photos(photo: Callable[[str], Image], photo_bytes: Callable[[str], bytes]) -> dict[str, bytes]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 import edge.enrol
-from edge.app import create_app
 from edge.config import EdgeConfig
 from edge.enrol import embed_largest_face, mean_template
 from edge.runtime import EdgeRuntime
@@ -22,19 +21,6 @@ from vision.types import FloatArray, Image
 
 AUTH = {"Authorization": f"Bearer {ENROLLER_TOKEN}"}
 FORM = {"tier": "钻石", "consent": "2026-11-28 柜面书面同意"}
-
-
-@pytest.fixture()
-def runtime(make_config: Callable[..., EdgeConfig], engine: FaceEngine) -> Iterator[EdgeRuntime]:
-    rt = EdgeRuntime(make_config(), engine=engine)
-    yield rt
-    rt.stop()
-
-
-@pytest.fixture()
-def client(runtime: EdgeRuntime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime, start_cameras=False)) as c:
-        yield c
 
 
 def enrol(client: TestClient, name: str, data: bytes) -> str:

@@ -18,7 +18,7 @@ from edge.config import EdgeConfig, hash_token
 from edge.retention import remove_clip_file
 from edge.review_store import ReviewStore
 from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN, LiveEdge, config_dict
-from tests.edge.review_helpers import T0, clip_written, interaction, write_h264
+from tests.edge.review_helpers import CLIPS, T0, clip_written, interaction, write_h264
 
 COMPLIANCE_TOKEN = "compliance-token-for-tests"
 OTHER_BRANCH_TOKEN = "compliance-of-another-branch"
@@ -250,13 +250,6 @@ def test_hold_release_and_an_expired_clip(edge: LiveEdge, mp4: Path) -> None:
 
 # -- listing --------------------------------------------------------------------------------------
 # T0 = 2026-03-02 01:00 UTC = 09:00 Shanghai. c-late starts 16:30 UTC, i.e. 00:30 on 03-03 in Shanghai.
-CLIPS = [
-    ("c-a1", T0, 30.0, "counter-1", "staff-a"),
-    ("c-a2", T0 + timedelta(hours=2), 300.0, "counter-1", "staff-a"),
-    ("c-b1", T0 + timedelta(hours=3), 90.0, "counter-2", "staff-b"),
-    ("c-u1", T0 + timedelta(hours=4), 5.0, "counter-2", None),
-    ("c-late", T0 + timedelta(hours=15, minutes=30), 600.0, "counter-1", "staff-b"),
-]
 
 
 @pytest.mark.parametrize(("params", "expected"), [

