@@ -20,7 +20,7 @@ from edge.auth import Authenticator, Principal
 from edge.errors import EnrolmentError
 from edge.review_api import review_router
 from edge.runtime import EdgeRuntime
-from edge.schemas import CameraHealthPublic, HealthPublic, PersonPublic, PlateCreate, PlatePublic
+from edge.schemas import CameraHealthPublic, CameraNotOpenedPublic, HealthPublic, PersonPublic, PlateCreate, PlatePublic
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,9 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
                                       dropped=c.health.dropped, processed=c.processed,
                                       reconnects=c.health.reconnects, last_frame_at=c.health.last_frame_at)
                    for c in runtime.camera_status()]
-        status = "ok" if all(c.healthy for c in cameras) else "degraded"
-        return HealthPublic(status=status, branch_id=branch_id, cameras=cameras,
+        not_opened = [CameraNotOpenedPublic(id=k, reason=v) for k, v in runtime.not_opened.items()]
+        status = "ok" if all(c.healthy for c in cameras) and not not_opened else "degraded"
+        return HealthPublic(status=status, branch_id=branch_id, cameras=cameras, cameras_not_opened=not_opened,
                             gallery_size=len(runtime.gallery), terminals=runtime.hub.client_count)
 
     @app.get("/metrics", include_in_schema=False)

@@ -79,6 +79,7 @@ class EdgeRuntime:
         self.counter_rule = CounterRule(branch_id=config.branch.id, lookup=self.store.get_person,
                                         publish=self.hub.publish, log=self.review, snapshots=self.store)
         self.person_detector: NanoDetPersonDetector | None = None
+        self.not_opened: dict[str, str] = {}  # camera id -> why it could not be opened
         self.retention = RetentionJob(self.review, retention_days=config.clips.retention_days,
                                       clips_dir=config.clips.resolve_dir(data_dir),
                                       snapshots=self.store.delete_snapshots,
@@ -118,6 +119,7 @@ class EdgeRuntime:
             except ModelPackError as exc:
                 logger.error("camera %s: counter camera not opened, the person detector is missing: %s",
                              camera.id, exc)
+                self.not_opened[camera.id] = f"person detector missing: {exc}"
                 return None
         recorder = None
         if self.config.clips.enabled:

@@ -46,10 +46,17 @@ class CameraHealthPublic(BaseModel):
     last_frame_at: datetime | None
 
 
+class CameraNotOpenedPublic(BaseModel):
+    id: str = Field(description="Camera id.")
+    reason: str = Field(description="Why the camera could not be opened (e.g. a model pack is missing).")
+
+
 class HealthPublic(BaseModel):
-    status: str = Field(description="ok, or degraded when a camera is unhealthy.")
+    status: str = Field(description="ok, or degraded when a camera is unhealthy or could not be opened.")
     branch_id: str
     cameras: list[CameraHealthPublic]
+    cameras_not_opened: list[CameraNotOpenedPublic] = Field(default_factory=list,
+                                                            description="Enabled cameras that are not running.")
     gallery_size: int
     terminals: int
 

@@ -50,7 +50,8 @@ class CameraWorker(Generic[T]):
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # a runtime stopped before it started has nothing to join
+            self._thread.join(timeout)
 
     @property
     def done(self) -> bool:

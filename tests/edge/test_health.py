@@ -54,3 +54,24 @@ def test_video_deleted_mid_run_degrades_health_and_is_retried(
     assert alerts.status_code == 200
     metrics = httpx.get(f"{edge.http}/metrics", timeout=5).text
     assert 'smartbranch_camera_up{camera="door"} 0.0' in metrics
+
+
+def test_a_counter_camera_without_its_person_model_is_reported_and_the_rest_runs(
+        tmp_path: Path, make_config: Callable[..., EdgeConfig], live_edge: Callable[..., LiveEdge]) -> None:
+    # given a counter camera whose person model folder is empty, beside an entrance camera
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.jpg"), np.full((240, 320, 3), 90, np.uint8))
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    edge = live_edge(make_config(
+        cameras=[{"id": "door", "role": "entrance", "source": {"url": f"dir:{frames}", "loop": True}},
+                 {"id": "counter-1", "role": "counter", "source": {"url": f"dir:{frames}"}}],
+        counter={"person": {"models_dir": str(empty)}}))
+    # when the service reports its health
+    body = httpx.get(f"{edge.http}/healthz", timeout=5).json()
+    # then the counter camera is named as not opened, with the reason, and the entrance camera is there
+    assert body["status"] == "degraded"
+    [missing] = body["cameras_not_opened"]
+    assert missing["id"] == "counter-1" and "person detector missing" in missing["reason"]
+    assert [c["id"] for c in body["cameras"]] == ["door"]
