@@ -80,6 +80,7 @@ class EdgeRuntime:
                                         publish=self.hub.publish, log=self.review, snapshots=self.store)
         self.person_detector: NanoDetPersonDetector | None = None
         self.not_opened: dict[str, str] = {}  # camera id -> why it could not be opened
+        self._roles: dict[str, str] = {}  # person id -> enrolled role, for the counter pipelines
         self.retention = RetentionJob(self.review, retention_days=config.clips.retention_days,
                                       clips_dir=config.clips.resolve_dir(data_dir),
                                       snapshots=self.store.delete_snapshots,
@@ -134,8 +135,15 @@ class EdgeRuntime:
         return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.counter_rule.handle, self.metrics)
 
     def _enrolled_role(self, person_id: str) -> str | None:
-        person = self.store.get_person(person_id)
-        return None if person is None else person.role
+        """A person's enrolled role; asked for every identified person in every counter frame, so it is
+        cached (a role never changes after enrolment; unknown ids are not cached)."""
+        role = self._roles.get(person_id)
+        if role is None:
+            person = self.store.get_person(person_id)
+            if person is None:
+                return None
+            role = self._roles[person_id] = person.role
+        return role
 
     def _load_gallery(self) -> Gallery:
         """The saved gallery of this engine's model, rebuilt from the enrolment photos when it is stale."""
