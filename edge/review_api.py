@@ -1,5 +1,8 @@
 """The compliance review API: clips (list, view, play with HTTP Range), verdicts, holds, the audit
-log and hourly statistics.
+log and hourly statistics; and the review page ``GET /review`` that calls it.
+
+The page itself is public (like the lobby terminal at ``/terminal``): it holds no data and no token; it
+reads the token from its own ``?token=`` and sends it with each API call.
 
 Roles: the clip endpoints and the audit log need ``compliance`` (``admin`` passes too, as everywhere);
 the statistics need ``compliance`` or ``lobby_manager``. Every refused request (401, 403) writes an
@@ -14,12 +17,13 @@ import os
 from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from datetime import datetime, timedelta
+from importlib import resources
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 
 from edge.auth import Authenticator, Principal
@@ -35,6 +39,11 @@ COMPLIANCE = ("compliance",)
 STATS_READERS = ("compliance", "lobby_manager")
 MAX_STATS_DAYS = 366
 VerdictFilter = Literal["compliant", "violation", "needs_follow_up", "none"]
+
+
+def review_page() -> str:
+    """The compliance review page (``edge/static/review.html``, package data)."""
+    return resources.files("edge").joinpath("static/review.html").read_text(encoding="utf-8")
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
@@ -108,6 +117,11 @@ def review_router(review: ReviewStore, auth: Authenticator, *, branch_id: str, t
     def not_found(principal: Principal, action: str, clip_id: str) -> HTTPException:
         review.audit(actor=principal.name, action=action, clip_id=clip_id, outcome="not_found", detail="no such clip")
         return _error(404, "not_found", f"no clip {clip_id}")
+
+    @router.get("/review", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        """The review page; no token needed to load it (the API calls it makes need one)."""
+        return HTMLResponse(review_page(), headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"})
 
     @router.get("/api/clips", response_model=list[ClipPublic])
     def list_clips(
