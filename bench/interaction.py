@@ -27,6 +27,7 @@ import faiss
 
 from bench.common import print_table, write_json
 from edge.clip_config import ClipConfig
+from edge.clip_encoder import Mp4Writer
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig, FaceConfig
 from edge.counter import CounterPipeline
@@ -85,6 +86,16 @@ def one_run(frames: list[Frame], *, detector: NanoDetPersonDetector, engine: Fac
     return out
 
 
+def encode_ms(frames: list[Frame], preset: str, workdir: Path) -> float:
+    """Wall ms per frame to encode ``frames`` into one MP4 (x264's own threads included), file closed."""
+    writer = Mp4Writer(workdir / f"encode-{preset}.mp4", preset=preset, crf=ClipConfig().crf)
+    t0 = time.perf_counter()
+    for frame in frames:
+        writer.write(frame.image, frame.t_mono)
+    writer.finish()
+    return 1000 * (time.perf_counter() - t0) / len(frames)
+
+
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: round(statistics.median(float(r[k]) for r in runs), 2) for k in runs[0]}
 
@@ -126,6 +137,12 @@ def main() -> None:
                          f"{c['frames_dropped']:.0f} dropped"))
             rows.append((f"{people} people: ms persons / faces / embed", f"{c['persons_ms']:.0f} / "
                          f"{c['detect_ms']:.0f} / {c['embed_ms']:.0f}", "per frame, with the encoder on"))
+        frames = scene(cast, 4, args.frames)
+        presets = ("ultrafast", "veryfast")
+        encode = {p: [encode_ms(frames, p, Path(tmp)) for _ in range(args.repeats)] for p in presets}
+        results["encode_only_ms_per_frame"] = {p: round(statistics.median(v), 2) for p, v in encode.items()}
+        rows.append(("encoder alone, ms per 720p frame", " | ".join(
+            f"{results['encode_only_ms_per_frame'][p]:.1f}" for p in presets), "ultrafast | veryfast, wall time"))
     results["load_avg_1m"] = os.getloadavg()[0]
     print_table(rows)
     print(f"(medians of {args.repeats} runs of {args.frames} frames at 1280x720, preset {args.preset}; "
