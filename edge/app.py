@@ -19,6 +19,7 @@ from alerts.ws import terminal_router
 from edge.auth import Authenticator, Principal
 from edge.errors import EnrolmentError
 from edge.review_api import review_router
+from edge.review_http import bearer_token
 from edge.runtime import EdgeRuntime
 from edge.schemas import CameraHealthPublic, CameraNotOpenedPublic, HealthPublic, PersonPublic, PlateCreate, PlatePublic
 
@@ -26,13 +27,6 @@ logger = logging.getLogger(__name__)
 
 _IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"RIFF", "image/webp"),
                 (b"BM", "image/bmp"))
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.query_params.get("token")
 
 
 def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
@@ -50,7 +44,7 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
 
     def require(role: str) -> Callable[[Request], Principal]:
         def dependency(request: Request) -> Principal:
-            principal = auth.principal(_bearer(request))
+            principal = auth.principal(bearer_token(request))
             if principal is None:
                 raise HTTPException(401, {"code": "unauthorised", "message": "missing or invalid token"},
                                     headers={"WWW-Authenticate": "Bearer"})

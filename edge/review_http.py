@@ -20,8 +20,8 @@ class RangeNotSatisfiable(ValueError):
 
 
 def bearer_token(request: Request) -> str | None:
-    """The token from ``Authorization: Bearer`` or, for ``<video src>`` which cannot send headers,
-    from ``?token=``. Same rule as ``edge.app._bearer`` (which this module cannot import: app imports it)."""
+    """The token from ``Authorization: Bearer`` or, for ``<video src>`` and the pages' links, which cannot
+    send headers, from ``?token=``. Every authenticated endpoint of the edge app reads it this way."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()

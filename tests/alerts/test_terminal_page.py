@@ -18,6 +18,7 @@ import pytest
 
 from alerts.envelope import AlertType
 from alerts.ws import terminal_page
+from tests.page_helpers import balanced, i18n_tables, inline_script
 
 CARD_KINDS = {
     "vip_arrival": "vip",
@@ -36,48 +37,11 @@ NEW_KEYS = {
 
 @cache
 def script() -> str:
-    scripts = re.findall(r"<script>(.*?)</script>", terminal_page(), re.S)
-    assert len(scripts) == 1, "the page keeps one inline script"
-    return str(scripts[0])
-
-
-def balanced(source: str, start: int) -> str:
-    """source[start:] up to the brace closing the first '{' (skips quoted strings)."""
-    depth, i, quote = 0, source.index("{", start), ""
-    begin = start
-    while i < len(source):
-        c = source[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "'\"":
-            quote = c
-        elif c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return source[begin:i + 1]
-        i += 1
-    raise AssertionError(f"unbalanced braces after {source[start:start + 40]!r}")
-
-
-def i18n_tables() -> dict[str, dict[str, str]]:
-    block = balanced(script(), script().index("var I18N = {"))
-    tables: dict[str, dict[str, str]] = {}
-    for lang in ("zh", "en"):
-        body = balanced(block, block.index(f"\n    {lang}: {{"))
-        lines = [line for line in body[body.index("{") + 1:-1].splitlines() if line.strip()]
-        pairs = re.findall(r"^\s*(\w+): '((?:[^'\\]|\\.)*)',?$", "\n".join(lines), re.M)
-        assert pairs and len(pairs) == len(lines), f"every {lang} line is one key: 'string'"
-        tables[lang] = dict(pairs)
-    return tables
+    return inline_script(terminal_page())
 
 
 def test_both_languages_have_the_same_keys_and_placeholders() -> None:
-    tables = i18n_tables()
+    tables = i18n_tables(script())
     zh, en = tables["zh"], tables["en"]
     assert set(zh) == set(en), {"only zh": set(zh) - set(en), "only en": set(en) - set(zh)}
     assert set(zh) >= NEW_KEYS
@@ -95,7 +59,7 @@ def test_every_string_the_script_looks_up_is_in_the_tables() -> None:
     used |= set(re.findall(r"(?<!=== )'(\w+)'", ack_keys))  # every string there but the compared layouts
     used |= set(re.findall(r"data-i18n(?:-key)?=\"(\w+)\"", terminal_page()))
     used |= set(re.findall(r"'(\w+(?:Title|Live|Done|Caption))'", script()))
-    missing = used - set(i18n_tables()["zh"])
+    missing = used - set(i18n_tables(script())["zh"])
     assert not missing
 
 

@@ -23,8 +23,8 @@ from edge.review_api import VerdictFilter, review_page
 from edge.review_store import MAX_NOTES
 from edge.review_types import VERDICTS
 from edge.runtime import EdgeRuntime
-from tests.alerts.test_terminal_page import balanced
 from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN
+from tests.page_helpers import balanced, i18n_tables, inline_script
 
 # what the script does with each path of its API table
 API_METHODS = {"list": "GET", "clip": "GET", "video": "GET", "verdict": "POST", "hold": "POST"}
@@ -32,21 +32,7 @@ API_METHODS = {"list": "GET", "clip": "GET", "video": "GET", "verdict": "POST", 
 
 @cache
 def script() -> str:
-    scripts = re.findall(r"<script>(.*?)</script>", review_page(), re.S)
-    assert len(scripts) == 1, "the page keeps one inline script"
-    return str(scripts[0])
-
-
-def i18n_tables() -> dict[str, dict[str, str]]:
-    block = balanced(script(), script().index("var I18N = {"))
-    tables: dict[str, dict[str, str]] = {}
-    for lang in ("zh", "en"):
-        body = balanced(block, block.index(f"\n    {lang}: {{"))
-        lines = [line for line in body[body.index("{") + 1:-1].splitlines() if line.strip()]
-        pairs = re.findall(r"^\s*(\w+): '((?:[^'\\]|\\.)*)',?$", "\n".join(lines), re.M)
-        assert pairs and len(pairs) == len(lines), f"every {lang} line is one key: 'string'"
-        tables[lang] = dict(pairs)
-    return tables
+    return inline_script(review_page())
 
 
 def api_table() -> dict[str, str]:
@@ -84,7 +70,7 @@ def test_the_page_is_package_data() -> None:
 # ---------------------------------------------------------------- strings
 
 def test_both_languages_have_the_same_keys_and_placeholders() -> None:
-    tables = i18n_tables()
+    tables = i18n_tables(script())
     zh, en = tables["zh"], tables["en"]
     assert set(zh) == set(en), {"only zh": set(zh) - set(en), "only en": set(en) - set(zh)}
     for key in zh:
@@ -99,7 +85,7 @@ def test_both_languages_have_the_same_keys_and_placeholders() -> None:
 
 
 def test_every_string_the_page_shows_is_in_the_tables() -> None:
-    zh = i18n_tables()["zh"]
+    zh = i18n_tables(script())["zh"]
     used = set(re.findall(r"\bt\('(\w+)'(?! \+)", script()))  # not the prefix of 'verdict_' + value
     used |= set(re.findall(r"data-i18n=\"(\w+)\"", review_page()))
     used |= set(re.findall(r"setAttribute\('data-i18n', '(\w+)'\)", script()))
