@@ -110,6 +110,17 @@ class PlateRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class MetaRow(Base):
+    """Facts about this data folder itself, one row each: ``epoch`` (the store's identity, made once when the
+    database is created; alert seqs are only comparable within one epoch), and whatever else a part of the
+    box must know about the folder it runs on (key check, gallery binding)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class SnapshotRow(Base):
     """A face or person crop shown on an alert card (encrypted like enrolment photos)."""
 
@@ -178,6 +189,25 @@ class Store:
         self._branch_id = branch_id
         self._cipher = cipher
         self._seq_lock = threading.Lock()
+        self.epoch = self._ensure_meta("epoch", uuid.uuid4().hex)
+
+    def _ensure_meta(self, key: str, default: str) -> str:
+        """The stored value of ``key``; ``default`` is stored first when the key is new."""
+        with self.session() as s, s.begin():
+            row = s.get(MetaRow, key)
+            if row is None:
+                row = MetaRow(key=key, value=default)
+                s.add(row)
+            return row.value
+
+    def meta(self, key: str) -> str | None:
+        with self.session() as s:
+            row = s.get(MetaRow, key)
+            return None if row is None else row.value
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.session() as s, s.begin():
+            s.merge(MetaRow(key=key, value=value))
 
     def session(self) -> Session:
         return self._sessions()
