@@ -23,6 +23,7 @@ from edge.config import FaceConfig
 from edge.errors import EnrolmentError
 from edge.store import Person, Store
 from vision.engines.base import FaceEngine
+from vision.engines.owner import on_owner
 from vision.errors import BadImageError
 from vision.gallery import Gallery
 from vision.imageio import decode_image
@@ -103,7 +104,9 @@ def embed_largest_face(engine: FaceEngine, image: Image, finder: SingleFaceFinde
     evaluation uses it to measure recognition itself on photos labelled with one identity. ``finder``
     (default: :data:`vision.single_face.DEFAULT_STRATEGY`) decides how the face is found.
     """
-    return (finder or default_finder(engine)).embed_largest(image)
+    if finder is not None:
+        return finder.embed_largest(image)
+    return on_owner(engine, lambda own: default_finder(own).embed_largest(image))
 
 
 def embed_photo(engine: FaceEngine, photo: bytes, finder: SingleFaceFinder | None = None) -> FloatArray | None:
@@ -124,8 +127,18 @@ def mean_template(vectors: list[FloatArray]) -> FloatArray:
 
 def check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy,
                finder: SingleFaceFinder | None = None) -> FaceCheck:
-    """The photo's single usable face, or :class:`EnrolmentError` naming why there is none."""
-    found = (finder or default_finder(engine)).find(image)
+    """The photo's single usable face, or :class:`EnrolmentError` naming why there is none.
+
+    Every step runs on one owner of the engine (:func:`vision.engines.owner.on_owner`): detection, landmark
+    fits, the eye meter and the embedding all use native models that must not be shared between threads.
+    """
+    if finder is not None:
+        return _check_face(finder.engine, image, policy, finder)
+    return on_owner(engine, lambda own: _check_face(own, image, policy, default_finder(own)))
+
+
+def _check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy, finder: SingleFaceFinder) -> FaceCheck:
+    found = finder.find(image)
     padded, dets = found.image, found.dets
     if len(dets) == 0:
         small = _faces_below_minimum(engine, padded)
@@ -160,15 +173,14 @@ def check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy,
     return FaceCheck(engine.embed_chips(chips)[0], side, sharp, yaw, score, eyes)
 
 
-_EYES: list[EyeMeter] = []
+_EYES = threading.local()  # one 68-point predictor per thread that uses it: a dlib model has one owner thread
 
 
 def _eye_aspect(image: Image, box: FloatArray) -> float:
-    """Eye aspect ratio from dlib's 68 points; the model loads at the first use (opt-in check)."""
-    with _FINDERS_LOCK:
-        if not _EYES:
-            _EYES.append(EyeMeter())
-        meter = _EYES[0]
+    """Eye aspect ratio from dlib's 68 points; the model loads at the thread's first use (opt-in check)."""
+    meter: EyeMeter | None = getattr(_EYES, "meter", None)
+    if meter is None:
+        meter = _EYES.meter = EyeMeter()
     return meter.aspect_ratio(image, box)
 
 
@@ -189,7 +201,7 @@ class Enroller:
     def __init__(self, *, engine: FaceEngine, gallery: Gallery, gallery_dir: Path, store: Store,
                  policy: EnrolmentPolicy, finder: SingleFaceFinder | None = None) -> None:
         self._engine = engine
-        self._finder = finder or default_finder(engine)
+        self._finder = finder  # None: each engine owner's default finder (see check_face)
         self._gallery = gallery
         self._gallery_dir = gallery_dir
         self._store = store
@@ -259,8 +271,8 @@ class Enroller:
         if sha256 in hashes:
             raise EnrolmentError("duplicate_photo", f"this photo is already enrolled for {person_id}", 409)
         self._check_same_person(person_id, face)
-        vectors = [v for v in (embed_photo(self._engine, p, self._finder)
-                               for p in self._store.person_photos(person_id)) if v is not None]
+        photos = self._store.person_photos(person_id)
+        vectors = [v for v in (embed_photo(self._engine, p, self._finder) for p in photos) if v is not None]
         if len(vectors) < len(hashes):
             logger.warning("person %s: %s of %s stored photos give no face with %s; left out of the template",
                            person_id, len(hashes) - len(vectors), len(hashes), self._engine.model_id)

@@ -30,6 +30,7 @@ from edge.worker import CameraWorker
 from models.errors import ModelPackError
 from vision.engines.base import FaceEngine, build_engine
 from vision.engines.nanodet import NanoDetPersonDetector
+from vision.engines.owner import EnginePool, EnginePoolConfig
 from vision.errors import GalleryError
 from vision.gallery import Gallery
 from vision.plates.ocr import PpOcr
@@ -61,7 +62,7 @@ class EdgeRuntime:
         self.metrics = EdgeMetrics()
         self.store = Store(data_dir / "edge.db", branch_id=config.branch.id, cipher=load_cipher(data_dir))
         self.review = ReviewStore(self.store)
-        self.engine = engine if engine is not None else build_engine(config.face.engine)
+        self.engine, self._owns_engine = self._engine_pool(config, engine)
         self.gallery_dir = data_dir / "gallery"
         self.gallery = self._load_gallery()
         self.hub = Hub(self.store, queue_size=config.server.client_queue_size)
@@ -102,6 +103,24 @@ class EdgeRuntime:
                                     rule=self.vip_rule, metrics=self.metrics)
             self.workers.append(CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics))
         self._started = False
+
+    @staticmethod
+    def _engine_pool(config: EdgeConfig, engine: FaceEngine | None) -> tuple[EnginePool, bool]:
+        """Every native face model is reached through a pool whose owner threads alone use it
+        (:mod:`vision.engines.owner`); returns the pool and whether this runtime closes it.
+
+        ``engine``: an :class:`EnginePool` is shared as it is (its creator closes it); a bare engine is adopted,
+        and from then on only the pool's owner thread may use it; None builds ``face.engine_instances``
+        engines from the config.
+        """
+        if isinstance(engine, EnginePool):
+            return engine, False
+        if engine is not None:
+            return EnginePool.adopt(engine), True
+        settings = config.face.engine
+        pool = EnginePool(lambda: build_engine(settings),
+                          EnginePoolConfig(instances=config.face.engine_instances, name="face-engine"))
+        return pool, True
 
     def _parking_worker(self, camera: CameraConfig) -> CameraWorker[VehicleSighting]:
         if self.plate_reader is None:  # one reader (ONNX sessions) shared by every parking camera
@@ -179,6 +198,8 @@ class EdgeRuntime:
         for recorder in self.recorders:
             recorder.close()
         self.retention.stop()
+        if self._owns_engine:
+            self.engine.close()
         self.store.engine.dispose()
 
     @property

@@ -12,6 +12,7 @@ from edge.demo.assets import AssetError, ensure_face_photos
 from models.errors import ModelPackError
 from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
 from vision.engines.nanodet import NanoDetPersonDetector
+from vision.engines.owner import EnginePool, EnginePoolConfig
 from vision.imageio import decode_image
 from vision.types import Image
 
@@ -46,6 +47,15 @@ def photo_bytes(photos_dir: Path) -> Callable[[str], bytes]:
 def engine() -> FaceEngine:
     """The real embedded default engine (dlib), at the default 80 px minimum face."""
     return build_engine(DlibEngineConfig())
+
+
+@pytest.fixture(scope="session")
+def engine_pool() -> Iterator[EnginePool]:
+    """The real dlib engine as the service runs it: two instances, each owned by its own thread. Runtimes
+    share it; the test thread may use ``engine`` (another instance) at the same time."""
+    pool = EnginePool(lambda: build_engine(DlibEngineConfig()), EnginePoolConfig(instances=2, name="test-engine"))
+    yield pool
+    pool.close()
 
 
 @pytest.fixture(scope="session")

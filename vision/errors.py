@@ -29,5 +29,30 @@ class GalleryError(VisionError):
     code = "gallery_error"
 
 
+class GalleryAuthError(GalleryError):
+    """Gallery files that cannot be shown authentic: an id map without a MAC or whose MAC does not verify
+    (edited, or written under another key), or an index file that is not the one the id map names."""
+
+    code = "gallery_not_authentic"
+
+
+class GalleryBindingError(GalleryError):
+    """Authentic gallery files that belong to another context (at the edge: another store epoch)."""
+
+    code = "gallery_other_context"
+
+
 class EngineConfigError(VisionError):
     code = "engine_config"
+
+
+class EngineBusyError(VisionError):
+    """The engine pool had no room for a job, or no answer for it, within the caller's time limit."""
+
+    code = "engine_busy"
+
+
+class EngineClosedError(VisionError):
+    """A job was sent to an engine pool that has been closed."""
+
+    code = "engine_closed"

@@ -14,7 +14,7 @@ from edge.app import create_app
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.runtime import EdgeRuntime
 from edge.server import ServerThread
-from vision.engines.base import FaceEngine
+from vision.engines.owner import EnginePool
 
 ADMIN_TOKEN = "admin-token-for-tests"
 LOBBY_TOKEN = "lobby-token-for-tests"
@@ -64,13 +64,13 @@ class LiveEdge:
 
 
 @pytest.fixture()
-def live_edge(engine: FaceEngine) -> Iterator[Callable[..., LiveEdge]]:
+def live_edge(engine_pool: EnginePool) -> Iterator[Callable[..., LiveEdge]]:
     """Start an edge runtime (cameras not started) and its HTTP server on a free port."""
     started: list[LiveEdge] = []
 
     def start(config: EdgeConfig) -> LiveEdge:
         runtime = EdgeRuntime(config.model_copy(update={"server": config.server.model_copy(update={"port": 0})}),
-                              engine=engine)
+                              engine=engine_pool)
         server = ServerThread(create_app(runtime, start_cameras=False), "127.0.0.1", 0)
         server.start()
         edge = LiveEdge(runtime, server)
@@ -84,9 +84,9 @@ def live_edge(engine: FaceEngine) -> Iterator[Callable[..., LiveEdge]]:
 
 
 @pytest.fixture()
-def runtime(make_config: Callable[..., EdgeConfig], engine: FaceEngine) -> Iterator[EdgeRuntime]:
+def runtime(make_config: Callable[..., EdgeConfig], engine_pool: EnginePool) -> Iterator[EdgeRuntime]:
     """An edge runtime on a fresh data dir, cameras not started."""
-    rt = EdgeRuntime(make_config(), engine=engine)
+    rt = EdgeRuntime(make_config(), engine=engine_pool)
     yield rt
     rt.stop()
 

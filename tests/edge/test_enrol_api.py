@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN
 from vision.engines.base import FaceEngine
+from vision.engines.owner import EnginePool
 from vision.types import Image
 
 AUTH = {"Authorization": f"Bearer {ENROLLER_TOKEN}"}
@@ -100,7 +101,7 @@ def test_enrolment_needs_an_enroller_token(headers: dict[str, str], status: int,
 
 def test_good_photo_is_enrolled_encrypted_and_searchable(
         client: TestClient, runtime: EdgeRuntime, photo: Callable[[str], Image],
-        photo_bytes: Callable[[str], bytes], engine: FaceEngine, tmp_path: Path) -> None:
+        photo_bytes: Callable[[str], bytes], engine: FaceEngine, engine_pool: EnginePool, tmp_path: Path) -> None:
     # given a real photo with one clear face
     raw = photo_bytes("obama.jpg")
     # when it is enrolled
@@ -124,7 +125,7 @@ def test_good_photo_is_enrolled_encrypted_and_searchable(
     served = client.get(person["photo_url"], headers={"Authorization": f"Bearer {LOBBY_TOKEN}"})
     assert served.status_code == 200 and served.content == raw
     # and a restarted runtime loads the same gallery
-    again = EdgeRuntime(runtime.config, engine=engine)
+    again = EdgeRuntime(runtime.config, engine=engine_pool)
     assert again.gallery.persons == {person["id"]}
     again.stop()
     # and the listing shows the person

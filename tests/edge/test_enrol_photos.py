@@ -16,6 +16,7 @@ from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, LOBBY_TOKEN
 from tests.edge.test_enrol_api import bad_photos
 from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.owner import EnginePool
 from vision.gallery import Gallery
 from vision.types import FloatArray, Image
 
@@ -167,11 +168,12 @@ def engine_no_tta() -> FaceEngine:
 
 @pytest.mark.parametrize("cause", ["gallery_deleted", "model_changed"])
 def test_rebuild_reproduces_the_mean_template(
-        cause: str, make_config: Callable[..., EdgeConfig], engine: FaceEngine, engine_no_tta: FaceEngine,
+        cause: str, make_config: Callable[..., EdgeConfig], engine: FaceEngine, engine_pool: EnginePool,
+        engine_no_tta: FaceEngine,
         photo: Callable[[str], Image], photo_bytes: Callable[[str], bytes], caplog: pytest.LogCaptureFixture) -> None:
     # given Obama enrolled from two photos, plus a stored extra photo that no longer gives a face
     config = make_config()
-    first = EdgeRuntime(config, engine=engine)
+    first = EdgeRuntime(config, engine=engine_pool)
     obama = first.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama.jpg"), consent="c")
     first.enroller.add_photo(person_id=obama.id, photo=photo_bytes("obama2.jpg"))
     faceless = bad_photos(photo, photo_bytes)["no_face"]
@@ -183,7 +185,7 @@ def test_rebuild_reproduces_the_mean_template(
         for path in first.gallery_dir.iterdir():
             path.unlink()
     current = engine if cause == "gallery_deleted" else engine_no_tta
-    again = EdgeRuntime(config, engine=current)
+    again = EdgeRuntime(config, engine=engine_pool if cause == "gallery_deleted" else engine_no_tta)
     # then the rebuilt gallery holds one mean template of the photos that give a face, and says so
     expected = mean_template([embedding(current, photo("obama.jpg")), embedding(current, photo("obama2.jpg"))])
     stored = again.gallery.vectors(obama.id)

@@ -9,6 +9,7 @@ import pytest
 from edge.config import EdgeConfig
 from edge.runtime import EdgeRuntime
 from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.owner import EnginePool
 from vision.types import Image
 
 
@@ -18,6 +19,7 @@ def engine_no_tta() -> FaceEngine:
 
 
 def test_model_change_rebuilds_the_gallery(make_config: Callable[..., EdgeConfig], engine: FaceEngine,
+                                           engine_pool: EnginePool,
                                            engine_no_tta: FaceEngine, photo: Callable[[str], Image],
                                            photo_bytes: Callable[[str], bytes]) -> None:
     # given two persons enrolled with the model without test-time augmentation
@@ -28,7 +30,7 @@ def test_model_change_rebuilds_the_gallery(make_config: Callable[..., EdgeConfig
     old.stop()
     assert engine.model_id != engine_no_tta.model_id
     # when the edge starts with the current default model
-    new = EdgeRuntime(config, engine=engine)
+    new = EdgeRuntime(config, engine=engine_pool)
     # then its gallery holds both persons, embedded with the new model, and finds Obama in another photo
     assert new.gallery.model_id == engine.model_id
     assert new.gallery.persons == {obama.id, biden.id}
@@ -38,6 +40,6 @@ def test_model_change_rebuilds_the_gallery(make_config: Callable[..., EdgeConfig
     assert best is not None and best.person_id == obama.id
     new.stop()
     # and a second start finds the gallery current and loads it as it is
-    again = EdgeRuntime(config, engine=engine)
+    again = EdgeRuntime(config, engine=engine_pool)
     assert again.gallery.persons == {obama.id, biden.id}
     again.stop()

@@ -15,7 +15,7 @@ from edge.cli import main
 from edge.config import EdgeConfig
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, LiveEdge
-from vision.engines.base import FaceEngine
+from vision.engines.owner import EnginePool
 from vision.imageio import decode_image
 
 W, H = 1280, 720
@@ -51,10 +51,10 @@ def test_plate_api_validates_registers_lists_and_deletes(make_config: Callable[.
 
 
 def test_plate_cli_adds_and_refuses(tmp_path: Path, make_config: Callable[..., EdgeConfig],
-                                    engine: FaceEngine, photo_bytes: Callable[[str], bytes],
+                                    engine_pool: EnginePool, photo_bytes: Callable[[str], bytes],
                                     capsys: pytest.CaptureFixture[str]) -> None:
     config = make_config()
-    runtime = EdgeRuntime(config, engine=engine)
+    runtime = EdgeRuntime(config, engine=engine_pool)
     pid = _enrol(runtime, photo_bytes, "奥巴马", "obama.jpg")
     runtime.stop()
     cfg = tmp_path / "smartbranch.yaml"
@@ -103,7 +103,7 @@ def _one_face_of_t1(photo_bytes: Callable[[str], bytes]) -> bytes:
     return _enlarged(group[150: group.shape[0] // 2, :250], 3)
 
 
-def _run(make_config: Callable[..., EdgeConfig], engine: FaceEngine, video: Path,
+def _run(make_config: Callable[..., EdgeConfig], engine: EnginePool, video: Path,
          photo_bytes: Callable[[str], bytes], plates: dict[str, str]) -> tuple[list[dict[str, object]], dict[str, str]]:
     config = make_config([{"id": "park-1", "name": "停车场入口", "role": "parking", "zone": ZONE,
                            "source": {"url": f"file:{video}", "fps": 5, "realtime": False}}])
@@ -132,7 +132,7 @@ def _run(make_config: Callable[..., EdgeConfig], engine: FaceEngine, video: Path
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_parking_video_of_real_ccpd_scenes(tmp_path: Path, shared_data: Path, make_config: Callable[..., EdgeConfig],
-                                           engine: FaceEngine, photo_bytes: Callable[[str], bytes]) -> None:
+                                           engine_pool: EnginePool, photo_bytes: Callable[[str], bytes]) -> None:
     # given three real cars: A registered as read, B registered one confusable character off (B -> 8),
     # C not registered
     scenes = shared_data / "plates" / "scenes"
@@ -142,7 +142,7 @@ def test_parking_video_of_real_ccpd_scenes(tmp_path: Path, shared_data: Path, ma
         cars.append(image[top:top + 420, :])
     video = _write(tmp_path / "parking.mp4", cars)
     # when the parking camera plays it
-    alerts, people = _run(make_config, engine, video, photo_bytes, {"vip-a": "皖APV930", "vip-b": "皖AY6859"})
+    alerts, people = _run(make_config, engine_pool, video, photo_bytes, {"vip-a": "皖APV930", "vip-b": "皖AY6859"})
     # then exactly one vip_vehicle_arrival per registered car, none for the stranger
     vehicle = [a for a in alerts if a["type"] == "vip_vehicle_arrival"]
     assert sorted((a["payload"]["person_id"], a["payload"]["plate"]) for a in vehicle) == sorted(
@@ -186,7 +186,7 @@ def _render_plate(font_path: str, text: str) -> np.ndarray:
 
 @pytest.mark.slow
 def test_parking_video_of_rendered_plates(tmp_path: Path, make_config: Callable[..., EdgeConfig],
-                                          engine: FaceEngine, photo_bytes: Callable[[str], bytes]) -> None:
+                                          engine_pool: EnginePool, photo_bytes: Callable[[str], bytes]) -> None:
     font = _cjk_font()
     if font is None:
         pytest.skip("no CJK font found under /usr/share/fonts (apt-get install fonts-noto-cjk or "
@@ -195,7 +195,7 @@ def test_parking_video_of_rendered_plates(tmp_path: Path, make_config: Callable[
     video = _write(tmp_path / "rendered.mp4", cars)
     # A exact, B registered with S in place of 5 (confusable), C and D two VIPs whose plates are one
     # (confusable) character apart, and the fourth car unregistered
-    alerts, people = _run(make_config, engine, video, photo_bytes,
+    alerts, people = _run(make_config, engine_pool, video, photo_bytes,
                           {"vip-a": "京A12345", "vip-b": "沪BSC8D2", "vip-c": "粤B77777", "vip-d": "粤B77771"})
     vehicle = [a for a in alerts if a["type"] == "vip_vehicle_arrival"]
     # then one alert per registered car that came, the right VIP for the two near-identical plates,
