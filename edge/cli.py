@@ -16,7 +16,7 @@ from alerts.envelope import Alert
 from edge import plates_cli
 from edge.auth import new_token
 from edge.config import EdgeConfig, hash_token, load_config
-from edge.errors import ConfigError, EnrolmentError
+from edge.errors import ConfigError, DataFolderError, EnrolmentError
 from edge.i18n import language, t
 from models.errors import ModelPackError
 from models.packs import list_packs
@@ -240,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args, lang))
     except ConfigError as exc:
         print(t("config_error", lang, message=str(exc)), file=sys.stderr)
+        return 2
+    except DataFolderError as exc:  # Chinese first, then English (for whoever reads the log); --lang en: English
+        for shown in (["zh", "en"] if lang == "zh" else ["en"]):
+            print(t("data_error", shown, code=exc.code, message=exc.text(shown)), file=sys.stderr)
         return 2
     except ModelPackError as exc:
         print(t("model_error", lang, message=str(exc)), file=sys.stderr)

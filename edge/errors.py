@@ -30,3 +30,18 @@ class SourceError(EdgeError):
 class EvalDataError(EdgeError):
     """Evaluation input that cannot be used (missing folder, CSV without its columns, unreadable
     image); the message names the file."""
+
+
+class DataFolderError(EdgeError):
+    """A data folder the box must not start on: a missing or wrong key, parts that disagree (a database
+    gone while the gallery and clips remain, a database from another epoch), a key rotation in progress.
+    ``code`` is stable; :meth:`text` says what is wrong and what to do, in Chinese or English."""
+
+    def __init__(self, code: str, *, en: str, zh: str) -> None:
+        super().__init__(en)
+        self.code = code
+        self.en = en
+        self.zh = zh
+
+    def text(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en

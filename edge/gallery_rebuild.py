@@ -16,6 +16,7 @@ from edge.enrol import embed_photo, mean_template
 from edge.store import Store
 from vision.engines.base import FaceEngine
 from vision.gallery import Gallery
+from vision.gallery_files import GallerySeal
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ def needs_rebuild(store: Store, gallery: Gallery) -> bool:
     return any(p.model_id != gallery.model_id for p in persons) or {p.id for p in persons} != gallery.persons
 
 
-def rebuild_gallery(*, store: Store, engine: FaceEngine, gallery_dir: Path) -> tuple[Gallery, RebuildReport]:
-    gallery = Gallery(engine.model_id, engine.dim)
+def rebuild_gallery(*, store: Store, engine: FaceEngine, gallery_dir: Path,
+                    seal: GallerySeal) -> tuple[Gallery, RebuildReport]:
+    gallery = Gallery(engine.model_id, engine.dim, seal=seal)
     failed: list[str] = []
     embedded: list[str] = []
     for person in store.list_persons():

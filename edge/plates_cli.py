@@ -13,20 +13,20 @@ from edge.i18n import t
 
 
 def cmd_plates_add(args: argparse.Namespace, lang: str) -> int:
-    from edge.crypto import load_cipher
+    from edge.datadir import open_data_folder
     from edge.plates import PlateRegistry
-    from edge.store import Store
 
     config = load_config(args.config)
-    store = Store(config.paths.data_dir / "edge.db", branch_id=config.branch.id,
-                  cipher=load_cipher(config.paths.data_dir))
+    folder = open_data_folder(config.paths.data_dir, branch_id=config.branch.id,
+                              clips_dir=config.clips.resolve_dir(config.paths.data_dir))
+    store = folder.store
     try:
         plate = PlateRegistry(store).register(person_id=args.person, plate=args.plate)
     except EnrolmentError as exc:
         print(t("plate_failed", lang, message=str(exc), code=exc.code), file=sys.stderr)
         return 2
     finally:
-        store.engine.dispose()
+        folder.close()
     person = store.get_person(plate.person_id)
     print(t("plate_added", lang, plate=plate.plate, kind=plate.kind, name=person.name if person else "?",
             id=plate.id))
@@ -34,14 +34,14 @@ def cmd_plates_add(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_plates_list(args: argparse.Namespace, lang: str) -> int:
-    from edge.crypto import load_cipher
-    from edge.store import Store
+    from edge.datadir import open_data_folder
 
     config = load_config(args.config)
-    store = Store(config.paths.data_dir / "edge.db", branch_id=config.branch.id,
-                  cipher=load_cipher(config.paths.data_dir))
+    folder = open_data_folder(config.paths.data_dir, branch_id=config.branch.id,
+                              clips_dir=config.clips.resolve_dir(config.paths.data_dir))
+    store = folder.store
     plates = store.list_plates(args.person)
-    store.engine.dispose()
+    folder.close()
     if not plates:
         print(t("plates_none", lang))
     for p in plates:
@@ -50,15 +50,15 @@ def cmd_plates_list(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_plates_remove(args: argparse.Namespace, lang: str) -> int:
-    from edge.crypto import load_cipher
+    from edge.datadir import open_data_folder
     from edge.plates import PlateRegistry
-    from edge.store import Store
 
     config = load_config(args.config)
-    store = Store(config.paths.data_dir / "edge.db", branch_id=config.branch.id,
-                  cipher=load_cipher(config.paths.data_dir))
+    folder = open_data_folder(config.paths.data_dir, branch_id=config.branch.id,
+                              clips_dir=config.clips.resolve_dir(config.paths.data_dir))
+    store = folder.store
     removed = PlateRegistry(store).remove(person_id=args.person, plate=args.plate)
-    store.engine.dispose()
+    folder.close()
     if not removed:
         print(t("plate_failed", lang, message=f"{args.person} has no plate {args.plate}", code="not_found"),
               file=sys.stderr)

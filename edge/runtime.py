@@ -13,7 +13,7 @@ from edge.clips import ClipRecorder
 from edge.config import CameraConfig, EdgeConfig
 from edge.counter import CounterEvent, CounterPipeline
 from edge.counter_rules import CounterRule
-from edge.crypto import load_cipher
+from edge.datadir import open_data_folder
 from edge.enrol import Enroller, policy_from_config
 from edge.gallery_rebuild import needs_rebuild, rebuild_gallery
 from edge.metrics import EdgeMetrics
@@ -24,14 +24,12 @@ from edge.retention import RetentionJob
 from edge.review_store import ReviewStore
 from edge.rules import Sighting, VipArrivalRule
 from edge.sources import FrameSource, SourceHealth
-from edge.store import Store
 from edge.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.worker import CameraWorker
 from models.errors import ModelPackError
 from vision.engines.base import FaceEngine, build_engine
 from vision.engines.nanodet import NanoDetPersonDetector
 from vision.engines.owner import EnginePool, EnginePoolConfig
-from vision.errors import GalleryError
 from vision.gallery import Gallery
 from vision.plates.ocr import PpOcr
 from vision.plates.reader import PlateReader
@@ -60,7 +58,10 @@ class EdgeRuntime:
         # cameras already run in parallel threads.
         faiss.omp_set_num_threads(1)
         self.metrics = EdgeMetrics()
-        self.store = Store(data_dir / "edge.db", branch_id=config.branch.id, cipher=load_cipher(data_dir))
+        # refuses a folder whose key or parts disagree (edge.datadir) before anything is written to it
+        self.data = open_data_folder(data_dir, branch_id=config.branch.id,
+                                     clips_dir=config.clips.resolve_dir(data_dir))
+        self.store = self.data.store
         self.review = ReviewStore(self.store)
         self.engine, self._owns_engine = self._engine_pool(config, engine)
         self.gallery_dir = data_dir / "gallery"
@@ -166,14 +167,11 @@ class EdgeRuntime:
 
     def _load_gallery(self) -> Gallery:
         """The saved gallery of this engine's model, rebuilt from the enrolment photos when it is stale."""
-        try:
-            gallery = Gallery.load(self.gallery_dir, self.engine.model_id, self.engine.dim)
-        except GalleryError as exc:
-            logger.warning("gallery unusable (%s); rebuilding from the enrolment photos", exc)
-        else:
-            if not needs_rebuild(self.store, gallery):
-                return gallery
-        gallery, _ = rebuild_gallery(store=self.store, engine=self.engine, gallery_dir=self.gallery_dir)
+        gallery = self.data.load_gallery(self.engine.model_id, self.engine.dim)
+        if gallery is not None and not needs_rebuild(self.store, gallery):
+            return gallery
+        gallery, _ = rebuild_gallery(store=self.store, engine=self.engine, gallery_dir=self.gallery_dir,
+                                     seal=self.data.gallery_seal)
         return gallery
 
     @property
@@ -200,7 +198,7 @@ class EdgeRuntime:
         self.retention.stop()
         if self._owns_engine:
             self.engine.close()
-        self.store.engine.dispose()
+        self.data.close()
 
     @property
     def cameras_done(self) -> bool:

@@ -3,10 +3,16 @@
 Holds persons (encrypted enrolment photos: the first on the person's row, extra ones in
 ``person_photos``), alerts with a per-branch monotonic ``seq`` and their acks.
 It implements :class:`alerts.envelope.AlertLog`.
+
+Every column that holds data encrypted with the data key is declared with ``info=ENCRYPTED``, in this
+module or in any other table on :class:`Base`: the key check verifies a stored value of each, and key
+rotation re-encrypts all of them in one transaction (:mod:`edge.store_crypto`). The database file is
+created 0600 (SQLite gives its ``-wal`` and ``-shm`` files the same mode).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -34,6 +40,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from alerts.envelope import Alert, AlertDraft
 from edge.crypto import decrypt
+
+ENCRYPTED = {"encrypted": True}  # ``info`` of a column that holds data encrypted with the data key
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -65,7 +73,7 @@ class PersonRow(Base):
     tier: Mapped[str] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(16), default="vip")
     consent: Mapped[str] = mapped_column(Text)
-    photo: Mapped[bytes] = mapped_column(LargeBinary)
+    photo: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
     photo_sha256: Mapped[str] = mapped_column(String(64))
     model_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -79,7 +87,7 @@ class PersonPhotoRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     person_id: Mapped[str] = mapped_column(String(32), ForeignKey("persons.id", ondelete="CASCADE"), index=True)
-    photo: Mapped[bytes] = mapped_column(LargeBinary)
+    photo: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
     photo_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -128,7 +136,7 @@ class SnapshotRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     camera_id: Mapped[str] = mapped_column(String(64))
-    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
@@ -175,7 +183,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(db_path: Path) -> Engine:
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not db_path.exists():  # created private before SQLite opens it; -wal and -shm inherit the mode
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
     engine = create_engine(f"sqlite:///{db_path}", connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
@@ -208,6 +218,21 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         with self.session() as s, s.begin():
             s.merge(MetaRow(key=key, value=value))
+
+    def delete_meta(self, key: str) -> None:
+        with self.session() as s, s.begin():
+            row = s.get(MetaRow, key)
+            if row is not None:
+                s.delete(row)
+
+    @property
+    def cipher(self) -> Fernet:
+        """The data key's cipher every encrypted column is read and written with."""
+        return self._cipher
+
+    def use_cipher(self, cipher: Fernet) -> None:
+        """From now on encrypt and decrypt with ``cipher`` (after a key rotation was committed)."""
+        self._cipher = cipher
 
     def session(self) -> Session:
         return self._sessions()

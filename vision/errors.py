@@ -36,6 +36,12 @@ class GalleryAuthError(GalleryError):
     code = "gallery_not_authentic"
 
 
+class GalleryUnsealedError(GalleryAuthError):
+    """An id map that carries no MAC at all: written by an older version, or its MAC was removed."""
+
+    code = "gallery_unsealed"
+
+
 class GalleryBindingError(GalleryError):
     """Authentic gallery files that belong to another context (at the edge: another store epoch)."""
 

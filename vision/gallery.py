@@ -1,14 +1,13 @@
 """FAISS gallery: inner product on L2-normalised embeddings, keyed by the engine's ``model_id``.
 
 A person may hold several embeddings (several enrolment photos); searches return one score per
-person, its best. Files are written atomically: a temp file, fsync, then rename.
+person, its best. Saving and loading need a :class:`~vision.gallery_files.GallerySeal`: the files are
+authenticated and written atomically as described in :mod:`vision.gallery_files`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 from collections import Counter
 from pathlib import Path
@@ -17,26 +16,20 @@ import faiss
 import numpy as np
 
 from vision.errors import GalleryError
+from vision.gallery_files import GallerySeal, gallery_files, read_gallery, write_gallery
 from vision.types import FloatArray, GalleryHit, SearchResult
 
 logger = logging.getLogger(__name__)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class Gallery:
-    """Thread-safe: a lock serialises searches and edits of the FAISS index."""
+    """Thread-safe: a lock serialises searches and edits of the FAISS index. ``seal`` authenticates the
+    files :meth:`save` writes; a gallery without one lives in memory only."""
 
-    def __init__(self, model_id: str, dim: int) -> None:
+    def __init__(self, model_id: str, dim: int, *, seal: GallerySeal | None = None) -> None:
         self.model_id = model_id
         self.dim = dim
+        self.seal = seal
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._owner: dict[int, str] = {}
         self._next = 1
@@ -129,39 +122,39 @@ class Gallery:
             results.append(SearchResult(tuple(hits)))
         return results
 
-    def paths(self, folder: Path) -> tuple[Path, Path]:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model_id)
-        return folder / f"gallery-{safe}.faiss", folder / f"gallery-{safe}.ids.json"
+    def files(self, folder: Path) -> list[Path]:
+        """This model's gallery files in ``folder``: the id map and the index."""
+        return gallery_files(folder, self.model_id)
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        index_path, ids_path = self.paths(folder)
+        if self.seal is None:
+            raise GalleryError(f"gallery {self.model_id} has no seal: unauthenticated files are never written")
         with self._lock:
             blob = faiss.serialize_index(self._index).tobytes()
-            meta = {"model_id": self.model_id, "dim": self.dim, "next": self._next,
-                    "owner": {str(k): v for k, v in self._owner.items()}}
-        _atomic_write(index_path, blob)
-        _atomic_write(ids_path, json.dumps(meta).encode("utf-8"))
+            owner = dict(self._owner)
+            next_id = self._next
+        write_gallery(folder, model_id=self.model_id, dim=self.dim, next_id=next_id, owner=owner, index_blob=blob,
+                      seal=self.seal)
 
     @classmethod
-    def load(cls, folder: Path, model_id: str, dim: int) -> Gallery:
-        gallery = cls(model_id, dim)
-        index_path, ids_path = gallery.paths(folder)
-        if not index_path.exists() and not ids_path.exists():
+    def load(cls, folder: Path, model_id: str, dim: int, *, seal: GallerySeal) -> Gallery:
+        """The gallery saved in ``folder``, authenticated with ``seal``; empty when there are no files.
+        GalleryAuthError / GalleryBindingError / GalleryError say why files are refused."""
+        gallery = cls(model_id, dim, seal=seal)
+        content = read_gallery(folder, model_id, dim, seal)
+        if content is None:
             return gallery
         try:
-            meta = json.loads(ids_path.read_text(encoding="utf-8"))
-            index = faiss.deserialize_index(np.frombuffer(index_path.read_bytes(), dtype=np.uint8))
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise GalleryError(f"gallery files {index_path} / {ids_path} are unreadable: {exc}") from exc
-        if meta.get("model_id") != model_id or int(meta.get("dim", -1)) != dim or index.d != dim:
-            raise GalleryError(f"gallery in {folder} was built for {meta.get('model_id')} "
-                               f"({meta.get('dim')}-d), not {model_id} ({dim}-d); rebuild it")
-        owner = {int(k): str(v) for k, v in meta["owner"].items()}
-        if index.ntotal != len(owner):
-            raise GalleryError(f"gallery {index_path} holds {index.ntotal} vectors but its id map {len(owner)}")
+            index = faiss.deserialize_index(np.frombuffer(content.index_blob, dtype=np.uint8))
+        except (ValueError, RuntimeError) as exc:
+            raise GalleryError(f"gallery index in {folder} is unreadable: {exc}") from exc
+        if index.d != dim:
+            raise GalleryError(f"gallery index in {folder} holds {index.d}-d vectors, not {dim}-d; rebuild it")
+        if index.ntotal != len(content.owner):
+            raise GalleryError(f"gallery in {folder} holds {index.ntotal} vectors but its id map {len(content.owner)}")
         gallery._index = index  # type: ignore[assignment]
-        gallery._owner = owner
-        gallery._next = int(meta["next"])
-        logger.info("gallery %s loaded: %s embeddings of %s persons", model_id, len(owner), len(set(owner.values())))
+        gallery._owner = content.owner
+        gallery._next = content.next_id
+        logger.info("gallery %s loaded: %s embeddings of %s persons", model_id, len(content.owner),
+                    len(set(content.owner.values())))
         return gallery

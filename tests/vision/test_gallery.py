@@ -1,7 +1,10 @@
-"""FAISS gallery: one best hit per person, removal, input checks, atomic save/load keyed by model_id."""
+"""FAISS gallery: one best hit per person, removal, input checks, atomic and authenticated save/load keyed by
+model_id."""
 
 from __future__ import annotations
 
+import json
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,12 +13,14 @@ import pytest
 
 from tests.fakes import deterministic_vector, noisy
 from vision.engines.base import FaceEngine
-from vision.errors import GalleryError
+from vision.errors import GalleryAuthError, GalleryBindingError, GalleryError, GalleryUnsealedError
 from vision.gallery import Gallery
+from vision.gallery_files import GallerySeal, map_path, reseal_map
 from vision.types import Image
 
 DIM = 128
 MODEL = "fake-embedder"
+SEAL = GallerySeal(bytes(range(32)), "epoch-1")
 
 
 def _v(key: str) -> np.ndarray:
@@ -23,7 +28,7 @@ def _v(key: str) -> np.ndarray:
 
 
 def _gallery(*persons: str) -> Gallery:
-    gallery = Gallery(MODEL, DIM)
+    gallery = Gallery(MODEL, DIM, seal=SEAL)
     for person in persons:
         gallery.add(person, _v(person)[None, :])
     return gallery
@@ -152,6 +157,15 @@ def test_empty_searches(persons: tuple[str, ...]) -> None:
         assert all(r.hits == () and r.margin == 0.0 for r in results)
 
 
+def _load(folder: Path, model_id: str = MODEL, dim: int = DIM, seal: GallerySeal = SEAL) -> Gallery:
+    return Gallery.load(folder, model_id, dim, seal=seal)
+
+
+def _index(folder: Path) -> Path:
+    [index] = folder.glob("*.faiss")
+    return index
+
+
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     # given a gallery with several persons, one removed (so ids have a gap)
     gallery = _gallery("alice", "bob", "carol")
@@ -161,7 +175,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     before = gallery.search(probes)
     # when saved and loaded
     gallery.save(tmp_path / "g")
-    loaded = Gallery.load(tmp_path / "g", MODEL, DIM)
+    loaded = _load(tmp_path / "g")
     # then the loaded gallery answers identically and keeps numbering after the old ids
     assert loaded.search(probes) == before
     assert len(loaded) == len(gallery) == 3 and loaded.persons == {"alice", "carol"}
@@ -174,19 +188,44 @@ def test_save_leaves_no_temp_files_and_overwrites(tmp_path: Path) -> None:
     gallery.save(tmp_path)
     gallery.add("bob", _v("bob")[None, :])
     gallery.save(tmp_path)
-    # then only the two gallery files exist (no *.tmp, hidden or not), and they hold the latest state
+    # then only the two current gallery files exist (no *.tmp, no stale index), private to the owner
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted(p.name for p in gallery.paths(tmp_path))
+    assert names == sorted(p.name for p in gallery.files(tmp_path)) and len(names) == 2
     assert not [n for n in names if n.endswith(".tmp")]
-    assert Gallery.load(tmp_path, MODEL, DIM).persons == {"alice", "bob"}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {0o600}
+    assert _load(tmp_path).persons == {"alice", "bob"}
+
+
+def test_a_gallery_without_a_seal_is_never_written(tmp_path: Path) -> None:
+    gallery = Gallery(MODEL, DIM)
+    gallery.add("alice", _v("alice")[None, :])
+    with pytest.raises(GalleryError, match="seal"):
+        gallery.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_crash_between_index_and_id_map_leaves_the_old_gallery(tmp_path: Path) -> None:
+    # given a saved one-person gallery, and the index of a two-person gallery written beside it, as a save
+    # that crashed before it replaced the id map leaves it
+    _gallery("alice").save(tmp_path)
+    map_before = map_path(tmp_path, MODEL).read_bytes()
+    _gallery("alice", "bob").save(tmp_path / "next")
+    (tmp_path / _index(tmp_path / "next").name).write_bytes(_index(tmp_path / "next").read_bytes())
+    # when loaded, then the old gallery is whole; the next save removes the stray index
+    assert map_path(tmp_path, MODEL).read_bytes() == map_before
+    assert _load(tmp_path).persons == {"alice"}
+    _gallery("carol").save(tmp_path)
+    assert len(list(tmp_path.glob("*.faiss"))) == 1
 
 
 @pytest.mark.parametrize("model_id", ["dlib_resnet_v1", "weird/../id with spaces"])
 def test_file_names_are_keyed_and_sanitised_by_model_id(tmp_path: Path, model_id: str) -> None:
-    # given a gallery for a model id, when its paths are computed, then both stay inside the folder
-    index_path, ids_path = Gallery(model_id, DIM).paths(tmp_path)
-    assert index_path.parent == tmp_path and ids_path.parent == tmp_path
-    assert "/" not in index_path.name and " " not in index_path.name
+    # given a gallery for a model id, when it is saved, then its files stay inside the folder
+    gallery = Gallery(model_id, DIM, seal=SEAL)
+    gallery.save(tmp_path)
+    files = gallery.files(tmp_path)
+    assert len(files) == 2 and all(p.parent == tmp_path for p in files)
+    assert not [p for p in files if " " in p.name or "/" in p.name]
 
 
 @pytest.mark.parametrize(
@@ -195,52 +234,121 @@ def test_file_names_are_keyed_and_sanitised_by_model_id(tmp_path: Path, model_id
     ids=["other-model", "other-dim"],
 )
 def test_load_for_another_model_is_refused(tmp_path: Path, model_id: str, dim: int, message: str) -> None:
-    # given a gallery saved for MODEL/128 whose files are copied under another model's names
+    # given a gallery saved for MODEL/128 whose id map is copied under another model's name
     gallery = _gallery("alice")
     gallery.save(tmp_path)
-    for src, dst in zip(gallery.paths(tmp_path), Gallery(model_id, dim).paths(tmp_path), strict=True):
-        if src != dst:
-            dst.write_bytes(src.read_bytes())
+    if model_id != MODEL:
+        map_path(tmp_path, model_id).write_bytes(map_path(tmp_path, MODEL).read_bytes())
     # when loaded for that model, then GalleryError says it must be rebuilt
     with pytest.raises(GalleryError, match="rebuild") as info:
-        Gallery.load(tmp_path, model_id, dim)
+        _load(tmp_path, model_id, dim)
     assert message in str(info.value)
 
 
 def test_load_of_a_folder_with_no_files_gives_an_empty_gallery(tmp_path: Path) -> None:
-    # given an empty (or absent) folder, when loaded, then the gallery is empty and usable
+    # given an empty (or absent) folder, when loaded, then the gallery is empty, usable and sealed
     for folder in (tmp_path, tmp_path / "absent"):
-        gallery = Gallery.load(folder, MODEL, DIM)
-        assert len(gallery) == 0 and gallery.model_id == MODEL and gallery.dim == DIM
+        gallery = _load(folder)
+        assert len(gallery) == 0 and gallery.model_id == MODEL and gallery.dim == DIM and gallery.seal == SEAL
         assert gallery.add("alice", _v("alice")[None, :]) == [1]
 
 
-@pytest.mark.parametrize("damage", ["missing-ids", "missing-index", "garbage-index", "garbage-ids"])
-def test_load_of_damaged_files_is_refused(tmp_path: Path, damage: str) -> None:
+@pytest.mark.parametrize(("damage", "error", "needle"), [
+    ("missing-ids", GalleryError, "unreadable"),
+    ("missing-index", GalleryError, "unreadable"),
+    ("garbage-ids", GalleryError, "unreadable"),
+    ("garbage-index", GalleryAuthError, "sha256"),
+])
+def test_load_of_damaged_files_is_refused(tmp_path: Path, damage: str, error: type[GalleryError],
+                                          needle: str) -> None:
     # given saved gallery files, one of them damaged
     gallery = _gallery("alice")
     gallery.save(tmp_path)
-    index_path, ids_path = gallery.paths(tmp_path)
-    target = ids_path if "ids" in damage else index_path
+    target = map_path(tmp_path, MODEL) if "ids" in damage else _index(tmp_path)
     if damage.startswith("missing"):
         target.unlink()
     else:
         target.write_bytes(b"not what you expect")
-    # when loaded, then GalleryError names the files instead of a raw crash
-    with pytest.raises(GalleryError, match="unreadable"):
-        Gallery.load(tmp_path, MODEL, DIM)
+    # when loaded, then a GalleryError names the files instead of a raw crash
+    with pytest.raises(error, match=needle):
+        _load(tmp_path)
 
 
-def test_load_refuses_an_id_map_that_disagrees_with_the_index(tmp_path: Path) -> None:
-    # given a saved two-person gallery whose id map is replaced by a one-person gallery's
-    two = _gallery("alice", "bob")
-    two.save(tmp_path / "two")
+def _edit_map(folder: Path, edit: Callable[[dict[str, object]], None]) -> None:
+    path = map_path(folder, MODEL)
+    body = json.loads(path.read_text(encoding="utf-8"))
+    edit(body)
+    path.write_text(json.dumps(body), encoding="utf-8")
+
+
+def _swap_owners(body: dict[str, object]) -> None:
+    owner = body["owner"]
+    assert isinstance(owner, dict)
+    swap = {"alice": "bob", "bob": "alice"}
+    body["owner"] = {k: swap[v] for k, v in owner.items()}
+
+
+def _other_index(body: dict[str, object]) -> None:
+    body["index_sha256"] = "0" * 64
+
+
+@pytest.mark.parametrize(("tamper", "error", "needle"), [
+    (_swap_owners, GalleryAuthError, "not authentic"),
+    (_other_index, GalleryAuthError, "not authentic"),
+    (lambda body: body.pop("mac"), GalleryUnsealedError, "no MAC"),
+    (lambda body: body.update(next=1), GalleryAuthError, "not authentic"),
+], ids=["owners-swapped", "index-hash-changed", "mac-removed", "counter-changed"])
+def test_an_edited_id_map_is_refused(tmp_path: Path, tamper: Callable[[dict[str, object]], None],
+                                     error: type[GalleryError], needle: str) -> None:
+    # given a saved two-person gallery whose id map was edited (the MAC left as it was, or removed)
+    _gallery("alice", "bob").save(tmp_path)
+    _edit_map(tmp_path, tamper)
+    # when loaded, then it is refused as not authentic, naming the file
+    with pytest.raises(error, match=needle) as info:
+        _load(tmp_path)
+    assert map_path(tmp_path, MODEL).name in str(info.value)
+
+
+def test_another_key_or_another_context_is_refused(tmp_path: Path) -> None:
+    # given a gallery saved under SEAL
+    _gallery("alice").save(tmp_path)
+    # when loaded under another key, then it is not authentic; under another context, it belongs elsewhere
+    with pytest.raises(GalleryAuthError, match="another data key"):
+        _load(tmp_path, seal=GallerySeal(b"k" * 32, SEAL.context))
+    with pytest.raises(GalleryBindingError, match="epoch-2"):
+        _load(tmp_path, seal=GallerySeal(SEAL.key, "epoch-2"))
+
+
+def test_an_id_map_from_another_gallery_is_refused(tmp_path: Path) -> None:
+    # given a saved two-person gallery whose id map is replaced by a one-person gallery's (same key)
+    _gallery("alice", "bob").save(tmp_path / "two")
     _gallery("alice").save(tmp_path / "one")
-    (tmp_path / "two" / two.paths(tmp_path)[1].name).write_bytes(
-        (tmp_path / "one" / two.paths(tmp_path)[1].name).read_bytes())
-    # when loaded, then the mismatch is reported
-    with pytest.raises(GalleryError, match="2 vectors"):
-        Gallery.load(tmp_path / "two", MODEL, DIM)
+    map_path(tmp_path / "two", MODEL).write_bytes(map_path(tmp_path / "one", MODEL).read_bytes())
+    # when loaded, then the map names an index that is not there: refused
+    with pytest.raises(GalleryError, match="unreadable"):
+        _load(tmp_path / "two")
+
+
+def test_reseal_moves_the_files_to_a_new_key(tmp_path: Path) -> None:
+    # given a gallery saved under SEAL
+    _gallery("alice", "bob").save(tmp_path)
+    new = GallerySeal(b"n" * 32, SEAL.context)
+    path = map_path(tmp_path, MODEL)
+    # when its id map is resealed under a new key (as a key rotation does)
+    reseal_map(path, old=SEAL, new=new, dest=path)
+    # then the new key loads it unchanged and the old key no longer does
+    assert _load(tmp_path, seal=new).persons == {"alice", "bob"}
+    with pytest.raises(GalleryAuthError):
+        _load(tmp_path)
+    # and a map the old key does not authenticate is not resealed
+    with pytest.raises(GalleryAuthError):
+        reseal_map(path, old=SEAL, new=new, dest=tmp_path / "copy.json")
+    assert not (tmp_path / "copy.json").exists()
+
+
+def test_seal_keys_shorter_than_32_bytes_are_refused() -> None:
+    with pytest.raises(GalleryError, match="32"):
+        GallerySeal(b"short", "c")
 
 
 def test_real_photos_obama_ranks_first_for_obama_not_for_biden(photo: Callable[[str], Image],
@@ -252,7 +360,7 @@ def test_real_photos_obama_ranks_first_for_obama_not_for_biden(photo: Callable[[
         assert len(dets) == 1, name
         return engine.embed(image, dets)
 
-    gallery = Gallery(engine.model_id, engine.dim)
+    gallery = Gallery(engine.model_id, engine.dim, seal=SEAL)
     gallery.add("obama", embed("obama.jpg"))
     # when another Obama photo and a Biden photo are searched
     [for_obama2, for_biden] = gallery.search(np.concatenate([embed("obama2.jpg"), embed("biden.jpg")]))
@@ -262,7 +370,7 @@ def test_real_photos_obama_ranks_first_for_obama_not_for_biden(photo: Callable[[
     assert for_obama2.best.score > for_biden.best.score + 0.05
     # and after a save/load round trip the answer is the same
     gallery.save(tmp_path)
-    reloaded = Gallery.load(tmp_path, engine.model_id, engine.dim)
+    reloaded = Gallery.load(tmp_path, engine.model_id, engine.dim, seal=SEAL)
     assert reloaded.search(embed("obama2.jpg")) == [for_obama2]
 
 
