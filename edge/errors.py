@@ -27,6 +27,10 @@ class SourceError(EdgeError):
     """A camera source that cannot be opened or read."""
 
 
+class NotAVideoError(SourceError):
+    """A file source that opens but is not a video (text, audio, truncated, no decodable frame)."""
+
+
 class EvalDataError(EdgeError):
     """Evaluation input that cannot be used (missing folder, CSV without its columns, unreadable
     image); the message names the file."""

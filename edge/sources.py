@@ -4,6 +4,15 @@ Live cameras never queue up: the pipeline always takes the newest frame and olde
 dropped (policy ``keep_newest``). Files and folders are paced at their frame rate, like a live
 camera. A source that fails is reported in its health and reopened with exponential back-off;
 it never raises into the service.
+
+A source is healthy only while frames come: it is ``starting`` from the moment it is opened until
+its first frame, ``ok`` after it, and ``stalled`` when no first frame came within
+``first_frame_timeout_s`` (or, for a live camera, no frame for that long). A file that opens but is
+not a video (a text file FFmpeg would render as ANSI art, audio, a truncated or empty file), and any
+finite source that ends without a single frame, is ``invalid``.
+
+A source is shown by its description only, the URL with its credentials redacted
+(:func:`edge.redact.redact_url`); the raw URL is kept private for opening the capture.
 """
 
 from __future__ import annotations
@@ -11,27 +20,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from edge.config import SourceConfig
-from edge.errors import SourceError
+from edge.errors import NotAVideoError, SourceError
+from edge.redact import redact_text
+from edge.source_readers import Reader, describe, open_reader
 from vision.types import Frame
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
-STREAM_TIMEOUT_MS = 5000
+FIRST_FRAME_TIMEOUT_S = 15.0  # longer than a stream's open and read time-outs together
 
-SourceState = Literal["starting", "ok", "reconnecting", "ended", "stopped"]
+SourceState = Literal["starting", "ok", "stalled", "reconnecting", "invalid", "ended", "stopped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,81 +57,6 @@ class SourceHealth:
         return self.state in ("starting", "ok", "ended")
 
 
-class _Reader(Protocol):
-    """One opened source; ``read`` returns None at the end or on failure."""
-
-    finite: bool
-    fps: float
-
-    def read(self) -> np.ndarray | None: ...
-
-    def close(self) -> None: ...
-
-
-class _CaptureReader:
-    def __init__(self, config: SourceConfig) -> None:
-        kind = config.kind
-        if kind == "usb":
-            cap = cv2.VideoCapture(int(config.url.split(":", 1)[1]))
-        elif kind == "stream":
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
-            cap = cv2.VideoCapture(config.url, cv2.CAP_FFMPEG, params)
-        else:
-            if not config.path.is_file():
-                raise SourceError(f"video file not found: {config.path}")
-            cap = cv2.VideoCapture(str(config.path))
-        if not cap.isOpened():
-            cap.release()
-            raise SourceError(f"cannot open camera source {config.url}")
-        self._cap = cap
-        self.finite = kind == "file"
-        native = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = config.fps or (native if 0 < native <= 120 else 10.0)
-
-    def read(self) -> np.ndarray | None:
-        ok, image = self._cap.read()
-        if not ok or image is None:
-            return None
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        return np.ascontiguousarray(image)
-
-    def close(self) -> None:
-        self._cap.release()
-
-
-class _DirReader:
-    def __init__(self, config: SourceConfig) -> None:
-        folder = config.path
-        if not folder.is_dir():
-            raise SourceError(f"image folder not found: {folder}")
-        self._files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self._files:
-            raise SourceError(f"image folder {folder} holds no images")
-        self._iter: Iterator[Path] = iter(self._files)
-        self.finite = True
-        self.fps = config.fps or 2.0
-
-    def close(self) -> None:
-        self._files = []
-
-    def read(self) -> np.ndarray | None:
-        path = next(self._iter, None)
-        if path is None:
-            return None
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"cannot read image {path}")
-        return image
-
-
-def open_reader(config: SourceConfig) -> _Reader:
-    if config.kind == "dir":
-        return _DirReader(config)
-    return _CaptureReader(config)
-
-
 FrameObserver = Callable[[Frame], None]
 
 
@@ -130,10 +64,14 @@ class FrameSource:
     """Owns the reader thread of one camera and its newest-frame slot."""
 
     def __init__(self, camera_id: str, config: SourceConfig,
-                 opener: Callable[[SourceConfig], _Reader] = open_reader) -> None:
+                 opener: Callable[[SourceConfig], Reader] = open_reader, *,
+                 first_frame_timeout_s: float = FIRST_FRAME_TIMEOUT_S) -> None:
         self.camera_id = camera_id
-        self.config = config
+        self.description = describe(config)
+        self._config = config  # holds the raw URL: used to open the capture, never shown
         self._opener = opener
+        self._first_frame_timeout_s = first_frame_timeout_s
+        self._deadline: float | None = None  # monotonic time by which the next frame is due
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._health = SourceHealth()
@@ -148,6 +86,7 @@ class FrameSource:
         self._observers.append(observer)
 
     def start(self) -> None:
+        self._arm_deadline()
         self._thread = threading.Thread(target=self._run, name=f"source-{self.camera_id}", daemon=True)
         self._thread.start()
 
@@ -160,8 +99,20 @@ class FrameSource:
         self._set(state="stopped")
 
     def health(self) -> SourceHealth:
+        """The source's health; a frame overdue makes ``starting`` or ``ok`` read ``stalled``, even while
+        the reader thread is blocked inside the capture."""
         with self._cond:
-            return self._health
+            health, deadline = self._health, self._deadline
+        if health.state not in ("starting", "ok") or deadline is None or time.monotonic() <= deadline:
+            return health
+        wait = f"{self._first_frame_timeout_s:g} s"
+        error = (f"no frame from {self.description} within {wait} of opening" if health.state == "starting"
+                 else f"no frame from {self.description} for {wait}")
+        return replace(health, state="stalled", error=error)
+
+    def _arm_deadline(self) -> None:
+        with self._cond:
+            self._deadline = time.monotonic() + self._first_frame_timeout_s
 
     @property
     def finished(self) -> bool:
@@ -192,7 +143,11 @@ class FrameSource:
         backoff = BACKOFF_START_S
         while not self._stop.is_set():
             try:
-                reader = self._opener(self.config)
+                reader = self._opener(self._config)
+            except NotAVideoError as exc:
+                self._fail(str(exc), state="invalid")
+                self._stop.wait(BACKOFF_MAX_S)  # until the file is replaced
+                continue
             except (SourceError, cv2.error, OSError, ValueError) as exc:
                 self._fail(str(exc))
                 self._stop.wait(backoff)
@@ -211,14 +166,20 @@ class FrameSource:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    def _fail(self, error: str) -> None:
-        health = self.health()
+    def _fail(self, error: str, state: SourceState = "reconnecting") -> None:
+        """Report a failure; the text is redacted here, whatever raised it (OpenCV, FFmpeg, a reader)."""
+        error = redact_text(error.replace(self._config.url, self.description))
+        with self._cond:
+            health = self._health
+            self._deadline = None
         if health.error != error:
             logger.warning("camera %s: %s; retrying", self.camera_id, error)
-        self._set(state="reconnecting", error=error, reconnects=health.reconnects + 1)
+        self._set(state=state, error=error, reconnects=health.reconnects + 1)
 
-    def _pump(self, reader: _Reader) -> Literal["ended", "failed", "stopped", "loop"]:
-        self._set(state="ok", error=None)
+    def _pump(self, reader: Reader) -> Literal["ended", "failed", "stopped", "loop"]:
+        if self.health().state != "ok":  # a file that loops stays ok
+            self._set(state="starting", error=None)
+        self._arm_deadline()
         start = time.monotonic()
         n = 0
         while not self._stop.is_set():
@@ -228,22 +189,29 @@ class FrameSource:
                 self._fail(str(exc))
                 return "failed"
             if image is None:
-                if not reader.finite:
-                    self._fail(f"camera {self.config.url} stopped sending frames")
-                    return "failed"
-                if self.config.kind == "file" and not self.config.path.exists():
-                    self._fail(f"video file disappeared: {self.config.path}")
-                    return "failed"
-                return "loop" if self.config.loop else "ended"
-            if reader.finite and self.config.realtime:
+                return self._no_frame(reader, n)
+            if reader.finite and self._config.realtime:
                 delay = start + n / reader.fps - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     return "stopped"
             n += 1
-            self._publish(image)
+            self._publish(image, live=not reader.finite)
         return "stopped"
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _no_frame(self, reader: Reader, frames: int) -> Literal["ended", "failed", "loop"]:
+        """The reader returned no frame after ``frames`` of this opening: end, loop or fail."""
+        if not reader.finite:
+            self._fail(f"camera {self.description} stopped sending frames")
+            return "failed"
+        if self._config.kind == "file" and not self._config.path.exists():
+            self._fail(f"video file disappeared: {self.description}")
+            return "failed"
+        if frames == 0:
+            self._fail(f"not a video: {self.description} (no decodable frame)", state="invalid")
+            return "failed"
+        return "loop" if self._config.loop else "ended"
+
+    def _publish(self, image: np.ndarray, *, live: bool) -> None:
         self._index += 1
         frame = Frame(camera_id=self.camera_id, index=self._index, captured_at=datetime.now(UTC),
                       t_mono=time.monotonic(), image=image)
@@ -253,10 +221,13 @@ class FrameSource:
             dropped = self._health.dropped + (1 if self._latest is not None and self._latest.index
                                               > self._consumed else 0)
             self._latest = frame
-            self._health = replace(self._health, frames=self._health.frames + 1, dropped=dropped,
-                                   last_frame_at=frame.captured_at)
+            self._health = replace(self._health, state="ok", error=None, frames=self._health.frames + 1,
+                                   dropped=dropped, last_frame_at=frame.captured_at)
+            # a live camera owes the next frame within the time-out; a file or folder is paced by us
+            live_due = live and self._config.realtime
+            self._deadline = time.monotonic() + self._first_frame_timeout_s if live_due else None
             self._cond.notify_all()
-        if not self.config.realtime:
+        if not self._config.realtime:
             self._wait_consumed(frame.index)
 
     def mark_consumed(self, index: int) -> None:

@@ -166,3 +166,111 @@ def test_read_failure_mid_stream_reconnects() -> None:
     assert wait_for(lambda: source.health().reconnects >= 1 and source.health().frames > 10, timeout=10)
     assert source.health().state == "ok"
     source.stop()
+
+
+def test_credentials_in_the_url_never_reach_health_or_description() -> None:
+    # given a real capture of an RTSP URL with credentials, on a loopback port where nothing listens
+    url = "rtsp://admin:S3cretPass@127.0.0.1:9/x"
+    source = FrameSource("cam", SourceConfig(url=url))
+    # then its description hides them
+    assert source.description == "rtsp://***@127.0.0.1:9/x"
+    source.start()
+    # when it fails to open
+    assert wait_for(lambda: source.health().reconnects >= 1, timeout=30)
+    source.stop()
+    # then the reason names the camera by its redacted form only
+    error = source.health().error or ""
+    assert "rtsp://***@127.0.0.1:9/x" in error
+    assert "S3cretPass" not in repr(source.health())
+
+
+def write_text(path: Path, lines: int) -> Path:
+    path.write_text("camera list, not a video\n" * lines, encoding="utf-8")
+    return path
+
+
+def not_a_video_files(folder: Path) -> dict[str, Path]:
+    """Files that are not videos; FFmpeg renders a long enough .txt file as ANSI art frames."""
+    video = write_video(folder / "ok.mp4", 10)
+    truncated = folder / "truncated.mp4"
+    truncated.write_bytes(video.read_bytes()[:600])
+    empty = folder / "empty.mp4"
+    empty.write_bytes(b"")
+    noise = folder / "noise.bin"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    ansi = folder / "banner.ans"  # binary ANSI art (CP437 blocks, colour escapes): not UTF-8 text
+    ansi.write_bytes(b"\xdb\xb2\xb1 \x1b[31mcamera\x1b[0m \xb0\xdb\n" * 500)
+    return {"text": write_text(folder / "cameras.txt", 500), "short text": write_text(folder / "notes.txt", 3),
+            "ansi art": ansi,
+            "text named .mp4": write_text(folder / "door.mp4", 500), "truncated": truncated, "empty": empty,
+            "noise": noise}
+
+
+@pytest.mark.parametrize("kind", ["text", "short text", "ansi art", "text named .mp4", "truncated", "empty",
+                                  "noise"])
+def test_a_file_that_is_not_a_video_is_unhealthy_with_the_reason(tmp_path: Path, kind: str) -> None:
+    # given a camera whose file source is not a video
+    path = not_a_video_files(tmp_path)[kind]
+    source = FrameSource("cam", SourceConfig(url=f"file:{path}", fps=50, realtime=False))
+    seen: list[str] = []
+    # when it runs
+    source.start()
+    ok = wait_for(lambda: (seen.append(source.health().state) or source.health().reconnects >= 1), timeout=20)
+    health = source.health()
+    source.stop()
+    # then it is unhealthy, says it is not a video (naming the file), never delivered a frame and was never "ok"
+    assert ok, health
+    assert not health.healthy and health.state == "invalid"
+    assert "not a video" in (health.error or "") and path.name in (health.error or "")
+    assert health.frames == 0 and "ok" not in seen and "ended" not in seen
+
+
+def test_a_finite_source_with_no_frame_is_not_ok(tmp_path: Path) -> None:
+    # given a file source whose reader opens but yields nothing
+    video = write_video(tmp_path / "door.mp4", 5)
+    source = FrameSource("cam", SourceConfig(url=f"file:{video}"), opener=lambda _cfg: FakeReader(0))
+    source.start()
+    # then it is unhealthy with the reason, not "ended" and healthy
+    assert wait_for(lambda: source.health().reconnects >= 1, timeout=10)
+    health = source.health()
+    source.stop()
+    assert health.state == "invalid" and not health.healthy
+    assert "no decodable frame" in (health.error or "")
+
+
+class _SilentReader:
+    """A live camera that opens but sends nothing until released."""
+
+    finite = False
+    fps = 25.0
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._n = 0
+
+    def read(self) -> np.ndarray | None:
+        self.release.wait()  # blocked, as a capture whose camera sends nothing
+        self._n += 1
+        time.sleep(0.01)
+        return np.full((48, 64, 3), self._n % 256, np.uint8)
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def test_a_live_source_without_a_first_frame_is_not_healthy() -> None:
+    # given a live camera that opens but never sends its first frame
+    reader = _SilentReader()
+    source = FrameSource("cam", SourceConfig(url="rtsp://admin:S3cretPass@cam.example/s"),
+                         opener=lambda _cfg: reader, first_frame_timeout_s=0.3)
+    source.start()
+    # then it starts as "starting", and once the time-out has passed it is reported stalled, with the reason
+    assert source.health().state in ("starting", "stalled")
+    assert wait_for(lambda: source.health().state == "stalled", timeout=10)
+    health = source.health()
+    assert not health.healthy and "no frame" in (health.error or "")
+    assert "S3cretPass" not in (health.error or "") and "rtsp://***@cam.example/s" in (health.error or "")
+    # and when frames arrive, it is ok again
+    reader.release.set()
+    assert wait_for(lambda: source.health().state == "ok" and source.health().healthy, timeout=10)
+    source.stop()
