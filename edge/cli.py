@@ -18,6 +18,7 @@ from edge.auth import new_token
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.errors import ConfigError, DataFolderError, EnrolmentError
 from edge.i18n import language, t
+from edge.redact import install_log_redaction, redact_text
 from models.errors import ModelPackError
 from models.packs import list_packs
 
@@ -76,7 +77,8 @@ def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | N
         while True:
             time.sleep(0.5)
             for status in runtime.camera_status():
-                if status.health.state == "reconnecting" and reported.get(status.camera_id) != status.health.error:
+                failing = not status.health.healthy and status.health.state != "stopped"
+                if failing and reported.get(status.camera_id) != status.health.error:
                     print(t("camera_unhealthy", lang, camera=status.camera_id, error=status.health.error),
                           flush=True)
                 reported[status.camera_id] = status.health.error
@@ -236,17 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     lang = language(args.lang)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # no credential reaches a log, whoever logs it (ours, uvicorn, a library)
     try:
         return int(args.func(args, lang))
     except ConfigError as exc:
-        print(t("config_error", lang, message=str(exc)), file=sys.stderr)
+        print(t("config_error", lang, message=redact_text(str(exc))), file=sys.stderr)
         return 2
     except DataFolderError as exc:  # Chinese first, then English (for whoever reads the log); --lang en: English
         for shown in (["zh", "en"] if lang == "zh" else ["en"]):
             print(t("data_error", shown, code=exc.code, message=exc.text(shown)), file=sys.stderr)
         return 2
     except ModelPackError as exc:
-        print(t("model_error", lang, message=str(exc)), file=sys.stderr)
+        print(t("model_error", lang, message=redact_text(str(exc))), file=sys.stderr)
         return 3
 
 

@@ -15,6 +15,7 @@ from edge.clip_config import ClipConfig
 from edge.counter_config import CounterCameraConfig, CounterConfig
 from edge.errors import ConfigError
 from edge.plates_config import PlatesConfig, VipVehicleRuleConfig
+from edge.redact import redact_text, redact_url
 from vision.engines.base import DlibEngineConfig
 from vision.engines.insightface_engine import InsightFaceEngineConfig
 from vision.quality import ENROL_MAX_ABS_YAW, ENROL_MIN_BLAZEFACE_SCORE, ENROL_MIN_HOG_SCORE
@@ -64,14 +65,15 @@ class SourceConfig(_Strict):
             raise ValueError("camera source url is empty")
         parsed = urlparse(value)
         scheme = parsed.scheme.lower()
+        shown = redact_url(value)  # a refusal never repeats the credentials
         if scheme in ("rtsp", "rtsps", "http", "https"):
             if not parsed.hostname:
-                raise ValueError(f"camera url {value!r} has no host")
+                raise ValueError(f"camera url {shown!r} has no host")
         elif scheme == "usb":
             if not parsed.path.isdigit():
-                raise ValueError(f"usb source must be usb:N with a device number, got {value!r}")
+                raise ValueError(f"usb source must be usb:N with a device number, got {shown!r}")
         elif scheme not in ("file", "dir", "") and len(scheme) > 1:  # one letter: a Windows drive
-            raise ValueError(f"unsupported camera url scheme {scheme!r} in {value!r}; "
+            raise ValueError(f"unsupported camera url scheme {scheme!r} in {shown!r}; "
                              "use rtsp, http, https, file, dir or usb")
         return value
 
@@ -272,7 +274,7 @@ def load_config(path: Path) -> EdgeConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config {path} is not valid YAML: {redact_text(str(exc))}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a YAML mapping at the top level")
     try:

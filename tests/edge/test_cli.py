@@ -16,7 +16,7 @@ import yaml
 
 from edge.cli import main
 from models.packs import resolve_pack
-from tests.edge.conftest import config_dict
+from tests.edge.conftest import IT_TOKEN, config_dict
 
 
 def write_config(tmp_path: Path, **overrides: Any) -> Path:
@@ -80,6 +80,24 @@ def test_bad_config_is_a_clear_error(content: str, needle: str, tmp_path: Path,
     assert "配置错误" in err and needle in err
 
 
+@pytest.mark.parametrize(("content", "needle"), [
+    ("branch: {id: b}\ncameras: [{id: c, role: entrance, source: {url: 'rtsp://admin:S3cretPass@'}}]\n",
+     "rtsp://***@"),
+    ("branch: {id: b}\ncameras: [{id: c, role: entrance, source: {url: 'ftp://admin:S3cretPass@nas/v'}}]\n",
+     "ftp://***@nas/v"),
+    ("branch: {id: b}\ncameras:\n  - {id: c, role: entrance, source: {url: rtsp://admin:S3cretPass@cam/x: y}}\n",
+     "YAML"),
+])
+def test_a_refused_config_does_not_repeat_camera_credentials(content: str, needle: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content, encoding="utf-8")
+    assert main(["edge", "run", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert needle in captured.err
+    assert "S3cretPass" not in captured.err + captured.out
+
+
 def test_enroll_cli_good_and_bad(tmp_path: Path, photos_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
     ok = main(["enroll", "--config", str(config), "--name", "赵六", "--tier", "金卡",
@@ -134,7 +152,7 @@ def test_edge_run_survives_a_dead_camera_and_serves_health(tmp_path: Path) -> No
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = write_config(tmp_path, cameras=[{"id": "door", "role": "entrance",
-                                              "source": {"url": "rtsp://127.0.0.1:9/live"}}],
+                                              "source": {"url": "rtsp://admin:S3cretPass@127.0.0.1:9/live"}}],
                           server={"host": "127.0.0.1", "port": port})
     # when the service runs
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "edge", "run", "--config", str(config)],
@@ -148,7 +166,8 @@ def test_edge_run_survives_a_dead_camera_and_serves_health(tmp_path: Path) -> No
         health: dict[str, Any] = {}
         while time.monotonic() < deadline:
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2,
+                                   headers={"Authorization": f"Bearer {IT_TOKEN}"}).json()
                 if health["cameras"][0]["reconnects"] >= 2:
                     break
             except (httpx.HTTPError, KeyError, IndexError):
@@ -158,13 +177,17 @@ def test_edge_run_survives_a_dead_camera_and_serves_health(tmp_path: Path) -> No
         assert health["status"] == "degraded"
         camera = health["cameras"][0]
         assert camera["id"] == "door" and camera["healthy"] is False and camera["state"] == "reconnecting"
-        assert camera["reconnects"] >= 2 and camera["error"]
+        assert camera["reconnects"] >= 2 and "rtsp://***@127.0.0.1:9/live" in camera["error"]
+        anonymous = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+        assert anonymous == {"status": "degraded"}
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         assert 'smartbranch_camera_up{camera="door"} 0.0' in metrics
         assert proc.poll() is None
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
-    assert "摄像头 door 异常" in out
+    # and the console (its messages and its log) names the camera without the credentials
+    assert "摄像头 door 异常" in out and "rtsp://***@127.0.0.1:9/live" in out
+    assert "S3cretPass" not in out + str(health) + metrics
 
 
