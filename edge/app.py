@@ -18,10 +18,20 @@ from alerts.envelope import Alert
 from alerts.ws import terminal_router
 from edge.auth import Authenticator, Principal
 from edge.errors import EnrolmentError
+from edge.redact import redact_text
 from edge.review_api import review_router
 from edge.review_http import bearer_token
 from edge.runtime import EdgeRuntime
-from edge.schemas import CameraHealthPublic, CameraNotOpenedPublic, HealthPublic, PersonPublic, PlateCreate, PlatePublic
+from edge.schemas import (
+    CameraHealthPublic,
+    CameraNotOpenedPublic,
+    HealthLive,
+    HealthPublic,
+    PersonPublic,
+    PlateCreate,
+    PlatePublic,
+)
+from edge.source_readers import describe
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +83,22 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
             detail["score"] = round(exc.score, 4)
         return JSONResponse({"detail": detail}, status_code=exc.status)
 
-    @app.get("/healthz", response_model=HealthPublic)
-    def healthz() -> HealthPublic:
-        cameras = [CameraHealthPublic(id=c.camera_id, name=c.name, role=c.role, state=c.health.state,
-                                      healthy=c.health.healthy, error=c.health.error, frames=c.health.frames,
-                                      dropped=c.health.dropped, processed=c.processed,
+    camera_sources = {c.id: describe(c.source) for c in runtime.config.cameras}
+    health_details = require("branch_it")
+
+    @app.get("/healthz", response_model=HealthPublic | HealthLive)
+    def healthz(request: Request) -> HealthPublic | HealthLive:
+        """Liveness for anyone (``status`` only); with a branch_it or admin token, every camera's health."""
+        cameras = [CameraHealthPublic(id=c.camera_id, name=c.name, role=c.role, source=camera_sources[c.camera_id],
+                                      state=c.health.state, healthy=c.health.healthy, error=c.health.error,
+                                      frames=c.health.frames, dropped=c.health.dropped, processed=c.processed,
                                       reconnects=c.health.reconnects, last_frame_at=c.health.last_frame_at)
                    for c in runtime.camera_status()]
-        not_opened = [CameraNotOpenedPublic(id=k, reason=v) for k, v in runtime.not_opened.items()]
+        not_opened = [CameraNotOpenedPublic(id=k, reason=redact_text(v)) for k, v in runtime.not_opened.items()]
         status = "ok" if all(c.healthy for c in cameras) and not not_opened else "degraded"
+        if bearer_token(request) is None:
+            return HealthLive(status=status)
+        health_details(request)  # 401 or 403 unless the token may see the details
         return HealthPublic(status=status, branch_id=branch_id, cameras=cameras, cameras_not_opened=not_opened,
                             gallery_size=len(runtime.gallery), terminals=runtime.hub.client_count)
 

@@ -33,17 +33,19 @@ class ErrorDetail(BaseModel):
 
 
 class CameraHealthPublic(BaseModel):
-    id: str
-    name: str
-    role: str
-    state: str
-    healthy: bool
-    error: str | None
-    frames: int
-    dropped: int
-    processed: int
-    reconnects: int
-    last_frame_at: datetime | None
+    id: str = Field(description="Camera id.")
+    name: str = Field(description="Camera name.")
+    role: str = Field(description="entrance, lobby, counter or parking.")
+    source: str = Field(description="The camera's source URL with its credentials redacted.")
+    state: str = Field(description="starting (opened, no frame yet), ok, stalled (no frame within the time-out), "
+                                   "reconnecting, invalid (a file that is not a video), ended or stopped.")
+    healthy: bool = Field(description="True while starting, ok, or ended after frames.")
+    error: str | None = Field(description="Why it is unhealthy (credentials redacted).")
+    frames: int = Field(description="Frames read.")
+    dropped: int = Field(description="Frames dropped because a newer one came first.")
+    processed: int = Field(description="Frames the pipeline processed.")
+    reconnects: int = Field(description="Failed opens and reads so far.")
+    last_frame_at: datetime | None = Field(description="When the last frame was read (UTC).")
 
 
 class CameraNotOpenedPublic(BaseModel):
@@ -51,7 +53,19 @@ class CameraNotOpenedPublic(BaseModel):
     reason: str = Field(description="Why the camera could not be opened (e.g. a model pack is missing).")
 
 
+class HealthLive(BaseModel):
+    """What ``/healthz`` tells a caller without a token: liveness, nothing about cameras."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str = Field(description="ok, or degraded when a camera is unhealthy or could not be opened.")
+
+
 class HealthPublic(BaseModel):
+    """``/healthz`` for a branch_it or admin token: every camera's health."""
+
+    model_config = ConfigDict(extra="forbid")
+
     status: str = Field(description="ok, or degraded when a camera is unhealthy or could not be opened.")
     branch_id: str
     cameras: list[CameraHealthPublic]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,9 +10,16 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+import pytest
 
 from edge.config import EdgeConfig
-from tests.edge.conftest import LOBBY_TOKEN, LiveEdge
+from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN, LiveEdge
+
+
+def detailed_health(edge: LiveEdge, token: str = IT_TOKEN) -> dict[str, object]:
+    response = httpx.get(f"{edge.http}/healthz", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 def test_video_deleted_mid_run_degrades_health_and_is_retried(
@@ -27,7 +35,7 @@ def test_video_deleted_mid_run_degrades_health_and_is_retried(
     edge.runtime.start()
 
     def health() -> dict[str, object]:
-        return dict(httpx.get(f"{edge.http}/healthz", timeout=5).json())
+        return detailed_health(edge)
 
     deadline = time.monotonic() + 20
     while health()["status"] != "ok" and time.monotonic() < deadline:
@@ -69,9 +77,53 @@ def test_a_counter_camera_without_its_person_model_is_reported_and_the_rest_runs
                  {"id": "counter-1", "role": "counter", "source": {"url": f"dir:{frames}"}}],
         counter={"person": {"models_dir": str(empty)}}))
     # when the service reports its health
-    body = httpx.get(f"{edge.http}/healthz", timeout=5).json()
+    body = detailed_health(edge)
     # then the counter camera is named as not opened, with the reason, and the entrance camera is there
     assert body["status"] == "degraded"
     [missing] = body["cameras_not_opened"]
     assert missing["id"] == "counter-1" and "person detector missing" in missing["reason"]
     assert [c["id"] for c in body["cameras"]] == ["door"]
+
+
+def test_camera_credentials_never_leave_the_box(
+        make_config: Callable[..., EdgeConfig], live_edge: Callable[..., LiveEdge],
+        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    # given a running edge whose camera URL carries credentials and cannot be opened
+    caplog.set_level(logging.INFO)
+    url = "rtsp://admin:S3cretPass@127.0.0.1:9/x"
+    edge = live_edge(make_config(cameras=[{"id": "door", "name": "正门", "role": "entrance",
+                                          "source": {"url": url}}]))
+    edge.runtime.start()
+    deadline = time.monotonic() + 30
+    while detailed_health(edge)["cameras"][0]["reconnects"] < 2 and time.monotonic() < deadline:  # type: ignore[index]
+        time.sleep(0.2)
+    # when anyone asks for its health, branch IT and an admin ask for the details, and metrics are scraped
+    anonymous = httpx.get(f"{edge.http}/healthz", timeout=5)
+    details = {token: detailed_health(edge, token) for token in (IT_TOKEN, ADMIN_TOKEN)}
+    metrics = httpx.get(f"{edge.http}/metrics", timeout=5).text
+    # then the anonymous answer is liveness only: no camera, no URL, no error
+    assert anonymous.status_code == 200 and anonymous.json() == {"status": "degraded"}
+    # and the details name the failing camera by its redacted URL
+    for body in details.values():
+        camera = body["cameras"][0]  # type: ignore[index]
+        assert camera["id"] == "door" and camera["healthy"] is False
+        assert "rtsp://***@127.0.0.1:9/x" in camera["error"]
+    # and the secret is nowhere: not in health, metrics, logs or the console
+    captured = capfd.readouterr()
+    for text in (anonymous.text, *map(str, details.values()), metrics, caplog.text, captured.out, captured.err):
+        assert "S3cretPass" not in text
+    assert "rtsp://***@127.0.0.1:9/x" in caplog.text
+    assert 'smartbranch_camera_up{camera="door"} 0.0' in metrics
+
+
+def test_detailed_health_needs_a_branch_it_or_admin_token(
+        make_config: Callable[..., EdgeConfig], live_edge: Callable[..., LiveEdge]) -> None:
+    edge = live_edge(make_config())
+    url = f"{edge.http}/healthz"
+    # a token without the role is refused, a wrong token is unauthorised, no token gets liveness only
+    assert httpx.get(url, headers={"Authorization": f"Bearer {LOBBY_TOKEN}"}, timeout=5).status_code == 403
+    assert httpx.get(url, headers={"Authorization": f"Bearer {ENROLLER_TOKEN}"}, timeout=5).status_code == 403
+    wrong = httpx.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=5)
+    assert wrong.status_code == 401 and wrong.json()["detail"]["code"] == "unauthorised"
+    assert httpx.get(url, timeout=5).json() == {"status": "ok"}
+    assert detailed_health(edge)["cameras"] == []
