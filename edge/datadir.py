@@ -207,6 +207,9 @@ def _open_locked(data_dir: Path, clips_dir: Path, branch_id: str, lock: FolderLo
             clean_leftovers(store, data_dir, clips_dir)
             key = _check_key(store, configured, key, data_dir)
             _check_gallery_epochs(store, data_dir)
+        except FileExistsError:  # another process made the key file first: use that one
+            store.engine.dispose()
+            continue
         except BaseException:
             store.engine.dispose()
             raise

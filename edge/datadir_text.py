@@ -68,10 +68,11 @@ def key_mismatch(data_dir: Path, configured: DataKey, stored_id: str | None, rig
     if right_file:
         hint_en = f" The key file {right_file} holds the right key: unset ${KEY_ENV} to use it."
         hint_zh = f"密钥文件 {right_file} 中是正确的密钥：取消设置 ${KEY_ENV} 即可使用它。"
-    elif previous_id is not None and previous_id == configured.key_id:
-        hint_en = (" This is the key from before the last key rotation: use the new key (the one given to "
-                   f"{_ROTATE} with --new-key-file).")
-        hint_zh = f"这是上次密钥轮换之前的旧密钥：请改用新密钥（即 {_ROTATE} 的 --new-key-file 所给的密钥）。"
+    if previous_id is not None and previous_id == configured.key_id:
+        hint_en += (" This is the key from before the last key rotation: use the new key (the one in "
+                    f"{KEY_FILE}, or given to {_ROTATE} with --new-key-file).")
+        hint_zh += (f"这是上次密钥轮换之前的旧密钥：请改用新密钥（{KEY_FILE} 中的，"
+                    f"或 {_ROTATE} 的 --new-key-file 所给的）。")
     return DataFolderError(
         "key_mismatch",
         en=(f"The key from {configured.source} (key id {configured.key_id}) is not the key the data in "
@@ -121,3 +122,42 @@ def rotation_running(data_dir: Path) -> DataFolderError:
         "rotation_running",
         en=f"A key rotation is running on the data folder {data_dir}. Start again once it has finished.",
         zh=f"数据目录 {data_dir} 正在进行密钥轮换。请在轮换完成后再启动。")
+
+
+def same_key(key: DataKey) -> DataFolderError:
+    return DataFolderError(
+        "same_key",
+        en=f"The new key (key id {key.key_id}) is the key already in use: nothing to rotate.",
+        zh=f"新密钥（编号 {key.key_id}）就是正在使用的密钥，无需轮换。")
+
+
+def new_key_needed() -> DataFolderError:
+    return DataFolderError(
+        "new_key_needed",
+        en=(f"The key comes from ${KEY_ENV}, which this command cannot change: make a new key (python -c "
+            "\"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\" > new.key), "
+            f"pass it with --new-key-file new.key, and after the rotation set ${KEY_ENV} to it."),
+        zh=(f"密钥来自环境变量 ${KEY_ENV}，本命令无法修改它：请先生成新密钥（python -c \"from cryptography.fernet "
+            "import Fernet; print(Fernet.generate_key().decode())\" > new.key），用 --new-key-file new.key 传入，"
+            f"轮换完成后再把 ${KEY_ENV} 改为该密钥。"))
+
+
+def gallery_not_rotatable(path: Path, reason: str) -> DataFolderError:
+    return DataFolderError(
+        "gallery_not_authentic",
+        en=(f"The gallery file {path} is not authentic under the current key ({reason}), so it cannot be moved "
+            "to the new key; nothing was changed. Start the service once (it sets such files aside and rebuilds "
+            "the gallery from the enrolment photos), stop it, then rotate again."),
+        zh=(f"人脸库文件 {path} 无法用当前密钥验证（{reason}），不能转到新密钥；未做任何修改。请先启动一次服务（它会"
+            "把此类文件移到一旁，并用登记照片重建人脸库），停止后再轮换。"))
+
+
+def clip_not_rotatable(path: Path, reason: str) -> DataFolderError:
+    return DataFolderError(
+        "clip_unreadable",
+        en=(f"The clip {path} does not open with the current key ({reason}): it is unfinished, damaged, or "
+            "encrypted with another key, so it cannot be moved to the new key; nothing was changed. Start the "
+            "service once (it recovers unfinished clips), stop it and rotate again; or move that file out of "
+            "the clips folder."),
+        zh=(f"录像 {path} 无法用当前密钥打开（{reason}）：可能未写完、已损坏或用其他密钥加密，不能转到新密钥；未做任何"
+            "修改。请先启动一次服务（它会修复未写完的录像），停止后再轮换；或把该文件移出录像目录。"))

@@ -66,7 +66,7 @@ def clean_leftovers(store: Store, data_dir: Path, clips_dir: Path) -> None:
     removed = 0
     for folder in {data_dir, clips_dir}:
         if folder.is_dir():
-            for path in folder.rglob(f"*{REKEY_SUFFIX}"):
+            for path in folder.rglob(f"*{REKEY_SUFFIX}*"):  # staged files and their temp files
                 path.unlink(missing_ok=True)
                 removed += 1
     store.delete_meta(META_STARTED)

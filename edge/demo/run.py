@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 
 import yaml
-from cryptography.fernet import Fernet
 
 from edge.auth import new_token
 from edge.config import EdgeConfig, hash_token, load_config
-from edge.crypto import KEY_ENV
 from edge.demo.assets import ensure_face_photos
 from edge.demo.counter_demo import (
     CLIP_SETTINGS,
@@ -100,8 +97,9 @@ def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
     from edge.server import ServerThread
 
     stop_on_sigterm()
-    # The demo resets its data on every run, so an ephemeral encryption key is enough.
-    os.environ.setdefault(KEY_ENV, Fernet.generate_key().decode("ascii"))
+    # No throw-away key: without $SMARTBRANCH_DATA_KEY the fresh data folder gets its own key file, so that
+    # `smartbranch edge run` on the demo config afterwards opens the same data (a key that is not kept
+    # would make the box refuse it).
     config, token, photos = prepare(workdir, port, lang)
     runtime = EdgeRuntime(config)
     person = runtime.enroller.enrol(name=VIP_NAME, tier=VIP_TIER, photo=(photos / VIP_ENROL_PHOTO).read_bytes(),

@@ -125,20 +125,31 @@ def test_a_missing_or_wrong_key_refuses_to_start(how: str, make_config: Callable
     assert again.store.person_photo(person.id) == photo_bytes("obama.jpg")
 
 
-def test_a_deleted_database_is_refused_and_the_gallery_kept(enrolled: tuple[EdgeConfig, Person, Person],
-                                                            start: Callable[[EdgeConfig], EdgeRuntime]) -> None:
-    # given a data folder whose database was deleted (the gallery files and the key remain)
+@pytest.mark.parametrize(("remains", "named"), [
+    ("gallery", "gallery"), ("clips", "clips"), ("wal", "edge.db-wal")])
+def test_a_deleted_database_is_refused_and_the_rest_kept(remains: str, named: str,
+                                                         enrolled: tuple[EdgeConfig, Person, Person],
+                                                         start: Callable[[EdgeConfig], EdgeRuntime]) -> None:
+    # given a data folder whose database was deleted, while the gallery files, a clip or the WAL remain
     config, _, _ = enrolled
     data = config.paths.data_dir
     for name in ("edge.db", "edge.db-wal", "edge.db-shm"):
         (data / name).unlink(missing_ok=True)
+    if remains != "gallery":
+        shutil.rmtree(data / "gallery")
+    if remains == "clips":
+        clip = config.clips.resolve_dir(data) / "counter-1" / "2026-01-05" / "c1.mp4"
+        clip.parent.mkdir(parents=True)
+        clip.write_bytes(b"a clip")
+    if remains == "wal":
+        (data / "edge.db-wal").write_bytes(b"wal frames")
     before = folder_files(data)
     # when the box starts
     with pytest.raises(DataFolderError) as info:
         start(config)
     # then it refuses, naming what is missing and what is present, and writes nothing (no empty gallery)
     assert info.value.code == "db_missing"
-    assert "edge.db" in info.value.en and "gallery" in info.value.en
+    assert "edge.db is missing" in info.value.en and named in info.value.en
     assert "edge.db" in info.value.zh and "恢复" in info.value.zh
     assert folder_files(data) == before
 

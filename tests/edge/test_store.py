@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, select
 from sqlalchemy.exc import IntegrityError
 
-from edge.store import PersonPhotoRow, PersonRow, PlateRow, Store
+import edge.review_tables  # noqa: F401 - registers the review tables on the store's Base
+from edge.errors import ConfigError
+from edge.store import Base, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow, Store
+from edge.store_crypto import encrypted_columns, reencrypt, sample_encrypted
 
 
 @pytest.fixture()
@@ -39,3 +44,43 @@ def test_deleting_a_person_deletes_their_plates_and_photos(store: Store) -> None
 def test_a_plate_for_nobody_is_refused_by_the_database(store: Store) -> None:
     with pytest.raises(IntegrityError):
         store.add_plate(person_id="no-such-person", plate="皖A12345", kind="ordinary")
+
+
+def test_every_binary_column_is_declared_encrypted() -> None:
+    # given every table on the store's Base (review tables included), then each binary column is declared
+    # ENCRYPTED, so that the key check samples it and key rotation re-encrypts it
+    binary = {f"{c.table.name}.{c.name}" for t in Base.metadata.sorted_tables for c in t.columns
+              if isinstance(c.type, LargeBinary)}
+    assert binary and binary == {f"{c.table.name}.{c.name}" for c in encrypted_columns()}
+
+
+def test_reencrypt_is_all_or_nothing(store: Store) -> None:
+    # given two photos and a snapshot, the older snapshot encrypted under some other key
+    with store.session() as s, s.begin():
+        person = store.add_person(s, name="王建国", tier="钻石", role="vip", consent="c", photo=b"p1",
+                                  photo_sha256="1" * 64, model_id="m")
+        store.add_person_photo(s, person_id=person.id, photo=b"p2", photo_sha256="2" * 64)
+    stray = store.add_snapshot(camera_id="c", jpeg=b"s")
+    with store.session() as s, s.begin():
+        s.get(SnapshotRow, stray).jpeg = Fernet(Fernet.generate_key()).encrypt(b"s")
+    before = sample_encrypted(store)
+    old = store.cipher
+    # when everything is re-encrypted with a new key, then it fails and nothing changed
+    with pytest.raises(ConfigError):
+        reencrypt(store, Fernet(Fernet.generate_key()), meta={"key_id": "new"})
+    assert sample_encrypted(store) == before and store.cipher is old
+    assert store.person_photos(person.id) == [b"p1", b"p2"] and store.meta("key_id") is None
+    # and once the stray snapshot is gone, every value moves to the new key in one go
+    store.delete_snapshots(datetime.now(UTC) + timedelta(seconds=1))
+    new = Fernet(Fernet.generate_key())
+    assert reencrypt(store, new, meta={"key_id": "new"}) == 2
+    assert store.cipher is new and store.person_photos(person.id) == [b"p1", b"p2"]
+    assert store.meta("key_id") == "new"
+    assert [new.decrypt(blob) for _, blob in sample_encrypted(store)] == [b"p1", b"p2"]
+
+
+def test_the_database_files_are_private(store: Store, tmp_path: Path) -> None:
+    # given a store that has written (WAL mode), then the database and its -wal and -shm are 0600
+    store.set_meta("x", "y")
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("edge.db*")}
+    assert set(modes) == {"edge.db", "edge.db-wal", "edge.db-shm"} and set(modes.values()) == {0o600}
