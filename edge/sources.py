@@ -153,9 +153,16 @@ class FrameSource:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
+            except Exception as exc:  # a capture bug must not end the thread: the camera would look alive
+                self._fail(f"camera {self.description} could not be opened: {type(exc).__name__}: {exc}")
+                self._stop.wait(BACKOFF_MAX_S)
+                continue
             backoff = BACKOFF_START_S
             try:
                 outcome = self._pump(reader)
+            except Exception as exc:  # a reader or observer bug: reported and retried like a read failure
+                self._fail(f"camera {self.description} failed: {type(exc).__name__}: {exc}")
+                outcome = "failed"
             finally:
                 reader.close()
             if outcome == "ended":
@@ -165,6 +172,8 @@ class FrameSource:
             if outcome == "failed":
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
+            elif outcome == "invalid":
+                self._stop.wait(BACKOFF_MAX_S)  # until the file is replaced
 
     def _fail(self, error: str, state: SourceState = "reconnecting") -> None:
         """Report a failure; the text is redacted here, whatever raised it (OpenCV, FFmpeg, a reader)."""
@@ -176,7 +185,7 @@ class FrameSource:
             logger.warning("camera %s: %s; retrying", self.camera_id, error)
         self._set(state=state, error=error, reconnects=health.reconnects + 1)
 
-    def _pump(self, reader: Reader) -> Literal["ended", "failed", "stopped", "loop"]:
+    def _pump(self, reader: Reader) -> Literal["ended", "failed", "invalid", "stopped", "loop"]:
         if self.health().state != "ok":  # a file that loops stays ok
             self._set(state="starting", error=None)
         self._arm_deadline()
@@ -198,7 +207,7 @@ class FrameSource:
             self._publish(image, live=not reader.finite)
         return "stopped"
 
-    def _no_frame(self, reader: Reader, frames: int) -> Literal["ended", "failed", "loop"]:
+    def _no_frame(self, reader: Reader, frames: int) -> Literal["ended", "failed", "invalid", "loop"]:
         """The reader returned no frame after ``frames`` of this opening: end, loop or fail."""
         if not reader.finite:
             self._fail(f"camera {self.description} stopped sending frames")
@@ -208,7 +217,7 @@ class FrameSource:
             return "failed"
         if frames == 0:
             self._fail(f"not a video: {self.description} (no decodable frame)", state="invalid")
-            return "failed"
+            return "invalid"
         return "loop" if self._config.loop else "ended"
 
     def _publish(self, image: np.ndarray, *, live: bool) -> None:

@@ -274,3 +274,27 @@ def test_a_live_source_without_a_first_frame_is_not_healthy() -> None:
     reader.release.set()
     assert wait_for(lambda: source.health().state == "ok" and source.health().healthy, timeout=10)
     source.stop()
+
+
+class _BrokenReader(FakeReader):
+    """A reader with a bug: the third read raises an error no camera code expects."""
+
+    def read(self) -> np.ndarray | None:
+        if self._n == 2:
+            raise RuntimeError("decoder state corrupt at rtsp://admin:S3cretPass@cam.example/s")
+        return super().read()
+
+
+def test_an_unexpected_reader_error_is_reported_and_retried_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    # given a live camera whose reader fails with an unexpected error, then a healthy reader
+    readers = [_BrokenReader(100, finite=False, fps=200), FakeReader(1000, finite=False, fps=200)]
+    source = FrameSource("cam", SourceConfig(url="rtsp://admin:S3cretPass@cam.example/s"),
+                         opener=lambda _cfg: readers.pop(0) if len(readers) > 1 else readers[0])
+    source.start()
+    # then the failure is reported with its reason (redacted), and the camera reconnects and delivers again
+    assert wait_for(lambda: source.health().reconnects >= 1 and source.health().frames > 10, timeout=10)
+    health = source.health()
+    source.stop()
+    assert health.state == "ok"
+    assert "RuntimeError: decoder state corrupt at rtsp://***@cam.example/s" in caplog.text
+    assert "S3cretPass" not in caplog.text
