@@ -44,6 +44,14 @@ def demo_appearances() -> list[Appearance]:
     ]
 
 
+def write_entrance_video(builder: SceneBuilder, path: Path) -> float:
+    """Write the demo's walk-in video (``demo_appearances``) to ``path``; return its length in seconds."""
+    appearances = demo_appearances()
+    duration = max(a.enter_s + 2 * a.walk_s + a.dwell_s for a in appearances) + 1.0
+    builder.write(path, appearances, duration)
+    return duration
+
+
 def demo_config(workdir: Path, video: Path, port: int, token: str, counter_frames: Path | None = None
                 ) -> dict[str, object]:
     cameras: list[dict[str, object]] = [{"id": "entrance-1", "name": "正门", "role": "entrance",
@@ -78,11 +86,9 @@ def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]
     if not render_counter_frames(frames_dir, photos, build_engine(DlibEngineConfig())):
         print(t("demo_counter_skipped", lang), flush=True)
         counter_frames = None
-    appearances = demo_appearances()
-    duration = max(a.enter_s + 2 * a.walk_s + a.dwell_s for a in appearances) + 1.0
     video = (workdir / "entrance.mp4").resolve()
-    builder.write(video, appearances, duration)
-    print(t("demo_video", lang, path=video, seconds=duration, people=len(appearances)), flush=True)
+    duration = write_entrance_video(builder, video)
+    print(t("demo_video", lang, path=video, seconds=duration, people=len(demo_appearances())), flush=True)
     token = new_token()
     config_path = workdir / "smartbranch.yaml"
     config_path.write_text(yaml.safe_dump(demo_config(workdir.resolve(), video, port, token, counter_frames),
