@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import subprocess
@@ -191,3 +192,24 @@ def test_edge_run_survives_a_dead_camera_and_serves_health(tmp_path: Path) -> No
     assert "S3cretPass" not in out + str(health) + metrics
 
 
+
+
+def test_the_cli_redacts_credentials_in_every_log_record(caplog: pytest.LogCaptureFixture,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # given the logging the CLI sets up for any command
+    before = logging.getLogRecordFactory()
+    try:
+        assert main(["token", "new", "--name", "it-1", "--roles", "branch_it"]) == 0
+        capsys.readouterr()
+        # when a library logs a camera URL with credentials, as text and in an exception
+        log = logging.getLogger("cv2.videoio")
+        try:
+            raise OSError("open rtsp://admin:S3cretPass@10.0.0.7/live failed")
+        except OSError:
+            log.exception("capture of %s failed", "rtsp://admin:S3cretPass@10.0.0.7/live")
+    finally:
+        logging.setLogRecordFactory(before)
+    # then the record says what failed, without the password
+    assert "capture of rtsp://***@10.0.0.7/live failed" in caplog.text
+    assert "OSError: open rtsp://***@10.0.0.7/live failed" in caplog.text
+    assert "S3cretPass" not in caplog.text
