@@ -6,7 +6,7 @@ aliases defined inside :func:`create_app` at runtime.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -16,9 +16,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerts.envelope import Alert
 from alerts.ws import terminal_router
-from edge.auth import Authenticator, Principal
+from edge.api_errors import field_for_code, install_error_handlers
+from edge.auth import Authenticator, Gate, GuardFirstRoute, Principal
 from edge.errors import EnrolmentError
+from edge.limits import FORM_OVERHEAD_BYTES, BodyLimitMiddleware, PhotoSlots, SlotsBusy
 from edge.redact import redact_text
+from edge.refusals import RefusalLog, RefusalPolicy, flush_every
 from edge.review_api import review_router
 from edge.review_http import bearer_token
 from edge.runtime import EdgeRuntime
@@ -42,49 +45,59 @@ _IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"R
 def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
     auth = Authenticator(runtime.config.auth)
     branch_id = runtime.config.branch.id
+    server = runtime.config.server
+    refusals = RefusalLog(RefusalPolicy(window_s=server.refusal_window_s, burst=server.refusal_burst,
+                                        block_s=server.refusal_window_s), runtime.review.audit)
+    gate = Gate(auth, branch_id, refusals)
+    photo_slots = PhotoSlots(server.photo_checks, server.photo_check_wait_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.hub.bind_loop(asyncio.get_running_loop())
         if start_cameras:
             runtime.start()
-        yield
+        flusher = asyncio.create_task(flush_every(refusals, server.refusal_window_s), name="refusal-audit")
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            await asyncio.to_thread(refusals.flush)
 
     app = FastAPI(title="smartbranch edge", version="0.1.0", lifespan=lifespan)
+    app.router.route_class = GuardFirstRoute  # every route checks its token before its body is read
+    install_error_handlers(app)
+    upload_bytes = server.max_upload_bytes + FORM_OVERHEAD_BYTES
+    app.add_middleware(BodyLimitMiddleware, default_bytes=server.max_body_bytes, routes=app.router.routes,
+                       route_limits={"enrol_person": upload_bytes, "add_person_photo": upload_bytes})
 
-    def require(role: str) -> Callable[[Request], Principal]:
-        def dependency(request: Request) -> Principal:
-            principal = auth.principal(bearer_token(request))
-            if principal is None:
-                raise HTTPException(401, {"code": "unauthorised", "message": "missing or invalid token"},
-                                    headers={"WWW-Authenticate": "Bearer"})
-            if not principal.may(role, branch_id):
-                raise HTTPException(403, {"code": "forbidden",
-                                          "message": f"this token lacks the {role} role for {branch_id}"})
-            return principal
-        return dependency
-
-    LobbyManager = Annotated[Principal, Depends(require("lobby_manager"))]
-    Enroller = Annotated[Principal, Depends(require("enroller"))]
+    LobbyManager = Annotated[Principal, Depends(gate.require("lobby_manager"))]
+    Enroller = Annotated[Principal, Depends(gate.require("enroller"))]
 
     def ws_authorize(token: str | None) -> str | None:
         principal = auth.principal(token)
         return principal.name if principal is not None and principal.may("lobby_manager", branch_id) else None
 
     app.include_router(terminal_router(runtime.hub, ws_authorize))
-    app.include_router(review_router(runtime.review, auth, branch_id=branch_id, tz=runtime.config.branch.tz))
+    app.include_router(review_router(runtime.review, gate, tz=runtime.config.branch.tz))
 
     @app.exception_handler(EnrolmentError)
     async def enrolment_error(_: Request, exc: EnrolmentError) -> JSONResponse:
         detail: dict[str, object] = {"code": exc.code, "message": str(exc)}
+        field = field_for_code(exc.code)
+        if field is not None:
+            detail["field"] = field
         if exc.person_id is not None:
             detail["person_id"] = exc.person_id
         if exc.score is not None:
             detail["score"] = round(exc.score, 4)
         return JSONResponse({"detail": detail}, status_code=exc.status)
 
+    @app.exception_handler(SlotsBusy)
+    async def photo_checks_busy(_: Request, exc: SlotsBusy) -> JSONResponse:
+        return JSONResponse({"detail": {"code": "busy", "message": str(exc)}}, status_code=503,
+                            headers={"Retry-After": str(exc.retry_after_s)})
+
     camera_sources = {c.id: describe(c.source) for c in runtime.config.cameras}
-    health_details = require("branch_it")
 
     @app.get("/healthz", response_model=HealthPublic | HealthLive)
     def healthz(request: Request) -> HealthPublic | HealthLive:
@@ -98,7 +111,7 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
         status = "ok" if all(c.healthy for c in cameras) and not not_opened else "degraded"
         if bearer_token(request) is None:
             return HealthLive(status=status)
-        health_details(request)  # 401 or 403 unless the token may see the details
+        gate.check(request, ("branch_it",), action="health_details")  # 401 or 403 unless it may see them
         return HealthPublic(status=status, branch_id=branch_id, cameras=cameras, cameras_not_opened=not_opened,
                             gallery_size=len(runtime.gallery), terminals=runtime.hub.client_count)
 
@@ -138,8 +151,8 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
         role: Annotated[str, Form()] = "vip",
     ) -> PersonPublic:
         data = await read_upload(photo)
-        person = await asyncio.to_thread(runtime.enroller.enrol, name=name, tier=tier, photo=data,
-                                         consent=consent, role=role)
+        person = await asyncio.to_thread(photo_slots.run, runtime.enroller.enrol, name=name, tier=tier,
+                                         photo=data, consent=consent, role=role)
         return PersonPublic.of(person, photos=1)
 
     @app.post("/api/persons/{person_id}/photos", response_model=PersonPublic, status_code=201)
@@ -150,7 +163,8 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
     ) -> PersonPublic:
         """Add an enrolment photo (at most 5 a person); the gallery entry becomes their mean template."""
         data = await read_upload(photo)
-        person = await asyncio.to_thread(runtime.enroller.add_photo, person_id=person_id, photo=data)
+        person = await asyncio.to_thread(photo_slots.run, runtime.enroller.add_photo, person_id=person_id,
+                                         photo=data)
         return PersonPublic.of(person, photos=runtime.store.count_person_photos(person.id))
 
     @app.get("/api/persons", response_model=list[PersonPublic])

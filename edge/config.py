@@ -223,6 +223,21 @@ class ServerConfig(_Strict):
                                    description="Per-terminal send queue; a terminal that falls further "
                                                "behind is closed and replays on reconnect.")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest photo upload.")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024,
+                                description="Largest request body of every other route (JSON bodies); a larger "
+                                            "one is answered 413 as soon as it is declared or received.")
+    photo_checks: int = Field(default=2, ge=1, le=16,
+                              description="Uploaded photos decoded and checked for a face at once; each can take "
+                                          "hundreds of MB for a 40-megapixel photo.")
+    photo_check_wait_s: float = Field(default=30.0, ge=0, le=600,
+                                      description="How long an upload waits for a free check before it is "
+                                                  "answered 503 with Retry-After.")
+    refusal_burst: int = Field(default=20, ge=1, le=10000,
+                               description="Refused requests (401/403) one address may get per refusal_window_s; "
+                                           "after that it is answered 429 for refusal_window_s.")
+    refusal_window_s: float = Field(default=60.0, gt=0, le=3600,
+                                    description="Refusals are counted over this window and written to the audit "
+                                                "log as one row per address, actor, status and action.")
 
 
 class TokenConfig(_Strict):

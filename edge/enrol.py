@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from alerts.text import display_text
 from edge.config import FaceConfig
 from edge.errors import EnrolmentError
 from edge.store import Person, Store
@@ -209,11 +210,13 @@ class Enroller:
         self._lock = threading.Lock()
 
     def enrol(self, *, name: str, tier: str, photo: bytes, consent: str, role: str = "vip") -> Person:
-        name, tier, consent = name.strip(), tier.strip(), consent.strip()
+        # what terminals show is what is stored: no bidi overrides, zero-width or control characters
+        name, tier = display_text(name), display_text(tier)
+        consent = display_text(consent, compatibility=False)
         if not name or len(name) > 128:
-            raise EnrolmentError("bad_name", "name must be 1 to 128 characters")
+            raise EnrolmentError("bad_name", "name must have 1 to 128 visible characters")
         if not tier or len(tier) > 32:
-            raise EnrolmentError("bad_tier", "tier must be 1 to 32 characters")
+            raise EnrolmentError("bad_tier", "tier must have 1 to 32 visible characters")
         if role not in ROLES:
             raise EnrolmentError("bad_role", f"role must be one of {', '.join(ROLES)}")
         if not consent:

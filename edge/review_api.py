@@ -5,8 +5,10 @@ The page itself is public (like the lobby terminal at ``/terminal``): it holds n
 reads the token from its own ``?token=`` and sends it with each API call.
 
 Roles: the clip endpoints and the audit log need ``compliance`` (``admin`` passes too, as everywhere);
-the statistics need ``compliance`` or ``lobby_manager``. Every refused request (401, 403) writes an
-audit row with outcome ``refused`` and the token's name, or ``anonymous``, before the error goes out.
+the statistics need ``compliance`` or ``lobby_manager``. Refused requests (401, 403, 429) are counted
+by :class:`edge.auth.Gate` and written to the audit log as one row per address, actor, status and
+action per window, with the count (outcome ``refused`` or ``throttled``; see :mod:`edge.refusals`).
+The token is checked before a body is read or validated.
 
 No ``from __future__ import annotations`` here: FastAPI resolves the ``Annotated`` dependency
 aliases defined inside :func:`review_router` at runtime.
@@ -14,20 +16,18 @@ aliases defined inside :func:`review_router` at runtime.
 
 import logging
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from edge.auth import Authenticator, Principal
-from edge.review_http import RangeNotSatisfiable, bearer_token, file_chunks, local_midnight, parse_bound, parse_range
+from edge.auth import Gate, GuardFirstRoute, Principal
+from edge.review_http import RangeNotSatisfiable, file_chunks, local_midnight, parse_bound, parse_range
 from edge.review_schemas import AuditPublic, ClipPublic, HoldUpdate, StatsPublic, VerdictCreate, VerdictPublic
 from edge.review_store import ReviewStore
 from edge.review_types import ClipExpiredError, UnknownClipError
@@ -50,25 +50,6 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return HTTPException(status, {"code": code, "message": message}, headers=headers)
 
 
-class ShapedErrorsRoute(APIRoute):
-    """Answers request validation errors as ``{"detail": {"code": "invalid_request", ...}}``, the shape
-    of the app's other errors, instead of FastAPI's bare list. Note that FastAPI parses a JSON body
-    before it runs dependencies, so malformed JSON is answered 422 before the token is checked."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def shaped(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-                return JSONResponse({"detail": {"code": "invalid_request", "message": "; ".join(problems),
-                                                "errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
-                                                           for e in exc.errors()]}}, status_code=422)
-        return shaped
-
-
 def _bounds(date_from: str | None, date_to: str | None, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
     try:
         start = parse_bound(date_from, tz, end=False)
@@ -86,25 +67,13 @@ DateTo = Annotated[str | None, Query(description="End: an ISO date (that branch-
                                                  "(exclusive; without an offset, branch-local).")]
 
 
-def review_router(review: ReviewStore, auth: Authenticator, *, branch_id: str, tz: ZoneInfo) -> APIRouter:
-    router = APIRouter(route_class=ShapedErrorsRoute, tags=["review"])
+def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo) -> APIRouter:
+    """The review routes; ``gate`` checks tokens (before bodies) and counts refusals. Validation errors
+    take the app's shape (:mod:`edge.api_errors`)."""
+    router = APIRouter(route_class=GuardFirstRoute, tags=["review"])
 
     def require(roles: tuple[str, ...], action: str) -> Callable[[Request], Principal]:
-        def dependency(request: Request) -> Principal:
-            principal = auth.principal(bearer_token(request))
-            clip_id = request.path_params.get("clip_id")
-            where = f"{request.method} {request.url.path}"
-            if principal is None:
-                review.audit(actor="anonymous", action=action, clip_id=clip_id, outcome="refused",
-                             detail=f"401 missing or invalid token: {where}")
-                raise _error(401, "unauthorised", "missing or invalid token", {"WWW-Authenticate": "Bearer"})
-            if not any(principal.may(role, branch_id) for role in roles):
-                wanted = " or ".join(roles)
-                review.audit(actor=principal.name, action=action, clip_id=clip_id, outcome="refused",
-                             detail=f"403 lacks the {wanted} role for {branch_id}: {where}")
-                raise _error(403, "forbidden", f"this token lacks the {wanted} role for {branch_id}")
-            return principal
-        return dependency
+        return gate.require(*roles, action=action)
 
     Lister = Annotated[Principal, Depends(require(COMPLIANCE, "list"))]
     Viewer = Annotated[Principal, Depends(require(COMPLIANCE, "view"))]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
 from vision.errors import BadImageError
-from vision.imageio import decode_image
+from vision.imageio import DEFAULT_MAX_BYTES, decode_image
 
 
 def _encode(img: PILImage.Image, fmt: str, **kwargs: object) -> bytes:
@@ -155,3 +158,72 @@ def test_decoded_real_photo_feeds_the_engine(photo_bytes: Callable[[str], bytes]
     # then it is upright again, and the real engine finds the face
     assert image.shape == (upright.height, upright.width, 3)
     assert len(engine.detect(image)) == 1  # type: ignore[attr-defined]
+
+
+_PEAK_SCRIPT = """
+import sys
+from pathlib import Path
+from vision.errors import BadImageError
+from vision.imageio import decode_image
+
+def hwm():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM"))
+    return int(line.split()[1]) * 1024
+
+data = Path(sys.argv[1]).read_bytes()
+before = hwm()
+try:
+    outcome = "x".join(str(n) for n in decode_image(data).shape)
+except BadImageError as exc:
+    outcome = exc.code
+print(outcome, hwm() - before)
+"""
+
+
+def _decode_in_child(path: Path) -> tuple[str, int]:
+    """Decode ``path`` in a fresh interpreter; its outcome and how much its peak RSS grew (bytes)."""
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(path)], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2])
+    outcome, growth = done.stdout.split()
+    return outcome, int(growth)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak RSS is read from /proc")
+@pytest.mark.parametrize(("fmt", "mode", "kwargs"), [
+    ("JPEG", "L", {"quality": 10}), ("PNG", "1", {}), ("WEBP", "L", {"lossless": True}), ("BMP", "1", {}),
+])
+def test_a_bomb_of_every_accepted_format_is_refused_from_its_header(tmp_path: Path, fmt: str, mode: str,
+                                                                      kwargs: dict[str, object]) -> None:
+    # given a small file whose header declares 8000x8000 pixels (64 M, over the 40 M limit)
+    path = tmp_path / f"bomb.{fmt.lower()}"
+    path.write_bytes(_encode(_solid((8000, 8000), 0, mode), fmt, **kwargs))
+    assert path.stat().st_size < DEFAULT_MAX_BYTES
+    # when it is decoded in a fresh process
+    outcome, growth = _decode_in_child(path)
+    # then it is refused as a bomb, and no pixels were decoded (64 M pixels would take 64 MB at least)
+    assert outcome == "decompression_bomb"
+    assert growth < 32 * 1024 * 1024, f"{fmt}: peak RSS grew {growth >> 20} MB"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak RSS is read from /proc")
+def test_a_40_megapixel_photo_decodes_in_little_more_than_its_own_size(photo_bytes: Callable[[str], bytes],
+                                                                        tmp_path: Path) -> None:
+    # given a real photo enlarged to 40 megapixels (7302x5477), as a JPEG
+    big = PILImage.open(io.BytesIO(photo_bytes("obama.jpg"))).convert("RGB").resize((7302, 5477))
+    path = tmp_path / "40mp.jpg"
+    path.write_bytes(_encode(big, "JPEG", quality=80))
+    del big
+    # when it is decoded in a fresh process
+    outcome, growth = _decode_in_child(path)
+    # then the peak is the decoded image (4 bytes a pixel inside Pillow) and the BGR array, not six copies
+    assert outcome == "5477x7302x3"
+    bgr_bytes = 7302 * 5477 * 3
+    assert growth < 3 * bgr_bytes, f"peak RSS grew {growth >> 20} MB for a {bgr_bytes >> 20} MB image"
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "PCX", "TGA", "ICO"])
+def test_formats_other_than_the_web_ones_are_not_opened(fmt: str) -> None:
+    data = _encode(_solid((16, 16), (10, 20, 30)), fmt)
+    with pytest.raises(BadImageError) as info:
+        decode_image(data)
+    assert info.value.code == "not_an_image"
