@@ -162,10 +162,20 @@ class HubMessage(BaseModel):
     alert: Alert | None = None
     ack: AckEvent | None = None
     last_seq: int | None = None
+    epoch: str | None = Field(default=None, description="The alert log's epoch (the store's id); seqs compare "
+                                                        "only within one epoch.")
+    reset: bool | None = Field(default=None, description="hello only: the terminal's cursor was of another epoch "
+                                                         "or ahead of the log, so the replay starts from the "
+                                                         "beginning and the terminal drops what it shows.")
 
 
 class AlertLog(Protocol):
     """Persistent, ordered alert storage. Implemented by the edge store."""
+
+    @property
+    def epoch(self) -> str:
+        """The log's identity, made once with its database; a new database is a new epoch."""
+        ...
 
     def append(self, draft: AlertDraft) -> Alert: ...
 

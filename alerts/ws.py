@@ -1,4 +1,9 @@
-"""FastAPI routes of the terminal: the page and the WebSocket ``/ws/terminal?since=``."""
+"""FastAPI routes of the terminal: the page and the WebSocket ``/ws/terminal?since=&epoch=``.
+
+The first message is a ``hello`` with the store's epoch, the log's true last seq and whether the
+terminal's cursor had to be reset; the replay follows, then live alerts and acks. A cursor that fits
+no stream is closed with :data:`CLOSE_BAD_CURSOR` and a reason, before the terminal is counted.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,18 @@ from importlib import resources
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from alerts.cursor import Cursor
 from alerts.envelope import HubMessage
+from alerts.errors import BadCursor
 from alerts.hub import Hub, Subscription
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORISED = 4401
 CLOSE_TOO_SLOW = 4408
+CLOSE_BAD_CURSOR = 1008  # policy violation: since/epoch that fit no stream
 
 Authorize = Callable[[str | None], str | None]
 
@@ -26,8 +34,8 @@ Authorize = Callable[[str | None], str | None]
 class ClientMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: str
-    alert_id: str | None = None
+    type: str = Field(max_length=32, description="Message kind; only ``ack`` is acted upon.")
+    alert_id: str | None = Field(default=None, max_length=64, description="The alert acknowledged.")
 
 
 def terminal_page() -> str:
@@ -59,7 +67,13 @@ async def _sender(ws: WebSocket, sub: Subscription) -> None:
 
 async def _receiver(ws: WebSocket, hub: Hub, principal: str) -> None:
     while True:
-        text = await ws.receive_text()
+        frame = await ws.receive()
+        if frame["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(frame.get("code", 1000), frame.get("reason"))
+        text = frame.get("text")
+        if not isinstance(text, str):
+            logger.info("terminal %s sent a binary frame; ignored", principal)
+            continue
         try:
             msg = ClientMessage.model_validate_json(text)
         except ValidationError:
@@ -67,6 +81,23 @@ async def _receiver(ws: WebSocket, hub: Hub, principal: str) -> None:
             continue
         if msg.type == "ack" and msg.alert_id:
             await asyncio.to_thread(hub.ack, msg.alert_id, principal)
+
+
+async def _serve(ws: WebSocket, hub: Hub, sub: Subscription, principal: str) -> None:
+    """Push live messages and take acks until either side stops."""
+    tasks = {asyncio.ensure_future(_sender(ws, sub)), asyncio.ensure_future(_receiver(ws, hub, principal))}
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await task
+    for task in done:
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+            logger.warning("terminal %s connection ended: %r", principal, exc)
 
 
 def terminal_router(hub: Hub, authorize: Authorize) -> APIRouter:
@@ -86,33 +117,19 @@ def terminal_router(hub: Hub, authorize: Authorize) -> APIRouter:
         if principal is None:
             await ws.close(code=CLOSE_UNAUTHORISED, reason="missing or invalid token")
             return
-        since_raw = ws.query_params.get("since")
         try:
-            since = int(since_raw) if since_raw not in (None, "") else None
-        except ValueError:
-            await ws.close(code=1008, reason="since must be an integer")
+            cursor = Cursor.parse(ws.query_params.get("since"), ws.query_params.get("epoch"))
+        except BadCursor as exc:
+            await ws.close(code=CLOSE_BAD_CURSOR, reason=str(exc))
             return
-        if since is not None and since < 0:
-            await ws.close(code=1008, reason="since must be >= 0")
-            return
-        sub, backlog = await hub.subscribe(principal, since)
         try:
-            await ws.send_text(HubMessage(type="hello", last_seq=sub.last_seq).model_dump_json())
-            for alert in backlog:
-                await ws.send_text(HubMessage(type="alert", alert=alert).model_dump_json())
-            tasks = {asyncio.ensure_future(_sender(ws, sub)), asyncio.ensure_future(_receiver(ws, hub, principal))}
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-                    await task
-            for task in done:
-                exc = task.exception()
-                if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
-                    logger.warning("terminal %s connection ended: %r", principal, exc)
+            async with hub.connection(principal, cursor.since, cursor.epoch) as (sub, replay):
+                hello = HubMessage(type="hello", last_seq=replay.last_seq, epoch=replay.epoch, reset=replay.reset)
+                await ws.send_text(hello.model_dump_json())
+                for alert in replay.alerts:
+                    await ws.send_text(HubMessage(type="alert", alert=alert, epoch=replay.epoch).model_dump_json())
+                await _serve(ws, hub, sub, principal)
         except WebSocketDisconnect:
             pass
-        finally:
-            hub.unsubscribe(sub)
 
     return router

@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request,
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerts.cursor import EPOCH_PATTERN, SEQ_LIMIT
 from alerts.envelope import Alert
 from alerts.ws import terminal_router
 from edge.api_errors import field_for_code, install_error_handlers
@@ -38,6 +39,13 @@ from edge.source_readers import describe
 
 logger = logging.getLogger(__name__)
 
+ALERT_LIST_HEADERS = {
+    "X-Alert-Epoch": {"description": "The store's epoch: seqs compare only within it.", "schema": {"type": "string"}},
+    "X-Alert-Last-Seq": {"description": "The log's last seq.", "schema": {"type": "integer"}},
+    "X-Alert-Reset": {"description": "true when the caller's epoch or since did not fit this log, so the list "
+                                     "starts from the beginning and the caller should drop what it had.",
+                      "schema": {"type": "string", "enum": ["true", "false"]}},
+}
 _IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"RIFF", "image/webp"),
                 (b"BM", "image/bmp"))
 
@@ -122,10 +130,19 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
         runtime.metrics.gallery_size.set(len(runtime.gallery))
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/alerts", response_model=list[Alert])
-    def list_alerts(_: LobbyManager, since: Annotated[int, Query(ge=0)] = 0,
-                    limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[Alert]:
-        return runtime.store.since(since, limit)
+    @app.get("/api/alerts", response_model=list[Alert], responses={200: {"headers": ALERT_LIST_HEADERS}})
+    def list_alerts(
+        _: LobbyManager, response: Response,
+        since: Annotated[int, Query(ge=0, lt=SEQ_LIMIT, description="The last seq the caller has.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=500, description="At most this many alerts, the newest.")] = 100,
+        epoch: Annotated[str | None, Query(pattern=EPOCH_PATTERN, description=(
+            "The epoch of ``since``; another epoch, or a since ahead of the log, lists from the start."))] = None,
+    ) -> list[Alert]:
+        replay = runtime.hub.replay(since, epoch, limit)
+        response.headers["X-Alert-Epoch"] = replay.epoch
+        response.headers["X-Alert-Last-Seq"] = str(replay.last_seq)
+        response.headers["X-Alert-Reset"] = "true" if replay.reset else "false"
+        return replay.alerts
 
     @app.post("/api/alerts/{alert_id}/ack", response_model=Alert)
     def ack_alert(alert_id: str, principal: LobbyManager) -> Alert:

@@ -10,6 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from alerts.envelope import AlertDraft, AlertType, VipArrivalPayload
+from alerts.errors import BadCursor
 from alerts.hub import Hub
 from edge.store import Store
 
@@ -52,17 +53,12 @@ def test_ack_is_recorded_once(store: Store) -> None:
     assert store.ack("missing", "x") is None
 
 
-async def _collect(hub: Hub, since: int | None) -> tuple[object, list[int]]:
-    sub, backlog = await hub.subscribe("t", since)
-    return sub, [a.seq for a in backlog]
-
-
 def test_publish_persists_before_push_and_replays(store: Store) -> None:
     async def scenario() -> None:
         hub = Hub(store, queue_size=8)
         hub.bind_loop(asyncio.get_running_loop())
-        sub, backlog = await hub.subscribe("t1", since=None)
-        assert backlog == []
+        sub, replay = await hub.subscribe("t1", since=None)
+        assert replay.alerts == []
         # when two alerts are published
         a1 = hub.publish(draft(1))
         a2 = hub.publish(draft(2))
@@ -72,7 +68,7 @@ def test_publish_persists_before_push_and_replays(store: Store) -> None:
         assert [a.id for a in got if a is not None] == [a1.id, a2.id]
         # and a terminal that reconnects with since=1 gets only what it missed
         _, missed = await hub.subscribe("t2", since=1)
-        assert [a.seq for a in missed] == [2]
+        assert [a.seq for a in missed.alerts] == [2] and not missed.reset
     asyncio.run(scenario())
 
 
@@ -154,4 +150,111 @@ def test_concurrent_publishers_push_in_seq_order(store: Store) -> None:
             seqs.append(message.alert.seq)
         # then the terminal receives every alert in seq order (none would be skipped as a replay duplicate)
         assert seqs == list(range(1, 101))
+    asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- the stream's epoch and cursor
+
+OTHER_EPOCH = "0" * 32
+
+
+def test_since_ahead_of_the_log_replays_from_the_start_and_says_so(store: Store) -> None:
+    async def scenario() -> None:
+        hub = Hub(store)
+        hub.bind_loop(asyncio.get_running_loop())
+        for i in range(6):
+            hub.publish(draft(i))
+        # when a terminal comes back with a cursor ahead of the log (it saw seq 57; the log ends at 6)
+        sub, replay = await hub.subscribe("t", since=57)
+        # then it gets everything from the start, the true last seq and the store's epoch, and is told of the reset
+        assert [a.seq for a in replay.alerts] == [1, 2, 3, 4, 5, 6]
+        assert (replay.last_seq, replay.epoch, replay.reset) == (6, store.epoch, True)
+        # and the next live alert is not swallowed as an already-seen seq
+        hub.publish(draft(7))
+        message = sub.queue.get_nowait()
+        assert message.alert is not None and message.alert.seq == 7 and sub.last_seq < 7
+        assert message.epoch == store.epoch
+    asyncio.run(scenario())
+
+
+def test_a_cursor_of_another_epoch_replays_from_the_start(store: Store) -> None:
+    for i in range(6):
+        store.append(draft(i))
+    hub = Hub(store)
+    # a tablet that saw seq 3 of another database
+    other = hub.replay(since=3, epoch=OTHER_EPOCH)
+    assert [a.seq for a in other.alerts] == [1, 2, 3, 4, 5, 6] and other.reset
+    # a tablet of this database resumes where it was, without a reset
+    same = hub.replay(since=3, epoch=store.epoch)
+    assert [a.seq for a in same.alerts] == [4, 5, 6] and not same.reset
+    # an old page that sends no epoch resumes too, as long as its seq is not ahead of the log
+    assert [a.seq for a in hub.replay(since=6, epoch=None).alerts] == []
+    assert not hub.replay(since=6, epoch=None).reset
+    assert hub.replay(since=6, epoch=None).last_seq == 6
+
+
+def test_a_reset_replay_keeps_the_newest_within_the_replay_limit(store: Store) -> None:
+    for i in range(6):
+        store.append(draft(i))
+    hub = Hub(store, replay_limit=4)
+    replay = hub.replay(since=91, epoch=OTHER_EPOCH)
+    assert [a.seq for a in replay.alerts] == [3, 4, 5, 6] and replay.reset and replay.last_seq == 6
+    # a caller's own limit is honoured, and never raises the hub's
+    assert [a.seq for a in hub.replay(since=0, epoch=None, limit=2).alerts] == [5, 6]
+    assert len(hub.replay(since=0, epoch=None, limit=10**9).alerts) == 4
+
+
+@pytest.mark.parametrize("since", [-1, 2**63, 2**64, 10**100])
+def test_a_since_out_of_range_is_refused_before_the_terminal_is_counted(store: Store, since: int) -> None:
+    async def scenario() -> None:
+        hub = Hub(store)
+        with pytest.raises(BadCursor, match="since"):
+            await hub.subscribe("t", since=since)
+        assert hub.client_count == 0
+    asyncio.run(scenario())
+    with pytest.raises(BadCursor):
+        Hub(store).replay(since=since, epoch=None)
+
+
+@pytest.mark.parametrize("epoch", ["", "x" * 65, "ab\ncd", "épock"])
+def test_a_malformed_epoch_is_refused(store: Store, epoch: str) -> None:
+    with pytest.raises(BadCursor, match="epoch"):
+        Hub(store).replay(since=0, epoch=epoch)
+
+
+def test_a_terminal_whose_replay_fails_is_not_counted(store: Store) -> None:
+    # given a store whose alert table is gone (a real failure of the real log)
+    store.append(draft(1))
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE alerts RENAME TO alerts_gone")
+
+    async def scenario() -> None:
+        hub = Hub(store)
+        with pytest.raises(Exception, match="alerts"):
+            await hub.subscribe("t", since=0)
+        # then the terminal that could not be served is not left counted
+        assert hub.client_count == 0
+    asyncio.run(scenario())
+
+
+def test_a_connection_that_fails_for_any_reason_is_unregistered(store: Store) -> None:
+    async def scenario() -> None:
+        hub = Hub(store)
+        with pytest.raises(RuntimeError, match="socket broke"):
+            async with hub.connection("t", since=0, epoch=None) as (sub, replay):
+                assert hub.client_count == 1 and replay.alerts == [] and sub.client == "t"
+                raise RuntimeError("socket broke")
+        assert hub.client_count == 0
+
+        async def cancelled() -> None:
+            async with hub.connection("t", since=0, epoch=None):
+                await asyncio.sleep(3600)
+
+        task = asyncio.ensure_future(cancelled())
+        while hub.client_count == 0:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert hub.client_count == 0
     asyncio.run(scenario())
