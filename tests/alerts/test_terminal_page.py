@@ -7,17 +7,32 @@ dispatch, durations, the live waiting clock, service activity lines) run through
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
 
-from alerts.envelope import AlertType
-from alerts.ws import terminal_page
+from alerts.envelope import AlertDraft, AlertType, InteractionPayload
+from alerts.hub import Hub
+from alerts.ws import terminal_page, terminal_router
+from edge.server import ServerThread
+from edge.store import Store
+from tests.alerts.test_hub import draft
 from tests.page_helpers import balanced, i18n_tables, inline_script
 
 CARD_KINDS = {
@@ -188,3 +203,216 @@ def test_waiting_clock_in_node() -> None:
     assert r["clockNoSince"] == 105
     assert r["clockNothing"] is None
     assert r["clockStopped"] == 200
+
+
+# ---------------------------------------------------------------- node: the page against a real server
+
+PAGE_TOKEN = "lobby-token-for-page-tests"
+
+HARNESS = r"""
+const [domPath, pagePath, url] = process.argv.slice(1);
+const fs = require('fs');
+const { install } = require(domPath);
+const html = fs.readFileSync(pagePath, 'utf8');
+const env = install(url, /<body>([\s\S]*?)<script>/.exec(html)[1]);
+const opened = [];
+const NodeWebSocket = globalThis.WebSocket;
+globalThis.WebSocket = class extends NodeWebSocket {
+  constructor(u) { super(u); opened.push(u); }
+};
+(0, eval)(/<script>([\s\S]*?)<\/script>/.exec(html)[1]);
+const doc = env.document;
+const seqs = (sel) => doc.querySelector(sel).children.map((c) => Number(c.getAttribute('data-seq')));
+let last = '';
+setInterval(() => {
+  const state = JSON.stringify({
+    cards: seqs('#cards'), feed: seqs('#feed-list'),
+    names: doc.querySelector('#cards').children.map((c) => (c.querySelector('.name') || {}).textContent || ''),
+    resetNote: !(doc.querySelector('#reset-note') || { hidden: true }).hidden,
+    empty: !doc.querySelector('#empty').hidden,
+    status: doc.querySelector('#status').getAttribute('data-state'), sockets: opened });
+  if (state !== last) { last = state; process.stdout.write(state + '\n'); }
+}, 50);
+require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
+  const [cmd, arg] = line.trim().split(' ');
+  if (cmd === 'host') env.window.location.host = arg;
+  if (cmd === 'quit') process.exit(0);
+});
+"""
+
+
+def node_with_websocket() -> list[str]:
+    """node, with the flag its version needs for a global WebSocket; skips without one."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    for flags in ([], ["--experimental-websocket"]):
+        probe = subprocess.run([node, *flags, "-e", "process.stdout.write(typeof WebSocket)"], capture_output=True,
+                               text=True, timeout=30, check=False)
+        if probe.stdout == "function":
+            return [node, *flags]
+    pytest.skip("this node has no WebSocket")
+
+
+class PageRun:
+    """The terminal page's real script under node (a small DOM, node's WebSocket), against a real server."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        page = tmp / "terminal.html"
+        page.write_text(terminal_page(), encoding="utf-8")
+        dom = Path(__file__).with_name("page_dom.js")
+        self._proc = subprocess.Popen([*node_with_websocket(), "-e", HARNESS, str(dom), str(page), url],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env={**os.environ, "TZ": "Asia/Shanghai"})
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.state: dict[str, Any] = {}
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._lines.put(line)
+
+    def wait_for(self, done: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while not (self.state and done(self.state)):
+            left = deadline - time.monotonic()
+            if left <= 0 or self._proc.poll() is not None:
+                err = self._proc.stderr.read() if self._proc.poll() is not None and self._proc.stderr else ""
+                raise AssertionError(f"the page never got there; it shows {self.state} {err}")
+            with contextlib.suppress(queue.Empty):
+                self.state = json.loads(self._lines.get(timeout=min(left, 0.5)))
+        return self.state
+
+    def send(self, command: str) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(command + "\n")
+        self._proc.stdin.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.send("quit")
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+class Box:
+    """A real store, hub and terminal WebSocket on uvicorn: the alert stream of one edge database."""
+
+    def __init__(self, db: Path) -> None:
+        self.store = Store(db, branch_id="b1", cipher=Fernet(Fernet.generate_key()))
+        self.hub = Hub(self.store)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            self.hub.bind_loop(asyncio.get_running_loop())
+            yield
+
+        app = FastAPI(lifespan=lifespan)
+        app.include_router(terminal_router(self.hub, lambda token: "lobby-1" if token == PAGE_TOKEN else None))
+        self.server = ServerThread(app, "127.0.0.1", 0)
+        self.server.start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    def publish(self, n: int, service_every: int = 0) -> None:
+        for i in range(1, n + 1):
+            if service_every and i % service_every == 0:
+                self.hub.publish(service_draft(i))
+            else:
+                self.hub.publish(draft(i))
+
+
+def service_draft(n: int) -> AlertDraft:
+    now = datetime.now(UTC)
+    return AlertDraft(type=AlertType.INTERACTION_STARTED, branch_id="b1", camera_id="counter-1", title="服务开始",
+                      captured_at=now, payload=InteractionPayload(kind="interaction_started", interaction_id=f"i{n}",
+                                                                  camera_name="1号柜台", staff_track=1,
+                                                                  customer_track=n, started_at=now))
+
+
+def test_a_tablet_of_an_old_epoch_shows_the_alerts_of_a_reset_box(tmp_path: Path) -> None:
+    # given a tablet showing the alerts of a box up to seq 91 (cards and service lines)
+    old = Box(tmp_path / "old.db")
+    old.publish(91, service_every=10)
+    page = PageRun(f"http://{old.host}/terminal?token={PAGE_TOKEN}", tmp_path)
+    new: Box | None = None
+    try:
+        shown = page.wait_for(lambda s: s["cards"] and s["cards"][0] == 91)
+        assert len(shown["cards"]) == 50 and shown["feed"] and not shown["resetNote"]
+        # when the box's database is reset (alerts 1-6 stored since) and the tablet reconnects to it
+        new = Box(tmp_path / "new.db")
+        new.publish(6)
+        page.send(f"host {new.host}")
+        old.server.stop()
+        # then the tablet drops the old cards and service lines and shows the six new alerts
+        state = page.wait_for(lambda s: s["cards"] == [6, 5, 4, 3, 2, 1])
+        assert state["names"] == [f"客户{i}" for i in (6, 5, 4, 3, 2, 1)]
+        assert state["feed"] == [] and state["resetNote"] and not state["empty"]
+        # and it had asked the new box with the seq and epoch it knew
+        assert state["sockets"][-1].endswith(f"since=91&epoch={old.store.epoch}")
+        # and the stream goes on live from there, in the new epoch
+        new.hub.publish(draft(7))
+        assert page.wait_for(lambda s: s["cards"][:1] == [7])["cards"] == [7, 6, 5, 4, 3, 2, 1]
+    finally:
+        page.close()
+        old.server.stop()
+        if new is not None:
+            new.server.stop()
+
+
+def test_a_tablet_resumes_after_a_restart_of_the_same_box_without_a_reset(tmp_path: Path) -> None:
+    # given a tablet that saw seq 3 of a box
+    box = Box(tmp_path / "edge.db")
+    box.publish(3)
+    page = PageRun(f"http://{box.host}/terminal?token={PAGE_TOKEN}", tmp_path)
+    again: Box | None = None
+    try:
+        page.wait_for(lambda s: s["cards"] == [3, 2, 1])
+        box.server.stop()
+        # when the same database comes back (a restart) with two alerts more
+        box.store.engine.dispose()
+        again = Box(tmp_path / "edge.db")
+        again.publish(2)
+        assert again.store.epoch == box.store.epoch
+        page.send(f"host {again.host}")
+        # then the tablet keeps its cards, adds the two, and shows no reset
+        state = page.wait_for(lambda s: s["cards"] == [5, 4, 3, 2, 1])
+        assert not state["resetNote"]
+        assert state["sockets"][-1].endswith(f"since=3&epoch={box.store.epoch}")
+    finally:
+        page.close()
+        box.server.stop()
+        if again is not None:
+            again.server.stop()
+
+
+CURSOR_CASES = r"""
+var out = {};
+out.query = [cursorQuery(0, ''), cursorQuery(91, 'ab12'), cursorQuery(-3, 'x'), cursorQuery(NaN, null),
+  cursorQuery(Infinity, 'a b'), cursorQuery(2.7, 'e'.repeat(65)), cursorQuery('12', 'ok')];
+out.resets = [helloResets('', { epoch: 'a' }), helloResets('a', { epoch: 'a' }), helloResets('a', { epoch: 'b' }),
+  helloResets('a', { epoch: 'a', reset: true }), helloResets('a', {}), helloResets('a', null),
+  helloResets('', { reset: 'yes' })];
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def test_the_cursor_helpers_in_node() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    js = script()
+    parts = [balanced(js, js.index(f"function {name}(")) for name in ("cursorQuery", "helloResets")]
+    proc = subprocess.run([node, "-e", "\n".join([*parts, CURSOR_CASES])], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["query"] == ["since=0", "since=91&epoch=ab12", "since=0&epoch=x", "since=0", "since=0", "since=2",
+                          "since=0&epoch=ok"]
+    assert r["resets"] == [False, False, True, True, False, False, False]
