@@ -165,6 +165,7 @@ def kill_during_alert_push(suite: Suite) -> dict[str, Any]:
     try:
         start(svc, f, "first start")
         if not killed.wait(FIRST_ALERT_S * 2):
+            check_alive(svc, f, "waiting for a live alert")
             f.problems.append("no live alert arrived, so nothing was killed during a push")
             raise ScenarioAborted("no alert")
         killed_at = datetime.now(UTC)

@@ -118,10 +118,6 @@ class Exit:
     crash_markers: tuple[str, ...]  # CRASH_MARKERS found in the run's log
     log_tail: str
 
-    @property
-    def unclean(self) -> bool:
-        return bool(self.crash_markers) or (self.signal is not None and self.signal not in ("SIGKILL", "SIGTERM"))
-
 
 @dataclass
 class LiveService:
