@@ -62,3 +62,27 @@ class EngineClosedError(VisionError):
     """A job was sent to an engine pool that has been closed."""
 
     code = "engine_closed"
+
+
+class PopulationError(VisionError):
+    """Population statistics or a whitening transform that cannot be used as asked."""
+
+    code = "population_error"
+
+
+class PopulationInputError(PopulationError):
+    """Embeddings that cannot join a population: wrong shape or dimension, non-finite, or all zeros."""
+
+    code = "population_bad_input"
+
+
+class PopulationModelError(PopulationError):
+    """Statistics, vectors or a transform of another face model than the one asked for."""
+
+    code = "population_other_model"
+
+
+class PopulationFileError(PopulationError):
+    """A serialised population or transform that is not one: bad JSON, another format or version, bad arrays."""
+
+    code = "population_bad_file"

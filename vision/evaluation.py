@@ -203,22 +203,38 @@ def kfold_accuracy(scores: npt.ArrayLike, labels: npt.ArrayLike, *, folds: npt.A
     shuffled pairs with ``seed``. Fewer than two folds cannot cross-validate: NaN.
     """
     s = _scores(scores)
-    same = _labels(labels, s.size)
     f = fold_ids(s.size, k, seed) if folds is None else np.asarray(folds).reshape(-1)
-    if f.shape[0] != s.size:
-        raise ValueError(f"{f.shape[0]} fold ids for {s.size} scores")
+    return kfold_accuracy_per_fold(np.broadcast_to(s, (max(np.unique(f).size, 1), s.size)), labels, f)
+
+
+def kfold_accuracy_per_fold(scores_by_fold: npt.ArrayLike, labels: npt.ArrayLike,
+                            folds: npt.ArrayLike) -> KFoldAccuracy:
+    """k-fold accuracy where each held-out fold comes with its own scores of every pair.
+
+    Row ``j`` of the (F, N) ``scores_by_fold`` holds the scores made for the ``j``-th fold id in
+    ascending order, by something fitted without that fold (a population transform, say): the
+    threshold is chosen on row ``j``'s other folds and applied to its own fold.
+    """
+    rows = np.asarray(scores_by_fold, dtype=np.float64)
+    f = np.asarray(folds).reshape(-1)
+    if rows.ndim != 2 or rows.shape[1] != f.size:
+        raise ValueError(f"{f.size} fold ids for scores of shape {rows.shape}")
     ids = np.unique(f)
+    same = _labels(labels, f.size)
     if ids.size < 2:
-        return KFoldAccuracy(NAN, NAN, (), (), 0, int(s.size))
+        return KFoldAccuracy(NAN, NAN, (), (), 0, int(f.size))
+    if rows.shape[0] != ids.size:
+        raise ValueError(f"{rows.shape[0]} rows of scores for {ids.size} folds")
     accs: list[float] = []
     thresholds: list[float] = []
-    for fold in ids:
+    for row, fold in zip(rows, ids, strict=True):
+        s = _scores(row)
         test = f == fold
         threshold, _ = best_threshold(s[~test], same[~test])
         accs.append(float((_accepted(s[test], threshold) == same[test]).mean()))
         thresholds.append(threshold)
     return KFoldAccuracy(float(np.mean(accs)), float(np.std(accs)), tuple(accs), tuple(thresholds),
-                         int(ids.size), int(s.size))
+                         int(ids.size), int(f.size))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from vision.evaluation import (
     fnir_at_fpir,
     fold_ids,
     kfold_accuracy,
+    kfold_accuracy_per_fold,
     open_set_scores,
     roc_curve,
     tar_at_far,
@@ -87,6 +88,37 @@ def test_kfold_thresholds_come_from_the_other_folds() -> None:
     result = kfold_accuracy([0.1, 0.5, 0.3, 0.9], [0, 1, 0, 1], folds=[0, 0, 1, 1])
     assert result.fold_threshold == pytest.approx((0.6, 0.3))
     assert result.fold_accuracy == (0.5, 0.5)
+
+
+def test_per_fold_scores_are_used_for_their_own_fold_only() -> None:
+    # given the two-fold table, with fold 1's row scoring fold 0's pairs differently (its own fit)
+    labels, folds = [0, 1, 0, 1], [0, 0, 1, 1]
+    rows = [[0.1, 0.5, 0.3, 0.9],  # fold 0 held out: the threshold comes from fold 1's pairs in this row
+            [0.1, 0.8, 0.3, 0.9]]  # fold 1 held out: fold 0's pairs now separate at 0.45
+    result = kfold_accuracy_per_fold(rows, labels, folds)
+    # then fold 0 is scored as before and fold 1 gains from its row's threshold
+    assert result.fold_threshold == pytest.approx((0.6, 0.45))
+    assert result.fold_accuracy == (0.5, 1.0)
+    # and one row repeated for every fold is plain k-fold accuracy
+    same_rows = kfold_accuracy_per_fold([rows[0], rows[0]], labels, folds)
+    assert same_rows == kfold_accuracy(rows[0], labels, folds=folds)
+
+
+@pytest.mark.parametrize(
+    ("rows", "labels", "folds", "message"),
+    [
+        ([[0.1, 0.9]], [0, 1], [0, 1], "1 rows of scores for 2 folds"),
+        ([[0.1, 0.9, 0.5]] * 2, [0, 1], [0, 1], "fold ids for scores"),
+        ([0.1, 0.9], [0, 1], [0, 1], "fold ids for scores"),
+        ([[0.1, np.nan]] * 2, [0, 1], [0, 1], "NaN"),
+        ([[0.1, 0.9]] * 2, [0, 2], [0, 1], "labels"),
+    ],
+    ids=["rows-vs-folds", "columns-vs-pairs", "one-dimensional", "nan", "bad-label"],
+)
+def test_per_fold_bad_inputs_are_refused(rows: list[list[float]], labels: list[int], folds: list[int],
+                                         message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        kfold_accuracy_per_fold(rows, labels, folds)
 
 
 @pytest.mark.parametrize(("n", "k", "sizes"), [(0, 10, []), (3, 10, [1, 1, 1]), (25, 10, [3] * 5 + [2] * 5)])
