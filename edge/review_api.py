@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from edge.auth import Gate, GuardFirstRoute, Principal
-from edge.review_http import RangeNotSatisfiable, file_chunks, local_midnight, parse_bound, parse_range
+from edge.review_http import SQL_INT_LIMIT, RangeNotSatisfiable, file_chunks, local_midnight, parse_bound, parse_range
 from edge.review_schemas import AuditPublic, ClipPublic, HoldUpdate, StatsPublic, VerdictCreate, VerdictPublic
 from edge.review_store import ReviewStore
 from edge.review_types import ClipExpiredError, UnknownClipError
@@ -101,7 +101,7 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo) -> APIRouter
         max_duration_s: Annotated[float | None, Query(ge=0, description="Longest duration (s), inclusive.")] = None,
         verdict: Annotated[VerdictFilter | None, Query(description="Current verdict; none: not judged.")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, lt=SQL_INT_LIMIT, description="Rows to skip.")] = 0,
     ) -> list[ClipPublic]:
         """Clips that started in the range, newest first."""
         start, end = _bounds(date_from, date_to, tz)
@@ -203,7 +203,7 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo) -> APIRouter
         clip_id: Annotated[str | None, Query(max_length=64, description="Only rows about this clip.")] = None,
         actor: Annotated[str | None, Query(max_length=128, description="Only rows by this actor.")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, lt=SQL_INT_LIMIT, description="Rows to skip.")] = 0,
     ) -> list[AuditPublic]:
         """The audit log, newest first. Reading it is itself audited (after the read)."""
         entries = review.list_audit(clip_id=clip_id, actor=actor, limit=limit, offset=offset)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
 
 CHUNK_BYTES = 64 * 1024
+BOUND_YEARS = (1900, 8999)  # date filters: far enough either way, and a day or a year of arithmetic still fits
+SQL_INT_LIMIT = 2**63  # SQLite INTEGERs are signed 64-bit: a larger offset or id cannot even be asked for
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
@@ -37,7 +39,8 @@ def parse_bound(value: str | None, tz: ZoneInfo, *, end: bool) -> datetime | Non
 
     A date (``2026-03-01``) is a branch-local day: as a start it means that day's local midnight, as
     an end (``end=True``) the next local midnight, so the day is included. A datetime is used as is;
-    without an offset it is branch-local time. Raises ValueError naming the accepted forms.
+    without an offset it is branch-local time. Raises ValueError naming the accepted forms, or the
+    accepted years (:data:`BOUND_YEARS`) for a moment the arithmetic done on bounds could not hold.
     """
     if value is None:
         return None
@@ -45,12 +48,32 @@ def parse_bound(value: str | None, tz: ZoneInfo, *, end: bool) -> datetime | Non
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
+            if not BOUND_YEARS[0] <= day.year <= BOUND_YEARS[1]:
+                raise _out_of_range(value)
             return local_midnight(day + timedelta(days=1) if end else day, tz)
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
+        if isinstance(exc, BoundOutOfRange):
+            raise
         raise ValueError(f"{value!r} is not an ISO date (2026-03-01) or datetime (2026-03-01T09:30:00+08:00; "
                          "write + as %2B in a URL)") from exc
-    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+    bound = moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+    try:
+        year = bound.astimezone(UTC).year
+    except OverflowError:
+        raise _out_of_range(value) from None
+    if not BOUND_YEARS[0] <= year <= BOUND_YEARS[1]:
+        raise _out_of_range(value)
+    return bound
+
+
+class BoundOutOfRange(ValueError):
+    """A well-formed date or datetime outside :data:`BOUND_YEARS`."""
+
+
+def _out_of_range(value: str) -> BoundOutOfRange:
+    return BoundOutOfRange(f"{value!r} is out of range: dates must lie between {BOUND_YEARS[0]} and "
+                           f"{BOUND_YEARS[1]}")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from edge.app import create_app
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, LOBBY_TOKEN
 
@@ -110,4 +111,19 @@ def test_framework_errors_come_in_the_same_shape(method: str, path: str, status:
                                                   client: TestClient) -> None:
     response = client.request(method, path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code == status
+    assert response.json()["detail"]["code"] == code
+
+
+@pytest.mark.parametrize(("path", "params", "code"), [
+    ("/api/audit", {"offset": 2**70}, "bad_request"),  # past SQLite's 64-bit INTEGER (found by fuzzing)
+    ("/api/clips", {"offset": 2**63}, "bad_request"),
+    ("/api/clips", {"date_to": "9999-12-31"}, "bad_date"),  # the next midnight is past the calendar
+    ("/api/clips", {"date_from": "0001-01-01"}, "bad_date"),
+    ("/api/stats", {"date_from": "9999-12-31T23:59:59-14:00"}, "bad_date"),
+])
+def test_values_beyond_what_storage_or_the_calendar_holds_are_422_not_500(
+        path: str, params: dict[str, Any], code: str, runtime: EdgeRuntime) -> None:
+    with TestClient(create_app(runtime, start_cameras=False), raise_server_exceptions=False) as client:
+        response = client.get(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, params=params)
+    assert response.status_code == 422, response.text
     assert response.json()["detail"]["code"] == code

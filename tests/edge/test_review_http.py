@@ -59,6 +59,20 @@ def test_parse_bound_refuses_bad_input(value: str) -> None:
         parse_bound(value, SHANGHAI, end=False)
 
 
+@pytest.mark.parametrize(("value", "end"), [
+    ("9999-12-31", True),  # the next midnight is past the calendar
+    ("0001-01-01", False),  # local midnight of year 1 is before UTC's year 1
+    ("9999-12-31T23:59:59-14:00", False),
+    ("0001-01-01T00:00:00+14:00", True),
+    ("1899-12-31", False),
+    ("9000-01-01", False),
+])
+def test_parse_bound_refuses_dates_out_of_range_with_a_value_error(value: str, end: bool) -> None:
+    # a date the calendar arithmetic after it (next midnight, UTC, a year's span) cannot hold is bad input
+    with pytest.raises(ValueError, match="between 1900 and 8999"):
+        parse_bound(value, SHANGHAI, end=end)
+
+
 @pytest.mark.parametrize(("start", "length", "chunk", "sizes"), [
     (0, 10, 4, [4, 4, 2]),
     (3, 4, 64, [4]),
