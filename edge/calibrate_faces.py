@@ -34,20 +34,25 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from edge.calibrate_tracks import SpaceTracks, calibrate_in, enrol_protocol, single_photo
 from edge.config import load_config
 from edge.config_edit import set_voter_values
 from edge.errors import EvalDataError
-from edge.eval_faces import add_data_arguments, positive_int
+from edge.eval_faces import add_adapt_arguments, add_data_arguments, positive_int
+from edge.face_adapt import adaptation_json, fit, write_transform
 from edge.face_data import Embeddings, check_root, embed_images, read_manifest
 from edge.face_protocol import build_protocol, json_safe
 from edge.i18n import t
 from vision.engines.base import build_engine
-from vision.track_evaluation import TrackSearches, VoterPoint, calibrate_voter, track_searches, voter_point
+from vision.population import Whitening, WhiteningConfig
+from vision.track_evaluation import VoterPoint, voter_point
 from vision.types import Image
+from vision.voter import VoterConfig
 
 DEFAULT_MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
 DEFAULT_VOTES = (1, 2, 3)
@@ -109,14 +114,6 @@ class TrackVariants:
         return [make(image) for make in makers[: self.count]]
 
 
-def _tracks(probes: Embeddings, rows: list[int], gallery: Embeddings) -> TrackSearches:
-    pv = probes.vectors[rows].astype(np.float64)  # (T, K, d)
-    gv = gallery.vectors[:, 0].astype(np.float64)  # (G, d)
-    scores = pv @ gv.T if rows and gv.shape[0] else np.zeros((len(rows), pv.shape[1], gv.shape[0]))
-    ok = probes.found[rows][:, :, None] & gallery.found[:, 0][None, None, :]
-    return track_searches(np.where(ok, scores, -np.inf))
-
-
 def _fmt(value: float, digits: int = 4) -> str:
     return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
 
@@ -132,6 +129,34 @@ def tracks_needed(target: float) -> int:
     return math.ceil(math.log(0.05) / math.log1p(-target)) if target < 1 else 1
 
 
+def _point_json(point: VoterPoint | None) -> dict[str, object] | None:
+    return None if point is None else asdict(point)
+
+
+def by_enrol_photos(emb: Embeddings, files: tuple[str, ...], identity: dict[str, str], counts: list[int],
+                    transform: Whitening | None, model_id: str, args: argparse.Namespace,
+                    votes: tuple[int, ...]) -> dict[str, dict[str, object]]:
+    """Per count of enrolment photos: the voter calibrated for the target on those templates (its hit
+    rate and FPIR), in the working space and, when adapting, in the raw space too."""
+    def figures(tracks: SpaceTracks) -> dict[str, object]:
+        chosen = tracks.calibration.chosen
+        return {"hit_rate": chosen.hit_rate if chosen else math.nan, "fpir": chosen.fpir if chosen else math.nan,
+                "chosen": _point_json(chosen), "resolved": tracks.calibration.resolved}
+
+    out: dict[str, dict[str, object]] = {}
+    for n in counts:
+        protocol = enrol_protocol(files, identity, seed=args.seed, photos=n, probes_from=max(counts))
+        entry: dict[str, object] = {"photos": n, "n_enrolled": protocol.n_enrolled,
+                                    "n_mated_tracks": len(protocol.mated), "n_nonmated_tracks": len(protocol.nonmated)}
+        entry.update(figures(calibrate_in(emb, protocol, transform, model_id, target_fpir=args.target_fpir,
+                                          margins=tuple(args.margins), votes=votes)))
+        if transform is not None:
+            entry["unadapted"] = figures(calibrate_in(emb, protocol, None, model_id, target_fpir=args.target_fpir,
+                                                      margins=tuple(args.margins), votes=votes))
+        out[str(n)] = entry
+    return out
+
+
 def run(args: argparse.Namespace, lang: str) -> int:
     config = load_config(args.config)
     voter = config.face.voter
@@ -139,35 +164,50 @@ def run(args: argparse.Namespace, lang: str) -> int:
     manifest = read_manifest(args.manifest, args.identity_column) if args.manifest else None
     if manifest is None:
         raise EvalDataError("faces calibrate needs --manifest (file,identity CSV)")
+    if args.population_out is not None and not args.adapt:
+        raise EvalDataError("--population-out needs --adapt")
+    counts = sorted(set(args.enrol_photos or []))
     check_root(args.root, manifest.files)
     identity = dict(zip(manifest.files, manifest.identity, strict=True))
     protocol = build_protocol(manifest.files, identity, seed=args.seed, use_singletons=True)
     if not protocol.nonmated or not protocol.mated:
         raise EvalDataError(f"{manifest.path}: needs identities with two or more photos on both sides of the split")
+    if counts and not enrol_protocol(manifest.files, identity, seed=args.seed, photos=1,
+                                     probes_from=counts[-1]).mated:
+        raise EvalDataError(f"{manifest.path}: --enrol-photos {counts[-1]} needs identities with more than "
+                            f"{counts[-1]} photos")
     engine = build_engine(config.face.engine)
-    desc = t("cal_progress", lang)
-    gallery = embed_images(args.root, protocol.gallery, config.face.engine, engine=engine, workers=args.workers,
-                           desc=desc)
-    probes = embed_images(args.root, [*protocol.mated, *protocol.nonmated], config.face.engine, engine=engine,
-                          workers=args.workers, transform=TrackVariants(k), variants=k, desc=desc)
-    n_m = len(protocol.mated)
-    mated = _tracks(probes, list(range(n_m)), gallery)
-    nonmated = _tracks(probes, list(range(n_m, n_m + len(protocol.nonmated))), gallery)
-    truth = np.asarray(protocol.mated_truth, np.int64)
+    model_id = engine.model_id
+    # every photo once as a track (the first observation is the photo itself, the gallery's view of it)
+    emb = embed_images(args.root, manifest.files, config.face.engine, engine=engine, workers=args.workers,
+                       transform=TrackVariants(k), variants=k, desc=t("cal_progress", lang), cache=args.cache)
     votes = tuple(v for v in args.votes if v <= k) or (1,)
-    result = calibrate_voter(mated, truth, nonmated, args.target_fpir, margins=tuple(args.margins), votes=votes)
-    current = voter_point(mated, truth, nonmated, voter.threshold, voter.min_margin, voter.min_votes)
-    print(t("cal_header", lang, target=args.target_fpir, k=k, enrolled=protocol.n_enrolled, mated=mated.n_tracks,
-            nonmated=nonmated.n_tracks))
+    raw = calibrate_in(emb, single_photo(protocol), None, model_id, target_fpir=args.target_fpir,
+                       margins=tuple(args.margins), votes=votes)
+    result = raw.calibration
+    current = voter_point(raw.mated, raw.truth, raw.nonmated, voter.threshold, voter.min_margin, voter.min_votes)
+    transform = fit(emb, model_id, WhiteningConfig(shrinkage=args.shrinkage)) if args.adapt else None
+    adapted = None if transform is None else calibrate_in(emb, single_photo(protocol), transform, model_id,
+                                                          target_fpir=args.target_fpir,
+                                                          margins=tuple(args.margins), votes=votes)
+    print(t("cal_header", lang, target=args.target_fpir, k=k, enrolled=protocol.n_enrolled,
+            mated=raw.mated.n_tracks, nonmated=raw.nonmated.n_tracks))
     print(t("cal_current", lang, **_point_values(current)))
     report: dict[str, object] = {
         "target_fpir": args.target_fpir, "observations_per_track": k, "variants": list(VARIANT_NAMES[:k]),
-        "seed": args.seed, "n_enrolled": protocol.n_enrolled, "n_mated_tracks": mated.n_tracks,
-        "n_nonmated_tracks": nonmated.n_tracks, "resolved": result.resolved, "resolution": result.resolution,
+        "seed": args.seed, "n_enrolled": protocol.n_enrolled, "n_mated_tracks": raw.mated.n_tracks,
+        "n_nonmated_tracks": raw.nonmated.n_tracks, "resolved": result.resolved, "resolution": result.resolution,
         "allowed_false_tracks": result.allowed_false_tracks, "candidates": result.n_candidates,
-        "gallery_no_face": int((~gallery.found[:, 0]).sum()), "probe_no_face": int((~probes.found[:, 0]).sum()),
-        "current": asdict(current), "chosen": asdict(result.chosen) if result.chosen else None,
+        "gallery_no_face": sum(1 for g in protocol.gallery if not emb.found[emb.index()[g], 0]),
+        "probe_no_face": sum(1 for f in (*protocol.mated, *protocol.nonmated) if not emb.found[emb.index()[f], 0]),
+        "current": asdict(current), "chosen": _point_json(result.chosen),
     }
+    if transform is not None and adapted is not None:
+        report["adaptation"] = {**adaptation_json(transform, None), "before": _point_json(result.chosen),
+                                "after": _point_json(adapted.calibration.chosen)}
+    if counts:
+        report["by_enrol_photos"] = by_enrol_photos(emb, manifest.files, identity, counts, transform, model_id, args,
+                                                    votes)
     if args.json is not None:
         args.json.write_text(json.dumps(json_safe(report), indent=1), encoding="utf-8")
     if result.chosen is None:
@@ -175,8 +215,15 @@ def run(args: argparse.Namespace, lang: str) -> int:
         return 1
     print(t("cal_chosen", lang, **_point_values(result.chosen)))
     if not result.resolved:
-        print(t("cal_unresolved", lang, n=nonmated.n_tracks, target=args.target_fpir,
+        print(t("cal_unresolved", lang, n=raw.nonmated.n_tracks, target=args.target_fpir,
                 resolution=_fmt(result.resolution), needed=tracks_needed(args.target_fpir)))
+    if transform is not None and adapted is not None:
+        print_adapted(lang, transform, result.chosen, adapted.calibration.chosen)
+    if counts:
+        print_by_photos(lang, report["by_enrol_photos"])  # type: ignore[arg-type]
+    if transform is not None and args.population_out is not None:
+        write_population(args.population_out, transform, adapted.calibration.chosen if adapted else None, voter)
+        print(t("cal_population_written", lang, path=args.population_out))
     if args.dry_run:
         print(t("cal_dry_run", lang))
         return 0
@@ -187,6 +234,33 @@ def run(args: argparse.Namespace, lang: str) -> int:
         print(t("cal_comments_lost", lang))
     print(t("cal_written", lang, path=args.config))
     return 0
+
+
+def print_adapted(lang: str, transform: Whitening, before: VoterPoint, after: VoterPoint | None) -> None:
+    if not transform.adapted:
+        print(t("ev_adapt_off", lang, reason=transform.reason))
+        return
+    print(t("cal_adapted", lang, faces=transform.count, shrinkage=transform.shrinkage,
+            hit_before=_fmt(before.hit_rate, 3), fpir_before=_fmt(before.fpir),
+            hit_after=_fmt(after.hit_rate, 3) if after else "-", fpir_after=_fmt(after.fpir) if after else "-",
+            threshold=after.threshold if after else "-", margin=after.min_margin if after else "-",
+            votes=after.min_votes if after else "-"))
+
+
+def print_by_photos(lang: str, entries: dict[str, dict[str, Any]]) -> None:
+    print(t("cal_photos_columns", lang))
+    for n, entry in entries.items():
+        raw = entry.get("unadapted")
+        extra = "" if raw is None else f"   ({_fmt(raw['hit_rate'], 3)} / {_fmt(raw['fpir'])})"
+        print(f"{n:>5}  {entry['n_enrolled']:>4}  {entry['n_mated_tracks']:>5}  {entry['n_nonmated_tracks']:>5}  "
+              f"{_fmt(entry['hit_rate'], 3):>6}  {_fmt(entry['fpir']):>7}{extra}")
+
+
+def write_population(path: Path, transform: Whitening, chosen: VoterPoint | None, voter: Any) -> None:
+    """The transform with the voter setting calibrated in its space (none when nothing met the target)."""
+    setting = None if chosen is None else VoterConfig(chosen.threshold, chosen.min_margin, chosen.min_votes,
+                                                      voter.max_observations)
+    write_transform(path, transform.with_voter(setting))
 
 
 def cmd_faces_calibrate(args: argparse.Namespace, lang: str) -> int:
@@ -234,4 +308,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         f"{len(VARIANT_NAMES)})")
     p.add_argument("--margins", type=_floats, default=list(DEFAULT_MARGINS), help="min_margin 候选 / candidates")
     p.add_argument("--votes", type=_ints, default=list(DEFAULT_VOTES), help="min_votes 候选 / candidates")
+    p.add_argument("--adapt", action="store_true",
+                   help="人群自适应 / also calibrate in the population-adapted space (fitted on the photos, labels "
+                        "unused) and report the hit rate before and after")
+    add_adapt_arguments(p)
+    p.add_argument("--population-out", type=Path, default=None,
+                   help="写出自适应变换 / write the fitted transform with the voter setting calibrated in its "
+                        "space (needs --adapt; face.voter keeps the unadapted setting)")
+    p.add_argument("--enrol-photos", type=_ints, default=None,
+                   help="按登记照片数对比 / e.g. 1,3,5: hit rate and FPIR at the target for templates from that "
+                        "many photos per person, side by side")
     p.set_defaults(func=cmd_faces_calibrate)

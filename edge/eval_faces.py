@@ -27,6 +27,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from edge.config import FaceConfig, load_config
 from edge.errors import EvalDataError
 from edge.eval_plot import Curve, write_plot
+from edge.face_adapt import FoldHonest, adapt, adaptation_json, fit, fold_honest, read_transform, write_transform
 from edge.face_data import (
     Embeddings,
     Manifest,
@@ -40,6 +41,7 @@ from edge.face_data import (
 from edge.face_protocol import SetReport, evaluate_set, json_safe
 from edge.i18n import t
 from vision.engines.base import ENGINE_REGISTRY, FaceEngine, build_engine
+from vision.population import Whitening, WhiteningConfig
 from vision.single_face import DEFAULT_STRATEGY, STRATEGIES
 
 logger = logging.getLogger(__name__)
@@ -162,28 +164,96 @@ def _curve(name: str, r: SetReport) -> Curve:
                  r.det[2] if r.det else [])
 
 
+@dataclass(frozen=True, slots=True)
+class Adapted:
+    """The same evaluation in the population-adapted space, and the fold-honest check."""
+
+    transform: Whitening
+    overall: SetReport
+    groups: dict[str, SetReport]
+    honest: FoldHonest | None  # None for a given transform (fitted elsewhere: nothing to hold out)
+    source: Path | None
+
+
+def evaluate_adapted(data: EvalInput, emb: Embeddings, model_id: str, config: WhiteningConfig, *, seed: int,
+                     folds: int, given: Whitening | None = None, source: Path | None = None) -> Adapted:
+    """Fit the population on every evaluated photo (labels unused), or take the ``given`` transform
+    (read from ``source``), and evaluate again through it."""
+    transform = fit(emb, model_id, config) if given is None else given
+    overall, groups, _ = evaluate(data, adapt(emb, transform, model_id), seed=seed, folds=folds)
+    honest = None if given is not None else fold_honest(
+        emb, data.pairs, data.open_files, data.identity, model_id, config, seed=seed, folds=folds,
+        use_singletons=data.identity_source in ("manifest", "folder"))
+    return Adapted(transform, overall, groups, honest, source)
+
+
+HEADLINE_KEYS = ("accuracy", "accuracy_std", "accuracy_faces_found", "tar_at_far_1e-2", "tar_at_far_1e-3",
+                 "fnir_at_fpir_1e-2", "fnir_at_fpir_1e-3", "rank1_hit_rate")
+
+
+def _unadapted(report: SetReport) -> dict[str, object]:
+    figures = report.to_json()
+    return {f"{key}_unadapted": figures[key] for key in HEADLINE_KEYS}
+
+
+def print_adaptation(lang: str, unadapted: SetReport, groups: dict[str, SetReport], adapted: Adapted) -> None:
+    transform = adapted.transform
+    if not transform.adapted:
+        print(t("ev_adapt_off", lang, reason=transform.reason))
+        return
+    print(t("ev_adapt_header" if adapted.source is None else "ev_adapt_given", lang, faces=transform.count,
+            shrinkage=transform.shrinkage, digest=transform.digest, path=adapted.source))
+    rows = [t("ev_adapt_columns", lang).split("|")]
+    for name, before, after in [("all", unadapted, adapted.overall),
+                                *((n, groups[n], adapted.groups[n]) for n in groups)]:
+        pairs = ((before.accuracy, after.accuracy), (before.tar[0].rate, after.tar[0].rate),
+                 (before.fnir[0].rate, after.fnir[0].rate))
+        rows.append([name, *(f"{_fmt(a)} → {_fmt(b)}" for a, b in pairs)])
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths, strict=True)))
+    honest = adapted.honest
+    if honest is None:
+        return
+    print(t("ev_adapt_honest", lang, acc=_fmt(honest.accuracy.mean), std=_fmt(honest.accuracy.std),
+            tar=_fmt(honest.tar[0].rate), fnir=_fmt(honest.fnir[0].rate), folds=honest.n_pair_folds - 1))
+
+
 def run(args: argparse.Namespace, lang: str) -> int:
     if args.by is not None and args.manifest is None:
         raise EvalDataError("--by needs --manifest (the CSV that holds that column)")
+    if (args.population is not None or args.population_out is not None) and not args.adapt:
+        raise EvalDataError("--population and --population-out need --adapt")
     config = engine_config(args.engine, args.config)
     data = load_inputs(args.root, args.pairs, args.manifest, args.identity_column, args.by, args.limit, args.seed)
     engine: FaceEngine = build_engine(config)
+    given = read_transform(args.population, engine.model_id) if args.population is not None else None
     files = sorted(set(data.pairs.files) | set(data.open_files))
     emb = embed_images(data.root, files, config, engine=engine, workers=args.workers, desc=t("ev_progress", lang),
-                       strategy=args.detector)
+                       strategy=args.detector, cache=args.cache)
     overall, groups, mixed = evaluate(data, emb, seed=args.seed, folds=args.folds)
+    adapted = None if not args.adapt else evaluate_adapted(
+        data, emb, engine.model_id, WhiteningConfig(shrinkage=args.shrinkage), seed=args.seed, folds=args.folds,
+        given=given, source=args.population)
     ms = float(np.median(emb.ms)) if emb.ms.size else math.nan
     no_face_files = [f for f, ok in zip(emb.files, emb.found[:, 0], strict=True) if not ok]
+    headline = overall if adapted is None else adapted.overall
     report: dict[str, object] = {
         "engine": {"type": getattr(config, "type", "?"), "model_id": engine.model_id,
                    "settings": config.model_dump(mode="json")}, "detector": args.detector,
         "root": str(data.root), "pairs": str(data.pairs.path),
         "manifest": str(data.manifest.path) if data.manifest else None, "by": args.by,
         "identity_source": data.identity_source, "seed": args.seed, "limit": args.limit,
-        "ms_per_image": ms, **overall.to_json(), "no_face_files": no_face_files,
+        "ms_per_image": ms, **headline.to_json(), "no_face_files": no_face_files,
     }
+    if adapted is not None:
+        report.update(_unadapted(overall))
+        report["adaptation"] = adaptation_json(adapted.transform, adapted.honest, adapted.source)
+        report["unadapted"] = overall.to_json()
     if args.by:
-        report["groups"] = {name: rep.to_json() for name, rep in groups.items()}
+        shown = groups if adapted is None else adapted.groups
+        report["groups"] = {name: {**rep.to_json(), **(_unadapted(groups[name]) if adapted else {})}
+                            for name, rep in shown.items()}
         report["n_pairs_mixed"] = mixed
     try:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -194,10 +264,17 @@ def run(args: argparse.Namespace, lang: str) -> int:
             no_face=len(no_face_files), ms=ms))
     print(t("ev_identities", lang, source=data.identity_source, seed=args.seed))
     print_summary(lang, overall, groups, mixed)
+    if adapted is not None:
+        print_adaptation(lang, overall, groups, adapted)
     if args.plot is not None:
         curves = [_curve("all", overall), *(_curve(n, r) for n, r in groups.items())]
+        if adapted is not None and adapted.transform.adapted:
+            curves.insert(1, _curve("all, adapted", adapted.overall))
         write_plot(args.plot, curves, f"{data.pairs.path.parent.name}/{data.pairs.path.name}  engine {engine.model_id}")
         print(t("ev_written", lang, path=args.plot))
+    if adapted is not None and args.population_out is not None:
+        write_transform(args.population_out, adapted.transform)
+        print(t("ev_written", lang, path=args.population_out))
     print(t("ev_written", lang, path=args.json))
     return 0
 
@@ -231,6 +308,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--plot", type=Path, default=None, help="ROC/DET 图 / ROC and DET plot (PNG)")
     p.add_argument("--limit", type=positive_int, default=None, help="随机抽取 N 对 / a seeded sample of N pairs")
     p.add_argument("--folds", type=positive_int, default=10, help="k 折 / folds without a fold column (10)")
+    p.add_argument("--adapt", action="store_true",
+                   help="人群自适应 / also fit the population transform on the evaluated photos (labels unused) "
+                        "and report adapted and unadapted figures side by side")
+    add_adapt_arguments(p)
+    p.add_argument("--population", type=Path, default=None,
+                   help="给定的自适应变换 / adapt with this transform (from --population-out) instead of fitting one")
+    p.add_argument("--population-out", type=Path, default=None,
+                   help="写出自适应变换 / write the transform used (needs --adapt)")
     p.set_defaults(func=cmd_eval_faces)
 
 
@@ -241,4 +326,19 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--identity-column", default="identity", help="清单中的身份列 / identity column of the manifest")
     p.add_argument("--seed", type=int, default=0, help="随机种子 / seed of the splits and folds (0)")
     p.add_argument("--workers", type=positive_int, default=1, help="并行进程数 / embedding processes (1)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="特征缓存目录 / reuse embeddings from this folder (same engine, photos, settings)")
+
+
+def shrinkage(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return number
+
+
+def add_adapt_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shrinkage", type=shrinkage, default=WhiteningConfig().shrinkage,
+                   help=f"协方差收缩比例 / share of the identity in the whitened covariance "
+                        f"({WhiteningConfig().shrinkage}; 1 only centres)")
 

@@ -7,7 +7,10 @@ Everything here reads through paths given on the command line; nothing is copied
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -238,14 +241,28 @@ def _run(jobs: list[_Job], engine: FaceEngine, config: BaseModel, workers: int,
 
 def embed_images(root: Path, files: Sequence[str], engine_config: BaseModel, *, engine: FaceEngine, workers: int = 1,
                  transform: Transform | None = None, variants: int = 1, desc: str = "",
-                 strategy: SingleFaceStrategy = DEFAULT_STRATEGY) -> Embeddings:
+                 strategy: SingleFaceStrategy = DEFAULT_STRATEGY, cache: Path | None = None) -> Embeddings:
     """Embed every file once (and each of its ``variants`` from ``transform``), with a progress bar
     on stderr. An unreadable image stops the run with :class:`EvalDataError` naming it.
 
     ``engine`` runs in this process when ``workers`` is 1; otherwise each worker process builds its
     own from ``engine_config`` (dlib runs one core per call). ``strategy`` is how each photo's face is
-    found (:mod:`vision.single_face`).
+    found (:mod:`vision.single_face`). With a ``cache`` folder, a run whose engine settings, model,
+    strategy, variants and photo contents are all unchanged reads the embeddings back from there.
     """
+    key = _cache_key(root, files, engine_config, engine.model_id, transform, variants, strategy) if cache else ""
+    cached = _read_cache(cache, key) if cache is not None else None
+    if cached is not None:
+        logger.info("embeddings of %s photos read from %s", len(files), cache)
+        return cached
+    emb = _embed_all(root, files, engine_config, engine, workers, transform, variants, desc, strategy)
+    if cache is not None:
+        _write_cache(cache, key, emb)
+    return emb
+
+
+def _embed_all(root: Path, files: Sequence[str], engine_config: BaseModel, engine: FaceEngine, workers: int,
+               transform: Transform | None, variants: int, desc: str, strategy: SingleFaceStrategy) -> Embeddings:
     dim = engine.dim
     n = len(files)
     vectors = np.zeros((n, variants, dim), np.float32)
@@ -264,3 +281,45 @@ def embed_images(root: Path, files: Sequence[str], engine_config: BaseModel, *, 
             bar.update(1)
     logger.info("embedded %s photos (%s variants each): %s without a face", n, variants, int((~found[:, 0]).sum()))
     return Embeddings(tuple(files), vectors, found, ms)
+
+
+def _cache_key(root: Path, files: Sequence[str], engine_config: BaseModel, model_id: str,
+               transform: Transform | None, variants: int, strategy: SingleFaceStrategy) -> str:
+    """What the embeddings depend on; a transform without a stable ``repr`` (a lambda) never matches."""
+    digest = hashlib.sha256()
+    for name in files:
+        try:
+            digest.update(name.encode() + b"\0" + hashlib.sha256((root / name).read_bytes()).digest())
+        except OSError as exc:
+            raise EvalDataError(f"{root / name}: cannot read: {exc}") from exc
+    what = {"engine": engine_config.model_dump(mode="json"), "model_id": model_id, "strategy": strategy,
+            "variants": variants, "transform": repr(transform), "photos": digest.hexdigest()}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+def _read_cache(folder: Path, key: str) -> Embeddings | None:
+    path = folder / f"{key[:32]}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                return None
+            return Embeddings(tuple(str(f) for f in z["files"]), z["vectors"].astype(np.float32),
+                              z["found"].astype(bool), z["ms"].astype(np.float64))
+    except (OSError, KeyError, ValueError) as exc:
+        logger.warning("embedding cache %s is unreadable (%s); embedding again", path, exc)
+        return None
+
+
+def _write_cache(folder: Path, key: str, emb: Embeddings) -> None:
+    path = folder / f"{key[:32]}.npz"
+    part = path.with_name(path.name + ".part")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with part.open("wb") as fh:
+            np.savez(fh, key=np.array(key), files=np.array(emb.files, dtype=str), vectors=emb.vectors,
+                     found=emb.found, ms=emb.ms)
+        os.replace(part, path)
+    except OSError as exc:
+        logger.warning("cannot write the embedding cache %s: %s", path, exc)

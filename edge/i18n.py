@@ -121,6 +121,19 @@ _FACE_EVAL_MESSAGES: dict[str, dict[str, str]] = {
         "cal_written": "已写入配置 {path}（face.voter）",
         "cal_dry_run": "试运行：未修改配置文件。",
         "cal_comments_lost": "注意：无法在保留注释的情况下修改该文件，已按原内容重新写出（注释已丢失）。",
+        "ev_adapt_header": "人群自适应（不用标签，统计来自全部被评测照片）：{faces} 张人脸，收缩比例 {shrinkage}，"
+                           "变换 {digest}。未自适应 → 自适应：",
+        "ev_adapt_given": "人群自适应（给定变换 {path}，拟合自 {faces} 张人脸，收缩比例 {shrinkage}，变换 {digest}）。"
+                          "未自适应 → 自适应：",
+        "ev_adapt_off": "未做人群自适应：{reason}",
+        "ev_adapt_columns": "组别|准确率(k折)|TAR@FAR=1e-2|FNIR@FPIR=1e-2",
+        "ev_adapt_honest": "按折拟合（每折只用其余 {folds} 折的照片拟合）：准确率 {acc}±{std}，TAR@FAR=1e-2 {tar}，"
+                           "FNIR@FPIR=1e-2 {fnir}",
+        "cal_adapted": "人群自适应（{faces} 张人脸，收缩比例 {shrinkage}）：目标 FPIR 下轨迹命中率 {hit_before}"
+                       "（FPIR {fpir_before}）→ {hit_after}（FPIR {fpir_after}）；自适应空间中的设置 "
+                       "threshold={threshold} min_margin={margin} min_votes={votes}（face.voter 保留未自适应的设置）",
+        "cal_photos_columns": "照片数  入库人数  登记人轨迹  陌生人轨迹  命中率  FPIR  （未自适应：命中率 / FPIR）",
+        "cal_population_written": "自适应变换及其投票设置已写入 {path}",
     },
     "en": {
         "ev_progress": "embedding faces",
@@ -150,6 +163,20 @@ _FACE_EVAL_MESSAGES: dict[str, dict[str, str]] = {
         "cal_dry_run": "Dry run: the config file was not changed.",
         "cal_comments_lost": "Note: the file could not be edited in place with its comments; it was rewritten "
                              "from its content (comments lost).",
+        "ev_adapt_header": "Population adaptation (no labels; statistics of every evaluated photo): {faces} faces, "
+                           "shrinkage {shrinkage}, transform {digest}. Unadapted -> adapted:",
+        "ev_adapt_given": "Population adaptation (given transform {path}, fitted on {faces} faces, shrinkage "
+                          "{shrinkage}, transform {digest}). Unadapted -> adapted:",
+        "ev_adapt_off": "Not adapted: {reason}",
+        "ev_adapt_columns": "set|accuracy (k-fold)|TAR@FAR=1e-2|FNIR@FPIR=1e-2",
+        "ev_adapt_honest": "Fold-honest (each fold adapted by a fit on the other {folds} folds' photos only): "
+                           "accuracy {acc}±{std}, TAR@FAR=1e-2 {tar}, FNIR@FPIR=1e-2 {fnir}",
+        "cal_adapted": "Population adaptation ({faces} faces, shrinkage {shrinkage}): track hit rate at the target "
+                       "FPIR {hit_before} (FPIR {fpir_before}) -> {hit_after} (FPIR {fpir_after}); setting in the "
+                       "adapted space threshold={threshold} min_margin={margin} min_votes={votes} (face.voter keeps "
+                       "the unadapted one)",
+        "cal_photos_columns": "photos  enrolled  mated  strangers  hit rate  FPIR   (unadapted: hit rate / FPIR)",
+        "cal_population_written": "Adapted transform and its voter setting written to {path}",
     },
 }
 for _lang, _messages in _FACE_EVAL_MESSAGES.items():

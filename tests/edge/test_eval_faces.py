@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 from edge.cli import main
 from edge.config import load_config
 from tests.edge.conftest import config_dict
+from vision.population import PopulationStats, Whitening, fit_whitening
 
 PAIRS = [
     ("a_obama/obama.jpg", "a_obama/obama2.jpg", 1),
@@ -217,3 +219,189 @@ def test_eval_faces_on_a_sample_of_the_east_asian_set(shared_data: Path, tmp_pat
     assert set(report["groups"]) <= {"casia_facev5_subset", "rmfd_afdb_via_facemask", "asian_celeb_db_samples"}
     assert report["no_face"] == len(report["no_face_files"]) <= report["n_images"] <= 80
     assert report["accuracy"] > 0.6  # far above chance even with the faceless RMFD crops counted as misses
+
+
+# ----------------------------------------------------------------------------------------- population adaptation
+
+
+def test_adapt_on_too_few_faces_falls_back_and_says_why(tiny_set: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # given the tiny set (6 faces: far too few for population statistics), evaluated with --adapt
+    out = tmp_path / "r.json"
+    assert run_eval(tiny_set, out, "--manifest", str(tiny_set / "manifest.csv"), "--by", "source", "--adapt") == 0
+    # then the adapted figures are the unadapted ones, and the report and the terminal say why
+    report = json.loads(out.read_text(encoding="utf-8"))
+    adaptation = report["adaptation"]
+    assert adaptation["adapted"] is False and adaptation["reason"] == "too few faces: 6 < 256"
+    assert report["accuracy"] == report["accuracy_unadapted"]
+    assert report["rank1_hit_rate"] == report["rank1_hit_rate_unadapted"]
+    assert report["groups"]["press"]["accuracy"] == report["groups"]["press"]["accuracy_unadapted"]
+    assert adaptation["fold_honest"]["folds_unadapted"] > 0
+    assert "Not adapted: too few faces" in capsys.readouterr().out
+
+
+def test_the_embedding_cache_is_reused_only_for_the_same_photos(tiny_set: Path, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    # given a copy of the tiny set, evaluated once with a cache folder
+    root, cache = tmp_path / "faces", tmp_path / "cache"
+    shutil.copytree(tiny_set, root)
+    assert run_eval(root, tmp_path / "a.json", "--cache", str(cache)) == 0
+    assert len(list(cache.glob("*.npz"))) == 1
+    # when evaluated again unchanged, then the embeddings come from the cache and the report is the same
+    caplog.set_level(logging.INFO, logger="edge.face_data")
+    assert run_eval(root, tmp_path / "b.json", "--cache", str(cache)) == 0
+    assert any("read from" in r.getMessage() for r in caplog.records)
+    first, second = (json.loads((tmp_path / n).read_text(encoding="utf-8")) for n in ("a.json", "b.json"))
+    assert first["accuracy"] == second["accuracy"] and first["roc"] == second["roc"]
+    # and when one photo changes, it is embedded again into a second cache entry
+    caplog.clear()
+    image = cv2.imread(str(root / "a_obama/obama2.jpg"))
+    cv2.imwrite(str(root / "a_obama/obama2.jpg"), cv2.flip(image, 1))
+    assert run_eval(root, tmp_path / "c.json", "--cache", str(cache)) == 0
+    assert not any("read from" in r.getMessage() for r in caplog.records)
+    assert len(list(cache.glob("*.npz"))) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_eval_faces_adapt_reports_both_pipelines_in_one_run(shared_data: Path, tmp_path: Path) -> None:
+    # given 400 sampled pairs of the East-Asian set (over 256 faces), evaluated with --adapt and a cache
+    root = shared_data / "faces" / "east_asian"
+    cache, adapted, plain = tmp_path / "cache", tmp_path / "adapt.json", tmp_path / "plain.json"
+    common = ["--lang", "en", "eval", "faces", "--root", str(root), "--pairs", str(root / "pairs.csv"),
+              "--manifest", str(root / "manifest.csv"), "--limit", "400", "--cache", str(cache)]
+    assert main([*common, "--adapt", "--json", str(adapted)]) == 0
+    # and again without --adapt (embeddings from the cache)
+    assert main([*common, "--json", str(plain)]) == 0
+    report = json.loads(adapted.read_text(encoding="utf-8"))
+    before = json.loads(plain.read_text(encoding="utf-8"))
+    # then the adapted run carries both pipelines: "accuracy" is adapted, "*_unadapted" is the plain run
+    adaptation = report["adaptation"]
+    assert adaptation["adapted"] is True and adaptation["n_faces"] == report["n_images"] - report["no_face"] > 256
+    assert adaptation["model_id"] == report["engine"]["model_id"] == "dlib_resnet_v1_flip"
+    for key in ("accuracy", "tar_at_far_1e-2", "fnir_at_fpir_1e-2"):
+        assert report[f"{key}_unadapted"] == before[key], key
+    assert report["unadapted"]["roc"] == before["roc"]
+    assert report["roc"] != report["unadapted"]["roc"]  # the transform moved the scores
+    # and the fold-honest check scored every fold through a fit without it
+    honest = adaptation["fold_honest"]
+    assert honest["n_pair_folds"] == 10 and honest["folds_unadapted"] == 0
+    assert 0.5 < honest["accuracy"] <= 1.0 and 0.0 <= honest["fnir_at_fpir_1e-2"] <= 1.0
+
+
+def _calibrate(tiny_set: Path, tmp_path: Path, *extra: str) -> int:
+    config = tmp_path / "smartbranch.yaml"
+    config.write_text(yaml.safe_dump(config_dict(tmp_path / "data")), "utf-8")
+    return main(["--lang", "en", "faces", "calibrate", "--target-fpir", "0.01", "--root", str(tiny_set),
+                 "--manifest", str(tiny_set / "manifest.csv"), "--config", str(config), "--observations", "2",
+                 "--json", str(tmp_path / "cal.json"), "--dry-run", *extra])
+
+
+def test_calibrate_reports_templates_of_several_photos_side_by_side(tiny_set: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # when calibrated with templates from 1 and 2 photos (Obama has 3: two to enrol, one track left)
+    assert _calibrate(tiny_set, tmp_path, "--enrol-photos", "2,1") == 0
+    # then there is one entry per count, on the same tracks, each with its hit rate and FPIR
+    entries = json.loads((tmp_path / "cal.json").read_text())["by_enrol_photos"]
+    assert sorted(entries) == ["1", "2"]
+    for n, entry in entries.items():
+        assert entry["photos"] == int(n) and entry["n_enrolled"] == 1
+        assert (entry["n_mated_tracks"], entry["n_nonmated_tracks"]) == (1, 4)
+        assert 0.0 <= entry["hit_rate"] <= 1.0 and entry["fpir"] == 0.0
+        assert entry["chosen"]["hit_rate"] == entry["hit_rate"] and "unadapted" not in entry
+    assert "photos  enrolled" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--population-out", "p.json"], "--population-out needs --adapt"),
+        (["--enrol-photos", "3"], "needs identities with more than 3 photos"),
+    ],
+)
+def test_calibrate_refuses_options_it_cannot_honour(extra: list[str], message: str, tiny_set: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert _calibrate(tiny_set, tmp_path, *extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "cal.json").exists()
+
+
+def test_calibrate_adapt_on_too_few_faces_keeps_the_raw_space(tiny_set: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # when calibrated with --adapt on 6 faces, writing the transform
+    population = tmp_path / "population.json"
+    assert _calibrate(tiny_set, tmp_path, "--adapt", "--population-out", str(population)) == 0
+    report = json.loads((tmp_path / "cal.json").read_text())
+    # then the fit fell back: the setting after equals the one before, and the file says it is unadapted
+    adaptation = report["adaptation"]
+    assert adaptation["adapted"] is False and adaptation["reason"].startswith("too few faces")
+    assert adaptation["before"] == adaptation["after"] == report["chosen"]
+    transform = Whitening.from_bytes(population.read_bytes(), model_id="dlib_resnet_v1_flip")
+    assert not transform.adapted and transform.voter is not None
+    assert transform.voter.threshold == pytest.approx(report["chosen"]["threshold"])
+    assert "Not adapted: too few faces" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_calibrate_adapt_moves_the_threshold_with_the_transform(shared_data: Path, tmp_path: Path) -> None:
+    # given 300 photos of the East-Asian set (whole identities, over 256 faces)
+    root = shared_data / "faces" / "east_asian"
+    with (root / "manifest.csv").open(encoding="utf-8", newline="") as fh:
+        rows = [(r["file"], r["identity"]) for r in csv.DictReader(fh)]
+    keep = {ident for _, ident in rows[:300]}
+    manifest = write_csv(tmp_path / "manifest.csv", ["file", "identity"], [r for r in rows if r[1] in keep])
+    config = tmp_path / "smartbranch.yaml"
+    config.write_text(yaml.safe_dump(config_dict(tmp_path / "data")), "utf-8")
+    original = config.read_bytes()
+    population = tmp_path / "population.json"
+    # when calibrated in the adapted space with 1 and 3 enrolment photos
+    code = main(["--lang", "en", "faces", "calibrate", "--target-fpir", "0.001", "--root", str(root),
+                 "--manifest", str(manifest), "--config", str(config), "--observations", "2", "--dry-run",
+                 "--adapt", "--enrol-photos", "1,3", "--population-out", str(population),
+                 "--json", str(tmp_path / "cal.json")])
+    assert code == 0 and config.read_bytes() == original
+    report = json.loads((tmp_path / "cal.json").read_text())
+    adaptation = report["adaptation"]
+    # then the transform was fitted, and the setting after adaptation is a threshold of the adapted space
+    assert adaptation["adapted"] is True and adaptation["n_faces"] > 256
+    before, after = adaptation["before"], adaptation["after"]
+    assert before == report["chosen"] and after["false_tracks"] == 0 and before["false_tracks"] == 0
+    assert after["threshold"] < before["threshold"] - 0.1  # whitened scores spread far below raw cosine ones
+    # and the written transform carries that setting, for this model only
+    transform = Whitening.from_bytes(population.read_bytes(), model_id="dlib_resnet_v1_flip")
+    assert transform.adapted and transform.digest == adaptation["digest"]
+    assert transform.voter is not None and transform.voter.threshold == pytest.approx(after["threshold"])
+    # and both template sizes are reported in both spaces
+    for entry in report["by_enrol_photos"].values():
+        assert {"hit_rate", "fpir", "unadapted"} <= set(entry) and {"hit_rate", "fpir"} <= set(entry["unadapted"])
+
+
+def _random_transform(model_id: str) -> Whitening:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 128)) + 0.2
+    return fit_whitening(PopulationStats.of(model_id, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)))
+
+
+def test_eval_adapts_with_a_given_transform_of_its_own_model_only(tiny_set: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # given a transform of the product's model fitted elsewhere, and one of another model
+    ours, theirs = tmp_path / "ours.json", tmp_path / "theirs.json"
+    ours.write_bytes(_random_transform("dlib_resnet_v1_flip").to_bytes())
+    theirs.write_bytes(_random_transform("dlib_resnet_v1").to_bytes())
+    # when the tiny set is evaluated through ours
+    out = tmp_path / "r.json"
+    assert run_eval(tiny_set, out, "--adapt", "--population", str(ours), "--population-out",
+                    str(tmp_path / "used.json")) == 0
+    # then it is applied as given (no fold-honest refit) and written back unchanged
+    adaptation = json.loads(out.read_text(encoding="utf-8"))["adaptation"]
+    assert adaptation["adapted"] is True and adaptation["fitted_on"] == f"given: {ours}"
+    assert adaptation["fold_honest"] is None and adaptation["n_faces"] == 300
+    assert (tmp_path / "used.json").read_bytes() == ours.read_bytes()
+    assert "given transform" in capsys.readouterr().out
+    # and another model's transform, or a transform without --adapt, is refused before any report
+    for extra, message in ((["--adapt", "--population", str(theirs)], "belongs to face model 'dlib_resnet_v1'"),
+                           (["--population", str(ours)], "need --adapt")):
+        assert run_eval(tiny_set, tmp_path / "refused.json", *extra) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "refused.json").exists()
