@@ -49,3 +49,8 @@ class DataFolderError(EdgeError):
 
     def text(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
+
+
+class ClipFileError(EdgeError):
+    """A clip file that cannot be read: not in the encrypted clip format, cut short, changed, or encrypted
+    with another key. No byte of it is served."""
