@@ -60,7 +60,7 @@ def one_run(frames: list[Frame], *, detector: NanoDetPersonDetector, engine: Fac
     recorder = None
     written: list[object] = []
     if clips is not None:
-        recorder = ClipRecorder(CAMERA.id, clips, workdir, on_written=written.append)
+        recorder = ClipRecorder(CAMERA.id, clips, workdir, on_written=written.append, key=os.urandom(32))
     pipeline = CounterPipeline(CAMERA, COUNTER, FaceConfig(), persons=detector, engine=engine, gallery=gallery,
                                role_of={"staff": "staff"}.get, tz=ZoneInfo("Asia/Shanghai"), recorder=recorder,
                                metrics=metrics)
@@ -88,7 +88,8 @@ def one_run(frames: list[Frame], *, detector: NanoDetPersonDetector, engine: Fac
 
 def encode_ms(frames: list[Frame], preset: str, workdir: Path) -> float:
     """Wall ms per frame to encode ``frames`` into one MP4 (x264's own threads included), file closed."""
-    writer = Mp4Writer(workdir / f"encode-{preset}.mp4", preset=preset, crf=ClipConfig().crf)
+    writer = Mp4Writer(workdir / f"encode-{preset}.mp4.part", key=os.urandom(32), preset=preset,
+                       crf=ClipConfig().crf)
     t0 = time.perf_counter()
     for frame in frames:
         writer.write(frame.image, frame.t_mono)

@@ -86,7 +86,7 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
         return principal.name if principal is not None and principal.may("lobby_manager", branch_id) else None
 
     app.include_router(terminal_router(runtime.hub, ws_authorize))
-    app.include_router(review_router(runtime.review, gate, tz=runtime.config.branch.tz))
+    app.include_router(review_router(runtime.review, gate, tz=runtime.config.branch.tz, clip_key=runtime.clip_key))
 
     @app.exception_handler(EnrolmentError)
     async def enrolment_error(_: Request, exc: EnrolmentError) -> JSONResponse:

@@ -25,9 +25,9 @@ class ClipWritten:
 
     clip_id: str
     participants: ClipParticipants
-    path: Path  # absolute
-    sha256: str  # of the whole file
-    size_bytes: int
+    path: Path  # absolute; the file is encrypted (edge.clip_crypto)
+    sha256: str  # of the plaintext MP4 (what the review API serves), not of the encrypted file
+    size_bytes: int  # of the plaintext MP4
     started_at: datetime  # capture time (UTC) of the first frame, pre-roll included
     ended_at: datetime  # capture time (UTC) of the last frame, post-roll included
     duration_s: float  # ended_at - started_at, from the frames' monotonic times
@@ -45,3 +45,4 @@ class InteractionRecord:
     ended_at: datetime | None
     duration_s: float | None
     wait_s: float | None  # how long the customer waited in a waiting zone before service; None: not waiting
+    interrupted: bool = False  # the process was killed during it: ended_at is the last time it was seen

@@ -18,19 +18,20 @@ from datetime import tzinfo
 from pathlib import Path
 
 from edge.clip_config import ClipConfig
-from edge.clip_encoder import ENCODER_ERRORS, Mp4Writer, publish
+from edge.clip_encoder import ENCODER_ERRORS, Mp4Writer, finalise_clip, make_private_dirs
 from edge.clip_frames import prepare_image
+from edge.clip_manifest import ClipManifest, manifest_path, part_path, write_manifest
 from edge.clip_ring import RingEntry
 from edge.clip_types import ClipParticipants, ClipWritten
 from vision.types import Frame
 
 logger = logging.getLogger(__name__)
 
-WriterFactory = Callable[[Path, ClipConfig], Mp4Writer]
+WriterFactory = Callable[[Path, ClipConfig, bytes], Mp4Writer]
 
 
-def default_writer(path: Path, config: ClipConfig) -> Mp4Writer:
-    return Mp4Writer(path, preset=config.preset, crf=config.crf)
+def default_writer(path: Path, config: ClipConfig, key: bytes) -> Mp4Writer:
+    return Mp4Writer(path, key=key, preset=config.preset, crf=config.crf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +119,12 @@ class EncoderWorker:
     """One thread that encodes every clip of one camera. ``on_written`` is called on this thread."""
 
     def __init__(self, camera_id: str, config: ClipConfig, clips_dir: Path,
-                 on_written: Callable[[ClipWritten], None], *, tz: tzinfo, writer_factory: WriterFactory) -> None:
+                 on_written: Callable[[ClipWritten], None], *, key: bytes, tz: tzinfo,
+                 writer_factory: WriterFactory) -> None:
         self.camera_id = camera_id
         self._config = config
         self._clips_dir = clips_dir
+        self._key = key
         self._on_written = on_written
         self._tz = tz
         self._writer_factory = writer_factory
@@ -180,9 +183,8 @@ class EncoderWorker:
         image = prepare_image(frame.image, entry.people, clip.keep, self._config.max_width)
         try:
             if clip.writer is None:
-                day = frame.captured_at.astimezone(self._tz).strftime("%Y-%m-%d")
-                clip.final = self._clips_dir / self.camera_id / day / f"{clip.clip_id}.mp4"
-                clip.writer = self._writer_factory(clip.final.with_name(f"{clip.clip_id}.mp4.part"), self._config)
+                self._create(clip, frame)
+            assert clip.writer is not None
             clip.writer.write(image, frame.t_mono)
         except ENCODER_ERRORS as exc:
             self._fail(clip, "encoding", exc)
@@ -193,6 +195,15 @@ class EncoderWorker:
         self.frames_encoded += 1
         self.encode_seconds += time.perf_counter() - started
 
+    def _create(self, clip: _Clip, first: Frame) -> None:
+        """The clip's folder (0700), its manifest, then its ``.part`` file (0600, written by the writer)."""
+        day = first.captured_at.astimezone(self._tz).strftime("%Y-%m-%d")
+        clip.final = self._clips_dir / self.camera_id / day / f"{clip.clip_id}.mp4"
+        make_private_dirs(clip.final.parent)
+        write_manifest(manifest_path(clip.final), ClipManifest(clip.clip_id, clip.participants, first.captured_at,
+                                                               clip.pre_roll_frames), self._key)
+        clip.writer = self._writer_factory(part_path(clip.final), self._config, self._key)
+
     def _close(self, clip: _Clip, dropped: int, reason: str) -> None:
         if clip.failed:
             return
@@ -202,24 +213,27 @@ class EncoderWorker:
             return
         try:
             clip.writer.finish()
-            sha256, size = publish(clip.writer.path, clip.final)
+            done = finalise_clip(clip.writer.path, clip.final, self._key)
         except ENCODER_ERRORS as exc:
             self._fail(clip, "closing", exc)
             clip.final.unlink(missing_ok=True)
             return
         written = ClipWritten(
-            clip_id=clip.clip_id, participants=clip.participants, path=clip.final.resolve(), sha256=sha256,
-            size_bytes=size, started_at=clip.first.captured_at, ended_at=clip.last.captured_at,
-            duration_s=clip.last.t_mono - clip.first.t_mono, frames=clip.writer.frames,
-            pre_roll_frames=min(clip.pre_roll_frames, clip.writer.frames), dropped_frames=dropped)
+            clip_id=clip.clip_id, participants=clip.participants, path=clip.final.resolve(), sha256=done.sha256,
+            size_bytes=done.size_bytes, started_at=clip.first.captured_at, ended_at=clip.last.captured_at,
+            duration_s=clip.last.t_mono - clip.first.t_mono, frames=done.frames,
+            pre_roll_frames=min(clip.pre_roll_frames, done.frames), dropped_frames=dropped)
         self.clips_written += 1
         logger.info("camera %s: clip %s of interaction %s written (%s, %.1f s, %s frames, %s dropped)",
                     self.camera_id, clip.clip_id, clip.participants.interaction_id, reason, written.duration_s,
                     written.frames, dropped)
         try:
             self._on_written(written)
-        except Exception:  # the receiver's failure must not end this thread
+        except Exception:  # the receiver's failure must not end this thread; the next start indexes the clip
             logger.exception("camera %s: on_written failed for clip %s", self.camera_id, clip.clip_id)
+            return
+        clip.writer.path.unlink(missing_ok=True)
+        manifest_path(clip.final).unlink(missing_ok=True)
 
     def _fail(self, clip: _Clip, stage: str, exc: BaseException | None) -> None:
         clip.failed = True
@@ -228,3 +242,5 @@ class EncoderWorker:
                      clip.participants.interaction_id, stage, exc)
         if clip.writer is not None:
             clip.writer.abort()
+        if clip.final is not None:
+            manifest_path(clip.final).unlink(missing_ok=True)

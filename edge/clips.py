@@ -2,7 +2,8 @@
 
 Every processed frame is pushed into a ring buffer (the pre-roll) and into each open recording. A recording
 starts with the buffered frames from ``pre_roll_s`` before the interaction's start, runs until ``post_roll_s``
-after its end (or until ``max_clip_s``), and becomes ``<clips_dir>/<camera>/<YYYY-MM-DD>/<clip_id>.mp4``.
+after its end (or until ``max_clip_s``), and becomes ``<clips_dir>/<camera>/<YYYY-MM-DD>/<clip_id>.mp4``,
+encrypted with the clip key (:mod:`edge.clip_crypto`; folders 0700, files 0600).
 Several recordings may be open at once on one camera; each has its own file and blurs everyone but its own two
 participants.
 
@@ -71,7 +72,7 @@ class ClipRecorder:
     are buffered by reference: the pipeline must not modify a frame's image after pushing it."""
 
     def __init__(self, camera_id: str, config: ClipConfig, clips_dir: Path,
-                 on_written: Callable[[ClipWritten], None], *, ring_s: float | None = None,
+                 on_written: Callable[[ClipWritten], None], *, key: bytes, ring_s: float | None = None,
                  ring_max_frames: int = DEFAULT_RING_MAX_FRAMES, tz: tzinfo = UTC,
                  writer_factory: WriterFactory = default_writer) -> None:
         if not camera_id or camera_id in {".", ".."} or "/" in camera_id or "\\" in camera_id:
@@ -80,7 +81,8 @@ class ClipRecorder:
         self._config = config
         keep_s = config.pre_roll_s if ring_s is None else max(ring_s, config.pre_roll_s)
         self._ring = FrameRing(keep_s, ring_max_frames)
-        self._worker = EncoderWorker(camera_id, config, clips_dir, on_written, tz=tz, writer_factory=writer_factory)
+        self._worker = EncoderWorker(camera_id, config, clips_dir, on_written, key=key, tz=tz,
+                                     writer_factory=writer_factory)
         self._started = False  # the encoder thread, started by the first recording
         self._closed = False
         self._open: dict[str, _Recording] = {}  # interaction id -> recording
@@ -129,15 +131,15 @@ class ClipRecorder:
                 self._dropped += 1
 
     def start(self, participants: ClipParticipants, t_mono: float) -> None:
-        """Open a recording of an interaction that started at ``t_mono``: it begins with the buffered frames
-        from ``pre_roll_s`` before then (and those pushed since)."""
+        """Open a recording of an interaction that started at ``t_mono``: it begins with the buffered frame
+        that was showing ``pre_roll_s`` before then, and every one after it (and those pushed since)."""
         if not self._active:
             return
         key = participants.interaction_id
         if key in self._open:
             logger.warning("camera %s: interaction %s is already being recorded", self.camera_id, key)
             return
-        entries = self._ring.since(t_mono - self._config.pre_roll_s)
+        entries = self._ring.covering(t_mono - self._config.pre_roll_s)
         pre_roll = sum(1 for e in entries if e.frame.t_mono < t_mono)
         if not self._started:
             self._worker.start()

@@ -2,7 +2,9 @@
 
 Rows stay (``expired_at`` set) so that verdicts and the audit trail keep pointing at something; each
 expiry writes an audit row with actor ``retention``. The same job deletes the customer crops shown on
-alert cards after their own (shorter) retention, and ``.mp4.part`` files that a crash left behind.
+alert cards after their own (shorter) retention, and ``.mp4.part`` files (with their manifests) that stopped
+being written while the service ran. What a killed process left behind is salvaged at the next start, before
+this job runs (:mod:`edge.clip_recovery`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from edge.clip_manifest import PART_SUFFIX, final_path, manifest_path
 from edge.review_store import ReviewStore
 
 logger = logging.getLogger(__name__)
@@ -35,12 +38,14 @@ STALE_PART_S = 3600.0  # an encoder never keeps a clip open this long past its l
 
 
 def remove_stale_parts(clips_dir: Path, *, now_epoch: float, older_than_s: float = STALE_PART_S) -> int:
-    """Delete unfinished ``*.mp4.part`` files (a crash or a stopped encoder) not written for ``older_than_s``."""
+    """Delete unfinished ``*.mp4.part`` files (a stopped encoder) not written for ``older_than_s``, and their
+    manifests."""
     removed = 0
-    for part in clips_dir.rglob("*.mp4.part") if clips_dir.is_dir() else ():
+    for part in clips_dir.rglob(f"*{PART_SUFFIX}") if clips_dir.is_dir() else ():
         try:
             if now_epoch - part.stat().st_mtime > older_than_s:
                 part.unlink()
+                manifest_path(final_path(part)).unlink(missing_ok=True)
                 removed += 1
         except FileNotFoundError:
             continue

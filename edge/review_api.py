@@ -15,8 +15,7 @@ aliases defined inside :func:`review_router` at runtime.
 """
 
 import logging
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from importlib import resources
@@ -27,7 +26,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from edge.auth import Gate, GuardFirstRoute, Principal
-from edge.review_http import SQL_INT_LIMIT, RangeNotSatisfiable, file_chunks, local_midnight, parse_bound, parse_range
+from edge.clip_crypto import ClipReader
+from edge.errors import ClipFileError
+from edge.review_http import SQL_INT_LIMIT, RangeNotSatisfiable, local_midnight, parse_bound, parse_range
 from edge.review_schemas import AuditPublic, ClipPublic, HoldUpdate, StatsPublic, VerdictCreate, VerdictPublic
 from edge.review_store import ReviewStore
 from edge.review_types import ClipExpiredError, UnknownClipError
@@ -67,9 +68,23 @@ DateTo = Annotated[str | None, Query(description="End: an ISO date (that branch-
                                                  "(exclusive; without an offset, branch-local).")]
 
 
-def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo) -> APIRouter:
+def _sent(reader: ClipReader, head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """The response body: ``head`` (already decrypted), then ``rest``; closes ``reader`` at the end. A chunk
+    found damaged here ends the response short (the connection breaks): no byte of it is ever sent."""
+    try:
+        if head:
+            yield head
+        yield from rest
+    except ClipFileError as exc:
+        logger.error("clip file %s is damaged; response cut short: %s", reader.path, exc)
+        raise
+    finally:
+        reader.close()
+
+
+def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo, clip_key: bytes) -> APIRouter:
     """The review routes; ``gate`` checks tokens (before bodies) and counts refusals. Validation errors
-    take the app's shape (:mod:`edge.api_errors`)."""
+    take the app's shape (:mod:`edge.api_errors`). ``clip_key`` opens the encrypted clip files."""
     router = APIRouter(route_class=GuardFirstRoute, tags=["review"])
 
     def require(roles: tuple[str, ...], action: str) -> Callable[[Request], Principal]:
@@ -82,6 +97,12 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo) -> APIRouter
     Holder = Annotated[Principal, Depends(require(COMPLIANCE, "hold"))]
     Auditor = Annotated[Principal, Depends(require(COMPLIANCE, "audit_list"))]
     StatsReader = Annotated[Principal, Depends(require(STATS_READERS, "stats"))]
+
+    def damaged(principal: Principal, clip_id: str, exc: ClipFileError) -> HTTPException:
+        logger.error("clip %s cannot be served: %s", clip_id, exc)
+        review.audit(actor=principal.name, action="play", clip_id=clip_id, outcome="damaged", detail=str(exc))
+        return _error(500, "clip_damaged", f"the file of clip {clip_id} is damaged or does not open with the "
+                                           "data key; nothing of it was sent")
 
     def not_found(principal: Principal, action: str, clip_id: str) -> HTTPException:
         review.audit(actor=principal.name, action=action, clip_id=clip_id, outcome="not_found", detail="no such clip")
@@ -132,6 +153,12 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo) -> APIRouter
     def play_clip(clip_id: str, principal: Player, request: Request) -> Response:
         """Stream the MP4, whole (200) or one byte range (206), in 64 KiB chunks.
 
+        The clip file is encrypted (:mod:`edge.clip_crypto`); sizes, ranges and the ETag (its sha256) are
+        those of the plaintext MP4, and only the chunks a range lies in are decrypted. A file that is cut
+        short, changed or not readable with the key is answered 500 ``clip_damaged`` (audited ``damaged``)
+        when the damage is in the first chunk sent or in the file's end (checked at open); damage further on
+        breaks the connection before the damaged chunk. Never are bytes other than the clip's sent.
+
         Auditing: **every request** to this endpoint writes one audit row (action ``play``), including
         each Range request a browser makes while seeking and buffering, so one viewing usually leaves
         several rows. Each row records the byte span *sent* (``bytes first-last/size`` or ``full``),
@@ -149,13 +176,15 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo) -> APIRouter
             raise _error(410, "expired", f"clip {clip_id} expired under the retention policy; its file is deleted")
         with ExitStack() as owned:  # closes the file on every way out but the stream's
             try:
-                handle = owned.enter_context(clip.path.open("rb"))
+                reader = owned.enter_context(ClipReader(clip.path, clip_key))
             except FileNotFoundError as exc:
                 logger.error("clip %s: file %s is missing although the clip has not expired", clip_id, clip.path)
                 review.audit(actor=principal.name, action="play", clip_id=clip_id, outcome="gone",
                              detail="file missing")
                 raise _error(410, "file_missing", f"the file of clip {clip_id} is missing") from exc
-            size = os.fstat(handle.fileno()).st_size
+            except ClipFileError as exc:
+                raise damaged(principal, clip_id, exc) from None
+            size = reader.size
             header = request.headers.get("range")
             try:
                 span = parse_range(header, size)
@@ -165,14 +194,19 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo) -> APIRouter
                 raise _error(416, "range_not_satisfiable", f"{header} lies beyond the {size}-byte file",
                              {"Content-Range": f"bytes */{size}"}) from None
             first, last = span if span is not None else (0, size - 1)
+            rest = reader.iter_range(first, last - first + 1)
+            try:
+                head = next(rest, b"")  # the first chunk is decrypted before anything is answered
+            except ClipFileError as exc:
+                raise damaged(principal, clip_id, exc) from None
             sent = f"bytes {first}-{last}/{size}" if span is not None else f"full {size} bytes"
             review.audit(actor=principal.name, action="play", clip_id=clip_id, outcome="ok", detail=sent)
-            owned.pop_all()  # from here file_chunks closes it
+            owned.pop_all()  # from here _sent closes it
         headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - first + 1), "Cache-Control": "no-store",
                    "ETag": f'"{clip.sha256}"', "Content-Disposition": f'inline; filename="{clip_id}.mp4"'}
         if span is not None:
             headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-        return StreamingResponse(file_chunks(handle, first, last - first + 1), status_code=206 if span else 200,
+        return StreamingResponse(_sent(reader, head, rest), status_code=206 if span else 200,
                                  media_type="video/mp4", headers=headers)
 
     @router.post("/api/clips/{clip_id}/verdict", response_model=VerdictPublic, status_code=201)

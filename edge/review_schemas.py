@@ -99,11 +99,14 @@ class _Numbers(BaseModel):
                                                        "ended.")
     median_wait_s: float | None = Field(description="Median wait before service (s) of customers who waited; "
                                                     "null: nobody waited.")
+    ongoing: int = Field(description="Of the interactions, those still going on.")
+    interrupted: int = Field(description="Of the interactions, those cut short by a stop of the service (closed "
+                                         "at its next start); left out of the median service time.")
 
 
 def _numbers(stats: GroupStats) -> dict[str, float | int | None]:
     return {"interactions": stats.interactions, "median_service_s": stats.median_service_s,
-            "median_wait_s": stats.median_wait_s}
+            "median_wait_s": stats.median_wait_s, "ongoing": stats.ongoing, "interrupted": stats.interrupted}
 
 
 class StaffHourPublic(_Numbers):

@@ -26,6 +26,7 @@ from edge.review_tables import (
     InteractionRow,
     UnattendedRow,
     VerdictRow,
+    add_missing_columns,
     install_append_only_triggers,
 )
 from edge.review_types import (
@@ -75,7 +76,8 @@ def _clip(row: ClipRow, verdict: VerdictRow | None) -> Clip:
 def _interaction(row: InteractionRow) -> InteractionRecord:
     participants = ClipParticipants(row.id, row.camera_id, row.staff_track, row.customer_track, row.staff_id,
                                     row.vip_id)
-    return InteractionRecord(participants, row.started_at, row.ended_at, row.duration_s, row.wait_s)
+    return InteractionRecord(participants, row.started_at, row.ended_at, row.duration_s, row.wait_s,
+                             bool(row.interrupted))
 
 
 def _unattended(row: UnattendedRow) -> UnattendedRecord:
@@ -106,6 +108,7 @@ class ReviewStore:
     def __init__(self, store: Store) -> None:
         self._store = store
         Base.metadata.create_all(store.engine)
+        add_missing_columns(store.engine)
         install_append_only_triggers(store.engine)
 
     def _session(self) -> Session:
@@ -138,6 +141,27 @@ class ReviewStore:
                 raise UnknownInteractionError(f"no interaction {interaction_id}")
             row.ended_at = ended_at
             row.duration_s = duration_s
+
+    def close_interrupted_interactions(self) -> list[InteractionRecord]:
+        """Close every interaction that is still open, in one transaction; call it at start, before any camera
+        runs, when every open interaction was left open by a process that was killed.
+
+        Each is marked ``interrupted`` and ended at the last time the box knew of it: the last frame of its
+        latest clip (a clip salvaged at this start included), or else its start. Its duration is then a lower
+        bound, which the statistics leave out of the service times. Returns the closed interactions."""
+        with self._session() as s, s.begin():
+            rows = list(s.scalars(select(InteractionRow).where(InteractionRow.ended_at.is_(None))))
+            seen: dict[str, datetime] = {}
+            if rows:
+                query = select(ClipRow.interaction_id, ClipRow.ended_at).where(
+                    ClipRow.interaction_id.in_([r.id for r in rows]))
+                for interaction_id, ended_at in s.execute(query):
+                    seen[interaction_id] = max(ended_at, seen.get(interaction_id, ended_at))
+            for row in rows:
+                ended = max(row.started_at, seen.get(row.id, row.started_at))
+                row.ended_at, row.interrupted = ended, True
+                row.duration_s = round((ended - row.started_at).total_seconds(), 3)
+            return [_interaction(r) for r in rows]
 
     def get_interaction(self, interaction_id: str) -> InteractionRecord | None:
         with self._session() as s:

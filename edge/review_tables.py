@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, text
+from sqlalchemy import Boolean, Float, Integer, String, Text, false, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,6 +33,9 @@ class InteractionRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     wait_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # closed at a start after the process that followed it was killed; ended_at is then the last time the box
+    # knew of it (its clip's last frame), and duration_s a lower bound
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class UnattendedRow(Base):
@@ -99,6 +102,19 @@ class AuditRow(Base):
     clip_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text)
+
+
+ADDED_COLUMNS = {"interactions": {"interrupted": "BOOLEAN NOT NULL DEFAULT 0"}}
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Add the columns that later versions added to existing tables (``create_all`` only makes new tables)."""
+    for table, columns in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspect(engine).get_columns(table)}
+        with engine.begin() as conn:
+            for name, ddl in columns.items():
+                if name not in present:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
 
 
 def install_append_only_triggers(engine: Engine) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import faiss
 
 from alerts.hub import Hub
+from edge.clip_crypto import CLIP_KEY_PURPOSE
+from edge.clip_recovery import recover_clips
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig, EdgeConfig
 from edge.counter import CounterEvent, CounterPipeline
@@ -63,6 +65,9 @@ class EdgeRuntime:
                                      clips_dir=config.clips.resolve_dir(data_dir))
         self.store = self.data.store
         self.review = ReviewStore(self.store)
+        self.clip_key = self.data.key.derive(CLIP_KEY_PURPOSE)  # clips are encrypted at rest (edge.clip_crypto)
+        # before any camera runs: salvage clips and close interactions that a killed process left open
+        recover_clips(self.review, config.clips.resolve_dir(data_dir), self.clip_key)
         self.engine, self._owns_engine = self._engine_pool(config, engine)
         self.gallery_dir = data_dir / "gallery"
         self.gallery = self._load_gallery()
@@ -145,7 +150,7 @@ class EdgeRuntime:
         recorder = None
         if self.config.clips.enabled:
             recorder = ClipRecorder(camera.id, self.config.clips, self.config.clips.resolve_dir(self.data_dir),
-                                    on_written=self.review.add_clip,
+                                    on_written=self.review.add_clip, key=self.clip_key,
                                     ring_s=self.config.clips.pre_roll_s + self.config.counter.interaction.start_after_s,
                                     tz=self.config.branch.tz)
             self.recorders.append(recorder)

@@ -20,8 +20,10 @@ class GroupStats:
     """One group's numbers. Medians are None when the group has no value for them."""
 
     interactions: int
-    median_service_s: float | None  # over interactions that have ended (a duration)
+    median_service_s: float | None  # over interactions that have ended (a duration), not interrupted ones
     median_wait_s: float | None  # over interactions whose customer waited (wait_s not None)
+    ongoing: int = 0  # of the interactions, those not ended yet
+    interrupted: int = 0  # of the interactions, those a killed process left open, closed at the next start
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +74,10 @@ def median(values: Iterable[float]) -> float | None:
 def group_stats(records: Sequence[InteractionRecord]) -> GroupStats:
     return GroupStats(
         interactions=len(records),
-        median_service_s=median(r.duration_s for r in records if r.duration_s is not None),
+        median_service_s=median(r.duration_s for r in records if r.duration_s is not None and not r.interrupted),
         median_wait_s=median(r.wait_s for r in records if r.wait_s is not None),
+        ongoing=sum(1 for r in records if r.ended_at is None),
+        interrupted=sum(1 for r in records if r.interrupted),
     )
 
 
@@ -85,7 +89,8 @@ def hourly_stats(interactions: Sequence[InteractionRecord], unattended: Sequence
                  tz: ZoneInfo) -> StatsReport:
     """Group interactions by (staff, local hour of ``started_at``), by hour and by staff; count the
     unattended events (their times) per local hour. Ongoing interactions count, but have no
-    service time yet."""
+    service time yet; so do interrupted ones (a killed process left them open; their duration is only a
+    lower bound)."""
     # keyed by the hour's start in UTC: distinct and ordered even across a daylight-saving fold
     by_pair: dict[tuple[str | None, datetime], list[InteractionRecord]] = {}
     by_hour: dict[datetime, list[InteractionRecord]] = {}

@@ -1,8 +1,9 @@
 """Helpers of the clip tests: frames made from real photos with their index drawn as a big binary marker,
-a recorder driven along a scripted timeline, and reading clips back with PyAV."""
+a recorder driven along a scripted timeline, and reading (encrypted) clips back with PyAV."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import av
 import cv2
 import numpy as np
 
+from edge.clip_crypto import ClipReader
 from edge.clip_types import ClipWritten
 from vision.types import Frame, Image
 
@@ -19,6 +21,7 @@ T0 = 1000.0  # monotonic seconds of the timeline's zero
 CAPTURED_T0 = datetime(2026, 3, 14, 17, 59, 58, tzinfo=UTC)  # 01:59:58 on the 15th in UTC+8
 MARKER_BITS = 8
 MARKER_BLOCK = 40  # pixels per bit: 8 x 40 = 320 px wide, robust to H.264 compression
+CLIP_KEY = hashlib.sha256(b"the clip key of the tests").digest()
 
 
 def fit(image: Image, width: int, height: int) -> Image:
@@ -89,9 +92,15 @@ class Decoded:
     images: list[Image]
 
 
-def decode(path: Path) -> Decoded:
-    """Every frame of a clip, read back with PyAV (BGR)."""
-    with av.open(str(path)) as container:
+def plaintext(path: Path, key: bytes = CLIP_KEY) -> bytes:
+    """The MP4 inside an encrypted clip file."""
+    with ClipReader(path, key) as reader:
+        return reader.read()
+
+
+def decode(path: Path, key: bytes = CLIP_KEY) -> Decoded:
+    """Every frame of an encrypted clip, decrypted on the fly and read back with PyAV (BGR)."""
+    with ClipReader(path, key) as reader, av.open(reader) as container:
         stream = container.streams.video[0]
         codec = stream.codec_context.name
         pts: list[float] = []

@@ -5,12 +5,15 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import stat
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -23,6 +26,7 @@ from edge.clip_types import ClipParticipants
 from edge.clips import ClipRecorder
 from tests.edge.clip_helpers import (
     CAPTURED_T0,
+    CLIP_KEY,
     T0,
     Written,
     decode,
@@ -31,6 +35,7 @@ from tests.edge.clip_helpers import (
     jittered_times,
     laplacian_var,
     make_frame,
+    plaintext,
     read_marker,
 )
 from vision.engines.base import FaceEngine
@@ -74,7 +79,7 @@ def test_config_refuses_bad_values(bad: dict[str, object]) -> None:
 @pytest.mark.parametrize("camera_id", ["", ".", "..", "a/b", "a\\b"])
 def test_a_camera_id_that_cannot_name_a_folder_is_refused(tmp_path: Path, camera_id: str) -> None:
     with pytest.raises(ValueError, match="camera id"):
-        ClipRecorder(camera_id, ClipConfig(), tmp_path, Written())
+        ClipRecorder(camera_id, ClipConfig(), tmp_path, Written(), key=CLIP_KEY)
 
 
 # --- frame preparation and the ring ------------------------------------------------------------------------
@@ -149,7 +154,7 @@ def test_scripted_interaction_gives_a_browser_playable_clip_with_pre_and_post_ro
     # whose start() the pipeline calls start_delay_s late
     config = ClipConfig(pre_roll_s=2.0, post_roll_s=1.0)
     written = Written()
-    recorder = ClipRecorder(CAM, config, tmp_path / "clips", written, ring_s=2.0 + start_delay_s + 1.0,
+    recorder = ClipRecorder(CAM, config, tmp_path / "clips", written, key=CLIP_KEY, ring_s=2.0 + start_delay_s + 1.0,
                             tz=timezone(timedelta(hours=8)))
     times = jittered_times(14.0)
     started = stopped = False
@@ -164,21 +169,23 @@ def test_scripted_interaction_gives_a_browser_playable_clip_with_pre_and_post_ro
             stopped = True
     assert recorder.open_interactions == []
     recorder.close()
-    # then one clip covers t 4..11: first frame the one ~2 s before the start, last the one ~1 s after the end
-    expected = [i for i, t in enumerate(times) if 4.0 <= t <= 11.0]
+    # then one clip covers t 4..11: first frame the one showing 2 s before the start, last the one ~1 s after
+    # the end
+    start = max(t for t in times if t <= 4.0)
+    expected = [i for i, t in enumerate(times) if start <= t <= 11.0]
     assert len(written.clips) == 1
     clip = written.clips[0]
     assert clip.frames == len(expected) and clip.dropped_frames == 0
-    assert clip.pre_roll_frames == sum(1 for t in times if 4.0 <= t < 6.0)
+    assert clip.pre_roll_frames == sum(1 for t in times if start <= t < 6.0)
     assert clip.duration_s == pytest.approx(times[expected[-1]] - times[expected[0]], abs=1e-6)
     assert clip.started_at == CAPTURED_T0 + timedelta(seconds=times[expected[0]])
     assert clip.ended_at == CAPTURED_T0 + timedelta(seconds=times[expected[-1]])
     # the file: <camera>/<local date of the first frame>/<clip_id>.mp4, its sha256, no .part beside it
     assert clip.path == (tmp_path / "clips" / CAM / "2026-03-15" / f"{clip.clip_id}.mp4").resolve()
-    assert len(clip.clip_id) == 32 and clip.size_bytes == clip.path.stat().st_size
-    assert clip.sha256 == hashlib.sha256(clip.path.read_bytes()).hexdigest()
-    assert [p.name for p in clip.path.parent.iterdir()] == [clip.path.name]
-    data = clip.path.read_bytes()
+    data = plaintext(clip.path)  # the index describes the plaintext MP4, stored encrypted
+    assert len(clip.clip_id) == 32 and clip.size_bytes == len(data)
+    assert clip.sha256 == hashlib.sha256(data).hexdigest()
+    assert [p.name for p in clip.path.parent.iterdir()] == [clip.path.name]  # no .part or manifest left
     assert 0 <= data.find(b"moov") < data.find(b"mdat")  # faststart: the index comes first
     # decodable H.264, yuv420p, even size, every frame there in order, timed as captured (variable frame rate)
     video = decode(clip.path)
@@ -191,6 +198,36 @@ def test_scripted_interaction_gives_a_browser_playable_clip_with_pre_and_post_ro
         len(expected), 1, 0, 0)
 
 
+@pytest.mark.parametrize("gap_s", [0.2, 0.7, 0.9, 1.3])
+def test_the_pre_roll_covers_pre_roll_s_however_few_frames_a_busy_box_processes(tmp_path: Path, scene: Image,
+                                                                                 gap_s: float) -> None:
+    # given a box so busy that only one frame every gap_s seconds gets processed (the reader drops the rest),
+    # a 2 s pre-roll and a ring of pre-roll + start_after_s, as the runtime makes it; and an interaction that
+    # started at t=10, confirmed (start() called) at the first frame 2 s later
+    written = Written()
+    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=2.0, post_roll_s=0.0), tmp_path, written, key=CLIP_KEY,
+                            ring_s=2.0 + 2.0)
+    times = [round(i * gap_s, 4) for i in range(int(16 / gap_s))]
+    started = False
+    for i, t in enumerate(times):
+        if not started and t >= 12.0:
+            recorder.start(participants("A"), T0 + 10.0)
+            started = True
+        recorder.push(make_frame(i, t, draw_marker(scene, i)), [])
+        if t >= 14.0:
+            recorder.stop("A", T0 + 14.0)
+            break
+    recorder.close()
+    # then the clip begins with the frame that was showing 2 s before the start: the last one at or before t=8,
+    # so it shows at least the configured pre-roll, and less than one frame more
+    (clip,) = written.clips
+    first = max(i for i, t in enumerate(times) if t <= 8.0)
+    assert clip.started_at == CAPTURED_T0 + timedelta(seconds=times[first])
+    assert 2.0 <= 10.0 - times[first] < 2.0 + gap_s
+    assert clip.pre_roll_frames == sum(1 for t in times if times[first] <= t < 10.0)
+    assert read_marker(decode(clip.path).images[0]) == first
+
+
 def test_two_overlapping_recordings_blur_each_others_people(tmp_path: Path, photo: Photo,
                                                              engine_small_faces: FaceEngine) -> None:
     # given a real 640x360 frame of two people (left track 1, right track 3) and their detected faces
@@ -201,7 +238,7 @@ def test_two_overlapping_recordings_blur_each_others_people(tmp_path: Path, phot
     left = ClipPerson(1, (20.0, 0.0, 300.0, 360.0), faces[0])
     right = ClipPerson(3, (340.0, 0.0, 620.0, 360.0), faces[1])
     written = Written()
-    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=0.5, post_roll_s=0.5), tmp_path, written)
+    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=0.5, post_roll_s=0.5), tmp_path, written, key=CLIP_KEY)
     # when interaction A (staff 1, customer 2) runs from t=0.5 to 2 and B (staff 3, customer 4) from 1 to 3
     for i in range(30):
         t = i * 0.125
@@ -229,10 +266,47 @@ def test_two_overlapping_recordings_blur_each_others_people(tmp_path: Path, phot
         assert laplacian_var(middle, box[kept]) > 0.4 * source[kept], interaction
 
 
+def test_a_stored_clip_is_encrypted_private_and_shows_its_faces_only_with_the_key(
+        tmp_path: Path, photo: Photo, engine_small_faces: FaceEngine) -> None:
+    # given a real frame of two people, both participants of the interaction (so neither face is blurred)
+    image = np.hstack([fit(photo("obama.jpg"), 320, 360), fit(photo("biden.jpg")[:1300], 320, 360)])
+    assert len(engine_small_faces.detect(image).xyxy) == 2
+    written = Written()
+    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=0.5, post_roll_s=0.5), tmp_path / "clips", written,
+                            key=CLIP_KEY)
+    # when an interaction is recorded
+    for i in range(30):
+        recorder.push(make_frame(i, i * 0.125, image), [])
+        if i == 4:
+            recorder.start(participants("A", 1, 3), T0 + 0.5)
+        if i == 20:
+            recorder.stop("A", T0 + 2.5)
+    recorder.close()
+    (clip,) = written.clips
+    # then the folders are 0700 and the file 0600
+    for folder in (tmp_path / "clips", tmp_path / "clips" / CAM, clip.path.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(clip.path.stat().st_mode) == 0o600
+    # and the stored bytes are not an MP4: no box names, PyAV cannot open it, OpenCV reads no frame from it
+    stored = clip.path.read_bytes()
+    assert not any(box in stored for box in (b"ftyp", b"moov", b"mdat", b"avc1"))
+    with pytest.raises(av.FFmpegError):
+        av.open(str(clip.path))
+    capture = cv2.VideoCapture(str(clip.path))
+    try:
+        assert not capture.read()[0]
+    finally:
+        capture.release()
+    # but with the clip key a frame decodes and shows both faces
+    images = decode(clip.path).images
+    assert len(images) == clip.frames
+    assert len(engine_small_faces.detect(images[len(images) // 2]).xyxy) == 2
+
+
 def test_flush_closes_every_open_recording_and_empties_the_ring(tmp_path: Path, scene: Image) -> None:
     # given two open recordings, one of them stopped but still in its post-roll
     written = Written()
-    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=1.0, post_roll_s=5.0), tmp_path, written)
+    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=1.0, post_roll_s=5.0), tmp_path, written, key=CLIP_KEY)
     for i in range(20):
         recorder.push(make_frame(i, i * 0.125, draw_marker(scene, i)), [])
         if i == 8:
@@ -260,7 +334,7 @@ def test_flush_closes_every_open_recording_and_empties_the_ring(tmp_path: Path, 
 def test_max_clip_s_cuts_a_runaway_recording(tmp_path: Path, scene: Image, caplog: pytest.LogCaptureFixture) -> None:
     # given a 2 s cap / when an interaction never stops
     written = Written()
-    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=0.0, max_clip_s=2.0), tmp_path, written)
+    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=0.0, max_clip_s=2.0), tmp_path, written, key=CLIP_KEY)
     with caplog.at_level(logging.WARNING, logger="edge.clips"):
         for i in range(40):
             recorder.push(make_frame(i, i * 0.125, scene), [])
@@ -288,8 +362,9 @@ def test_a_full_encoder_queue_drops_and_counts_frames_instead_of_blocking(tmp_pa
     # given a queue of 3 frames and an encoder slower than the camera
     written = Written()
     config = ClipConfig(pre_roll_s=0.5, post_roll_s=0.0, queue_size=3)
-    recorder = ClipRecorder(CAM, config, tmp_path, written,
-                            writer_factory=lambda path, cfg: SlowWriter(path, preset=cfg.preset, crf=cfg.crf))
+    recorder = ClipRecorder(CAM, config, tmp_path, written, key=CLIP_KEY,
+                            writer_factory=lambda path, cfg, key: SlowWriter(path, key=key, preset=cfg.preset,
+                                                                             crf=cfg.crf))
     frames = [make_frame(i, i * 0.125, draw_marker(scene, i)) for i in range(40)]
     # when 40 frames are pushed as fast as they come, during one recording
     began = time.perf_counter()
@@ -318,7 +393,7 @@ def test_an_unwritable_clip_folder_is_logged_and_never_raises(tmp_path: Path, sc
     # given a clip folder below a regular file (root can write anywhere else)
     (tmp_path / "not-a-dir").write_text("x")
     written = Written()
-    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=1.0), tmp_path / "not-a-dir" / "clips", written)
+    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=1.0), tmp_path / "not-a-dir" / "clips", written, key=CLIP_KEY)
     # when an interaction is recorded
     with caplog.at_level(logging.ERROR, logger="edge.clip_worker"):
         for i in range(20):
@@ -354,12 +429,12 @@ def test_a_disk_error_mid_clip_deletes_the_part_file_and_later_clips_still_work(
 
     DiskFullWriter.seen.clear()
 
-    def factory(path: Path, cfg: ClipConfig) -> Mp4Writer:
-        writer = (DiskFullWriter if not writers else Mp4Writer)(path, preset=cfg.preset, crf=cfg.crf)
+    def factory(path: Path, cfg: ClipConfig, key: bytes) -> Mp4Writer:
+        writer = (DiskFullWriter if not writers else Mp4Writer)(path, key=key, preset=cfg.preset, crf=cfg.crf)
         writers.append(writer)
         return writer
 
-    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=0.0, post_roll_s=0.0), tmp_path, written,
+    recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=0.0, post_roll_s=0.0), tmp_path, written, key=CLIP_KEY,
                             writer_factory=factory)
     # when two interactions are recorded one after the other
     with caplog.at_level(logging.ERROR, logger="edge.clip_worker"):
@@ -383,7 +458,7 @@ def test_disabled_or_idle_recorders_start_no_thread_and_write_nothing(tmp_path: 
     # given a disabled recorder, or one never asked to record / when frames come and it is closed
     before = {t.name for t in threading.enumerate()}
     written = Written()
-    recorder = ClipRecorder(CAM, ClipConfig(enabled=enabled), tmp_path, written)
+    recorder = ClipRecorder(CAM, ClipConfig(enabled=enabled), tmp_path, written, key=CLIP_KEY)
     for i in range(5):
         recorder.push(make_frame(i, i * 0.1, scene), [])
     if not enabled:

@@ -5,6 +5,7 @@ Range requests, the compliance-only access with its audit, and the statistics.""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import cv2
 import httpx
 import pytest
 
+from edge.clip_crypto import ClipReader
 from edge.config import EdgeConfig, hash_token
 from edge.demo.counter_scene import CounterScene, Role, load_cast, scene_camera
 from tests.edge.conftest import ADMIN_TOKEN, LOBBY_TOKEN, LiveEdge, config_dict
@@ -69,8 +71,8 @@ def test_a_service_at_the_counter_is_alerted_stored_recorded_and_reviewable(coun
     vip = next(p for p in runtime.store.list_persons() if p.role == "vip")
     # When the camera plays the 14 s scene in real time
     runtime.start()
-    assert wait_for(lambda: runtime.cameras_done, 60), "the counter camera did not finish"
-    assert wait_for(lambda: bool(runtime.review.list_clips()), 30), "no clip was written"
+    assert wait_for(lambda: runtime.cameras_done, 240), "the counter camera did not finish"
+    assert wait_for(lambda: bool(runtime.review.list_clips()), 60), "no clip was written"
 
     # Then one service was alerted, start and end, naming the clerk and the VIP, with its duration
     alerts = runtime.store.since(0)
@@ -79,7 +81,7 @@ def test_a_service_at_the_counter_is_alerted_stored_recorded_and_reviewable(coun
     ended = next(a for a in alerts if a.type.value == "interaction_ended").payload
     assert ended.kind == "interaction_ended"
     assert (ended.staff_id, ended.staff_name, ended.vip_id, ended.vip_name) == (staff.id, "李娜", vip.id, "王建国")
-    assert ended.duration_s is not None and 4.5 < ended.duration_s < 8.5
+    assert ended.duration_s is not None
     # and stored for the statistics
     [record] = runtime.review.list_interactions()
     assert record.duration_s == pytest.approx(ended.duration_s)
@@ -89,13 +91,24 @@ def test_a_service_at_the_counter_is_alerted_stored_recorded_and_reviewable(coun
     assert clip.participants.interaction_id == ended.interaction_id
     assert clip.participants.staff_id == staff.id and clip.participants.vip_id == vip.id
     assert ended.ended_at is not None
-    assert (ended.started_at - clip.started_at).total_seconds() == pytest.approx(PRE_ROLL_S, abs=0.5)
     assert (clip.ended_at - ended.ended_at).total_seconds() >= POST_ROLL_S - 0.5
-    with av.open(str(clip.path)) as container:
+    with ClipReader(clip.path, runtime.clip_key) as reader, av.open(reader) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         frames = list(container.decode(stream))
+        reader.seek(0)
+        plain = reader.read()
     assert len(frames) == clip.frames
+    # the clip starts with the frame that was showing PRE_ROLL_S before the start: at least that much pre-roll,
+    # and less than one processed frame more, however few frames a busy machine processes (0.05 s: the frames'
+    # wall and monotonic clocks are read one after the other)
+    pre_roll_s = (ended.started_at - clip.started_at).total_seconds()
+    first_gap_s = float((frames[1].pts - frames[0].pts) * stream.time_base)
+    assert PRE_ROLL_S - 0.05 <= pre_roll_s <= PRE_ROLL_S + first_gap_s + 0.05
+    # the service lasted about 6 s; the pipeline sees its start and end only on the frames it processed, so a
+    # busy machine (few frames) measures it short by up to two of the widest gaps between them
+    widest_gap_s = max(float((b.pts - a.pts) * stream.time_base) for a, b in itertools.pairwise(frames))
+    assert 4.5 - 2 * widest_gap_s < ended.duration_s < 8.5
     decoded_s = float((frames[-1].pts - frames[0].pts) * stream.time_base)
     assert decoded_s == pytest.approx(clip.duration_s, abs=0.5)
     assert decoded_s == pytest.approx((clip.ended_at - clip.started_at).total_seconds(), abs=0.5)
@@ -105,7 +118,7 @@ def test_a_service_at_the_counter_is_alerted_stored_recorded_and_reviewable(coun
     listed = httpx.get(f"{http}/api/clips", headers=officer).json()
     assert [c["id"] for c in listed] == [clip.id]
     part = httpx.get(f"{http}{listed[0]['video_url']}", headers={**officer, "Range": "bytes=0-99"})
-    assert part.status_code == 206 and part.content == clip.path.read_bytes()[:100]
+    assert part.status_code == 206 and part.content == plain[:100]
     # but the lobby manager may not (the refusal is audited in aggregate, at the latest when the service stops)
     refused = httpx.get(f"{http}/api/clips/{clip.id}/video", headers={"Authorization": f"Bearer {LOBBY_TOKEN}"})
     assert refused.status_code == 403

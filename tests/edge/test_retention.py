@@ -174,8 +174,9 @@ def test_the_job_also_removes_stale_part_files_and_old_snapshots(review: ReviewS
     clips = tmp_path / "clips" / "counter-1" / "2026-11-02"
     clips.mkdir(parents=True)
     stale, fresh = clips / "a.mp4.part", clips / "b.mp4.part"
-    stale.write_bytes(b"x")
-    fresh.write_bytes(b"y")
+    stale_manifest, fresh_manifest = clips / "a.json.part", clips / "b.json.part"
+    for path in (stale, fresh, stale_manifest, fresh_manifest):
+        path.write_bytes(b"x")
     old_epoch = NOW.timestamp() - 7200
     os.utime(stale, (old_epoch, old_epoch))
     os.utime(fresh, (NOW.timestamp(), NOW.timestamp()))
@@ -196,6 +197,7 @@ def test_the_job_also_removes_stale_part_files_and_old_snapshots(review: ReviewS
     job.run_once()
     # then the stale part and the old snapshot are gone, the rest stays
     assert not stale.exists() and fresh.exists()
+    assert not stale_manifest.exists() and fresh_manifest.exists()
     assert store.snapshot(old_id) is None and store.snapshot(new_id) == b"new"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +13,7 @@ import av
 import httpx
 import pytest
 
+from edge.clip_crypto import CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, encrypt_bytes
 from edge.config import EdgeConfig, hash_token
 from edge.retention import remove_clip_file
 from edge.review_store import ReviewStore
@@ -51,11 +51,12 @@ def edge(make_config: Callable[..., EdgeConfig], live_edge: Callable[..., LiveEd
 
 
 def add_clip(edge: LiveEdge, mp4: Path, clip_id: str, **kwargs: Any) -> Path:
-    """Copy the master MP4 into the edge's data dir and index it, as the clip writer would."""
+    """Encrypt the master MP4 into the edge's data dir with the edge's clip key and index it, as the clip
+    writer would."""
     path = edge.runtime.data_dir / "clips" / f"{clip_id}.mp4"
     path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(mp4, path)
-    edge.runtime.review.add_clip(clip_written(path, clip_id, **kwargs))
+    encrypt_bytes(mp4.read_bytes(), path, edge.runtime.clip_key)
+    edge.runtime.review.add_clip(clip_written(path, clip_id, plain=mp4.read_bytes(), **kwargs))
     return path
 
 
@@ -71,10 +72,19 @@ def flushed_audit(edge: LiveEdge) -> list[AuditEntry]:
 
 
 # -- playback -------------------------------------------------------------------------------------
+C = CHUNK_BYTES  # the plaintext chunk of the clip encryption
+
+
 @pytest.mark.parametrize(("header", "status", "span"), [
     (None, 200, None),
     ("bytes=0-99", 206, (0, 99)),  # first bytes
     ("bytes=60000-100000", 206, (60000, 100000)),  # middle, across a 64 KiB chunk boundary
+    ("bytes=0-0", 206, (0, 0)),
+    (f"bytes={C - 1}-{C}", 206, (C - 1, C)),  # the last byte of one chunk and the first of the next
+    (f"bytes={C}-{2 * C - 1}", 206, (C, 2 * C - 1)),  # exactly the second chunk
+    (f"bytes={C - 7}-{2 * C + 13}", 206, (C - 7, 2 * C + 13)),  # three chunks, odd ends
+    ("bytes=12345-12345", 206, (12345, 12345)),  # one odd byte
+    ("bytes=-1", 206, "last"),
     ("bytes=-500", 206, "suffix"),
     ("bytes=1000-", 206, "open"),
     ("bytes={size}-", 416, None),  # wholly past the end
@@ -83,12 +93,13 @@ def flushed_audit(edge: LiveEdge) -> list[AuditEntry]:
 ])
 def test_range_requests_return_the_file_slice_and_are_audited(
         edge: LiveEdge, mp4: Path, header: str | None, status: int, span: Any) -> None:
-    # given a clip
-    path = add_clip(edge, mp4, "c1")
-    data = path.read_bytes()
+    # given a clip, stored encrypted
+    add_clip(edge, mp4, "c1")
+    data = mp4.read_bytes()
     size = len(data)
-    assert size > 2 * 64 * 1024
-    first, last = {"suffix": (size - 500, size - 1), "open": (1000, size - 1), None: (0, size - 1)}.get(span, span)
+    assert size > 2 * C + 13
+    first, last = {"suffix": (size - 500, size - 1), "open": (1000, size - 1), None: (0, size - 1),
+                   "last": (size - 1, size - 1)}.get(span, span)
     headers = dict(CO)
     if header is not None:
         headers["Range"] = header.format(size=size)
@@ -134,6 +145,46 @@ def test_the_whole_body_is_a_playable_h264_clip_and_the_token_may_ride_in_the_qu
     details = [e.detail for e in review(edge).list_audit()]
     assert details[0] == "1 clip(s); limit=5 offset=0"
     assert all(COMPLIANCE_TOKEN not in d for d in details)
+
+
+def sealed_offset(chunk: int) -> int:
+    """An offset inside the ciphertext of plaintext chunk ``chunk`` of a stored clip."""
+    return HEADER_BYTES + chunk * (C + TAG_BYTES) + 1000
+
+
+@pytest.mark.parametrize(("where", "whole_refused"), [
+    (3, True),  # the header (chunk size)
+    (sealed_offset(0) + 5, True),  # the first chunk
+    (sealed_offset(1), False),  # a middle chunk: the whole file starts streaming, then breaks off
+    (-1, True),  # the last byte (the final chunk's tag)
+])
+def test_a_changed_byte_in_a_stored_clip_gives_an_error_never_other_bytes(edge: LiveEdge, mp4: Path, where: int,
+                                                                          whole_refused: bool) -> None:
+    # given a stored clip with one byte changed on disk
+    path = add_clip(edge, mp4, "c1")
+    stored = bytearray(path.read_bytes())
+    stored[where] ^= 0x01
+    path.write_bytes(bytes(stored))
+    chunk = 0 if where in (3, sealed_offset(0) + 5) else 1 if where == sealed_offset(1) else len(stored) // (C + 16)
+    # when a range inside the changed chunk is requested, then it is refused before any byte: a shaped 500,
+    # audited as damaged
+    response = httpx.get(f"{edge.http}/api/clips/c1/video",
+                         headers={**CO, "Range": f"bytes={chunk * C + 10}-{chunk * C + 20}"})
+    assert response.status_code == 500 and response.json()["detail"]["code"] == "clip_damaged"
+    assert review(edge).list_audit(clip_id="c1")[0].outcome == "damaged"
+    # and the whole file is either refused the same way or cut off before its end: never a complete body
+    if whole_refused:
+        whole = httpx.get(f"{edge.http}/api/clips/c1/video", headers=CO)
+        assert whole.status_code == 500 and whole.json()["detail"]["code"] == "clip_damaged"
+    else:
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{edge.http}/api/clips/c1/video", headers=CO)
+    # while a range of undamaged chunks of a file with an intact end still plays
+    first_chunk = httpx.get(f"{edge.http}/api/clips/c1/video", headers={**CO, "Range": "bytes=0-99"})
+    if chunk == 1:
+        assert first_chunk.status_code == 206 and first_chunk.content == mp4.read_bytes()[:100]
+    else:
+        assert first_chunk.status_code == 500 and first_chunk.json()["detail"]["code"] == "clip_damaged"
 
 
 @pytest.mark.parametrize(("token", "status", "actor"), [
@@ -317,7 +368,7 @@ def test_the_audit_log_is_newest_first_and_reading_it_is_audited(edge: LiveEdge,
         ("view", "ok", "compliance-1"), ("play", "ok", "compliance-1")]
     assert [r["detail"] for r in httpx.get(f"{edge.http}/api/audit", headers=CO,
                                            params={"clip_id": "c1", "limit": 1, "offset": 1}).json()] == [
-        f"bytes 0-9/{(edge.runtime.data_dir / 'clips' / 'c1.mp4').stat().st_size}"]
+        f"bytes 0-9/{mp4.stat().st_size}"]
     assert review(edge).list_audit(limit=1)[0].action == "audit_list"
 
 
@@ -341,9 +392,9 @@ def test_stats_per_staff_and_shanghai_hour(edge: LiveEdge) -> None:
         "2026-03-02T00:00:00+08:00", "2026-03-03T00:00:00+08:00", "Asia/Shanghai")
     assert body["by_staff_hour"] == [
         {"staff_id": "staff-a", "hour": "2026-03-02T09:00:00+08:00", "interactions": 2, "median_service_s": 120.0,
-         "median_wait_s": 20.0},
+         "median_wait_s": 20.0, "ongoing": 0, "interrupted": 0},
         {"staff_id": None, "hour": "2026-03-02T10:00:00+08:00", "interactions": 1, "median_service_s": 40.0,
-         "median_wait_s": None},
+         "median_wait_s": None, "ongoing": 0, "interrupted": 0},
     ]
     assert [(h["hour"], h["interactions"], h["unattended"]) for h in body["by_hour"]] == [
         ("2026-03-02T09:00:00+08:00", 2, 1), ("2026-03-02T10:00:00+08:00", 1, 0)]

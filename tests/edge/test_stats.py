@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -76,23 +77,34 @@ def test_medians_and_hour_buckets_per_staff_and_hour_in_shanghai() -> None:
         ("staff-a", "2026-03-02T09:00:00+08:00", GroupStats(3, 120.0, 20.0)),
         ("staff-b", "2026-03-02T09:00:00+08:00", GroupStats(1, 200.0, 40.0)),
         (None, "2026-03-02T09:00:00+08:00", GroupStats(1, 30.0, None)),  # unidentified staff sort last
-        ("staff-a", "2026-03-02T10:00:00+08:00", GroupStats(1, None, 5.0)),  # ongoing: no service time yet
+        ("staff-a", "2026-03-02T10:00:00+08:00", GroupStats(1, None, 5.0, ongoing=1)),  # no service time yet
         ("staff-b", "2026-03-02T10:00:00+08:00", GroupStats(1, 100.0, 20.0)),
     ]
     # and per hour, with the unattended count, including an hour with no interaction
     assert [(r.hour.isoformat(), r.stats, r.unattended) for r in report.by_hour] == [
         ("2026-03-02T09:00:00+08:00", GroupStats(5, 120.0, 30.0), 1),  # services 30,60,120,200,300
-        ("2026-03-02T10:00:00+08:00", GroupStats(2, 100.0, 12.5), 1),
+        ("2026-03-02T10:00:00+08:00", GroupStats(2, 100.0, 12.5, ongoing=1), 1),
         ("2026-03-02T12:00:00+08:00", GroupStats(0, None, None), 1),
     ]
     # and per staff over the range
     assert [(r.staff_id, r.stats) for r in report.by_staff] == [
-        ("staff-a", GroupStats(4, 120.0, 10.0)),
+        ("staff-a", GroupStats(4, 120.0, 10.0, ongoing=1)),
         ("staff-b", GroupStats(2, 150.0, 30.0)),
         (None, GroupStats(1, 30.0, None)),
     ]
     # and every hour carries the branch's offset
     assert {r.hour.utcoffset() for r in report.by_hour} == {timedelta(hours=8)}
+
+
+def test_an_interrupted_interaction_counts_but_is_neither_ongoing_nor_a_service_time() -> None:
+    # given two services of one clerk in one hour, one of them cut short by a killed process (closed at the
+    # next start with the last time it was seen), and one still going on
+    cut = replace(interaction("a2", utc(1, 20), duration_s=4.0), interrupted=True)
+    records = [interaction("a1", utc(1, 5), duration_s=60.0), cut, interaction("a3", utc(1, 40), duration_s=None)]
+    # when the report is made, then all three count, one is ongoing and one interrupted, and the interrupted
+    # one's lower-bound duration is left out of the median service time
+    [total] = hourly_stats(records, [], SHANGHAI).by_staff
+    assert total.stats == GroupStats(3, 60.0, None, ongoing=1, interrupted=1)
 
 
 def test_a_daylight_saving_fall_back_keeps_the_two_repeated_hours_apart() -> None:
