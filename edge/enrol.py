@@ -44,6 +44,10 @@ logger = logging.getLogger(__name__)
 PAD_FRACTION = 0.25  # tight ID-style crops need context around the face (vision.single_face pads the same)
 ROLES = ("vip", "staff")
 MAX_PHOTOS = 5  # enrolment photos per person, the first included
+# Photos are checked and embedded at no more than 8 MP (a 40 MP upload is decoded at a reduced JPEG scale):
+# the 150 px face chip needs far less, and full-size HOG on a padded 40 MP photo held about 0.9 GB per engine.
+# A face that an enrolment photo shows at 80 px only after this reduction is a distant one anyway.
+WORK_PIXELS = 8_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class EnrolmentPolicy:
     min_eye_aspect: float | None = None  # eyes closed below this eye aspect ratio; None: not checked
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
+    work_pixels: int = WORK_PIXELS  # a larger photo is checked and embedded reduced to this many pixels
 
 
 def policy_from_config(face: FaceConfig, *, max_bytes: int = 10 * 1024 * 1024) -> EnrolmentPolicy:
@@ -113,7 +118,7 @@ def embed_largest_face(engine: FaceEngine, image: Image, finder: SingleFaceFinde
 def embed_photo(engine: FaceEngine, photo: bytes, finder: SingleFaceFinder | None = None) -> FloatArray | None:
     """Embedding of a stored enrolment photo's largest face; None when it gives none (or no longer decodes)."""
     try:
-        image = decode_image(photo)
+        image = decode_image(photo, fit_pixels=WORK_PIXELS)
     except BadImageError:
         return None
     return embed_largest_face(engine, image, finder)
@@ -145,14 +150,16 @@ def _check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy, finde
         small = _faces_below_minimum(engine, padded)
         if small is not None:
             raise EnrolmentError("face_too_small",
-                                 f"the face is about {small:.0f} px; at least {policy.min_face_px} px is needed")
+                                 f"the face is about {small:.0f} px; at least {policy.min_face_px} px is needed"
+                                 f"{_measured_at(policy)}")
         raise EnrolmentError("no_face", "no face was found in the photo")
     if len(dets) > 1:
         raise EnrolmentError("multiple_faces", f"the photo holds {len(dets)} faces; exactly one is needed")
     side = float(min(dets.widths[0], dets.heights[0]))
     if side < policy.min_face_px:
         raise EnrolmentError("face_too_small",
-                             f"the face is {side:.0f} px; at least {policy.min_face_px} px is needed")
+                             f"the face is {side:.0f} px; at least {policy.min_face_px} px is needed"
+                             f"{_measured_at(policy)}")
     chips = engine.chips(padded, dets)
     sharp = sharpness(chips[0])
     if sharp < policy.min_sharpness:
@@ -172,6 +179,11 @@ def _check_face(engine: FaceEngine, image: Image, policy: EnrolmentPolicy, finde
         raise EnrolmentError("eyes_closed", f"the eyes look closed (eye aspect ratio {eyes:.2f}, at least "
                                             f"{policy.min_eye_aspect:.2f} is needed)")
     return FaceCheck(engine.embed_chips(chips)[0], side, sharp, yaw, score, eyes)
+
+
+def _measured_at(policy: EnrolmentPolicy) -> str:
+    return (f" (measured on the photo at up to {policy.work_pixels / 1e6:.0f} MP; "
+            "crop a larger photo closer to the face)")
 
 
 _EYES = threading.local()  # one 68-point predictor per thread that uses it: a dlib model has one owner thread
@@ -235,7 +247,8 @@ class Enroller:
 
     def _check_photo(self, photo: bytes) -> FaceCheck:
         try:
-            image = decode_image(photo, max_bytes=self.policy.max_bytes, max_pixels=self.policy.max_pixels)
+            image = decode_image(photo, max_bytes=self.policy.max_bytes, max_pixels=self.policy.max_pixels,
+                                 fit_pixels=self.policy.work_pixels)
         except BadImageError as exc:
             status = 413 if exc.code in ("too_large", "decompression_bomb") else 415
             raise EnrolmentError(exc.code, str(exc), status) from exc

@@ -29,12 +29,17 @@ _STRIP_ROWS = 256
 
 
 def decode_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, fit_pixels: int | None = None) -> Image:
     """Decode ``data`` (JPEG, PNG, WebP, BMP or GIF) into a BGR uint8 image.
+
+    ``fit_pixels``: a larger image comes back reduced (aspect kept) to at most that many pixels. A JPEG is
+    then decoded at a reduced DCT scale, so its full-size pixels are never held in memory.
 
     Raises :class:`BadImageError` with code ``empty``, ``too_large``, ``not_an_image``,
     ``truncated`` or ``decompression_bomb``. EXIF orientation is applied.
     """
+    if fit_pixels is not None and fit_pixels < 1:
+        raise ValueError(f"fit_pixels must be positive, got {fit_pixels}")
     if not data:
         raise BadImageError("empty", "the file is empty")
     if len(data) > max_bytes:
@@ -47,6 +52,9 @@ def decode_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
             if width * height > max_pixels:
                 raise BadImageError("decompression_bomb",
                                     f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+            target = _fitted(width, height, fit_pixels)
+            if target is not None and img.format == "JPEG":
+                img.draft("RGB", target)  # the decoder skips DCT detail: 1/2, 1/4 or 1/8 of the size, never below
             img.load()
     except BadImageError:
         raise
@@ -56,8 +64,20 @@ def decode_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
         raise BadImageError("not_an_image", "the file is not a JPEG, PNG, WebP, BMP or GIF image") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError("truncated", f"the image is truncated or corrupt: {exc}") from exc
-    ImageOps.exif_transpose(img, in_place=True)
-    return _bgr(img if img.mode == "RGB" else img.convert("RGB"))
+    out: PILImage.Image = img
+    target = _fitted(img.width, img.height, fit_pixels)
+    if target is not None:
+        out = img.resize(target, PILImage.Resampling.BOX, reducing_gap=2.0)
+    ImageOps.exif_transpose(out, in_place=True)
+    return _bgr(out if out.mode == "RGB" else out.convert("RGB"))
+
+
+def _fitted(width: int, height: int, fit_pixels: int | None) -> tuple[int, int] | None:
+    """The size that holds at most ``fit_pixels`` pixels with the aspect kept; None when no change is needed."""
+    if fit_pixels is None or width * height <= fit_pixels:
+        return None
+    scale = (fit_pixels / float(width * height)) ** 0.5
+    return max(1, int(width * scale)), max(1, int(height * scale))
 
 
 def _bgr(img: PILImage.Image) -> Image:

@@ -152,3 +152,21 @@ def test_face_already_enrolled_under_another_person_is_409(client: TestClient, r
     other = client.post("/api/persons", headers=AUTH, data={**FORM, "name": "拜登"},
                         files={"photo": ("biden.jpg", photo_bytes("biden.jpg"), "image/jpeg")})
     assert other.status_code == 201
+
+
+def test_a_40_megapixel_photo_is_enrolled_from_a_reduced_copy(
+        client: TestClient, runtime: EdgeRuntime, photo: Callable[[str], Image], engine: FaceEngine) -> None:
+    # given a real photo enlarged to 40 megapixels (7302x5477)
+    big = cv2.resize(photo("obama.jpg"), (7302, 5477), interpolation=cv2.INTER_CUBIC)
+    data = jpeg(big)
+    del big
+    # when it is enrolled
+    response = client.post("/api/persons", headers=AUTH, data=FORM, files={"photo": ("big.jpg", data, "image/jpeg")})
+    # then it is accepted (checked at no more than 8 MP), the original bytes are kept,
+    # and another photo of the same man finds him
+    assert response.status_code == 201, response.text
+    person_id = response.json()["id"]
+    assert runtime.store.person_photo(person_id) == data
+    probe = photo("obama2.jpg")
+    best = runtime.gallery.search(engine.embed(probe, engine.detect(probe)))[0].best
+    assert best is not None and best.person_id == person_id

@@ -227,3 +227,36 @@ def test_formats_other_than_the_web_ones_are_not_opened(fmt: str) -> None:
     with pytest.raises(BadImageError) as info:
         decode_image(data)
     assert info.value.code == "not_an_image"
+
+
+@pytest.mark.parametrize(("fmt", "size", "fit", "expected"), [
+    ("JPEG", (4000, 3000), 1_000_000, (1154, 866)),  # reduced: at most fit pixels, aspect kept
+    ("PNG", (4000, 3000), 1_000_000, (1154, 866)),   # no DCT scaling for PNG, still reduced after decoding
+    ("JPEG", (800, 600), 1_000_000, (800, 600)),     # small enough: unchanged
+    ("JPEG", (1000, 1000), 1_000_000, (1000, 1000)),  # exactly the limit: unchanged
+])
+def test_fit_pixels_reduces_large_photos_only(fmt: str, size: tuple[int, int], fit: int,
+                                              expected: tuple[int, int]) -> None:
+    img = _solid(size, (200, 100, 50))
+    image = decode_image(_encode(img, fmt), fit_pixels=fit)
+    assert (image.shape[1], image.shape[0]) == expected
+    assert image.shape[0] * image.shape[1] <= fit
+    assert np.abs(image[expected[1] // 2, expected[0] // 2].astype(int) - [50, 100, 200]).max() <= 3
+
+
+def test_fit_pixels_keeps_the_exif_orientation() -> None:
+    # given a 4000x2000 (WxH) JPEG with a red left half, tagged as rotated 90 degrees clockwise
+    img = _solid((4000, 2000), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 2000, 2000))
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    # when it is decoded reduced to at most 500k pixels
+    image = decode_image(_encode(img, "JPEG", exif=exif.tobytes(), quality=95), fit_pixels=500_000)
+    # then it is upright (taller than wide), reduced, with the red half on top
+    assert image.shape[0] > image.shape[1] and image.shape[0] * image.shape[1] <= 500_000
+    assert image[10, image.shape[1] // 2, 2] > 200 and image[-10, image.shape[1] // 2, 0] > 200
+
+
+def test_bad_fit_pixels_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        decode_image(b"x", fit_pixels=0)
