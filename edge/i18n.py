@@ -28,6 +28,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "photo_added": "已为 {name}（编号 {id}）添加照片，共 {photos} 张；识别模板已更新为各照片特征的平均值",
         "config_error": "配置错误：{message}",
         "data_error": "数据目录错误（{code}）：{message}",
+        "keys_rotated": ("数据密钥已轮换：新密钥编号 {key_id}（旧密钥 {old_id} 从此无法打开数据）；"
+                         "重新加密 {values} 项数据、{maps} 个人脸库索引、{clips} 段录像。"),
+        "keys_rotated_file": "新密钥已写入 {path}（权限 0600）。请同时更新密钥的备份。",
+        "keys_rotated_env": "请把环境变量 $SMARTBRANCH_DATA_KEY 改为 {path} 中的新密钥，然后再启动服务。",
         "model_error": "模型文件错误：{message}",
         "demo_building": "正在用真实照片生成演示视频……",
         "demo_video": "演示视频：{path}（{seconds:.0f} 秒，{people} 人次进门，其中 VIP 1 人）",
@@ -67,6 +71,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "photo_added": "Photo added for {name} (id {id}): {photos} photos; the recognition template is now their mean",
         "config_error": "Configuration error: {message}",
         "data_error": "Data folder error ({code}): {message}",
+        "keys_rotated": ("Data key rotated: new key id {key_id} (the old key {old_id} no longer opens the data); "
+                         "re-encrypted {values} stored values, {maps} gallery id maps and {clips} clips."),
+        "keys_rotated_file": "The new key is in {path} (mode 0600). Update your backup of the key too.",
+        "keys_rotated_env": "Set $SMARTBRANCH_DATA_KEY to the new key in {path}, then start the service.",
         "model_error": "Model file error: {message}",
         "demo_building": "Building the demo video from real photos...",
         "demo_video": "Demo video: {path} ({seconds:.0f} s, {people} walk-ins, one of them the VIP)",
