@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,7 +18,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vision.errors import EngineBusyError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ STATUS_CODES: Mapping[int, str] = {
     422: "bad_request",
     429: "too_many_requests",
     503: "busy",
+    507: "disk_full",
 }
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie", "form"})
 
@@ -85,7 +90,42 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+BUSY_RETRY_AFTER_S = 5
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An error that means the data folder's disk is full: ENOSPC/EDQUOT, or SQLite's "database or disk is full"."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return True
+    if isinstance(exc, OperationalError):
+        return "disk is full" in str(exc.orig)
+    return False
+
+
+async def _storage_error(_: Request, exc: Exception) -> Response:
+    """A write that failed for lack of space is a 507 (every write path rolls back first); other storage
+    errors stay 500s, logged with their cause."""
+    if is_disk_full(exc):
+        logger.error("refused a request: the data folder's disk is full (%s)", exc)
+        return JSONResponse({"detail": {"code": "disk_full", "message": "the box's disk is full; nothing was saved"}},
+                            status_code=507)
+    logger.error("storage error: %s", exc, exc_info=exc)
+    return JSONResponse({"detail": {"code": "storage_error", "message": "the box could not read or write its data"}},
+                        status_code=500)
+
+
+async def _engine_busy(_: Request, exc: Exception) -> Response:
+    """The face engines had no room or no answer in time: the client may retry."""
+    return JSONResponse({"detail": {"code": "busy", "message": str(exc)}}, status_code=503,
+                        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer validation errors and HTTP errors of every route of ``app`` in the shape above."""
+    """Answer validation errors, HTTP errors, a full disk and busy engines on every route of ``app`` in the
+    shape above."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OSError, _storage_error)
+    app.add_exception_handler(OperationalError, _storage_error)
+    app.add_exception_handler(EngineBusyError, _engine_busy)

@@ -99,11 +99,15 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a 0600 temp file, fsync it, rename it, and fsync the folder."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or a failed rename leaves no temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
     sync_folder(path.parent)
 
 
@@ -120,11 +124,18 @@ def write_gallery(folder: Path, *, model_id: str, dim: int, next_id: int, owner:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     digest = hashlib.sha256(index_blob).hexdigest()
     index_name = f"gallery-{safe_name(model_id)}.{digest[:16]}.faiss"
-    atomic_write(folder / index_name, index_blob)
+    new_index = folder / index_name
+    existed = new_index.exists()
+    atomic_write(new_index, index_blob)
     body: dict[str, Any] = {"format": FORMAT, "model_id": model_id, "dim": dim, "next": next_id,
                             "owner": {str(k): v for k, v in owner.items()}, "index_file": index_name,
                             "index_sha256": digest, "context": seal.context}
-    atomic_write(map_path(folder, model_id), json.dumps({**body, "mac": seal.sign(body)}).encode("utf-8"))
+    try:
+        atomic_write(map_path(folder, model_id), json.dumps({**body, "mac": seal.sign(body)}).encode("utf-8"))
+    except BaseException:  # the old id map still names the old index: drop the new one nobody names
+        if not existed:
+            new_index.unlink(missing_ok=True)
+        raise
     for stale in index_files(folder, model_id):
         if stale.name != index_name:
             stale.unlink(missing_ok=True)
