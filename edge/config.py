@@ -198,7 +198,7 @@ class FaceConfig(_Strict):
         """The default voter threshold was measured for dlib; another engine needs its own."""
         if self.engine.type != "dlib" and "threshold" not in self.voter.model_fields_set:
             raise ValueError(f"face.voter.threshold must be set for engine {self.engine.type!r}: the default "
-                             "the default was calibrated for dlib; choose one on evaluation data "
+                             "was calibrated for dlib; choose one on evaluation data "
                              "(smartbranch faces calibrate)")
         return self
 

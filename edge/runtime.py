@@ -63,6 +63,15 @@ class EdgeRuntime:
         # refuses a folder whose key or parts disagree (edge.datadir) before anything is written to it
         self.data = open_data_folder(data_dir, branch_id=config.branch.id,
                                      clips_dir=config.clips.resolve_dir(data_dir))
+        self._owns_engine = False
+        try:
+            self._assemble(config, engine, data_dir)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _assemble(self, config: EdgeConfig, engine: FaceEngine | None, data_dir: Path) -> None:
+        """Every component on top of the opened data folder; cameras are built but not started."""
         self.store = self.data.store
         self.review = ReviewStore(self.store)
         self.clip_key = self.data.key.derive(CLIP_KEY_PURPOSE)  # clips are encrypted at rest (edge.clip_crypto)
@@ -109,6 +118,14 @@ class EdgeRuntime:
                                     rule=self.vip_rule, metrics=self.metrics)
             self.workers.append(CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics))
         self._started = False
+
+    def _abandon(self) -> None:
+        """Undo a runtime whose assembly failed: its engine owners stop and the data folder's lock is released
+        (no camera or job had started yet)."""
+        engine = getattr(self, "engine", None)
+        if self._owns_engine and isinstance(engine, EnginePool):
+            engine.close()
+        self.data.close()
 
     @staticmethod
     def _engine_pool(config: EdgeConfig, engine: FaceEngine | None) -> tuple[EnginePool, bool]:

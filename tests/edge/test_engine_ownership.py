@@ -175,3 +175,18 @@ def test_a_branch_survives_enrolments_add_photos_and_evaluations_while_cameras_r
     assert outcomes.get("photo_added", 0) + outcomes.get("add_photo_refused", 0) >= 1
     assert all(n > 0 for n in summary["processed"].values()) and summary["camera_errors"] == 0
     assert len(summary["owners"]) == 2
+
+
+def test_a_runtime_that_fails_to_assemble_releases_its_folder(
+        make_config: Callable[..., EdgeConfig], tmp_path: Path) -> None:
+    # given a config whose face engine cannot be built (an empty model folder)
+    from edge.datadir import FolderLock
+    from models.errors import ModelPackError
+
+    config = make_config(face={"engine": {"type": "insightface", "models_dir": str(tmp_path / "no-models")},
+                               "voter": {"threshold": 0.5}})
+    # when a runtime is made on it
+    with pytest.raises(ModelPackError):
+        EdgeRuntime(config)
+    # then the data folder is free again: a key rotation could take it at once
+    FolderLock(config.paths.data_dir, exclusive=True).release()
