@@ -73,9 +73,10 @@ def is_clip_file(path: Path) -> bool:
 
 
 def create_private(path: Path) -> BinaryIO:
-    """A new file opened for writing, mode 0600 from the start; an existing file is an error."""
+    """A new file opened for writing, unbuffered (what is written is in the kernel at once, so it survives the
+    process being killed), mode 0600 from the start; an existing file is an error."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    return os.fdopen(fd, "wb")
+    return os.fdopen(fd, "wb", buffering=0)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -103,7 +104,7 @@ class ClipWriter(io.RawIOBase):
         self._pending = bytearray()
         self._index = 0
         self.plain_bytes = 0
-        sink.write(self._header)
+        self._put(self._header)
 
     @classmethod
     def create(cls, path: Path, key: bytes, *, chunk_size: int = CHUNK_BYTES) -> ClipWriter:
@@ -125,9 +126,17 @@ class ClipWriter(io.RawIOBase):
             del self._pending[:self._chunk]
         return len(view)
 
+    def _put(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # an unbuffered write may take less than it was given
+            written = self._sink.write(view)
+            if not written:
+                raise OSError(f"writing a clip file wrote nothing ({written!r})")
+            view = view[written:]
+
     def _seal(self, plain: bytes, *, last: bool) -> None:
         nonce, aad = _nonce_and_aad(self._header, self._prefix, self._index, last)
-        self._sink.write(self._aead.encrypt(nonce, plain, aad))
+        self._put(self._aead.encrypt(nonce, plain, aad))
         self._index += 1
 
     def close(self) -> None:

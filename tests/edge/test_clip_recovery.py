@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import select
+import shutil
 import signal
 import stat
 import subprocess
@@ -21,17 +22,20 @@ import httpx
 import pytest
 
 from edge.clip_crypto import CLIP_KEY_PURPOSE, ClipReader, ClipWriter, is_clip_file
+from edge.clip_encoder import Mp4Writer, finalise_clip
 from edge.clip_manifest import ClipManifest, manifest_path, part_path, write_manifest
 from edge.clip_types import ClipParticipants, InteractionRecord
 from edge.config import EdgeConfig
 from edge.datadir import open_data_folder
 from edge.review_store import ReviewStore
-from tests.edge.clip_helpers import CAPTURED_T0, decode, plaintext, read_marker
+from tests.edge.clip_helpers import CAPTURED_T0, decode, draw_marker, fit, plaintext, read_marker
 from tests.edge.clip_killee import INTERACTION, START_AT
 from tests.edge.conftest import ADMIN_TOKEN, LiveEdge
 from tests.edge.review_helpers import clip_written, write_h264
+from vision.types import Image
 
 ROOT = Path(__file__).resolve().parents[2]
+Photo = Callable[[str], Image]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -107,6 +111,25 @@ def test_a_service_killed_mid_clip_is_closed_and_its_clip_salvaged_at_the_next_s
                       params={"date_from": "2026-03-14", "date_to": "2026-03-16"}).json()
     [row] = stats["by_staff"]
     assert (row["interactions"], row["ongoing"], row["interrupted"], row["median_service_s"]) == (1, 0, 1, None)
+
+
+def test_a_recording_is_on_disk_one_fragment_behind_the_muxer_even_for_a_still_scene(tmp_path: Path,
+                                                                                     photo: Photo) -> None:
+    # given a recording of a still real scene (fragments of a few hundred bytes) at 8 fps, its writer open
+    key = hashlib.sha256(b"k").digest()
+    part = tmp_path / "c.mp4.part"
+    writer = Mp4Writer(part, key=key, preset="veryfast", crf=23)
+    image = fit(photo("t1.jpg"), 1280, 720)
+    for i in range(78):
+        writer.write(draw_marker(image, i), 1000 + i * 0.125)
+    # when what is on disk now (what a kill -9 would leave: the file is written unbuffered) is salvaged
+    shutil.copyfile(part, tmp_path / "killed.mp4.part")
+    done = finalise_clip(tmp_path / "killed.mp4.part", tmp_path / "killed.mp4", key, salvage=True)
+    # then it holds every frame the muxer got, in order, but those of the fragment still open (about 1 s of
+    # the clip's time; the frames x264 still holds back are not counted, they depend on the host's cores)
+    markers = [read_marker(im) for im in decode(tmp_path / "killed.mp4", key).images]
+    assert markers == list(range(done.frames)) and writer.muxed - done.frames <= 2 * 8
+    writer.abort()
 
 
 def killed_leftovers(data_dir: Path, *, fragments: bool) -> tuple[ReviewStore, bytes, Path]:
