@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from bench.common import write_json
 from edge.enrol import default_finder
-from vision.engines.base import DlibEngineConfig, build_engine
+from vision.engines.base import DlibEngineConfig
+from vision.engines.registry import build_engine
 from vision.errors import BadImageError
 from vision.imageio import decode_image
 from vision.quality import EyeMeter, sharpness, yaw_ratio

@@ -47,8 +47,9 @@ from models.human_models import NPM_TARBALL, TARBALL_PREFIX
 from models.onnx_session import load_session
 from models.tfjs_convert import ensure_onnx
 from vision.align import arcface_template, similarity_transform
-from vision.engines.base import FaceEngine, build_engine
+from vision.engines.base import FaceEngine
 from vision.engines.dlib_engine import CHIP_PADDING
+from vision.engines.registry import build_engine
 from vision.evaluation import best_threshold, fold_ids, tar_at_far
 from vision.imageio import decode_image
 from vision.single_face import DEFAULT_STRATEGY, SingleFaceFinder

@@ -35,7 +35,8 @@ from edge.eval_faces import EvalInput, load_inputs, positive_int
 from edge.face_adapt import adapt, fit
 from edge.face_data import Embeddings, embed_images
 from edge.face_protocol import SetReport, evaluate_set, json_safe
-from vision.engines.base import DlibEngineConfig, build_engine
+from vision.engines.base import DlibEngineConfig
+from vision.engines.registry import build_engine
 from vision.population import WhiteningConfig
 
 logger = logging.getLogger(__name__)

@@ -26,8 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vision.engines.base import DlibEngineConfig, build_engine
+from vision.engines.base import DlibEngineConfig
 from vision.engines.dlib_engine import CHIP_PADDING, DlibFaceEngine
+from vision.engines.registry import build_engine
 from vision.errors import BadImageError
 from vision.imageio import decode_image
 from vision.quality import assess, yaw_ratio

@@ -20,7 +20,8 @@ import httpx
 from bench.fault_checks import Findings, clean_refusal, inspect_folder, leftover_temp_files, lost_alerts, service_view
 from bench.live import Exit, LiveService, Scene, build_scene, enrolment_photos, new_key
 from bench.terminals import Fleet
-from vision.engines.base import DlibEngineConfig, build_engine
+from vision.engines.base import DlibEngineConfig
+from vision.engines.registry import build_engine
 
 logger = logging.getLogger(__name__)
 

@@ -35,8 +35,9 @@ from edge.counter_config import CounterConfig
 from edge.demo.assets import ensure_face_photos
 from edge.demo.counter_scene import CounterScene, Cutout, Role, load_cast, scene_camera
 from edge.metrics import EdgeMetrics
-from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
+from vision.engines.registry import build_engine
 from vision.gallery import Gallery
 from vision.imageio import decode_image
 from vision.types import Frame

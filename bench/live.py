@@ -33,7 +33,8 @@ from edge.demo.assets import ensure_face_photos
 from edge.demo.counter_demo import CLIP_SETTINGS, COUNTER_SETTINGS, render_counter_frames
 from edge.demo.run import write_entrance_video
 from edge.demo.scene import SceneBuilder, faces_of
-from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.base import DlibEngineConfig, FaceEngine
+from vision.engines.registry import build_engine
 from vision.imageio import decode_image
 
 logger = logging.getLogger(__name__)

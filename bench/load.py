@@ -39,7 +39,8 @@ import httpx
 from bench.common import percentile, print_table, write_json
 from bench.live import Exit, LiveService, build_scene, enrolment_photos, entrance_camera
 from bench.terminals import Fleet, make_fleet
-from vision.engines.base import DlibEngineConfig, build_engine
+from vision.engines.base import DlibEngineConfig
+from vision.engines.registry import build_engine
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,8 @@ from edge.pipeline import FacePipeline
 from edge.rules import VipArrivalRule
 from edge.runtime import EdgeRuntime
 from edge.server import ServerThread
-from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.base import DlibEngineConfig, FaceEngine
+from vision.engines.registry import build_engine
 from vision.gallery import Gallery
 from vision.types import Frame
 

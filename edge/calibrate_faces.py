@@ -48,7 +48,7 @@ from edge.face_adapt import adaptation_json, fit, write_transform
 from edge.face_data import Embeddings, check_root, embed_images, read_manifest
 from edge.face_protocol import build_protocol, json_safe
 from edge.i18n import t
-from vision.engines.base import build_engine
+from vision.engines.registry import build_engine
 from vision.population import Whitening, WhiteningConfig
 from vision.track_evaluation import VoterPoint, voter_point
 from vision.types import Image

@@ -40,7 +40,8 @@ from edge.face_data import (
 )
 from edge.face_protocol import SetReport, evaluate_set, json_safe
 from edge.i18n import t
-from vision.engines.base import ENGINE_REGISTRY, FaceEngine, build_engine
+from vision.engines.base import FaceEngine
+from vision.engines.registry import ENGINE_REGISTRY, build_engine
 from vision.population import Whitening, WhiteningConfig
 from vision.single_face import DEFAULT_STRATEGY, STRATEGIES
 

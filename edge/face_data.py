@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from edge.enrol import embed_largest_face
 from edge.errors import EvalDataError
-from vision.engines.base import FaceEngine, build_engine
+from vision.engines.base import FaceEngine
+from vision.engines.registry import build_engine
 from vision.errors import BadImageError
 from vision.imageio import decode_image
 from vision.single_face import DEFAULT_STRATEGY, SingleFaceFinder, SingleFaceStrategy

@@ -29,9 +29,10 @@ from edge.sources import FrameSource, SourceHealth
 from edge.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.worker import CameraWorker
 from models.errors import ModelPackError
-from vision.engines.base import FaceEngine, build_engine
+from vision.engines.base import FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
 from vision.engines.owner import EnginePool, EnginePoolConfig
+from vision.engines.registry import build_engine
 from vision.gallery import Gallery
 from vision.plates.ocr import PpOcr
 from vision.plates.reader import PlateReader

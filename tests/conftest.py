@@ -10,9 +10,10 @@ import pytest
 
 from edge.demo.assets import AssetError, ensure_face_photos
 from models.errors import ModelPackError
-from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
 from vision.engines.owner import EnginePool, EnginePoolConfig
+from vision.engines.registry import build_engine
 from vision.imageio import decode_image
 from vision.types import Image
 

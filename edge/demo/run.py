@@ -23,7 +23,9 @@ from edge.demo.counter_demo import (
 )
 from edge.demo.scene import Actor, Appearance, SceneBuilder
 from edge.i18n import t
-from vision.engines.base import DlibEngineConfig, build_engine
+from edge.terminal import alert_printer, stop_on_sigterm
+from vision.engines.base import DlibEngineConfig
+from vision.engines.registry import build_engine
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +100,6 @@ def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]
 
 def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
     from edge.app import create_app
-    from edge.cli import alert_printer, stop_on_sigterm
     from edge.runtime import EdgeRuntime
     from edge.server import ServerThread
 

@@ -11,7 +11,7 @@ import yaml
 
 from edge.config import EdgeConfig, SourceConfig, load_config
 from edge.errors import ConfigError
-from vision.engines.base import build_engine
+from vision.engines.registry import build_engine
 from vision.types import Image
 
 MINIMAL = "branch:\n  id: sh-001\n"

@@ -23,7 +23,8 @@ from edge.enrol import embed_largest_face
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import config_dict
 from tests.edge.test_e2e import APPEARANCES
-from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.base import DlibEngineConfig, FaceEngine
+from vision.engines.registry import build_engine
 from vision.types import Detections, FloatArray, Image
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,9 @@ from edge.enrol import embed_largest_face, mean_template
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, LOBBY_TOKEN
 from tests.edge.test_enrol_api import bad_photos
-from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.owner import EnginePool
+from vision.engines.registry import build_engine
 from vision.gallery import Gallery
 from vision.types import FloatArray, Image
 

@@ -8,8 +8,9 @@ import pytest
 
 from edge.config import EdgeConfig
 from edge.runtime import EdgeRuntime
-from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.owner import EnginePool
+from vision.engines.registry import build_engine
 from vision.types import Image
 
 

@@ -13,7 +13,8 @@ import pytest
 from models.errors import ModelPackError, PackFileError, PackNotFoundError
 from models.manifest import PackManifest, builtin_manifests, parse_manifest, sha256_file
 from models.packs import candidate_folders, list_packs, resolve_pack
-from vision.engines.base import DlibEngineConfig, build_engine
+from vision.engines.base import DlibEngineConfig
+from vision.engines.registry import build_engine
 from vision.types import Image
 
 PACK = "dlib_resnet_v1"

@@ -8,8 +8,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine, l2_normalise
+from vision.engines.base import DlibEngineConfig, FaceEngine, l2_normalise
 from vision.engines.dlib_engine import HOG_WINDOW_PX, detection_scale
+from vision.engines.registry import build_engine
 from vision.errors import EngineConfigError
 from vision.tracker import iou_matrix
 from vision.types import Detections, Image

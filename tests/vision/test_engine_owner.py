@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from tests.fakes import deterministic_vector
-from vision.engines.base import DlibEngineConfig, FaceEngine, build_engine
+from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.owner import EnginePool, EnginePoolConfig, on_owner
+from vision.engines.registry import build_engine
 from vision.errors import EngineBusyError, EngineClosedError
 from vision.types import Detections, FloatArray, Image
 

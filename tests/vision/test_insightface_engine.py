@@ -36,7 +36,7 @@ from tests.vision.onnx_fakes import (
     write_pack,
 )
 from vision.align import ARCFACE_TEMPLATE, norm_crop, similarity_transform, transform_points
-from vision.engines.base import FaceEngine, build_engine
+from vision.engines.base import FaceEngine
 from vision.engines.insightface_engine import (
     CPU,
     CUDA,
@@ -44,6 +44,7 @@ from vision.engines.insightface_engine import (
     InsightFaceEngineConfig,
     select_providers,
 )
+from vision.engines.registry import build_engine
 from vision.errors import EngineConfigError
 from vision.types import Image
 

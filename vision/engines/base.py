@@ -1,15 +1,13 @@
-"""The face-engine protocol, engine configs and the explicit registry."""
+"""The face-engine protocol and engine configs (the registry that builds engines: ``registry.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from vision.errors import EngineConfigError
 from vision.quality import LandmarkLayout
 from vision.types import Detections, FloatArray, Image
 
@@ -79,32 +77,3 @@ def l2_normalise(vectors: FloatArray) -> FloatArray:
     norms[norms == 0] = 1.0
     out: FloatArray = (vectors / norms).astype(np.float32)
     return out
-
-
-EngineFactory = Callable[[BaseModel], FaceEngine]
-
-
-def _build_dlib(config: BaseModel) -> FaceEngine:
-    from vision.engines.dlib_engine import DlibFaceEngine
-
-    if not isinstance(config, DlibEngineConfig):
-        raise EngineConfigError(f"dlib engine needs DlibEngineConfig, got {type(config).__name__}")
-    return DlibFaceEngine(config)
-
-
-def _build_insightface(config: BaseModel) -> FaceEngine:
-    from vision.engines.insightface_engine import InsightFaceEngine, InsightFaceEngineConfig
-
-    if not isinstance(config, InsightFaceEngineConfig):
-        raise EngineConfigError(f"insightface engine needs InsightFaceEngineConfig, got {type(config).__name__}")
-    return InsightFaceEngine(config)
-
-
-ENGINE_REGISTRY: dict[str, EngineFactory] = {"dlib": _build_dlib, "insightface": _build_insightface}
-
-
-def build_engine(config: BaseModel) -> FaceEngine:
-    engine_type = getattr(config, "type", None)
-    if not isinstance(engine_type, str) or engine_type not in ENGINE_REGISTRY:
-        raise EngineConfigError(f"unknown face engine type {engine_type!r}; known: {sorted(ENGINE_REGISTRY)}")
-    return ENGINE_REGISTRY[engine_type](config)
