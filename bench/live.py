@@ -28,11 +28,11 @@ import yaml
 from cryptography.fernet import Fernet
 
 from edge.config import hash_token
-from edge.crypto import KEY_ENV
 from edge.demo.assets import ensure_face_photos
 from edge.demo.counter_demo import CLIP_SETTINGS, COUNTER_SETTINGS, render_counter_frames
 from edge.demo.run import write_entrance_video
 from edge.demo.scene import SceneBuilder, faces_of
+from vault.keys import KEY_ENV
 from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.registry import build_engine
 from vision.imageio import decode_image

@@ -31,13 +31,13 @@ from websockets.sync.client import connect
 from bench.common import median_ms, percentile, print_table, write_json
 from edge.app import create_app
 from edge.config import EdgeConfig, FaceConfig, hash_token, load_config
-from edge.crypto import KEY_ENV
 from edge.demo.assets import ensure_face_photos
 from edge.demo.scene import Actor, Appearance, SceneBuilder
 from edge.pipeline import FacePipeline
 from edge.rules import VipArrivalRule
 from edge.runtime import EdgeRuntime
 from edge.server import ServerThread
+from vault.keys import KEY_ENV
 from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.registry import build_engine
 from vision.gallery import Gallery

@@ -19,6 +19,7 @@ from edge.redact import install_log_redaction, redact_text
 from edge.terminal import alert_printer, stop_on_sigterm
 from models.errors import ModelPackError
 from models.packs import list_packs
+from vault.errors import KeyMaterialError
 
 
 def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | None = None) -> int:
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     install_log_redaction()  # no credential reaches a log, whoever logs it (ours, uvicorn, a library)
     try:
         return int(args.func(args, lang))
-    except ConfigError as exc:
+    except (ConfigError, KeyMaterialError) as exc:
         print(t("config_error", lang, message=redact_text(str(exc))), file=sys.stderr)
         return 2
     except DataFolderError as exc:  # Chinese first, then English (for whoever reads the log); --lang en: English

@@ -1,7 +1,7 @@
 """One clip file: H.264 (libx264, yuv420p) in an MP4 that browsers play, with variable frame rate, encrypted.
 
 While a clip is recorded, :class:`Mp4Writer` writes **fragmented** MP4 (an empty index first, then a
-``moof``+``mdat`` fragment about every second) through :class:`edge.clip_crypto.ClipWriter` into a
+``moof``+``mdat`` fragment about every second) through :class:`vault.clip_file.ClipWriter` into a
 ``.part`` file. Fragmented MP4 needs no seeking back, so it streams through the encryption, and a process
 killed mid-clip leaves a prefix of whole fragments that still plays (:func:`complete_fragments`). When the
 clip closes, :func:`finalise_clip` remuxes it (packets copied, nothing re-encoded) into an ordinary MP4
@@ -28,8 +28,8 @@ import av
 import cv2
 import numpy as np
 
-from edge.clip_crypto import ClipReader, ClipWriter, encrypt_bytes, fsync_dir
 from edge.errors import ClipFileError
+from vault.clip_file import ClipReader, ClipWriter, encrypt_bytes, fsync_dir
 from vision.types import Image
 
 logger = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from edge.clip_crypto import ClipReader, encrypt_bytes
 from edge.clip_types import ClipParticipants
 from edge.errors import ClipFileError
+from vault.clip_file import ClipReader, encrypt_bytes
 
 PART_SUFFIX = ".mp4.part"
 MANIFEST_SUFFIX = ".json.part"

@@ -25,7 +25,7 @@ class ClipWritten:
 
     clip_id: str
     participants: ClipParticipants
-    path: Path  # absolute; the file is encrypted (edge.clip_crypto)
+    path: Path  # absolute; the file is encrypted (vault.clip_file)
     sha256: str  # of the plaintext MP4 (what the review API serves), not of the encrypted file
     size_bytes: int  # of the plaintext MP4
     started_at: datetime  # capture time (UTC) of the first frame, pre-roll included

@@ -3,7 +3,7 @@
 Every processed frame is pushed into a ring buffer (the pre-roll) and into each open recording. A recording
 starts with the buffered frames from ``pre_roll_s`` before the interaction's start, runs until ``post_roll_s``
 after its end (or until ``max_clip_s``), and becomes ``<clips_dir>/<camera>/<YYYY-MM-DD>/<clip_id>.mp4``,
-encrypted with the clip key (:mod:`edge.clip_crypto`; folders 0700, files 0600).
+encrypted with the clip key (:mod:`vault.clip_file`; folders 0700, files 0600).
 Several recordings may be open at once on one camera; each has its own file and blurs everyone but its own two
 participants.
 

@@ -31,11 +31,11 @@ from pathlib import Path
 from cryptography.fernet import InvalidToken
 
 from edge import datadir_text as text
-from edge.crypto import KEY_ENV, KEY_FILE, DataKey, configured_key, file_key, write_key_file
-from edge.errors import ConfigError
 from edge.rekey_journal import clean_leftovers, replay_journal
 from edge.store import Store
 from edge.store_crypto import sample_encrypted
+from vault.errors import KeyMaterialError
+from vault.keys import KEY_ENV, KEY_FILE, DataKey, configured_key, file_key, write_key_file
 from vision.errors import GalleryAuthError, GalleryBindingError, GalleryError, GalleryUnsealedError
 from vision.gallery import Gallery
 from vision.gallery_files import GallerySeal, gallery_files, map_files, peek_context
@@ -254,7 +254,7 @@ def _other_source(configured: DataKey, data_dir: Path, stored_id: str) -> str | 
         return None
     try:
         other = file_key(data_dir)
-    except ConfigError:  # only a hint for the message: an unreadable key file is no hint
+    except KeyMaterialError:  # only a hint for the message: an unreadable key file is no hint
         return None
     return str(data_dir / KEY_FILE) if other is not None and other.key_id == stored_id else None
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.crypto import KEY_ENV, KEY_FILE, DataKey
 from edge.errors import DataFolderError
+from vault.keys import KEY_ENV, KEY_FILE, DataKey
 
 if TYPE_CHECKING:
     from edge.datadir import FolderParts

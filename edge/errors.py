@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vault.errors import ClipFileError as ClipFileError  # raised by vault.clip_file; edge code names it here
+
 
 class EdgeError(Exception):
     """Base class."""
@@ -49,8 +51,3 @@ class DataFolderError(EdgeError):
 
     def text(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
-
-
-class ClipFileError(EdgeError):
-    """A clip file that cannot be read: not in the encrypted clip format, cut short, changed, or encrypted
-    with another key. No byte of it is served."""

@@ -28,8 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge import datadir_text as text
-from edge.clip_crypto import CLIP_KEY_PURPOSE, is_clip_file, reencrypt_clip_file
-from edge.crypto import KEY_FILE, DataKey, env_key, write_key_file
 from edge.datadir import META_KEY_ID, META_PREVIOUS_KEY_ID, DataFolder, gallery_seal, open_data_folder
 from edge.errors import ClipFileError
 from edge.i18n import t
@@ -43,6 +41,8 @@ from edge.rekey_journal import (
     staged,
 )
 from edge.store_crypto import reencrypt
+from vault.clip_file import CLIP_KEY_PURPOSE, is_clip_file, reencrypt_clip_file
+from vault.keys import KEY_FILE, DataKey, env_key, write_key_file
 from vision.errors import GalleryAuthError
 from vision.gallery_files import map_files, reseal_map
 

@@ -26,13 +26,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from edge.auth import Gate, GuardFirstRoute, Principal
-from edge.clip_crypto import ClipReader
 from edge.errors import ClipFileError
 from edge.review_http import SQL_INT_LIMIT, RangeNotSatisfiable, local_midnight, parse_bound, parse_range
 from edge.review_schemas import AuditPublic, ClipPublic, HoldUpdate, StatsPublic, VerdictCreate, VerdictPublic
 from edge.review_store import ReviewStore
 from edge.review_types import ClipExpiredError, UnknownClipError
 from edge.stats import hourly_stats
+from vault.clip_file import ClipReader
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo, clip_key: by
     def play_clip(clip_id: str, principal: Player, request: Request) -> Response:
         """Stream the MP4, whole (200) or one byte range (206), in 64 KiB chunks.
 
-        The clip file is encrypted (:mod:`edge.clip_crypto`); sizes, ranges and the ETag (its sha256) are
+        The clip file is encrypted (:mod:`vault.clip_file`); sizes, ranges and the ETag (its sha256) are
         those of the plaintext MP4, and only the chunks a range lies in are decrypted. A file that is cut
         short, changed or not readable with the key is answered 500 ``clip_damaged`` (audited ``damaged``)
         when the damage is in the first chunk sent or in the file's end (checked at open); damage further on

@@ -9,7 +9,6 @@ from pathlib import Path
 import faiss
 
 from alerts.hub import Hub
-from edge.clip_crypto import CLIP_KEY_PURPOSE
 from edge.clip_recovery import recover_clips
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig, EdgeConfig
@@ -29,6 +28,7 @@ from edge.sources import FrameSource, SourceHealth
 from edge.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.worker import CameraWorker
 from models.errors import ModelPackError
+from vault.clip_file import CLIP_KEY_PURPOSE
 from vision.engines.base import FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
 from vision.engines.owner import EnginePool, EnginePoolConfig
@@ -75,7 +75,7 @@ class EdgeRuntime:
         """Every component on top of the opened data folder; cameras are built but not started."""
         self.store = self.data.store
         self.review = ReviewStore(self.store)
-        self.clip_key = self.data.key.derive(CLIP_KEY_PURPOSE)  # clips are encrypted at rest (edge.clip_crypto)
+        self.clip_key = self.data.key.derive(CLIP_KEY_PURPOSE)  # clips are encrypted at rest (vault.clip_file)
         # before any camera runs: salvage clips and close interactions that a killed process left open
         recover_clips(self.review, config.clips.resolve_dir(data_dir), self.clip_key)
         self.engine, self._owns_engine = self._engine_pool(config, engine)

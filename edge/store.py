@@ -39,7 +39,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from alerts.envelope import Alert, AlertDraft
-from edge.crypto import decrypt
+from vault.keys import decrypt
 
 ENCRYPTED = {"encrypted": True}  # ``info`` of a column that holds data encrypted with the data key
 

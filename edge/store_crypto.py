@@ -10,8 +10,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Column, select, text, update
 from sqlalchemy.orm import Session
 
-from edge.crypto import decrypt
 from edge.store import Base, MetaRow, Store
+from vault.keys import decrypt
 
 
 def encrypted_columns() -> list[Column[bytes]]:
@@ -34,7 +34,7 @@ def reencrypt(store: Store, new: Fernet, *, meta: dict[str, str],
               also: Callable[[Session], None] | None = None) -> int:
     """Re-encrypt every encrypted value of ``store`` with ``new`` and set ``meta``, in ONE transaction: all
     of it is committed or nothing is. ``also`` runs inside the same transaction before the commit (e.g. to
-    update the clip index). Raises ConfigError, with nothing changed, when a value does not decrypt with
+    update the clip index). Raises KeyMaterialError, with nothing changed, when a value does not decrypt with
     the store's current key. Returns how many values were re-encrypted; the store then uses ``new``."""
     count = 0
     old = store.cipher

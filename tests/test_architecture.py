@@ -1,6 +1,6 @@
 """The dependency rules of ARCHITECTURE.md ("Layout and dependency direction"), enforced with ``ast``.
 
-Every ``import`` and ``from ... import`` in calibration/, models/, vision/, alerts/, edge/, console/
+Every ``import`` and ``from ... import`` in calibration/, models/, vault/, vision/, alerts/, edge/, console/
 and bench/ is parsed (including imports inside functions and relative imports) and checked against
 the table below. A synthetic source string proves that the checker flags what it should.
 """
@@ -14,17 +14,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = frozenset({"calibration", "models", "vision", "alerts", "edge", "console"})
-SCANNED = ("calibration", "models", "vision", "alerts", "edge", "console", "bench")
+OURS = frozenset({"calibration", "models", "vault", "vision", "alerts", "edge", "console"})
+SCANNED = ("calibration", "models", "vault", "vision", "alerts", "edge", "console", "bench")
 
 # Of our packages, which each package may import (itself always allowed). None: anything.
 ALLOWED_OURS: dict[str, frozenset[str] | None] = {
     "calibration": frozenset(),
     "models": frozenset(),
+    "vault": frozenset(),
     "alerts": frozenset(),
     "vision": frozenset({"models", "calibration"}),
-    "edge": frozenset({"calibration", "models", "vision", "alerts"}),
-    "console": frozenset({"vision", "models", "alerts"}),
+    "edge": frozenset({"calibration", "models", "vault", "vision", "alerts"}),
+    "console": frozenset({"vision", "models", "vault", "alerts"}),
     "bench": None,
 }
 # Third-party packages a package must never import.
@@ -144,6 +145,10 @@ def test_vision_really_imports_models_so_the_scan_sees_cross_package_imports() -
         # leaf packages import none of ours
         ("calibration.x", "from vision.types import Detections", ["vision.types"]),
         ("models.x", "import calibration", ["calibration"]),
+        ("vault.x", "from edge.errors import ConfigError", ["edge.errors"]),
+        ("vault.x", "import vision.gallery", ["vision.gallery"]),
+        ("edge.x", "from vault.keys import DataKey\n", []),
+        ("console.x", "from vault.clip_file import ClipReader\n", []),
         ("alerts.x", "from edge.store import Store", ["edge.store"]),
         ("alerts.x", "from models.packs import list_packs", ["models.packs"]),
         # console may not import edge

@@ -14,7 +14,7 @@ chunk moved elsewhere fails to open instead of playing a shorter clip. The heade
 so a changed chunk size or salt is detected too. Any changed byte gives :class:`ClipFileError`, never
 different bytes.
 
-The clip key is the data key's ``clips`` key (``DataKey.derive(CLIP_KEY_PURPOSE)`` in :mod:`edge.crypto`):
+The clip key is the data key's ``clips`` key (``DataKey.derive(CLIP_KEY_PURPOSE)`` in :mod:`vault.keys`):
 rotating the data key rotates it. The plaintext's size follows from the file's size, so a reader seeks to
 any byte and decrypts only the chunks it needs: :meth:`ClipReader.iter_range` serves an HTTP Range, and
 :class:`ClipReader` is a seekable file object that PyAV reads directly.
@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from edge.errors import ClipFileError
+from vault.errors import ClipFileError
 
 CLIP_KEY_PURPOSE = "clips"  # DataKey.derive(CLIP_KEY_PURPOSE) is the clip key
 MAGIC = b"SBCLIP"

@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from edge.errors import ConfigError
+from vault.errors import KeyMaterialError
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +41,18 @@ class DataKey:
 
     def __post_init__(self) -> None:
         if len(self.raw) != 32:
-            raise ConfigError(f"a data key is 32 bytes, got {len(self.raw)} ({self.source})")
+            raise KeyMaterialError(f"a data key is 32 bytes, got {len(self.raw)} ({self.source})")
 
     @classmethod
     def from_text(cls, text: str | bytes, source: str) -> DataKey:
-        """Parse a Fernet key (url-safe base64 of 32 bytes); ConfigError naming ``source`` otherwise."""
+        """Parse a Fernet key (url-safe base64 of 32 bytes); KeyMaterialError naming ``source`` otherwise."""
         encoded = text.encode("ascii", "replace") if isinstance(text, str) else text
         try:
             raw = base64.urlsafe_b64decode(encoded.strip())
         except (binascii.Error, ValueError) as exc:
-            raise ConfigError(f"{source} is not a valid Fernet key (32 url-safe base64 bytes)") from exc
+            raise KeyMaterialError(f"{source} is not a valid Fernet key (32 url-safe base64 bytes)") from exc
         if len(raw) != 32:
-            raise ConfigError(f"{source} is not a valid Fernet key (32 url-safe base64 bytes)")
+            raise KeyMaterialError(f"{source} is not a valid Fernet key (32 url-safe base64 bytes)")
         return cls(raw, source)
 
     @classmethod
@@ -93,7 +93,7 @@ def file_key(data_dir: Path) -> DataKey | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise ConfigError(f"key file {path} cannot be read: {exc}") from exc
+        raise KeyMaterialError(f"key file {path} cannot be read: {exc}") from exc
     return DataKey.from_text(text, str(path))
 
 
@@ -115,5 +115,5 @@ def decrypt(cipher: Fernet, blob: bytes) -> bytes:
     try:
         return cipher.decrypt(blob)
     except InvalidToken as exc:
-        raise ConfigError("stored data cannot be decrypted with the configured key") from exc
+        raise KeyMaterialError("stored data cannot be decrypted with the configured key") from exc
 

@@ -13,8 +13,8 @@ import av
 import cv2
 import numpy as np
 
-from edge.clip_crypto import ClipReader
 from edge.clip_types import ClipWritten
+from vault.clip_file import ClipReader
 from vision.types import Frame, Image
 
 T0 = 1000.0  # monotonic seconds of the timeline's zero

@@ -17,7 +17,6 @@ from pathlib import Path
 import cv2
 
 from edge.clip_config import ClipConfig
-from edge.clip_crypto import CLIP_KEY_PURPOSE, ClipReader
 from edge.clip_encoder import complete_fragments
 from edge.clip_types import ClipParticipants, InteractionRecord
 from edge.clips import ClipRecorder
@@ -25,6 +24,7 @@ from edge.datadir import open_data_folder
 from edge.errors import ClipFileError
 from edge.review_store import ReviewStore
 from tests.edge.clip_helpers import CAPTURED_T0, T0, draw_marker, fit, make_frame
+from vault.clip_file import CLIP_KEY_PURPOSE, ClipReader
 
 BRANCH = "test-branch"
 CAMERA = "counter-1"

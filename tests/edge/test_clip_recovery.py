@@ -21,7 +21,6 @@ import cv2
 import httpx
 import pytest
 
-from edge.clip_crypto import CLIP_KEY_PURPOSE, ClipReader, ClipWriter, is_clip_file
 from edge.clip_encoder import Mp4Writer, finalise_clip
 from edge.clip_manifest import ClipManifest, manifest_path, part_path, write_manifest
 from edge.clip_types import ClipParticipants, InteractionRecord
@@ -32,6 +31,7 @@ from tests.edge.clip_helpers import CAPTURED_T0, decode, draw_marker, fit, plain
 from tests.edge.clip_killee import INTERACTION, START_AT
 from tests.edge.conftest import ADMIN_TOKEN, LiveEdge
 from tests.edge.review_helpers import clip_written, write_h264
+from vault.clip_file import CLIP_KEY_PURPOSE, ClipReader, ClipWriter, is_clip_file
 from vision.types import Image
 
 ROOT = Path(__file__).resolve().parents[2]

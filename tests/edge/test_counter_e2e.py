@@ -16,10 +16,10 @@ import cv2
 import httpx
 import pytest
 
-from edge.clip_crypto import ClipReader
 from edge.config import EdgeConfig, hash_token
 from edge.demo.counter_scene import CounterScene, Role, load_cast, scene_camera
 from tests.edge.conftest import ADMIN_TOKEN, LOBBY_TOKEN, LiveEdge, config_dict
+from vault.clip_file import ClipReader
 from vision.engines.base import FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
 

@@ -14,10 +14,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from edge.config import EdgeConfig
-from edge.crypto import KEY_ENV, KEY_FILE
 from edge.errors import DataFolderError
 from edge.runtime import EdgeRuntime
 from edge.store import Person
+from vault.keys import KEY_ENV, KEY_FILE
 from vision.engines.base import FaceEngine
 from vision.engines.owner import EnginePool
 from vision.types import Image

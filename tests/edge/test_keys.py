@@ -11,14 +11,15 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
-from edge.clip_crypto import CLIP_KEY_PURPOSE, ClipReader, encrypt_bytes
 from edge.config import EdgeConfig
-from edge.crypto import KEY_ENV, KEY_FILE, DataKey
 from edge.datadir import open_data_folder
-from edge.errors import ClipFileError, ConfigError, DataFolderError
+from edge.errors import ClipFileError, DataFolderError
 from edge.keys import commit_rotation, prepare_rotation, rotate_key
 from edge.runtime import EdgeRuntime
 from edge.store import Person, SnapshotRow
+from vault.clip_file import CLIP_KEY_PURPOSE, ClipReader, encrypt_bytes
+from vault.errors import KeyMaterialError
+from vault.keys import KEY_ENV, KEY_FILE, DataKey
 from vision.engines.base import FaceEngine
 from vision.engines.owner import EnginePool
 from vision.types import Image
@@ -179,7 +180,7 @@ def test_a_value_that_does_not_decrypt_stops_the_rotation_with_nothing_changed(
     opened.close()
     old = folder.key()
     # when the key is rotated, then it fails and the database, the files and the key are as before
-    with pytest.raises(ConfigError):
+    with pytest.raises(KeyMaterialError):
         folder.rotate(DataKey.generate())
     assert folder.key().key_id == old.key_id and folder.staged_files() == []
     assert read_clip(folder.clip, old) == CLIP_PLAIN

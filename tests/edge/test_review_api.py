@@ -13,13 +13,13 @@ import av
 import httpx
 import pytest
 
-from edge.clip_crypto import CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, encrypt_bytes
 from edge.config import EdgeConfig, hash_token
 from edge.retention import remove_clip_file
 from edge.review_store import ReviewStore
 from edge.review_types import AuditEntry
 from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN, LiveEdge, config_dict
 from tests.edge.review_helpers import CLIPS, T0, clip_written, interaction, write_h264
+from vault.clip_file import CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, encrypt_bytes
 
 COMPLIANCE_TOKEN = "compliance-token-for-tests"
 OTHER_BRANCH_TOKEN = "compliance-of-another-branch"

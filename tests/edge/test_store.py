@@ -13,9 +13,9 @@ from sqlalchemy import LargeBinary, select
 from sqlalchemy.exc import IntegrityError
 
 import edge.review_tables  # noqa: F401 - registers the review tables on the store's Base
-from edge.errors import ConfigError
 from edge.store import Base, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow, Store
 from edge.store_crypto import encrypted_columns, reencrypt, sample_encrypted
+from vault.errors import KeyMaterialError
 
 
 @pytest.fixture()
@@ -66,7 +66,7 @@ def test_reencrypt_is_all_or_nothing(store: Store) -> None:
     before = sample_encrypted(store)
     old = store.cipher
     # when everything is re-encrypted with a new key, then it fails and nothing changed
-    with pytest.raises(ConfigError):
+    with pytest.raises(KeyMaterialError):
         reencrypt(store, Fernet(Fernet.generate_key()), meta={"key_id": "new"})
     assert sample_encrypted(store) == before and store.cipher is old
     assert store.person_photos(person.id) == [b"p1", b"p2"] and store.meta("key_id") is None

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.clip_crypto import (
+from edge.errors import ClipFileError
+from vault.clip_file import (
     HEADER_BYTES,
     TAG_BYTES,
     ClipReader,
@@ -20,7 +21,6 @@ from edge.clip_crypto import (
     is_clip_file,
     reencrypt_clip_file,
 )
-from edge.errors import ClipFileError
 
 KEY = hashlib.sha256(b"clip key").digest()
 OTHER_KEY = hashlib.sha256(b"another clip key").digest()
