@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_eval_faces(sub)
     register_faces_calibrate(sub)
     plates_cli.register(sub, _subcommands(sub, "eval", "评测 / evaluation"))  # after eval faces: joins its group
-    from edge.keys import register as register_keys
+    from edge.store.rotation import register as register_keys
 
     register_keys(sub)
     return parser

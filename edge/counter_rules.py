@@ -28,7 +28,7 @@ from alerts.envelope import (
 from edge.clip_types import ClipParticipants, InteractionRecord
 from edge.counter import CounterEvent
 from edge.review_types import ReviewError
-from edge.store import Person
+from edge.store.db import Person
 
 logger = logging.getLogger(__name__)
 

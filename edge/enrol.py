@@ -22,7 +22,7 @@ import numpy as np
 from alerts.text import display_text
 from edge.config import FaceConfig
 from edge.errors import EnrolmentError
-from edge.store import Person, Store
+from edge.store.db import Person, Store
 from vision.engines.base import FaceEngine
 from vision.engines.owner import on_owner
 from vision.errors import BadImageError

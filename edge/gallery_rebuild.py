@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.enrol import embed_photo, mean_template
-from edge.store import Store
+from edge.store.db import Store
 from vision.engines.base import FaceEngine
 from vision.gallery import Gallery
 from vision.gallery_files import GallerySeal

@@ -8,7 +8,7 @@ import threading
 from sqlalchemy.exc import IntegrityError
 
 from edge.errors import EnrolmentError
-from edge.store import Plate, Store
+from edge.store.db import Plate, Store
 from vision.plates.errors import InvalidPlateError
 from vision.plates.grammar import parse
 from vision.plates.matcher import MatcherConfig, PlateMatcher

@@ -13,8 +13,8 @@ from edge.i18n import t
 
 
 def cmd_plates_add(args: argparse.Namespace, lang: str) -> int:
-    from edge.datadir import open_data_folder
     from edge.plates import PlateRegistry
+    from edge.store.datadir import open_data_folder
 
     config = load_config(args.config)
     folder = open_data_folder(config.paths.data_dir, branch_id=config.branch.id,
@@ -34,7 +34,7 @@ def cmd_plates_add(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_plates_list(args: argparse.Namespace, lang: str) -> int:
-    from edge.datadir import open_data_folder
+    from edge.store.datadir import open_data_folder
 
     config = load_config(args.config)
     folder = open_data_folder(config.paths.data_dir, branch_id=config.branch.id,
@@ -50,8 +50,8 @@ def cmd_plates_list(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_plates_remove(args: argparse.Namespace, lang: str) -> int:
-    from edge.datadir import open_data_folder
     from edge.plates import PlateRegistry
+    from edge.store.datadir import open_data_folder
 
     config = load_config(args.config)
     folder = open_data_folder(config.paths.data_dir, branch_id=config.branch.id,

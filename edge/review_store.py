@@ -41,7 +41,7 @@ from edge.review_types import (
     Verdict,
     VerdictValue,
 )
-from edge.store import Base, Store
+from edge.store.db import Base, Store
 
 logger = logging.getLogger(__name__)
 

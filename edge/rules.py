@@ -10,7 +10,7 @@ from datetime import datetime
 
 from alerts.envelope import Alert, AlertDraft, AlertType, VipArrivalPayload
 from edge.config import VipArrivalRuleConfig
-from edge.store import Person
+from edge.store.db import Person
 from vision.types import Match
 
 logger = logging.getLogger(__name__)

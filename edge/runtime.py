@@ -14,7 +14,6 @@ from edge.clips import ClipRecorder
 from edge.config import CameraConfig, EdgeConfig
 from edge.counter import CounterEvent, CounterPipeline
 from edge.counter_rules import CounterRule
-from edge.datadir import open_data_folder
 from edge.enrol import Enroller, policy_from_config
 from edge.gallery_rebuild import needs_rebuild, rebuild_gallery
 from edge.metrics import EdgeMetrics
@@ -25,6 +24,7 @@ from edge.retention import RetentionJob
 from edge.review_store import ReviewStore
 from edge.rules import Sighting, VipArrivalRule
 from edge.sources import FrameSource, SourceHealth
+from edge.store.datadir import open_data_folder
 from edge.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.worker import CameraWorker
 from models.errors import ModelPackError
@@ -61,7 +61,7 @@ class EdgeRuntime:
         # cameras already run in parallel threads.
         faiss.omp_set_num_threads(1)
         self.metrics = EdgeMetrics()
-        # refuses a folder whose key or parts disagree (edge.datadir) before anything is written to it
+        # refuses a folder whose key or parts disagree (edge.store.datadir) before anything is written to it
         self.data = open_data_folder(data_dir, branch_id=config.branch.id,
                                      clips_dir=config.clips.resolve_dir(data_dir))
         self._owns_engine = False

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.store import Person, Plate
+from edge.store.db import Person, Plate
 
 
 class PersonPublic(BaseModel):

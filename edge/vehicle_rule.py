@@ -10,7 +10,7 @@ from datetime import datetime
 
 from alerts.envelope import Alert, AlertDraft, AlertType, DriverFace, VipVehicleArrivalPayload
 from edge.plates_config import VipVehicleRuleConfig
-from edge.store import Person
+from edge.store.db import Person
 from vision.plates.matcher import PlateMatch
 from vision.plates.voting import VoteResult
 

@@ -149,7 +149,7 @@ def test_vision_really_imports_models_so_the_scan_sees_cross_package_imports() -
         ("vault.x", "import vision.gallery", ["vision.gallery"]),
         ("edge.x", "from vault.keys import DataKey\n", []),
         ("console.x", "from vault.clip_file import ClipReader\n", []),
-        ("alerts.x", "from edge.store import Store", ["edge.store"]),
+        ("alerts.x", "from edge.store.db import Store", ["edge.store.db"]),
         ("alerts.x", "from models.packs import list_packs", ["models.packs"]),
         # console may not import edge
         ("console.x", "from edge.config import EdgeConfig", ["edge.config"]),

@@ -2,7 +2,7 @@
 
 The data key comes from ``$SMARTBRANCH_DATA_KEY`` or, without it, from ``data_dir/data.key``. This module
 only reads and writes keys; whether a key may be created, and whether it is the right one for the data
-already stored, is decided by :mod:`edge.datadir` (a key is made only for an empty data folder).
+already stored, is decided by :mod:`edge.store.datadir` (a key is made only for an empty data folder).
 
 Other secrets are derived from the data key with HKDF-SHA256, one ``purpose`` label each (for example
 ``gallery-mac`` for the MAC of the gallery files), so that a key for one purpose never serves another and

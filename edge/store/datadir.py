@@ -13,7 +13,7 @@ and what to do, rather than start on a folder where it would lose or misread dat
   with (the store records the key's id in ``meta``; one stored value of every encrypted column is also
   decrypted). A key is created only for a folder with nothing encrypted in it.
 
-It also finishes a key rotation that was committed but not yet switched over (:mod:`edge.keys`), keeps the
+It also finishes a key rotation that was committed but not yet switched over (:mod:`edge.store.rotation`), keeps the
 folder 0700 and the files it knows 0600, and holds a shared lock on the folder for as long as the folder is
 open, so that a key rotation (which takes it exclusively) never runs beside the service.
 """
@@ -30,10 +30,10 @@ from pathlib import Path
 
 from cryptography.fernet import InvalidToken
 
-from edge import datadir_text as text
-from edge.rekey_journal import clean_leftovers, replay_journal
-from edge.store import Store
-from edge.store_crypto import sample_encrypted
+from edge.store import datadir_text as text
+from edge.store.db import Store
+from edge.store.reencrypt import sample_encrypted
+from edge.store.rekey_journal import clean_leftovers, replay_journal
 from vault.errors import KeyMaterialError
 from vault.keys import KEY_ENV, KEY_FILE, DataKey, configured_key, file_key, write_key_file
 from vision.errors import GalleryAuthError, GalleryBindingError, GalleryError, GalleryUnsealedError

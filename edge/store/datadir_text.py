@@ -1,4 +1,4 @@
-"""Why the box refuses a data folder, and what to do about it: the messages of :mod:`edge.datadir`, in
+"""Why the box refuses a data folder, and what to do about it: the messages of :mod:`edge.store.datadir`, in
 Simplified Chinese and English. Each function returns the :class:`~edge.errors.DataFolderError` to raise."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from edge.errors import DataFolderError
 from vault.keys import KEY_ENV, KEY_FILE, DataKey
 
 if TYPE_CHECKING:
-    from edge.datadir import FolderParts
+    from edge.store.datadir import FolderParts
 
 _ROTATE = "smartbranch keys rotate"
 

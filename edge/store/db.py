@@ -6,7 +6,7 @@ It implements :class:`alerts.envelope.AlertLog`.
 
 Every column that holds data encrypted with the data key is declared with ``info=ENCRYPTED``, in this
 module or in any other table on :class:`Base`: the key check verifies a stored value of each, and key
-rotation re-encrypts all of them in one transaction (:mod:`edge.store_crypto`). The database file is
+rotation re-encrypts all of them in one transaction (:mod:`edge.store.reencrypt`). The database file is
 created 0600 (SQLite gives its ``-wal`` and ``-shm`` files the same mode).
 """
 

@@ -1,5 +1,5 @@
 """The store's encrypted data as a whole: a sample of it for the key check, and re-encryption for a key
-rotation. Which data is encrypted is declared on the columns (``info=ENCRYPTED``, see :mod:`edge.store`),
+rotation. Which data is encrypted is declared on the columns (``info=ENCRYPTED``, see :mod:`edge.store.db`),
 so a table added later is covered without changing this module."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Column, select, text, update
 from sqlalchemy.orm import Session
 
-from edge.store import Base, MetaRow, Store
+from edge.store.db import Base, MetaRow, Store
 from vault.keys import decrypt
 
 

@@ -1,13 +1,13 @@
 """How a key rotation is made all or nothing across the database and the files beside it.
 
-A rotation (:mod:`edge.keys`) first records :data:`META_STARTED`, then writes every new file beside the old
+A rotation (:mod:`edge.store.rotation`) first records :data:`META_STARTED`, then writes every new file beside the old
 one under a ``.rekey`` name (the key file, the gallery id maps, the clips). Then ONE database transaction
 re-encrypts every encrypted value, records the new key's id and records the journal
 (:data:`META_PENDING`: the renames still to do). That commit is the moment the rotation happens: before it
 the old key holds everything, after it the new key does. Then the renames are made and the journal is
 cleared.
 
-Whoever opens the folder next (:func:`edge.datadir.open_data_folder`) finishes what a crash interrupted: a
+Whoever opens the folder next (:func:`edge.store.datadir.open_data_folder`) finishes what a crash interrupted: a
 journal is replayed (renames are idempotent), and a rotation that started but never committed leaves only
 ``.rekey`` leftovers, which are removed; the old key still opens the folder then.
 """
@@ -19,7 +19,7 @@ import logging
 import os
 from pathlib import Path
 
-from edge.store import Store
+from edge.store.db import Store
 from vision.gallery_files import sync_folder
 
 logger = logging.getLogger(__name__)

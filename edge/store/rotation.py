@@ -2,7 +2,7 @@
 
 What the key protects: every encrypted column of the database (enrolment photos, extra photos, alert
 snapshots, and any column declared ``info=ENCRYPTED``), the MAC of the gallery id maps, and the clip files
-(whose key is derived from the data key). The rotation is all or nothing (:mod:`edge.rekey_journal`):
+(whose key is derived from the data key). The rotation is all or nothing (:mod:`edge.store.rekey_journal`):
 
 1. the folder is opened exclusively (a running service or enrolment command makes it refuse) and with the
    current key, which must be the data's key;
@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edge import datadir_text as text
-from edge.datadir import META_KEY_ID, META_PREVIOUS_KEY_ID, DataFolder, gallery_seal, open_data_folder
 from edge.errors import ClipFileError
 from edge.i18n import t
-from edge.rekey_journal import (
+from edge.store import datadir_text as text
+from edge.store.datadir import META_KEY_ID, META_PREVIOUS_KEY_ID, DataFolder, gallery_seal, open_data_folder
+from edge.store.reencrypt import reencrypt
+from edge.store.rekey_journal import (
     META_PENDING,
     META_STARTED,
     REKEY_SUFFIX,
@@ -40,7 +41,6 @@ from edge.rekey_journal import (
     replay_journal,
     staged,
 )
-from edge.store_crypto import reencrypt
 from vault.clip_file import CLIP_KEY_PURPOSE, is_clip_file, reencrypt_clip_file
 from vault.keys import KEY_FILE, DataKey, env_key, write_key_file
 from vision.errors import GalleryAuthError

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from alerts.envelope import AlertDraft, AlertType, VipArrivalPayload
 from alerts.errors import BadCursor
 from alerts.hub import Hub
-from edge.store import Store
+from edge.store.db import Store
 
 
 def draft(n: int, branch: str = "b1") -> AlertDraft:

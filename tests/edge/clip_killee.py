@@ -20,9 +20,9 @@ from edge.clip_config import ClipConfig
 from edge.clip_encoder import complete_fragments
 from edge.clip_types import ClipParticipants, InteractionRecord
 from edge.clips import ClipRecorder
-from edge.datadir import open_data_folder
 from edge.errors import ClipFileError
 from edge.review_store import ReviewStore
+from edge.store.datadir import open_data_folder
 from tests.edge.clip_helpers import CAPTURED_T0, T0, draw_marker, fit, make_frame
 from vault.clip_file import CLIP_KEY_PURPOSE, ClipReader
 

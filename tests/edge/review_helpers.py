@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 from edge.clip_types import ClipParticipants, ClipWritten, InteractionRecord
 from edge.review_store import ReviewStore
-from edge.store import Store
+from edge.store.db import Store
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
 # (clip id, start, duration s, camera, staff id): c-late starts 16:30 UTC, i.e. 00:30 on 03-03 in Shanghai.

@@ -25,8 +25,8 @@ from edge.clip_encoder import Mp4Writer, finalise_clip
 from edge.clip_manifest import ClipManifest, manifest_path, part_path, write_manifest
 from edge.clip_types import ClipParticipants, InteractionRecord
 from edge.config import EdgeConfig
-from edge.datadir import open_data_folder
 from edge.review_store import ReviewStore
+from edge.store.datadir import open_data_folder
 from tests.edge.clip_helpers import CAPTURED_T0, decode, draw_marker, fit, plaintext, read_marker
 from tests.edge.clip_killee import INTERACTION, START_AT
 from tests.edge.conftest import ADMIN_TOKEN, LiveEdge

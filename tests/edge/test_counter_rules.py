@@ -14,7 +14,7 @@ from alerts.envelope import Alert, AlertDraft
 from edge.counter import CounterEvent, crop_jpeg
 from edge.counter_rules import VIP_UNATTENDED_TITLE, CounterRule
 from edge.review_store import ReviewStore
-from edge.store import Person, Store
+from edge.store.db import Person, Store
 from vision.attendance import UnattendedEvent, UnstaffedEvent
 from vision.imageio import decode_image
 from vision.types import Interaction

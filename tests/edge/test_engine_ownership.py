@@ -181,7 +181,7 @@ def test_a_branch_survives_enrolments_add_photos_and_evaluations_while_cameras_r
 def test_a_runtime_that_fails_to_assemble_releases_its_folder(
         make_config: Callable[..., EdgeConfig], tmp_path: Path) -> None:
     # given a config whose face engine cannot be built (an empty model folder)
-    from edge.datadir import FolderLock
+    from edge.store.datadir import FolderLock
     from models.errors import ModelPackError
 
     config = make_config(face={"engine": {"type": "insightface", "models_dir": str(tmp_path / "no-models")},

@@ -13,7 +13,7 @@ from alerts.envelope import Alert, AlertDraft
 from edge.config import CameraConfig, FaceConfig, VipArrivalRuleConfig
 from edge.pipeline import FacePipeline
 from edge.rules import VipArrivalRule
-from edge.store import Person
+from edge.store.db import Person
 from vision.engines.base import FaceEngine
 from vision.gallery import Gallery
 from vision.types import Detections, FloatArray, Frame, Image

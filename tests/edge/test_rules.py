@@ -9,7 +9,7 @@ import pytest
 from alerts.envelope import Alert, AlertDraft
 from edge.config import VipArrivalRuleConfig
 from edge.rules import Sighting, VipArrivalRule
-from edge.store import Person
+from edge.store.db import Person
 from vision.types import Match
 
 NOW = datetime.now(UTC)

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from edge.config import EdgeConfig
 from edge.errors import DataFolderError
 from edge.runtime import EdgeRuntime
-from edge.store import Person
+from edge.store.db import Person
 from vault.keys import KEY_ENV, KEY_FILE
 from vision.engines.base import FaceEngine
 from vision.engines.owner import EnginePool

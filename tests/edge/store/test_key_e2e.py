@@ -18,7 +18,7 @@ from edge.cli import main
 from edge.config import hash_token, load_config
 from edge.demo.run import VIP_ENROL_PHOTO, VIP_NAME, VIP_TIER, demo_config
 from edge.runtime import EdgeRuntime
-from edge.store import Person
+from edge.store.db import Person
 from vault.keys import KEY_ENV, KEY_FILE
 from vision.engines.base import FaceEngine
 from vision.engines.owner import EnginePool

@@ -12,11 +12,11 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
 from edge.config import EdgeConfig
-from edge.datadir import open_data_folder
 from edge.errors import ClipFileError, DataFolderError
-from edge.keys import commit_rotation, prepare_rotation, rotate_key
 from edge.runtime import EdgeRuntime
-from edge.store import Person, SnapshotRow
+from edge.store.datadir import open_data_folder
+from edge.store.db import Person, SnapshotRow
+from edge.store.rotation import commit_rotation, prepare_rotation, rotate_key
 from vault.clip_file import CLIP_KEY_PURPOSE, ClipReader, encrypt_bytes
 from vault.errors import KeyMaterialError
 from vault.keys import KEY_ENV, KEY_FILE, DataKey

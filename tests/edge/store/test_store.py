@@ -13,8 +13,8 @@ from sqlalchemy import LargeBinary, select
 from sqlalchemy.exc import IntegrityError
 
 import edge.review_tables  # noqa: F401 - registers the review tables on the store's Base
-from edge.store import Base, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow, Store
-from edge.store_crypto import encrypted_columns, reencrypt, sample_encrypted
+from edge.store.db import Base, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow, Store
+from edge.store.reencrypt import encrypted_columns, reencrypt, sample_encrypted
 from vault.errors import KeyMaterialError
 
 
