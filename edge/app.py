@@ -19,6 +19,7 @@ from alerts.envelope import Alert
 from alerts.ws import terminal_router
 from edge.api_errors import field_for_code, install_error_handlers
 from edge.auth import Authenticator, Gate, GuardFirstRoute, Principal
+from edge.cameras.readers import describe
 from edge.errors import EnrolmentError
 from edge.limits import FORM_OVERHEAD_BYTES, BodyLimitMiddleware, PhotoSlots, SlotsBusy
 from edge.redact import redact_text
@@ -35,7 +36,6 @@ from edge.schemas import (
     PlateCreate,
     PlatePublic,
 )
-from edge.source_readers import describe
 
 logger = logging.getLogger(__name__)
 

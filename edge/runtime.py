@@ -9,6 +9,8 @@ from pathlib import Path
 import faiss
 
 from alerts.hub import Hub
+from edge.cameras.sources import FrameSource, SourceHealth
+from edge.cameras.worker import CameraWorker
 from edge.clip_recovery import recover_clips
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig, EdgeConfig
@@ -23,10 +25,8 @@ from edge.plates import PlateRegistry
 from edge.retention import RetentionJob
 from edge.review_store import ReviewStore
 from edge.rules import Sighting, VipArrivalRule
-from edge.sources import FrameSource, SourceHealth
 from edge.store.datadir import open_data_folder
 from edge.vehicle_rule import VehicleSighting, VipVehicleRule
-from edge.worker import CameraWorker
 from models.errors import ModelPackError
 from vault.clip_file import CLIP_KEY_PURPOSE
 from vision.engines.base import FaceEngine

@@ -28,10 +28,10 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from edge.cameras.readers import Reader, describe, open_reader
 from edge.config import SourceConfig
 from edge.errors import NotAVideoError, SourceError
 from edge.redact import redact_text
-from edge.source_readers import Reader, describe, open_reader
 from vision.types import Frame
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
+from edge.cameras.sources import FrameSource
 from edge.config import CameraConfig
 from edge.metrics import EdgeMetrics
-from edge.sources import FrameSource
 from vision.types import Frame
 
 logger = logging.getLogger(__name__)

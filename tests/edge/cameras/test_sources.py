@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.cameras.sources import FrameSource, open_reader
 from edge.config import SourceConfig
 from edge.errors import SourceError
-from edge.sources import FrameSource, open_reader
 from tests.fakes import FakeReader
 
 
