@@ -33,8 +33,8 @@ from edge.app import create_app
 from edge.config import EdgeConfig, FaceConfig, hash_token, load_config
 from edge.demo.assets import ensure_face_photos
 from edge.demo.scene import Actor, Appearance, SceneBuilder
-from edge.pipeline import FacePipeline
-from edge.rules import VipArrivalRule
+from edge.faces.pipeline import FacePipeline
+from edge.faces.vip_rule import VipArrivalRule
 from edge.runtime import EdgeRuntime
 from edge.server import ServerThread
 from vault.keys import KEY_ENV

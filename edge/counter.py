@@ -23,7 +23,7 @@ import numpy as np
 from edge.clip_types import ClipParticipants
 from edge.config import CameraConfig, FaceConfig
 from edge.counter_config import CounterConfig
-from edge.face_tracks import FaceTracks
+from edge.faces.tracks import FaceTracks
 from edge.metrics import EdgeMetrics
 from vision.attendance import UnattendedEvent, UnstaffedEvent
 from vision.engines.base import FaceEngine

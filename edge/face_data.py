@@ -22,8 +22,8 @@ import numpy.typing as npt
 from pydantic import BaseModel
 from tqdm import tqdm
 
-from edge.enrol import embed_largest_face
 from edge.errors import EvalDataError
+from edge.faces.enrol import embed_largest_face
 from vision.engines.base import FaceEngine
 from vision.engines.registry import build_engine
 from vision.errors import BadImageError

@@ -16,15 +16,15 @@ from edge.clips import ClipRecorder
 from edge.config import CameraConfig, EdgeConfig
 from edge.counter import CounterEvent, CounterPipeline
 from edge.counter_rules import CounterRule
-from edge.enrol import Enroller, policy_from_config
-from edge.gallery_rebuild import needs_rebuild, rebuild_gallery
+from edge.faces.enrol import Enroller, policy_from_config
+from edge.faces.gallery_rebuild import needs_rebuild, rebuild_gallery
+from edge.faces.pipeline import FacePipeline
+from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.metrics import EdgeMetrics
 from edge.parking import DriverCheck, PlatePipeline
-from edge.pipeline import FacePipeline
 from edge.plates import PlateRegistry
 from edge.retention import RetentionJob
 from edge.review_store import ReviewStore
-from edge.rules import Sighting, VipArrivalRule
 from edge.store.datadir import open_data_folder
 from edge.vehicle_rule import VehicleSighting, VipVehicleRule
 from models.errors import ModelPackError

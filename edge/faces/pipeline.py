@@ -6,9 +6,9 @@ import logging
 
 from calibration.zones import PolygonZone
 from edge.config import CameraConfig, FaceConfig
-from edge.face_tracks import FaceTracks, TrackFace
+from edge.faces.tracks import FaceTracks, TrackFace
+from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.metrics import EdgeMetrics
-from edge.rules import Sighting, VipArrivalRule
 from vision.engines.base import FaceEngine
 from vision.gallery import Gallery
 from vision.types import Frame

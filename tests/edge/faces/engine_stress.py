@@ -1,7 +1,7 @@
 """A whole edge runtime with cameras running while other threads enrol, add photos and evaluate faces.
 
 Run as a child process by ``test_engine_ownership.py`` (a native crash must fail the test, not kill the test
-runner): ``python -m tests.edge.engine_stress CONFIG PHOTOS SECONDS``. Prints one JSON line of counts and
+runner): ``python -m tests.edge.faces.engine_stress CONFIG PHOTOS SECONDS``. Prints one JSON line of counts and
 exits 0 when nothing crashed.
 """
 
@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 from edge.config import load_config
-from edge.enrol import embed_largest_face
 from edge.errors import EnrolmentError
+from edge.faces.enrol import embed_largest_face
 from edge.runtime import EdgeRuntime
 from vision.imageio import decode_image
 

@@ -19,7 +19,7 @@ import yaml
 
 from edge.config import EdgeConfig
 from edge.demo.scene import SceneBuilder
-from edge.enrol import embed_largest_face
+from edge.faces.enrol import embed_largest_face
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import config_dict
 from tests.edge.test_e2e import APPEARANCES
@@ -28,7 +28,7 @@ from vision.engines.registry import build_engine
 from vision.types import Detections, FloatArray, Image
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_a_branch_survives_enrolments_add_photos_and_evaluations_while_cameras_r
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     # when two threads enrol and add photos and two evaluate faces for a while, in a child process
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    child = subprocess.run([sys.executable, "-m", "tests.edge.engine_stress", str(path), str(photos_dir), "12"],
+    child = subprocess.run([sys.executable, "-m", "tests.edge.faces.engine_stress", str(path), str(photos_dir), "12"],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     # then nothing crashed (a segfault is returncode -11) and every kind of work was done
     assert child.returncode == 0, child.stderr[-3000:]

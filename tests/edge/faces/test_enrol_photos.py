@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-import edge.enrol
+import edge.faces.enrol
 from edge.config import EdgeConfig
-from edge.enrol import embed_largest_face, mean_template
+from edge.faces.enrol import embed_largest_face, mean_template
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, LOBBY_TOKEN
-from tests.edge.test_enrol_api import bad_photos
+from tests.edge.faces.test_enrol_api import bad_photos
 from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.owner import EnginePool
 from vision.engines.registry import build_engine
@@ -132,7 +132,7 @@ def test_adding_a_photo_needs_an_enroller_token(headers: dict[str, str], status:
 def test_photos_per_person_are_capped(client: TestClient, runtime: EdgeRuntime, monkeypatch: pytest.MonkeyPatch,
                                       photo_bytes: Callable[[str], bytes]) -> None:
     # given a cap of two photos (5 in production) and Obama with two
-    monkeypatch.setattr(edge.enrol, "MAX_PHOTOS", 2)
+    monkeypatch.setattr(edge.faces.enrol, "MAX_PHOTOS", 2)
     obama = enrol(client, "奥巴马", photo_bytes("obama.jpg"))
     assert add(client, obama, photo_bytes("obama2.jpg"))["status"] == 201
     # when a third is added

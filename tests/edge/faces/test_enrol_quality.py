@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edge.config import FaceConfig
-from edge.enrol import EnrolmentPolicy, check_face, policy_from_config
 from edge.errors import EnrolmentError
+from edge.faces.enrol import EnrolmentPolicy, check_face, policy_from_config
 from vision.engines.base import FaceEngine
 from vision.imageio import decode_image
 from vision.quality import eye_aspect_ratio_68

@@ -11,8 +11,8 @@ import pytest
 
 from alerts.envelope import Alert, AlertDraft
 from edge.config import CameraConfig, FaceConfig, VipArrivalRuleConfig
-from edge.pipeline import FacePipeline
-from edge.rules import VipArrivalRule
+from edge.faces.pipeline import FacePipeline
+from edge.faces.vip_rule import VipArrivalRule
 from edge.store.db import Person
 from vision.engines.base import FaceEngine
 from vision.gallery import Gallery

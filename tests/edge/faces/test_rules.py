@@ -8,7 +8,7 @@ import pytest
 
 from alerts.envelope import Alert, AlertDraft
 from edge.config import VipArrivalRuleConfig
-from edge.rules import Sighting, VipArrivalRule
+from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.store.db import Person
 from vision.types import Match
 
