@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edge.clip_config import ClipConfig
 from edge.counter_config import CounterCameraConfig, CounterConfig
 from edge.errors import ConfigError
-from edge.plates_config import PlatesConfig, VipVehicleRuleConfig
+from edge.parking.config import PlatesConfig, VipVehicleRuleConfig
 from edge.redact import redact_text, redact_url
 from vision.engines.base import DlibEngineConfig
 from vision.engines.insightface_engine import InsightFaceEngineConfig

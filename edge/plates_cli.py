@@ -13,7 +13,7 @@ from edge.i18n import t
 
 
 def cmd_plates_add(args: argparse.Namespace, lang: str) -> int:
-    from edge.plates import PlateRegistry
+    from edge.parking.registry import PlateRegistry
     from edge.store.datadir import open_data_folder
 
     config = load_config(args.config)
@@ -50,7 +50,7 @@ def cmd_plates_list(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_plates_remove(args: argparse.Namespace, lang: str) -> int:
-    from edge.plates import PlateRegistry
+    from edge.parking.registry import PlateRegistry
     from edge.store.datadir import open_data_folder
 
     config = load_config(args.config)

@@ -21,12 +21,12 @@ from edge.faces.gallery_rebuild import needs_rebuild, rebuild_gallery
 from edge.faces.pipeline import FacePipeline
 from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.metrics import EdgeMetrics
-from edge.parking import DriverCheck, PlatePipeline
-from edge.plates import PlateRegistry
+from edge.parking.pipeline import DriverCheck, PlatePipeline
+from edge.parking.registry import PlateRegistry
+from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.retention import RetentionJob
 from edge.review_store import ReviewStore
 from edge.store.datadir import open_data_folder
-from edge.vehicle_rule import VehicleSighting, VipVehicleRule
 from models.errors import ModelPackError
 from vault.clip_file import CLIP_KEY_PURPOSE
 from vision.engines.base import FaceEngine

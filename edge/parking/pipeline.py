@@ -18,9 +18,9 @@ from alerts.envelope import DriverFace
 from calibration.zones import PolygonZone
 from edge.config import CameraConfig
 from edge.metrics import EdgeMetrics
-from edge.plates import PlateRegistry
-from edge.plates_config import PlatesConfig
-from edge.vehicle_rule import VehicleSighting, VipVehicleRule
+from edge.parking.config import PlatesConfig
+from edge.parking.registry import PlateRegistry
+from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
 from vision.engines.base import FaceEngine
 from vision.gallery import Gallery
 from vision.plates.reader import PlateReader

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from alerts.envelope import Alert, AlertDraft, AlertType, DriverFace, VipVehicleArrivalPayload
-from edge.plates_config import VipVehicleRuleConfig
+from edge.parking.config import VipVehicleRuleConfig
 from edge.store.db import Person
 from vision.plates.matcher import PlateMatch
 from vision.plates.voting import VoteResult

@@ -1,0 +1,1 @@
+"""Parking: the plate pipeline, the plate registry, its config section and the VIP vehicle rule."""
