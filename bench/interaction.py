@@ -30,8 +30,8 @@ from edge.clip_config import ClipConfig
 from edge.clip_encoder import Mp4Writer
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig, FaceConfig
-from edge.counter import CounterPipeline
-from edge.counter_config import CounterConfig
+from edge.counter.config import CounterConfig
+from edge.counter.pipeline import CounterPipeline
 from edge.demo.assets import ensure_face_photos
 from edge.demo.counter_scene import CounterScene, Cutout, Role, load_cast, scene_camera
 from edge.metrics import EdgeMetrics

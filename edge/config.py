@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.clip_config import ClipConfig
-from edge.counter_config import CounterCameraConfig, CounterConfig
+from edge.counter.config import CounterCameraConfig, CounterConfig
 from edge.errors import ConfigError
 from edge.parking.config import PlatesConfig, VipVehicleRuleConfig
 from edge.redact import redact_text, redact_url

@@ -14,8 +14,8 @@ from edge.cameras.worker import CameraWorker
 from edge.clip_recovery import recover_clips
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig, EdgeConfig
-from edge.counter import CounterEvent, CounterPipeline
-from edge.counter_rules import CounterRule
+from edge.counter.pipeline import CounterEvent, CounterPipeline
+from edge.counter.rules import CounterRule
 from edge.faces.enrol import Enroller, policy_from_config
 from edge.faces.gallery_rebuild import needs_rebuild, rebuild_gallery
 from edge.faces.pipeline import FacePipeline

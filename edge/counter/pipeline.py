@@ -22,7 +22,7 @@ import numpy as np
 
 from edge.clip_types import ClipParticipants
 from edge.config import CameraConfig, FaceConfig
-from edge.counter_config import CounterConfig
+from edge.counter.config import CounterConfig
 from edge.faces.tracks import FaceTracks
 from edge.metrics import EdgeMetrics
 from vision.attendance import UnattendedEvent, UnstaffedEvent

@@ -26,7 +26,7 @@ from alerts.envelope import (
     InteractionPayload,
 )
 from edge.clip_types import ClipParticipants, InteractionRecord
-from edge.counter import CounterEvent
+from edge.counter.pipeline import CounterEvent
 from edge.review_types import ReviewError
 from edge.store.db import Person
 

@@ -12,8 +12,8 @@ import pytest
 
 from edge.clip_types import ClipParticipants
 from edge.config import CameraConfig, FaceConfig
-from edge.counter import CounterPipeline
-from edge.counter_config import CounterConfig
+from edge.counter.config import CounterConfig
+from edge.counter.pipeline import CounterPipeline
 from tests.fakes import DeterministicEmbedder
 from vision.gallery import Gallery
 from vision.people import PersonView

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge.config import CameraConfig, FaceConfig
-from edge.counter import CounterEvent, CounterPipeline
-from edge.counter_config import CounterConfig
+from edge.counter.config import CounterConfig
+from edge.counter.pipeline import CounterEvent, CounterPipeline
 from edge.demo.counter_scene import (
     CounterScene,
     Cutout,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.stats import GroupStats, hour_bucket, hourly_stats, median
+from edge.counter.stats import GroupStats, hour_bucket, hourly_stats, median
 from tests.edge.review_helpers import interaction
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -1,0 +1,2 @@
+"""Counter cameras: the counter pipeline (staff and customers, interactions), its config section, the counter
+rules (unattended, unstaffed, interactions to the review store) and hourly stats."""
