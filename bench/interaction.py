@@ -26,9 +26,9 @@ from zoneinfo import ZoneInfo
 import faiss
 
 from bench.common import print_table, write_json
-from edge.clip_config import ClipConfig
-from edge.clip_encoder import Mp4Writer
-from edge.clips import ClipRecorder
+from edge.clips.config import ClipConfig
+from edge.clips.encoder import Mp4Writer
+from edge.clips.recorder import ClipRecorder
 from edge.config import CameraConfig, FaceConfig
 from edge.counter.config import CounterConfig
 from edge.counter.pipeline import CounterPipeline

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.clip_config import ClipConfig
+from edge.clips.config import ClipConfig
 from edge.counter.config import CounterCameraConfig, CounterConfig
 from edge.errors import ConfigError
 from edge.parking.config import PlatesConfig, VipVehicleRuleConfig

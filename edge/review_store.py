@@ -19,7 +19,7 @@ from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from edge.clip_types import ClipParticipants, ClipWritten, InteractionRecord
+from edge.clips.types import ClipParticipants, ClipWritten, InteractionRecord
 from edge.review_tables import (
     AuditRow,
     ClipRow,

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 
-from edge.clip_types import ClipParticipants
+from edge.clips.types import ClipParticipants
 from edge.errors import EdgeError
 
 VerdictValue = Literal["compliant", "violation", "needs_follow_up"]

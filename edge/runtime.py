@@ -11,8 +11,9 @@ import faiss
 from alerts.hub import Hub
 from edge.cameras.sources import FrameSource, SourceHealth
 from edge.cameras.worker import CameraWorker
-from edge.clip_recovery import recover_clips
-from edge.clips import ClipRecorder
+from edge.clips.recorder import ClipRecorder
+from edge.clips.recovery import recover_clips
+from edge.clips.retention import RetentionJob
 from edge.config import CameraConfig, EdgeConfig
 from edge.counter.pipeline import CounterEvent, CounterPipeline
 from edge.counter.rules import CounterRule
@@ -24,7 +25,6 @@ from edge.metrics import EdgeMetrics
 from edge.parking.pipeline import DriverCheck, PlatePipeline
 from edge.parking.registry import PlateRegistry
 from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
-from edge.retention import RetentionJob
 from edge.review_store import ReviewStore
 from edge.store.datadir import open_data_folder
 from models.errors import ModelPackError

@@ -3,7 +3,7 @@ can still be indexed at the next start.
 
 The encoder thread writes ``<clip_id>.json.part`` (encrypted like the clip: it names the interaction, the
 staff member and the VIP) before the clip's first frame, and deletes it with the ``.part`` file once the clip
-is published and indexed. The start-up recovery (:mod:`edge.clip_recovery`) reads it.
+is published and indexed. The start-up recovery (:mod:`edge.clips.recovery`) reads it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from edge.clip_types import ClipParticipants
+from edge.clips.types import ClipParticipants
 from edge.errors import ClipFileError
 from vault.clip_file import ClipReader, encrypt_bytes
 

@@ -10,7 +10,7 @@ participants.
 Threads: :meth:`push`, :meth:`start`, :meth:`stop`, :meth:`flush` and :meth:`close` are called by the camera's
 pipeline thread (close may also be called by another thread once that one has stopped); they only queue work
 and never raise for a clip that cannot be written. Blurring, downscaling and encoding happen on the recorder's
-encoder thread (:mod:`edge.clip_worker`), which also calls ``on_written``.
+encoder thread (:mod:`edge.clips.worker`), which also calls ``on_written``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from pathlib import Path
 
-from edge.clip_config import ClipConfig
-from edge.clip_frames import ClipPerson, PersonLike
-from edge.clip_ring import FrameRing, RingEntry
-from edge.clip_types import ClipParticipants, ClipWritten
-from edge.clip_worker import ClipFrame, CloseClip, EncoderWorker, OpenClip, WriterFactory, default_writer
+from edge.clips.config import ClipConfig
+from edge.clips.frames import ClipPerson, PersonLike
+from edge.clips.ring import FrameRing, RingEntry
+from edge.clips.types import ClipParticipants, ClipWritten
+from edge.clips.worker import ClipFrame, CloseClip, EncoderWorker, OpenClip, WriterFactory, default_writer
 from vision.types import Frame
 
 __all__ = ["ClipPerson", "ClipRecorder", "ClipStats", "PersonLike"]

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from edge.clip_encoder import ENCODER_ERRORS, Finalised, finalise_clip, inspect_clip
-from edge.clip_manifest import MANIFEST_SUFFIX, PART_SUFFIX, ClipManifest, final_path, manifest_path, read_manifest
-from edge.clip_types import ClipWritten
+from edge.clips.encoder import ENCODER_ERRORS, Finalised, finalise_clip, inspect_clip
+from edge.clips.manifest import MANIFEST_SUFFIX, PART_SUFFIX, ClipManifest, final_path, manifest_path, read_manifest
+from edge.clips.types import ClipWritten
 from edge.errors import ClipFileError
 from edge.review_store import ReviewStore
 from vault.clip_file import encrypt_plain_file, is_clip_file

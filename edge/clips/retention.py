@@ -4,7 +4,7 @@ Rows stay (``expired_at`` set) so that verdicts and the audit trail keep pointin
 expiry writes an audit row with actor ``retention``. The same job deletes the customer crops shown on
 alert cards after their own (shorter) retention, and ``.mp4.part`` files (with their manifests) that stopped
 being written while the service ran. What a killed process left behind is salvaged at the next start, before
-this job runs (:mod:`edge.clip_recovery`).
+this job runs (:mod:`edge.clips.recovery`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from edge.clip_manifest import PART_SUFFIX, final_path, manifest_path
+from edge.clips.manifest import PART_SUFFIX, final_path, manifest_path
 from edge.review_store import ReviewStore
 
 logger = logging.getLogger(__name__)

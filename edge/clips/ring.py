@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from edge.clip_frames import PersonLike
+from edge.clips.frames import PersonLike
 from vision.types import Frame
 
 

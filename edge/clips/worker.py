@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
 
-from edge.clip_config import ClipConfig
-from edge.clip_encoder import ENCODER_ERRORS, Mp4Writer, finalise_clip, make_private_dirs
-from edge.clip_frames import prepare_image
-from edge.clip_manifest import ClipManifest, manifest_path, part_path, write_manifest
-from edge.clip_ring import RingEntry
-from edge.clip_types import ClipParticipants, ClipWritten
+from edge.clips.config import ClipConfig
+from edge.clips.encoder import ENCODER_ERRORS, Mp4Writer, finalise_clip, make_private_dirs
+from edge.clips.frames import prepare_image
+from edge.clips.manifest import ClipManifest, manifest_path, part_path, write_manifest
+from edge.clips.ring import RingEntry
+from edge.clips.types import ClipParticipants, ClipWritten
 from vision.types import Frame
 
 logger = logging.getLogger(__name__)

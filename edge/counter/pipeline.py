@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 
-from edge.clip_types import ClipParticipants
+from edge.clips.types import ClipParticipants
 from edge.config import CameraConfig, FaceConfig
 from edge.counter.config import CounterConfig
 from edge.faces.tracks import FaceTracks
@@ -43,7 +43,7 @@ class PersonDetector(Protocol):
 
 
 class Recorder(Protocol):
-    """What the pipeline needs of the clip recorder (edge.clips.ClipRecorder)."""
+    """What the pipeline needs of the clip recorder (edge.clips.recorder.ClipRecorder)."""
 
     def push(self, frame: Frame, people: Sequence[PersonView]) -> None: ...
 

@@ -25,7 +25,7 @@ from alerts.envelope import (
     CustomerUnattendedPayload,
     InteractionPayload,
 )
-from edge.clip_types import ClipParticipants, InteractionRecord
+from edge.clips.types import ClipParticipants, InteractionRecord
 from edge.counter.pipeline import CounterEvent
 from edge.review_types import ReviewError
 from edge.store.db import Person

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from edge.clip_types import InteractionRecord
+from edge.clips.types import InteractionRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import av
 import cv2
 import numpy as np
 
-from edge.clip_types import ClipWritten
+from edge.clips.types import ClipWritten
 from vault.clip_file import ClipReader
 from vision.types import Frame, Image
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import cv2
 
-from edge.clip_config import ClipConfig
-from edge.clip_encoder import complete_fragments
-from edge.clip_types import ClipParticipants, InteractionRecord
-from edge.clips import ClipRecorder
+from edge.clips.config import ClipConfig
+from edge.clips.encoder import complete_fragments
+from edge.clips.recorder import ClipRecorder
+from edge.clips.types import ClipParticipants, InteractionRecord
 from edge.errors import ClipFileError
 from edge.review_store import ReviewStore
 from edge.store.datadir import open_data_folder

@@ -10,7 +10,7 @@ import av
 import numpy as np
 from cryptography.fernet import Fernet
 
-from edge.clip_types import ClipParticipants, ClipWritten, InteractionRecord
+from edge.clips.types import ClipParticipants, ClipWritten, InteractionRecord
 from edge.review_store import ReviewStore
 from edge.store.db import Store
 

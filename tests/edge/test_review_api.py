@@ -13,8 +13,8 @@ import av
 import httpx
 import pytest
 
+from edge.clips.retention import remove_clip_file
 from edge.config import EdgeConfig, hash_token
-from edge.retention import remove_clip_file
 from edge.review_store import ReviewStore
 from edge.review_types import AuditEntry
 from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN, LiveEdge, config_dict

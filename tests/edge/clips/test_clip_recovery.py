@@ -21,9 +21,9 @@ import cv2
 import httpx
 import pytest
 
-from edge.clip_encoder import Mp4Writer, finalise_clip
-from edge.clip_manifest import ClipManifest, manifest_path, part_path, write_manifest
-from edge.clip_types import ClipParticipants, InteractionRecord
+from edge.clips.encoder import Mp4Writer, finalise_clip
+from edge.clips.manifest import ClipManifest, manifest_path, part_path, write_manifest
+from edge.clips.types import ClipParticipants, InteractionRecord
 from edge.config import EdgeConfig
 from edge.review_store import ReviewStore
 from edge.store.datadir import open_data_folder
@@ -34,7 +34,7 @@ from tests.edge.review_helpers import clip_written, write_h264
 from vault.clip_file import CLIP_KEY_PURPOSE, ClipReader, ClipWriter, is_clip_file
 from vision.types import Image
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 Photo = Callable[[str], Image]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from edge.clip_config import ClipConfig
-from edge.clip_encoder import Mp4Writer
-from edge.clip_frames import ClipPerson, even_size, head_region, prepare_image
-from edge.clip_ring import FrameRing, RingEntry
-from edge.clip_types import ClipParticipants
-from edge.clips import ClipRecorder
+from edge.clips.config import ClipConfig
+from edge.clips.encoder import Mp4Writer
+from edge.clips.frames import ClipPerson, even_size, head_region, prepare_image
+from edge.clips.recorder import ClipRecorder
+from edge.clips.ring import FrameRing, RingEntry
+from edge.clips.types import ClipParticipants
 from tests.edge.clip_helpers import (
     CAPTURED_T0,
     CLIP_KEY,
@@ -335,7 +335,7 @@ def test_max_clip_s_cuts_a_runaway_recording(tmp_path: Path, scene: Image, caplo
     # given a 2 s cap / when an interaction never stops
     written = Written()
     recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=0.0, max_clip_s=2.0), tmp_path, written, key=CLIP_KEY)
-    with caplog.at_level(logging.WARNING, logger="edge.clips"):
+    with caplog.at_level(logging.WARNING, logger="edge.clips.recorder"):
         for i in range(40):
             recorder.push(make_frame(i, i * 0.125, scene), [])
             if i == 5:
@@ -395,7 +395,7 @@ def test_an_unwritable_clip_folder_is_logged_and_never_raises(tmp_path: Path, sc
     written = Written()
     recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=1.0), tmp_path / "not-a-dir" / "clips", written, key=CLIP_KEY)
     # when an interaction is recorded
-    with caplog.at_level(logging.ERROR, logger="edge.clip_worker"):
+    with caplog.at_level(logging.ERROR, logger="edge.clips.worker"):
         for i in range(20):
             recorder.push(make_frame(i, i * 0.125, scene), [])
             if i == 10:
@@ -437,7 +437,7 @@ def test_a_disk_error_mid_clip_deletes_the_part_file_and_later_clips_still_work(
     recorder = ClipRecorder(CAM, ClipConfig(pre_roll_s=0.0, post_roll_s=0.0), tmp_path, written, key=CLIP_KEY,
                             writer_factory=factory)
     # when two interactions are recorded one after the other
-    with caplog.at_level(logging.ERROR, logger="edge.clip_worker"):
+    with caplog.at_level(logging.ERROR, logger="edge.clips.worker"):
         for i in range(60):
             recorder.push(make_frame(i, i * 0.125, scene), [])
             if i in (0, 40):

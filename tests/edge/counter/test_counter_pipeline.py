@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from edge.clip_types import ClipParticipants
+from edge.clips.types import ClipParticipants
 from edge.config import CameraConfig, FaceConfig
 from edge.counter.config import CounterConfig
 from edge.counter.pipeline import CounterPipeline

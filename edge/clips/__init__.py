@@ -1,0 +1,2 @@
+"""Compliance clips: the frame ring, the recorder and its encoder worker, frames, manifests, recovery after a
+kill, retention, the config section and the clip records (types)."""
