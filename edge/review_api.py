@@ -28,10 +28,10 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from edge.auth import Gate, GuardFirstRoute, Principal
 from edge.counter.stats import hourly_stats
 from edge.errors import ClipFileError
+from edge.review.store import ReviewStore
+from edge.review.types import ClipExpiredError, UnknownClipError
 from edge.review_http import SQL_INT_LIMIT, RangeNotSatisfiable, local_midnight, parse_bound, parse_range
 from edge.review_schemas import AuditPublic, ClipPublic, HoldUpdate, StatsPublic, VerdictCreate, VerdictPublic
-from edge.review_store import ReviewStore
-from edge.review_types import ClipExpiredError, UnknownClipError
 from vault.clip_file import ClipReader
 
 logger = logging.getLogger(__name__)

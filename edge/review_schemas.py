@@ -7,8 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.counter.stats import GroupStats, StatsReport
-from edge.review_store import MAX_NOTES
-from edge.review_types import AuditEntry, Clip, Verdict, VerdictValue
+from edge.review.store import MAX_NOTES
+from edge.review.types import AuditEntry, Clip, Verdict, VerdictValue
 
 
 class VerdictCreate(BaseModel):

@@ -25,7 +25,7 @@ from edge.metrics import EdgeMetrics
 from edge.parking.pipeline import DriverCheck, PlatePipeline
 from edge.parking.registry import PlateRegistry
 from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
-from edge.review_store import ReviewStore
+from edge.review.store import ReviewStore
 from edge.store.datadir import open_data_folder
 from models.errors import ModelPackError
 from vault.clip_file import CLIP_KEY_PURPOSE

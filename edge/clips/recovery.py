@@ -29,7 +29,7 @@ from edge.clips.encoder import ENCODER_ERRORS, Finalised, finalise_clip, inspect
 from edge.clips.manifest import MANIFEST_SUFFIX, PART_SUFFIX, ClipManifest, final_path, manifest_path, read_manifest
 from edge.clips.types import ClipWritten
 from edge.errors import ClipFileError
-from edge.review_store import ReviewStore
+from edge.review.store import ReviewStore
 from vault.clip_file import encrypt_plain_file, is_clip_file
 
 logger = logging.getLogger(__name__)

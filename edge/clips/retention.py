@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge.clips.manifest import PART_SUFFIX, final_path, manifest_path
-from edge.review_store import ReviewStore
+from edge.review.store import ReviewStore
 
 logger = logging.getLogger(__name__)
 

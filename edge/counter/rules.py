@@ -27,7 +27,7 @@ from alerts.envelope import (
 )
 from edge.clips.types import ClipParticipants, InteractionRecord
 from edge.counter.pipeline import CounterEvent
-from edge.review_types import ReviewError
+from edge.review.types import ReviewError
 from edge.store.db import Person
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ VIP_UNATTENDED_TITLE = "VIP 无人接待"
 
 
 class InteractionLog(Protocol):
-    """Where episodes and waits are kept (edge.review_store.ReviewStore)."""
+    """Where episodes and waits are kept (edge.review.store.ReviewStore)."""
 
     def add_interaction(self, record: InteractionRecord) -> None: ...
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from edge.clips.types import ClipParticipants, ClipWritten, InteractionRecord
-from edge.review_tables import (
+from edge.review.tables import (
     AuditRow,
     ClipRow,
     InteractionRow,
@@ -29,7 +29,7 @@ from edge.review_tables import (
     add_missing_columns,
     install_append_only_triggers,
 )
-from edge.review_types import (
+from edge.review.types import (
     VERDICTS,
     AuditEntry,
     Clip,

@@ -21,7 +21,7 @@ from edge.clips.encoder import complete_fragments
 from edge.clips.recorder import ClipRecorder
 from edge.clips.types import ClipParticipants, InteractionRecord
 from edge.errors import ClipFileError
-from edge.review_store import ReviewStore
+from edge.review.store import ReviewStore
 from edge.store.datadir import open_data_folder
 from tests.edge.clip_helpers import CAPTURED_T0, T0, draw_marker, fit, make_frame
 from vault.clip_file import CLIP_KEY_PURPOSE, ClipReader

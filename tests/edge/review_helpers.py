@@ -11,7 +11,7 @@ import numpy as np
 from cryptography.fernet import Fernet
 
 from edge.clips.types import ClipParticipants, ClipWritten, InteractionRecord
-from edge.review_store import ReviewStore
+from edge.review.store import ReviewStore
 from edge.store.db import Store
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from edge.limits import PhotoSlots, SlotsBusy
 from edge.refusals import OVERFLOW_SOURCE, RefusalLog, RefusalPolicy
-from edge.review_store import ReviewStore
+from edge.review.store import ReviewStore
 from tests.edge.review_helpers import new_review_store
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

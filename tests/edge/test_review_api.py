@@ -15,8 +15,8 @@ import pytest
 
 from edge.clips.retention import remove_clip_file
 from edge.config import EdgeConfig, hash_token
-from edge.review_store import ReviewStore
-from edge.review_types import AuditEntry
+from edge.review.store import ReviewStore
+from edge.review.types import AuditEntry
 from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN, LiveEdge, config_dict
 from tests.edge.review_helpers import CLIPS, T0, clip_written, interaction, write_h264
 from vault.clip_file import CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, encrypt_bytes

@@ -19,9 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edge.app import create_app
+from edge.review.store import MAX_NOTES
+from edge.review.types import VERDICTS
 from edge.review_api import VerdictFilter, review_page
-from edge.review_store import MAX_NOTES
-from edge.review_types import VERDICTS
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN
 from tests.page_helpers import balanced, i18n_tables, inline_script

@@ -25,7 +25,7 @@ from edge.clips.encoder import Mp4Writer, finalise_clip
 from edge.clips.manifest import ClipManifest, manifest_path, part_path, write_manifest
 from edge.clips.types import ClipParticipants, InteractionRecord
 from edge.config import EdgeConfig
-from edge.review_store import ReviewStore
+from edge.review.store import ReviewStore
 from edge.store.datadir import open_data_folder
 from tests.edge.clip_helpers import CAPTURED_T0, decode, draw_marker, fit, plaintext, read_marker
 from tests.edge.clip_killee import INTERACTION, START_AT

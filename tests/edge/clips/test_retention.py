@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from edge.clips.retention import RetentionJob, expire_clips, remove_clip_file
-from edge.review_store import ReviewStore
+from edge.review.store import ReviewStore
 from edge.store.db import SnapshotRow
 from tests.edge.review_helpers import T0, clip_written, new_review_store, write_h264
 

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from alerts.envelope import Alert, AlertDraft
 from edge.counter.pipeline import CounterEvent, crop_jpeg
 from edge.counter.rules import VIP_UNATTENDED_TITLE, CounterRule
-from edge.review_store import ReviewStore
+from edge.review.store import ReviewStore
 from edge.store.db import Person, Store
 from vision.attendance import UnattendedEvent, UnstaffedEvent
 from vision.imageio import decode_image

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from edge.review_store import ReviewStore
-from edge.review_types import ClipExpiredError, DuplicateRecordError, UnknownClipError, UnknownInteractionError
+from edge.review.store import ReviewStore
+from edge.review.types import ClipExpiredError, DuplicateRecordError, UnknownClipError, UnknownInteractionError
 from tests.edge.review_helpers import CLIPS, T0, clip_written, interaction, new_review_store, write_h264
 
 

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import LargeBinary, select
 from sqlalchemy.exc import IntegrityError
 
-import edge.review_tables  # noqa: F401 - registers the review tables on the store's Base
+import edge.review.tables  # noqa: F401 - registers the review tables on the store's Base
 from edge.store.db import Base, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow, Store
 from edge.store.reencrypt import encrypted_columns, reencrypt, sample_encrypted
 from vault.errors import KeyMaterialError
