@@ -29,14 +29,14 @@ from cryptography.fernet import Fernet
 from websockets.sync.client import connect
 
 from bench.common import median_ms, percentile, print_table, write_json
-from edge.app import create_app
+from edge.api.app import create_app
+from edge.api.server import ServerThread
 from edge.config import EdgeConfig, FaceConfig, hash_token, load_config
 from edge.demo.assets import ensure_face_photos
 from edge.demo.scene import Actor, Appearance, SceneBuilder
 from edge.faces.pipeline import FacePipeline
 from edge.faces.vip_rule import VipArrivalRule
 from edge.runtime import EdgeRuntime
-from edge.server import ServerThread
 from vault.keys import KEY_ENV
 from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.registry import build_engine

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from edge import plates_cli
-from edge.auth import new_token
+from edge.api.auth import new_token
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.errors import ConfigError, DataFolderError, EnrolmentError
 from edge.i18n import language, t
@@ -23,9 +23,9 @@ from vault.errors import KeyMaterialError
 
 
 def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | None = None) -> int:
-    from edge.app import create_app
+    from edge.api.app import create_app
+    from edge.api.server import ServerThread
     from edge.runtime import EdgeRuntime
-    from edge.server import ServerThread
 
     stop_on_sigterm()
     runtime = EdgeRuntime(config)

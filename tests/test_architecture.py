@@ -131,7 +131,7 @@ def test_vision_really_imports_models_so_the_scan_sees_cross_package_imports() -
         ("vision.x", "from vision.types import Frame\nfrom . import types\n", []),
         ("edge.x", "from vision.types import Frame\nimport alerts.hub\nfrom edge import config\n", []),
         ("console.x", "from vision.gallery import Gallery\nfrom alerts.envelope import Alert\n", []),
-        ("bench.x", "import edge.app\nimport console.app\nimport fastapi\n", []),
+        ("bench.x", "import edge.api.app\nimport console.app\nimport fastapi\n", []),
         ("alerts.x", "import fastapi\nfrom alerts.envelope import Alert\n", []),
         # vision: web frameworks and storage
         ("vision.x", "import fastapi", ["fastapi"]),

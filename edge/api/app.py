@@ -17,17 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from alerts.cursor import EPOCH_PATTERN, SEQ_LIMIT
 from alerts.envelope import Alert
 from alerts.ws import terminal_router
-from edge.api_errors import field_for_code, install_error_handlers
-from edge.auth import Authenticator, Gate, GuardFirstRoute, Principal
-from edge.cameras.readers import describe
-from edge.errors import EnrolmentError
-from edge.limits import FORM_OVERHEAD_BYTES, BodyLimitMiddleware, PhotoSlots, SlotsBusy
-from edge.redact import redact_text
-from edge.refusals import RefusalLog, RefusalPolicy, flush_every
-from edge.review_api import review_router
-from edge.review_http import bearer_token
-from edge.runtime import EdgeRuntime
-from edge.schemas import (
+from edge.api.auth import Authenticator, Gate, GuardFirstRoute, Principal
+from edge.api.errors import field_for_code, install_error_handlers
+from edge.api.http import bearer_token
+from edge.api.limits import FORM_OVERHEAD_BYTES, BodyLimitMiddleware, PhotoSlots, SlotsBusy
+from edge.api.refusals import RefusalLog, RefusalPolicy, flush_every
+from edge.api.review import review_router
+from edge.api.schemas import (
     CameraHealthPublic,
     CameraNotOpenedPublic,
     HealthLive,
@@ -36,6 +32,10 @@ from edge.schemas import (
     PlateCreate,
     PlatePublic,
 )
+from edge.cameras.readers import describe
+from edge.errors import EnrolmentError
+from edge.redact import redact_text
+from edge.runtime import EdgeRuntime
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """Bearer tokens with roles, scoped to branches, and the guard every authenticated route runs.
 
 Only token hashes are kept in config. :class:`Gate` decides who may call a route: a source blocked
-for too many refusals gets 429 (see :mod:`edge.refusals`), no or an unknown token 401, a token
+for too many refusals gets 429 (see :mod:`edge.api.refusals`), no or an unknown token 401, a token
 without the route's role for this branch 403; each refusal is counted and audited in aggregate.
 
 :class:`GuardFirstRoute` runs a route's guard *before* FastAPI reads the request body (FastAPI
 itself reads and parses the body first, then solves dependencies): an anonymous upload is refused
-after its headers, and :class:`edge.limits.BodyLimitMiddleware` closes the connection after such an
+after its headers, and :class:`edge.api.limits.BodyLimitMiddleware` closes the connection after such an
 answer, so the server stops reading the body.
 """
 
@@ -23,9 +23,9 @@ from fastapi import HTTPException, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
+from edge.api.http import bearer_token
+from edge.api.refusals import RefusalLog
 from edge.config import AuthConfig, hash_token
-from edge.refusals import RefusalLog
-from edge.review_http import bearer_token
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@
 asks for the body, a declared ``Content-Length`` over the limit is refused before anything is read;
 after that the bytes actually received are counted (a chunked body has no length), so a body that
 turns out larger is cut at the limit. Either way the answer is 413 ``too_large``. A route that
-answers without reading the body (a refused token: :class:`edge.auth.GuardFirstRoute`) keeps its own
+answers without reading the body (a refused token: :class:`edge.api.auth.GuardFirstRoute`) keeps its own
 answer. Any answer sent before the whole body was received says ``Connection: close``, so the server
 closes the connection instead of reading the rest to keep it alive.
 

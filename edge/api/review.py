@@ -6,8 +6,8 @@ reads the token from its own ``?token=`` and sends it with each API call.
 
 Roles: the clip endpoints and the audit log need ``compliance`` (``admin`` passes too, as everywhere);
 the statistics need ``compliance`` or ``lobby_manager``. Refused requests (401, 403, 429) are counted
-by :class:`edge.auth.Gate` and written to the audit log as one row per address, actor, status and
-action per window, with the count (outcome ``refused`` or ``throttled``; see :mod:`edge.refusals`).
+by :class:`edge.api.auth.Gate` and written to the audit log as one row per address, actor, status and
+action per window, with the count (outcome ``refused`` or ``throttled``; see :mod:`edge.api.refusals`).
 The token is checked before a body is read or validated.
 
 No ``from __future__ import annotations`` here: FastAPI resolves the ``Annotated`` dependency
@@ -25,13 +25,13 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from edge.auth import Gate, GuardFirstRoute, Principal
+from edge.api.auth import Gate, GuardFirstRoute, Principal
+from edge.api.http import SQL_INT_LIMIT, RangeNotSatisfiable, local_midnight, parse_bound, parse_range
+from edge.api.review_schemas import AuditPublic, ClipPublic, HoldUpdate, StatsPublic, VerdictCreate, VerdictPublic
 from edge.counter.stats import hourly_stats
 from edge.errors import ClipFileError
 from edge.review.store import ReviewStore
 from edge.review.types import ClipExpiredError, UnknownClipError
-from edge.review_http import SQL_INT_LIMIT, RangeNotSatisfiable, local_midnight, parse_bound, parse_range
-from edge.review_schemas import AuditPublic, ClipPublic, HoldUpdate, StatsPublic, VerdictCreate, VerdictPublic
 from vault.clip_file import ClipReader
 
 logger = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ VerdictFilter = Literal["compliant", "violation", "needs_follow_up", "none"]
 
 
 def review_page() -> str:
-    """The compliance review page (``edge/static/review.html``, package data)."""
-    return resources.files("edge").joinpath("static/review.html").read_text(encoding="utf-8")
+    """The compliance review page (``edge/api/static/review.html``, package data)."""
+    return resources.files("edge.api").joinpath("static/review.html").read_text(encoding="utf-8")
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
@@ -84,7 +84,7 @@ def _sent(reader: ClipReader, head: bytes, rest: Iterator[bytes]) -> Iterator[by
 
 def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo, clip_key: bytes) -> APIRouter:
     """The review routes; ``gate`` checks tokens (before bodies) and counts refusals. Validation errors
-    take the app's shape (:mod:`edge.api_errors`). ``clip_key`` opens the encrypted clip files."""
+    take the app's shape (:mod:`edge.api.errors`). ``clip_key`` opens the encrypted clip files."""
     router = APIRouter(route_class=GuardFirstRoute, tags=["review"])
 
     def require(roles: tuple[str, ...], action: str) -> Callable[[Request], Principal]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from edge.auth import new_token
+from edge.api.auth import new_token
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.demo.assets import ensure_face_photos
 from edge.demo.counter_demo import (
@@ -99,9 +99,9 @@ def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]
 
 
 def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
-    from edge.app import create_app
+    from edge.api.app import create_app
+    from edge.api.server import ServerThread
     from edge.runtime import EdgeRuntime
-    from edge.server import ServerThread
 
     stop_on_sigterm()
     # No throw-away key: without $SMARTBRANCH_DATA_KEY the fresh data folder gets its own key file, so that

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from edge.app import create_app
+from edge.api.app import create_app
+from edge.api.server import ServerThread
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.runtime import EdgeRuntime
-from edge.server import ServerThread
 from vision.engines.owner import EnginePool
 
 ADMIN_TOKEN = "admin-token-for-tests"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from edge.app import create_app
+from edge.api.app import create_app
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, LOBBY_TOKEN
 

@@ -23,10 +23,10 @@ from schemathesis.generation.case import Case
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.schemas import APIOperation, BaseSchema
 
-from edge.app import create_app
+from edge.api.app import create_app
+from edge.api.server import ServerThread
 from edge.config import load_config
 from edge.runtime import EdgeRuntime
-from edge.server import ServerThread
 from tests.edge.conftest import ADMIN_TOKEN, LiveEdge, config_dict
 from vision.engines.base import FaceEngine
 

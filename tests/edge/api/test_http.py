@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.review_http import RangeNotSatisfiable, file_chunks, parse_bound, parse_range
+from edge.api.http import RangeNotSatisfiable, file_chunks, parse_bound, parse_range
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -1,5 +1,5 @@
-"""Refusal counting, throttling and aggregated audit rows (edge.refusals), and photo-check slots
-(edge.limits.PhotoSlots), on a clock the tests move by hand."""
+"""Refusal counting, throttling and aggregated audit rows (edge.api.refusals), and photo-check slots
+(edge.api.limits.PhotoSlots), on a clock the tests move by hand."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from edge.limits import PhotoSlots, SlotsBusy
-from edge.refusals import OVERFLOW_SOURCE, RefusalLog, RefusalPolicy
+from edge.api.limits import PhotoSlots, SlotsBusy
+from edge.api.refusals import OVERFLOW_SOURCE, RefusalLog, RefusalPolicy
 from edge.review.store import ReviewStore
 from tests.edge.review_helpers import new_review_store
 

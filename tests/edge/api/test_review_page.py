@@ -18,10 +18,10 @@ from typing import get_args
 import pytest
 from fastapi.testclient import TestClient
 
-from edge.app import create_app
+from edge.api.app import create_app
+from edge.api.review import VerdictFilter, review_page
 from edge.review.store import MAX_NOTES
 from edge.review.types import VERDICTS
-from edge.review_api import VerdictFilter, review_page
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN
 from tests.page_helpers import balanced, i18n_tables, inline_script
@@ -63,8 +63,8 @@ def test_the_page_is_served_without_a_token_and_embeds_none(client: TestClient, 
 
 
 def test_the_page_is_package_data() -> None:
-    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8")
-    assert re.search(r'^edge = \["static/\*"\]$', pyproject, re.M)
+    pyproject = (Path(__file__).parents[3] / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^"edge\.api" = \["static/\*"\]$', pyproject, re.M)
 
 
 # ---------------------------------------------------------------- strings

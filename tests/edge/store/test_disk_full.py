@@ -13,8 +13,8 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
-from edge.api_errors import is_disk_full
-from edge.app import create_app
+from edge.api.app import create_app
+from edge.api.errors import is_disk_full
 from edge.config import load_config
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, LOBBY_TOKEN, config_dict
