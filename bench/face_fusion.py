@@ -10,7 +10,7 @@ nose point onto the ArcFace template scaled to 224; dlib's nose point is the bas
 template's the tip). faceres input: BGR minus the Caffe means, output ``global_pooling/Mean``,
 L2-normalised; ``+flip`` is the renormalised mean with the mirrored chip.
 
-Rows with one fixed embedding go through ``eval faces``'s own protocol (:func:`edge.eval_faces.evaluate`):
+Rows with one fixed embedding go through ``eval faces``'s own protocol (:func:`edge.evaluation.eval_faces.evaluate`):
 dlib, faceres, and ``concat 0.5`` (both unit vectors concatenated with weight 0.5 each, i.e. the mean of
 the two cosines). Rows whose parameters are fitted per fold, on the training folds only, reuse the same
 folds (:func:`vision.evaluation.fold_ids`, seed): ``znorm sum`` (each cosine z-normalised with the mean
@@ -40,9 +40,9 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from bench.common import median_ms, write_json
-from edge.eval_faces import EvalInput, engine_config, evaluate, load_inputs
-from edge.face_data import Embeddings, PairList
-from edge.face_protocol import pair_scores
+from edge.evaluation.eval_faces import EvalInput, engine_config, evaluate, load_inputs
+from edge.evaluation.face_data import Embeddings, PairList
+from edge.evaluation.face_protocol import pair_scores
 from models.human_models import NPM_TARBALL, TARBALL_PREFIX
 from models.onnx_session import load_session
 from models.tfjs_convert import ensure_onnx

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import write_json
-from edge.eval_faces import EvalInput, load_inputs, positive_int
-from edge.face_adapt import adapt, fit
-from edge.face_data import Embeddings, embed_images
-from edge.face_protocol import SetReport, evaluate_set, json_safe
+from edge.evaluation.eval_faces import EvalInput, load_inputs, positive_int
+from edge.evaluation.face_adapt import adapt, fit
+from edge.evaluation.face_data import Embeddings, embed_images
+from edge.evaluation.face_protocol import SetReport, evaluate_set, json_safe
 from vision.engines.base import DlibEngineConfig
 from vision.engines.registry import build_engine
 from vision.population import WhiteningConfig

@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from edge.eval_faces import EvalInput, evaluate
-from edge.face_data import Embeddings
-from edge.face_protocol import SetReport
+from edge.evaluation.eval_faces import EvalInput, evaluate
+from edge.evaluation.face_data import Embeddings
+from edge.evaluation.face_protocol import SetReport
 from vision.evaluation import fnir_at_fpir, open_set_scores
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ jitter test-time augmentation, quality-gated probes and several enrolment photos
 
 Every photo is read once; each finder runs once and each chip is embedded once
 (:mod:`bench.face_variant_embed`); a TTA variant is the renormalised mean of its chips' embeddings.
-Metrics are those of ``smartbranch eval faces`` (:func:`edge.eval_faces.evaluate`, same seed and
+Metrics are those of ``smartbranch eval faces`` (:func:`edge.evaluation.eval_faces.evaluate`, same seed and
 folds). ``ms/img`` per variant = its finder's detection time + its chips x (chip cut + embedding
 time per chip, batched), medians over the photos of this run: on a shared 2-core box they are noisy.
 """
@@ -28,9 +28,9 @@ from tqdm import tqdm
 from bench.common import write_json
 from bench.face_variant_embed import N_JITTERS, PhotoResult, init_worker, run_photo
 from bench.face_variant_extra import enrolment_rows, gated_rows, summary
-from edge.eval_faces import EvalInput, evaluate, load_inputs, positive_int
-from edge.face_data import Embeddings
-from edge.face_protocol import json_safe
+from edge.evaluation.eval_faces import EvalInput, evaluate, load_inputs, positive_int
+from edge.evaluation.face_data import Embeddings
+from edge.evaluation.face_protocol import json_safe
 from vision.engines.base import DlibEngineConfig
 
 logger = logging.getLogger(__name__)

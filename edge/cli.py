@@ -187,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve", action="store_true", help="视频结束后继续服务 / keep serving after the video")
     demo.set_defaults(func=cmd_demo)
 
-    from edge.calibrate_faces import register as register_faces_calibrate
-    from edge.eval_faces import register as register_eval_faces
+    from edge.evaluation.calibrate_faces import register as register_faces_calibrate
+    from edge.evaluation.eval_faces import register as register_eval_faces
 
     register_eval_faces(sub)
     register_faces_calibrate(sub)

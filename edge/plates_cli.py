@@ -68,7 +68,7 @@ def cmd_plates_remove(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_eval_plates(args: argparse.Namespace, lang: str) -> int:
-    from edge.eval_plates import evaluate
+    from edge.evaluation.eval_plates import evaluate
     from vision.plates.reader import ReaderConfig
 
     labels = args.labels or args.root / "labels.csv"

@@ -39,14 +39,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.calibrate_tracks import SpaceTracks, calibrate_in, enrol_protocol, single_photo
 from edge.config import load_config
-from edge.config_edit import set_voter_values
 from edge.errors import EvalDataError
-from edge.eval_faces import add_adapt_arguments, add_data_arguments, positive_int
-from edge.face_adapt import adaptation_json, fit, write_transform
-from edge.face_data import Embeddings, check_root, embed_images, read_manifest
-from edge.face_protocol import build_protocol, json_safe
+from edge.evaluation.calibrate_tracks import SpaceTracks, calibrate_in, enrol_protocol, single_photo
+from edge.evaluation.config_edit import set_voter_values
+from edge.evaluation.eval_faces import add_adapt_arguments, add_data_arguments, positive_int
+from edge.evaluation.face_adapt import adaptation_json, fit, write_transform
+from edge.evaluation.face_data import Embeddings, check_root, embed_images, read_manifest
+from edge.evaluation.face_protocol import build_protocol, json_safe
 from edge.i18n import t
 from vision.engines.registry import build_engine
 from vision.population import Whitening, WhiteningConfig

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.face_adapt import adapt
-from edge.face_data import Embeddings
-from edge.face_protocol import OpenSetProtocol
+from edge.evaluation.face_adapt import adapt
+from edge.evaluation.face_data import Embeddings
+from edge.evaluation.face_protocol import OpenSetProtocol
 from vision.population import Whitening
 from vision.track_evaluation import TrackSearches, VoterCalibration, calibrate_voter, track_searches
 

@@ -6,7 +6,7 @@ on a labelled photo set, overall and per group.
         --manifest …/east_asian/manifest.csv --by source --json ea.json --plot ea.png
 
 Every photo is embedded once with the configured engine (enrolment padding, largest face); the
-protocols are in :mod:`edge.face_protocol`, the metrics in :mod:`vision.evaluation`.
+protocols are in :mod:`edge.evaluation.face_protocol`, the metrics in :mod:`vision.evaluation`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,17 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from edge.config import FaceConfig, load_config
 from edge.errors import EvalDataError
-from edge.eval_plot import Curve, write_plot
-from edge.face_adapt import FoldHonest, adapt, adaptation_json, fit, fold_honest, read_transform, write_transform
-from edge.face_data import (
+from edge.evaluation.eval_plot import Curve, write_plot
+from edge.evaluation.face_adapt import (
+    FoldHonest,
+    adapt,
+    adaptation_json,
+    fit,
+    fold_honest,
+    read_transform,
+    write_transform,
+)
+from edge.evaluation.face_data import (
     Embeddings,
     Manifest,
     PairList,
@@ -38,7 +46,7 @@ from edge.face_data import (
     read_manifest,
     read_pairs,
 )
-from edge.face_protocol import SetReport, evaluate_set, json_safe
+from edge.evaluation.face_protocol import SetReport, evaluate_set, json_safe
 from edge.i18n import t
 from vision.engines.base import FaceEngine
 from vision.engines.registry import ENGINE_REGISTRY, build_engine

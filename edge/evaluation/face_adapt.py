@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import EvalDataError
-from edge.face_data import Embeddings, PairList
-from edge.face_protocol import FAR_TARGETS, FPIR_TARGETS, build_protocol, pair_scores, search_matrix
+from edge.evaluation.face_data import Embeddings, PairList
+from edge.evaluation.face_protocol import FAR_TARGETS, FPIR_TARGETS, build_protocol, pair_scores, search_matrix
 from vision.errors import PopulationError
 from vision.evaluation import (
     KFoldAccuracy,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from edge.face_data import Embeddings, PairList
+from edge.evaluation.face_data import Embeddings, PairList
 from vision.evaluation import (
     OpenSetScores,
     OperatingPoint,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.calibrate_tracks import enrol_protocol, templates
-from edge.face_data import Embeddings
+from edge.evaluation.calibrate_tracks import enrol_protocol, templates
+from edge.evaluation.face_data import Embeddings
 from vision.population import PopulationStats, WhiteningConfig, fit_whitening
 
 MODEL = "dlib_resnet_v1_flip"

@@ -248,7 +248,7 @@ def test_the_embedding_cache_is_reused_only_for_the_same_photos(tiny_set: Path, 
     assert run_eval(root, tmp_path / "a.json", "--cache", str(cache)) == 0
     assert len(list(cache.glob("*.npz"))) == 1
     # when evaluated again unchanged, then the embeddings come from the cache and the report is the same
-    caplog.set_level(logging.INFO, logger="edge.face_data")
+    caplog.set_level(logging.INFO, logger="edge.evaluation.face_data")
     assert run_eval(root, tmp_path / "b.json", "--cache", str(cache)) == 0
     assert any("read from" in r.getMessage() for r in caplog.records)
     first, second = (json.loads((tmp_path / n).read_text(encoding="utf-8")) for n in ("a.json", "b.json"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.eval_plates import Row, Tally, evaluate
+from edge.evaluation.eval_plates import Row, Tally, evaluate
 
 
 @pytest.mark.parametrize(("truth", "read", "exact", "chars_right"), [

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.face_adapt import adapt, fold_honest, population_of
-from edge.face_data import Embeddings, PairList
-from edge.face_protocol import evaluate_set
+from edge.evaluation.face_adapt import adapt, fold_honest, population_of
+from edge.evaluation.face_data import Embeddings, PairList
+from edge.evaluation.face_protocol import evaluate_set
 from vision.population import WhiteningConfig, fit_whitening
 
 MODEL = "dlib_resnet_v1_flip"

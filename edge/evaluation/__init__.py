@@ -1,0 +1,2 @@
+"""Offline evaluation and calibration: face and plate evaluation, the open-set protocol, adaptation, plots,
+voter calibration and the config editor that writes calibrated values back."""
