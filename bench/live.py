@@ -57,9 +57,9 @@ def new_key() -> str:
 
 
 def service_executable() -> list[str]:
-    """The installed ``smartbranch`` command of this interpreter's environment (``-m edge.cli`` otherwise)."""
+    """The installed ``smartbranch`` command of this interpreter's environment (``-m edge.cli.main`` otherwise)."""
     script = Path(sys.executable).with_name("smartbranch")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "edge.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "edge.cli.main"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from edge import plates_cli
 from edge.api.auth import new_token
+from edge.cli import plates as plates_cli
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.errors import ConfigError, DataFolderError, EnrolmentError
 from edge.i18n import language, t
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_eval_faces(sub)
     register_faces_calibrate(sub)
     plates_cli.register(sub, _subcommands(sub, "eval", "评测 / evaluation"))  # after eval faces: joins its group
-    from edge.store.rotation import register as register_keys
+    from edge.cli.keys import register as register_keys
 
     register_keys(sub)
     return parser

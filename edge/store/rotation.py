@@ -1,4 +1,4 @@
-"""Key rotation: ``smartbranch keys rotate`` moves everything the data key protects to a new key.
+"""Key rotation: moves everything the data key protects to a new key (the command: :mod:`edge.cli.keys`).
 
 What the key protects: every encrypted column of the database (enrolment photos, extra photos, alert
 snapshots, and any column declared ``info=ENCRYPTED``), the MAC of the gallery id maps, and the clip files
@@ -18,7 +18,6 @@ leaves the new key working (the next start makes the remaining renames).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -28,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.errors import ClipFileError
-from edge.i18n import t
 from edge.store import datadir_text as text
 from edge.store.datadir import META_KEY_ID, META_PREVIOUS_KEY_ID, DataFolder, gallery_seal, open_data_folder
 from edge.store.reencrypt import reencrypt
@@ -42,7 +40,7 @@ from edge.store.rekey_journal import (
     staged,
 )
 from vault.clip_file import CLIP_KEY_PURPOSE, is_clip_file, reencrypt_clip_file
-from vault.keys import KEY_FILE, DataKey, env_key, write_key_file
+from vault.keys import KEY_FILE, DataKey, write_key_file
 from vision.errors import GalleryAuthError
 from vision.gallery_files import map_files, reseal_map
 
@@ -153,36 +151,3 @@ def commit_rotation(folder: DataFolder, plan: RotationPlan) -> int:
     except BaseException:
         clean_leftovers(folder.store, folder.path, folder.clips_dir)
         raise
-
-
-# -- the command ---------------------------------------------------------------------------------------------
-def cmd_keys_rotate(args: argparse.Namespace, lang: str) -> int:
-    from edge.config import load_config
-
-    config = load_config(args.config)
-    data_dir = config.paths.data_dir
-    if args.new_key_file is not None:
-        new = DataKey.from_text(args.new_key_file.read_bytes(), str(args.new_key_file))
-    elif env_key() is not None:
-        raise text.new_key_needed()
-    else:
-        new = DataKey.generate()
-    report = rotate_key(data_dir, branch_id=config.branch.id, clips_dir=config.clips.resolve_dir(data_dir), new=new)
-    print(t("keys_rotated", lang, key_id=report.key_id, old_id=report.previous_key_id, values=report.values,
-            maps=report.gallery_maps, clips=report.clips))
-    if report.key_file is not None:
-        print(t("keys_rotated_file", lang, path=report.key_file))
-    else:
-        print(t("keys_rotated_env", lang, path=args.new_key_file))
-    return 0
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = sub.add_parser("keys", help="数据密钥 / the data key").add_subparsers(dest="keys_cmd", required=True)
-    rotate = keys.add_parser("rotate", help="更换数据密钥（先停止服务）/ rotate the data key (stop the service first)")
-    rotate.add_argument("--config", type=Path, required=True)
-    rotate.add_argument("--new-key-file", type=Path, default=None,
-                        help="新密钥文件；密钥在环境变量中时必填 / file with the new key; required when the key is in "
-                             "$SMARTBRANCH_DATA_KEY (default: a new key, written to data.key)")
-    rotate.set_defaults(func=cmd_keys_rotate)
-

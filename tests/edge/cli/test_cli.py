@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from edge.cli import main
+from edge.cli.main import main
 from models.packs import resolve_pack
 from tests.edge.conftest import IT_TOKEN, config_dict
 
@@ -156,7 +156,7 @@ def test_edge_run_survives_a_dead_camera_and_serves_health(tmp_path: Path) -> No
                                               "source": {"url": "rtsp://admin:S3cretPass@127.0.0.1:9/live"}}],
                           server={"host": "127.0.0.1", "port": port})
     # when the service runs
-    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "edge", "run", "--config", str(config)],
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli.main", "edge", "run", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         import time

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from edge.cli import main
+from edge.cli.main import main
 from edge.config import load_config
 from tests.edge.conftest import config_dict
 from vision.population import PopulationStats, Whitening, fit_whitening

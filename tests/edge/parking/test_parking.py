@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from edge.cli import main
+from edge.cli.main import main
 from edge.config import EdgeConfig
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, LiveEdge

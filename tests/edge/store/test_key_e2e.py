@@ -14,7 +14,7 @@ import yaml
 from cryptography.fernet import Fernet
 
 from edge.api.auth import new_token
-from edge.cli import main
+from edge.cli.main import main
 from edge.config import hash_token, load_config
 from edge.demo.run import VIP_ENROL_PHOTO, VIP_NAME, VIP_TIER, demo_config
 from edge.runtime import EdgeRuntime

@@ -206,7 +206,7 @@ def test_rotation_refuses_while_the_service_runs(folder: Folder, start: Callable
 def test_rotate_command_needs_a_new_key_file_when_the_key_is_in_the_environment(
         make_config: Callable[..., EdgeConfig], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from edge.cli import main
+    from edge.cli.main import main
 
     make_config()
     monkeypatch.setenv(KEY_ENV, Fernet.generate_key().decode())

@@ -1,0 +1,1 @@
+"""The ``smartbranch`` command line (main), and its plates and keys commands."""
