@@ -26,14 +26,15 @@ from zoneinfo import ZoneInfo
 import faiss
 
 from bench.common import print_table, write_json
+from edge.cameras.config import CameraConfig
 from edge.clips.config import ClipConfig
 from edge.clips.encoder import Mp4Writer
 from edge.clips.recorder import ClipRecorder
-from edge.config import CameraConfig, FaceConfig
 from edge.counter.config import CounterConfig
 from edge.counter.pipeline import CounterPipeline
 from edge.demo.assets import ensure_face_photos
 from edge.demo.counter_scene import CounterScene, Cutout, Role, load_cast, scene_camera
+from edge.faces.config import FaceConfig
 from edge.metrics import EdgeMetrics
 from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector

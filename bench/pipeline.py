@@ -31,9 +31,10 @@ from websockets.sync.client import connect
 from bench.common import median_ms, percentile, print_table, write_json
 from edge.api.app import create_app
 from edge.api.server import ServerThread
-from edge.config import EdgeConfig, FaceConfig, hash_token, load_config
+from edge.config import EdgeConfig, hash_token, load_config
 from edge.demo.assets import ensure_face_photos
 from edge.demo.scene import Actor, Appearance, SceneBuilder
+from edge.faces.config import FaceConfig
 from edge.faces.pipeline import FacePipeline
 from edge.faces.vip_rule import VipArrivalRule
 from edge.runtime import EdgeRuntime
@@ -104,7 +105,7 @@ def pipeline_fps(engine: FaceEngine, builder: SceneBuilder, scale: float, repeat
     gallery = Gallery(engine.model_id, engine.dim)
     rule = VipArrivalRule(EdgeConfig.model_validate({"branch": {"id": "b"}}).rules.vip_arrival, branch_id="b",
                           lookup=lambda _p: None, publish=lambda d: None)  # type: ignore[arg-type,return-value]
-    from edge.config import CameraConfig
+    from edge.cameras.config import CameraConfig
 
     camera = CameraConfig.model_validate({"id": "c", "role": "entrance", "source": {"url": "file:x.mp4"}})
     rates = []

@@ -9,12 +9,13 @@ from pathlib import Path
 import faiss
 
 from alerts.hub import Hub
+from edge.cameras.config import CameraConfig
 from edge.cameras.sources import FrameSource, SourceHealth
 from edge.cameras.worker import CameraWorker
 from edge.clips.recorder import ClipRecorder
 from edge.clips.recovery import recover_clips
 from edge.clips.retention import RetentionJob
-from edge.config import CameraConfig, EdgeConfig
+from edge.config import EdgeConfig
 from edge.counter.pipeline import CounterEvent, CounterPipeline
 from edge.counter.rules import CounterRule
 from edge.faces.enrol import Enroller, policy_from_config

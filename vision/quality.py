@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 SHARPNESS_SATURATION = 400.0
 
 # Enrolment limits, set on the 491 faces found in 495 real enrolment-like photos (CASIA-FaceV5, RMFD
-# crops, deepface) by python -m bench.enrol_quality; each keeps >= 99 % of them (see edge.config.FaceConfig).
+# crops, deepface) by python -m bench.enrol_quality; each keeps >= 99 % of them (see edge.faces.config.FaceConfig).
 ENROL_MAX_ABS_YAW = 0.45  # keeps 490 of 491 (|yaw| 99th percentile 0.41, largest 0.452)
 ENROL_MIN_HOG_SCORE = 0.01  # keeps 261 of 263 HOG-found faces (1st percentile 0.017)
 ENROL_MIN_BLAZEFACE_SCORE = 0.55  # keeps 227 of 228 BlazeFace-found faces (1st percentile 0.60); detector floor 0.5

@@ -15,7 +15,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from edge.config import SourceConfig
+from edge.cameras.config import SourceConfig
 from edge.errors import NotAVideoError, SourceError
 from edge.redact import redact_url
 

@@ -28,8 +28,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from edge.cameras.config import SourceConfig
 from edge.cameras.readers import Reader, describe, open_reader
-from edge.config import SourceConfig
 from edge.errors import NotAVideoError, SourceError
 from edge.redact import redact_text
 from vision.types import Frame

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
+from edge.cameras.config import CameraConfig
 from edge.cameras.sources import FrameSource
-from edge.config import CameraConfig
 from edge.metrics import EdgeMetrics
 from vision.types import Frame
 

@@ -20,9 +20,10 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 
+from edge.cameras.config import CameraConfig
 from edge.clips.types import ClipParticipants
-from edge.config import CameraConfig, FaceConfig
 from edge.counter.config import CounterConfig
+from edge.faces.config import FaceConfig
 from edge.faces.tracks import FaceTracks
 from edge.metrics import EdgeMetrics
 from vision.attendance import UnattendedEvent, UnstaffedEvent

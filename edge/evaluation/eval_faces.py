@@ -24,7 +24,7 @@ from typing import Any, cast
 import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from edge.config import FaceConfig, load_config
+from edge.config import load_config
 from edge.errors import EvalDataError
 from edge.evaluation.eval_plot import Curve, write_plot
 from edge.evaluation.face_adapt import (
@@ -47,6 +47,7 @@ from edge.evaluation.face_data import (
     read_pairs,
 )
 from edge.evaluation.face_protocol import SetReport, evaluate_set, json_safe
+from edge.faces.config import FaceConfig
 from edge.i18n import t
 from vision.engines.base import FaceEngine
 from vision.engines.registry import ENGINE_REGISTRY, build_engine

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from alerts.text import display_text
-from edge.config import FaceConfig
 from edge.errors import EnrolmentError
+from edge.faces.config import FaceConfig
 from edge.store.db import Person, Store
 from vision.engines.base import FaceEngine
 from vision.engines.owner import on_owner

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from calibration.zones import PolygonZone
-from edge.config import CameraConfig, FaceConfig
+from edge.cameras.config import CameraConfig
+from edge.faces.config import FaceConfig
 from edge.faces.tracks import FaceTracks, TrackFace
 from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.metrics import EdgeMetrics

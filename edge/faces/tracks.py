@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from calibration.zones import PolygonZone
-from edge.config import FaceConfig
+from edge.faces.config import FaceConfig
 from edge.metrics import EdgeMetrics
 from vision.engines.base import FaceEngine
 from vision.gallery import Gallery

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from alerts.envelope import Alert, AlertDraft, AlertType, VipArrivalPayload
-from edge.config import VipArrivalRuleConfig
+from edge.faces.config import VipArrivalRuleConfig
 from edge.store.db import Person
 from vision.types import Match
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from alerts.envelope import DriverFace
 from calibration.zones import PolygonZone
-from edge.config import CameraConfig
+from edge.cameras.config import CameraConfig
 from edge.metrics import EdgeMetrics
 from edge.parking.config import PlatesConfig
 from edge.parking.registry import PlateRegistry

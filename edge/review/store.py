@@ -41,7 +41,8 @@ from edge.review.types import (
     Verdict,
     VerdictValue,
 )
-from edge.store.db import Base, Store
+from edge.store.db import Store
+from edge.store.tables import Base
 
 logger = logging.getLogger(__name__)
 

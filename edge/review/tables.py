@@ -15,7 +15,7 @@ from sqlalchemy import Boolean, Float, Integer, String, Text, false, inspect, te
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from edge.store.db import Base, UTCDateTime
+from edge.store.tables import Base, UTCDateTime
 
 APPEND_ONLY_TABLES = ("clip_verdicts", "review_audit")
 

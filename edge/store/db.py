@@ -4,140 +4,38 @@ Holds persons (encrypted enrolment photos: the first on the person's row, extra 
 ``person_photos``), alerts with a per-branch monotonic ``seq`` and their acks.
 It implements :class:`alerts.envelope.AlertLog`.
 
-Every column that holds data encrypted with the data key is declared with ``info=ENCRYPTED``, in this
-module or in any other table on :class:`Base`: the key check verifies a stored value of each, and key
+Every column that holds data encrypted with the data key is declared with ``info=ENCRYPTED``, in
+:mod:`edge.store.tables` or in any other table on its ``Base``: the key check verifies a stored value of each, and key
 rotation re-encrypts all of them in one transaction (:mod:`edge.store.reencrypt`). The database file is
 created 0600 (SQLite gives its ``-wal`` and ``-shm`` files the same mode).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from cryptography.fernet import Fernet
 from sqlalchemy import (
-    DateTime,
-    ForeignKey,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-    TypeDecorator,
-    UniqueConstraint,
-    create_engine,
-    event,
     func,
     select,
 )
-from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.envelope import Alert, AlertDraft
+from edge.store.tables import (
+    AlertRow,
+    MetaRow,
+    PersonPhotoRow,
+    PersonRow,
+    PlateRow,
+    SnapshotRow,
+    make_engine,
+)
 from vault.keys import decrypt
-
-ENCRYPTED = {"encrypted": True}  # ``info`` of a column that holds data encrypted with the data key
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores UTC, returns timezone-aware UTC (SQLite keeps no zone)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class PersonRow(Base):
-    __tablename__ = "persons"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128))
-    tier: Mapped[str] = mapped_column(String(32))
-    role: Mapped[str] = mapped_column(String(16), default="vip")
-    consent: Mapped[str] = mapped_column(Text)
-    photo: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
-    photo_sha256: Mapped[str] = mapped_column(String(64))
-    model_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class PersonPhotoRow(Base):
-    """An extra enrolment photo (encrypted like PersonRow.photo, which stays the primary, shown on cards)."""
-
-    __tablename__ = "person_photos"
-    __table_args__ = (UniqueConstraint("person_id", "photo_sha256", name="uq_person_photo_sha256"),)
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    person_id: Mapped[str] = mapped_column(String(32), ForeignKey("persons.id", ondelete="CASCADE"), index=True)
-    photo: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
-    photo_sha256: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class AlertRow(Base):
-    __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("branch_id", "seq", name="uq_alert_branch_seq"),)
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    branch_id: Mapped[str] = mapped_column(String(64), index=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    type: Mapped[str] = mapped_column(String(32))
-    camera_id: Mapped[str] = mapped_column(String(64))
-    person_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
-
-
-class PlateRow(Base):
-    __tablename__ = "plates"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    person_id: Mapped[str] = mapped_column(String(32), ForeignKey("persons.id", ondelete="CASCADE"), index=True)
-    plate: Mapped[str] = mapped_column(String(16), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class MetaRow(Base):
-    """Facts about this data folder itself, one row each: ``epoch`` (the store's identity, made once when the
-    database is created; alert seqs are only comparable within one epoch), and whatever else a part of the
-    box must know about the folder it runs on (key check, gallery binding)."""
-
-    __tablename__ = "meta"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-class SnapshotRow(Base):
-    """A face or person crop shown on an alert card (encrypted like enrolment photos)."""
-
-    __tablename__ = "snapshots"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    camera_id: Mapped[str] = mapped_column(String(64))
-    jpeg: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,25 +69,6 @@ def _person(row: PersonRow) -> Person:
 def _alert(row: AlertRow) -> Alert:
     alert = Alert.model_validate_json(row.body)
     return alert.model_copy(update={"acked_at": row.acked_at, "acked_by": row.acked_by})
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.execute("PRAGMA foreign_keys=ON")  # SQLite ignores REFERENCES / ON DELETE CASCADE without it
-    cur.close()
-
-
-def make_engine(db_path: Path) -> Engine:
-    db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not db_path.exists():  # created private before SQLite opens it; -wal and -shm inherit the mode
-        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
-    engine = create_engine(f"sqlite:///{db_path}", connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _sqlite_pragmas)
-    Base.metadata.create_all(engine)
-    return engine
 
 
 class Store:

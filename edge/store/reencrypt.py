@@ -10,7 +10,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Column, select, text, update
 from sqlalchemy.orm import Session
 
-from edge.store.db import Base, MetaRow, Store
+from edge.store.db import Store
+from edge.store.tables import Base, MetaRow
 from vault.keys import decrypt
 
 

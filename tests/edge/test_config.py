@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from edge.config import EdgeConfig, SourceConfig, load_config
+from edge.cameras.config import SourceConfig
+from edge.config import EdgeConfig, load_config
 from edge.errors import ConfigError
 from vision.engines.registry import build_engine
 from vision.types import Image
@@ -230,7 +231,7 @@ def test_another_engine_needs_its_own_threshold(tmp_path: Path, voter: str, ok: 
 def test_face_config_picks_the_engine_by_type(tmp_path: Path) -> None:
     from pydantic import ValidationError
 
-    from edge.config import FaceConfig
+    from edge.faces.config import FaceConfig
     from vision.engines.insightface_engine import InsightFaceEngineConfig
 
     insight = FaceConfig.model_validate({"engine": {"type": "insightface", "models_dir": str(tmp_path)},

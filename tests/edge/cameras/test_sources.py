@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.cameras.config import SourceConfig
 from edge.cameras.sources import FrameSource, open_reader
-from edge.config import SourceConfig
 from edge.errors import SourceError
 from tests.fakes import FakeReader
 

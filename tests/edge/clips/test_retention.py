@@ -14,7 +14,7 @@ import pytest
 
 from edge.clips.retention import RetentionJob, expire_clips, remove_clip_file
 from edge.review.store import ReviewStore
-from edge.store.db import SnapshotRow
+from edge.store.tables import SnapshotRow
 from tests.edge.review_helpers import T0, clip_written, new_review_store, write_h264
 
 NOW = T0 + timedelta(days=40)

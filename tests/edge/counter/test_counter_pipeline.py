@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from edge.cameras.config import CameraConfig
 from edge.clips.types import ClipParticipants
-from edge.config import CameraConfig, FaceConfig
 from edge.counter.config import CounterConfig
 from edge.counter.pipeline import CounterPipeline
+from edge.faces.config import FaceConfig
 from tests.fakes import DeterministicEmbedder
 from vision.gallery import Gallery
 from vision.people import PersonView

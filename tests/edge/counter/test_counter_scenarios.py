@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.config import CameraConfig, FaceConfig
+from edge.cameras.config import CameraConfig
 from edge.counter.config import CounterConfig
 from edge.counter.pipeline import CounterEvent, CounterPipeline
 from edge.demo.counter_scene import (
@@ -28,6 +28,7 @@ from edge.demo.counter_scene import (
     load_cast,
     scene_camera,
 )
+from edge.faces.config import FaceConfig
 from vision.engines.base import FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
 from vision.gallery import Gallery

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import FaceConfig
 from edge.errors import EnrolmentError
+from edge.faces.config import FaceConfig
 from edge.faces.enrol import EnrolmentPolicy, check_face, policy_from_config
 from vision.engines.base import FaceEngine
 from vision.imageio import decode_image

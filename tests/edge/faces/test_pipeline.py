@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from alerts.envelope import Alert, AlertDraft
-from edge.config import CameraConfig, FaceConfig, VipArrivalRuleConfig
+from edge.cameras.config import CameraConfig
+from edge.faces.config import FaceConfig, VipArrivalRuleConfig
 from edge.faces.pipeline import FacePipeline
 from edge.faces.vip_rule import VipArrivalRule
 from edge.store.db import Person

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from alerts.envelope import Alert, AlertDraft
-from edge.config import VipArrivalRuleConfig
+from edge.faces.config import VipArrivalRuleConfig
 from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.store.db import Person
 from vision.types import Match

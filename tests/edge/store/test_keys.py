@@ -15,8 +15,9 @@ from edge.config import EdgeConfig
 from edge.errors import ClipFileError, DataFolderError
 from edge.runtime import EdgeRuntime
 from edge.store.datadir import open_data_folder
-from edge.store.db import Person, SnapshotRow
+from edge.store.db import Person
 from edge.store.rotation import commit_rotation, prepare_rotation, rotate_key
+from edge.store.tables import SnapshotRow
 from vault.clip_file import CLIP_KEY_PURPOSE, ClipReader, encrypt_bytes
 from vault.errors import KeyMaterialError
 from vault.keys import KEY_ENV, KEY_FILE, DataKey

@@ -13,8 +13,9 @@ from sqlalchemy import LargeBinary, select
 from sqlalchemy.exc import IntegrityError
 
 import edge.review.tables  # noqa: F401 - registers the review tables on the store's Base
-from edge.store.db import Base, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow, Store
+from edge.store.db import Store
 from edge.store.reencrypt import encrypted_columns, reencrypt, sample_encrypted
+from edge.store.tables import Base, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow
 from vault.errors import KeyMaterialError
 
 

@@ -1,0 +1,103 @@
+"""The faces' config section: engine, voter, enrolment checks, and the VIP arrival rule."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vision.engines.base import DlibEngineConfig
+from vision.engines.insightface_engine import InsightFaceEngineConfig
+from vision.quality import ENROL_MAX_ABS_YAW, ENROL_MIN_BLAZEFACE_SCORE, ENROL_MIN_HOG_SCORE
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VoterSettings(_Strict):
+    """Defaults from `smartbranch faces calibrate --target-fpir 0.001` on the East-Asian development set
+    (dlib engine with flip TTA, model_id dlib_resnet_v1_flip): no stranger track of 244 was decided as a
+    VIP (95 % upper bound 1.2 %), hit rate 0.351. (Without TTA it was 0.9563 and hit rate 0.30; with flip
+    TTA 0.9563 lets 1 of 244 stranger tracks through.)"""
+
+    threshold: float = Field(default=0.9585, ge=-1, le=1,
+                             description="Cosine similarity a face must reach to vote for a person. The "
+                                         "default was calibrated for the dlib engine with flip TTA (the "
+                                         "default) on East-Asian faces (smartbranch faces calibrate "
+                                         "--target-fpir 0.001); another engine or TTA needs its own.")
+    min_margin: float = Field(default=0.02, ge=0, le=2, description="Lead over the runner-up person.")
+    min_votes: int = Field(default=3, ge=1, le=20, description="Votes a track needs before a decision.")
+    max_observations: int = Field(default=8, ge=1, le=100,
+                                  description="Embeddings per track before it is settled as unknown.")
+
+
+class FaceConfig(_Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _default_engine_type(cls, data: object) -> object:
+        """``type`` may be left out of ``face.engine``; it then means the default, dlib."""
+        if isinstance(data, dict) and isinstance(data.get("engine"), dict) and "type" not in data["engine"]:
+            return {**data, "engine": {**data["engine"], "type": "dlib"}}
+        return data
+
+    engine: Annotated[DlibEngineConfig | InsightFaceEngineConfig, Field(discriminator="type")] = Field(
+        default_factory=DlibEngineConfig, description="Face engine and its settings: type dlib (the default) "
+                                                      "or insightface.")
+    engine_instances: int = Field(
+        default=2, ge=1, le=16,
+        description="Engine instances, each owned by one thread (a dlib model must never be shared between "
+                    "threads). Cameras and enrolment requests send their work to whichever owner is free; two let "
+                    "both cores detect at once (dlib releases the GIL). About 60 MB each.")
+    voter: VoterSettings = Field(default_factory=VoterSettings, description="Open-set identity decision.")
+    reembed_interval_s: float = Field(default=0.05, ge=0, le=10,
+                                      description="Minimum gap between embeddings of one undecided track.")
+    quality_gain: float = Field(default=0.1, ge=0, le=1,
+                                description="Quality rise that makes a decided track worth re-embedding.")
+    track_iou: float = Field(default=0.25, gt=0, lt=1, description="IoU to continue a face track.")
+    track_max_missed_s: float = Field(default=1.5, gt=0, le=30,
+                                      description="A track unseen this long has ended.")
+    enrol_min_sharpness: float = Field(default=15.0, ge=0,
+                                       description="Laplacian variance of the aligned 150 px chip below "
+                                                   "which an enrolment photo is refused as blurred. 15 is "
+                                                   "below all 138 real photos sampled from the face sets "
+                                                   "(1st percentile 17.8) and above a sigma-4 Gaussian "
+                                                   "blur of a sharp photo (12.8).")
+    enrol_max_yaw: float = Field(default=ENROL_MAX_ABS_YAW, gt=0, le=2,
+                                 description="Largest |yaw ratio| (nose offset from the eye midpoint, in eye "
+                                             "distances; 0 is frontal) of an enrolment photo; a larger one is "
+                                             "refused as a profile. 0.45 keeps 490 of the 491 faces of real "
+                                             "enrolment-like photos (CASIA-FaceV5, RMFD crops, deepface; 99th "
+                                             "percentile 0.41, python -m bench.enrol_quality).")
+    enrol_min_hog_score: float = Field(default=ENROL_MIN_HOG_SCORE, ge=-1, le=5,
+                                       description="Smallest HOG detection score of an enrolment face. 0.01 keeps "
+                                                   "261 of 263 HOG-found real faces (1st percentile 0.017): real "
+                                                   "tight crops often score low, so this only refuses the "
+                                                   "weakest detections.")
+    enrol_min_blazeface_score: float = Field(default=ENROL_MIN_BLAZEFACE_SCORE, gt=0, lt=1,
+                                             description="Smallest BlazeFace score of an enrolment face found by "
+                                                         "BlazeFace (HOG found none). 0.55 keeps 227 of 228 real "
+                                                         "ones (1st percentile 0.60); the detector's floor is 0.5.")
+    enrol_min_eye_aspect: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Closed-eye check: smallest eye aspect ratio (dlib 68 points) of an enrolment face; None (the "
+                    "default) does not check. The engine's 5 points (eye corners, nose) cannot tell closed eyes. "
+                    "Real open eyes measured down to 0.097 (1st percentile 0.13) on tight East-Asian crops, so a "
+                    "limit near 0.10 is the most that keeps 99 %, and it was not validated on closed eyes. The "
+                    "68-point model's training data (iBUG 300-W) is licensed for research only.")
+
+
+    @model_validator(mode="after")
+    def _threshold_fits_engine(self) -> FaceConfig:
+        """The default voter threshold was measured for dlib; another engine needs its own."""
+        if self.engine.type != "dlib" and "threshold" not in self.voter.model_fields_set:
+            raise ValueError(f"face.voter.threshold must be set for engine {self.engine.type!r}: the default "
+                             "was calibrated for dlib; choose one on evaluation data "
+                             "(smartbranch faces calibrate)")
+        return self
+
+
+class VipArrivalRuleConfig(_Strict):
+    cooldown_s: float = Field(default=600.0, ge=0, le=86400,
+                              description="A VIP seen again within this many seconds of last being seen is "
+                                          "the same visit and gets no new alert.")
