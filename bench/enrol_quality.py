@@ -3,7 +3,7 @@
     python -m bench.enrol_quality --root ../shared/data/faces --glob 'east_asian/*/*.jpg' --glob 'deepface/*.jpg' \\
         --json enrol_quality.json
 
-For every photo: the face the enrolment finder keeps (:func:`edge.faces.enrol.default_finder`), which
+For every photo: the face the enrolment finder keeps (:func:`vision.enrolment.default_finder`), which
 detector found it and its score, the yaw ratio (:func:`vision.quality.yaw_ratio`), the eye aspect
 ratio from dlib's 68 points (:func:`vision.quality.eye_aspect_ratio`) and the chip's sharpness. It
 prints percentiles per folder and the photos at the extremes, so that a limit can be chosen that
@@ -21,9 +21,9 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.common import write_json
-from edge.faces.enrol import default_finder
 from vision.engines.base import DlibEngineConfig
 from vision.engines.registry import build_engine
+from vision.enrolment import default_finder
 from vision.errors import BadImageError
 from vision.imageio import decode_image
 from vision.quality import EyeMeter, sharpness, yaw_ratio

@@ -3,7 +3,7 @@ tracks, and the gallery answers of every track's observations, in the raw or a p
 
 - :func:`single_photo` is the protocol of ``eval faces`` (each enrolled identity's first photo).
 - :func:`enrol_protocol` enrols each identity from its first ``photos`` photos, averaged into one
-  template as enrolment does (:func:`edge.faces.enrol.mean_template`: the L2-normalised mean). To compare
+  template as enrolment does (:func:`vision.enrolment.mean_template`: the L2-normalised mean). To compare
   1, 3 and 5 photos fairly, every count enrols the same identities (those with more than the largest
   count) and searches the same tracks: their photos after the largest count, and every photo of an
   identity that is not enrolled.

@@ -23,9 +23,9 @@ from pydantic import BaseModel
 from tqdm import tqdm
 
 from edge.errors import EvalDataError
-from edge.faces.enrol import embed_largest_face
 from vision.engines.base import FaceEngine
 from vision.engines.registry import build_engine
+from vision.enrolment import embed_largest_face
 from vision.errors import BadImageError
 from vision.imageio import decode_image
 from vision.single_face import DEFAULT_STRATEGY, SingleFaceFinder, SingleFaceStrategy

@@ -3,7 +3,7 @@
 Embeddings of different models are never compared, so when the engine's ``model_id`` differs from
 the one a person was enrolled with, the edge box re-embeds every enrolment photo with the current
 engine and writes the new gallery atomically beside the database. Each person gets one entry, the mean
-template of their photos (:func:`edge.faces.enrol.mean_template`).
+template of their photos (:func:`vision.enrolment.mean_template`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.faces.enrol import embed_photo, mean_template
 from edge.store.db import Store
 from vision.engines.base import FaceEngine
+from vision.enrolment import embed_photo, mean_template
 from vision.gallery import Gallery
 from vision.gallery_files import GallerySeal
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from edge.config import load_config
 from edge.errors import EnrolmentError
-from edge.faces.enrol import embed_largest_face
 from edge.runtime import EdgeRuntime
+from vision.enrolment import embed_largest_face
 from vision.imageio import decode_image
 
 ENROL_PHOTOS = ("obama.jpg", "biden.jpg", "tom_hanks.png")

@@ -19,12 +19,12 @@ import yaml
 
 from edge.config import EdgeConfig
 from edge.demo.scene import SceneBuilder
-from edge.faces.enrol import embed_largest_face
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import config_dict
 from tests.edge.test_e2e import APPEARANCES
 from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.registry import build_engine
+from vision.enrolment import embed_largest_face
 from vision.types import Detections, FloatArray, Image
 
 pytestmark = pytest.mark.slow

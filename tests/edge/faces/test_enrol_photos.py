@@ -11,13 +11,13 @@ from fastapi.testclient import TestClient
 
 import edge.faces.enrol
 from edge.config import EdgeConfig
-from edge.faces.enrol import embed_largest_face, mean_template
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, LOBBY_TOKEN
 from tests.edge.faces.test_enrol_api import bad_photos
 from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.owner import EnginePool
 from vision.engines.registry import build_engine
+from vision.enrolment import embed_largest_face, mean_template
 from vision.gallery import Gallery
 from vision.types import FloatArray, Image
 
