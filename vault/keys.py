@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 KEY_ENV = "SMARTBRANCH_DATA_KEY"
 KEY_FILE = "data.key"
+GALLERY_MAC_PURPOSE = "gallery-mac"  # DataKey.derive(GALLERY_MAC_PURPOSE): the MAC key of the gallery files
 _LABEL = b"smartbranch/"
 
 

@@ -35,7 +35,7 @@ from edge.store.db import Store
 from edge.store.reencrypt import sample_encrypted
 from edge.store.rekey_journal import clean_leftovers, replay_journal
 from vault.errors import KeyMaterialError
-from vault.keys import KEY_ENV, KEY_FILE, DataKey, configured_key, file_key, write_key_file
+from vault.keys import GALLERY_MAC_PURPOSE, KEY_ENV, KEY_FILE, DataKey, configured_key, file_key, write_key_file
 from vision.errors import GalleryAuthError, GalleryBindingError, GalleryError, GalleryUnsealedError
 from vision.gallery import Gallery
 from vision.gallery_files import GallerySeal, gallery_files, map_files, peek_context
@@ -49,7 +49,6 @@ LOCK_FILE = ".lock"
 META_KEY_ID = "key_id"
 META_PREVIOUS_KEY_ID = "key_previous_id"  # the key before the last rotation, named in a refusal
 META_GALLERY_REJECTED = "gallery_rejected"  # the last gallery files refused as not authentic, and where they went
-GALLERY_MAC_PURPOSE = "gallery-mac"
 
 
 @dataclass(frozen=True, slots=True)
