@@ -103,7 +103,7 @@ def t(key: str, lang: str, **values: object) -> str:
     return MESSAGES[lang][key].format(**values)
 
 
-# --- face evaluation and calibration (edge/eval_faces.py, edge/calibrate_faces.py) ---
+# --- face evaluation and calibration (edge/evaluation/eval_faces.py, calibrate_faces.py) ---
 _FACE_EVAL_MESSAGES: dict[str, dict[str, str]] = {
     "zh": {
         "ev_progress": "提取人脸特征",
