@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from edge.api.app import create_app
 from edge.api.server import ServerThread
 from edge.config import EdgeConfig, hash_token, load_config
+from edge.demo.scene import Actor, Appearance, SceneBuilder
 from edge.runtime import EdgeRuntime
+from vision.engines.base import FaceEngine
 from vision.engines.owner import EnginePool
 
 ADMIN_TOKEN = "admin-token-for-tests"
@@ -96,3 +98,20 @@ def client(runtime: EdgeRuntime) -> Iterator[TestClient]:
     """The app of :func:`runtime` in-process."""
     with TestClient(create_app(runtime, start_cameras=False)) as c:
         yield c
+
+
+# A walk-in scene of real photos: a stranger, the VIP (another photo than the enrolled one), two strangers.
+APPEARANCES = [
+    Appearance(Actor("stranger-biden", "biden.jpg"), 0.3, dwell_s=1.5, side="right", lane_x=0.65),
+    Appearance(Actor("vip", "obama3.jpg"), 1.5, dwell_s=2.5, lane_x=0.35),
+    Appearance(Actor("stranger-t1", "t1.jpg", 1), 4.0, dwell_s=1.5, side="right", lane_x=0.6),
+    Appearance(Actor("stranger-hanks", "tom_hanks.png"), 5.5, dwell_s=1.5, lane_x=0.4),
+]
+
+
+@pytest.fixture(scope="session")
+def walk_in_video(tmp_path_factory: pytest.TempPathFactory, engine_small_faces: FaceEngine, photos_dir: Path) -> Path:
+    """The walk-in scene as an 8.5 s entrance video (made once per test session)."""
+    path = tmp_path_factory.mktemp("video") / "entrance.mp4"
+    SceneBuilder(engine_small_faces, photos_dir).write(path, APPEARANCES, duration_s=8.5)
+    return path

@@ -13,18 +13,10 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from edge.config import EdgeConfig
-from edge.demo.scene import Actor, Appearance, SceneBuilder
 from tests.edge.conftest import ADMIN_TOKEN, LOBBY_TOKEN, LiveEdge
-from vision.engines.base import FaceEngine
 
 pytestmark = pytest.mark.slow
 
-APPEARANCES = [
-    Appearance(Actor("stranger-biden", "biden.jpg"), 0.3, dwell_s=1.5, side="right", lane_x=0.65),
-    Appearance(Actor("vip", "obama3.jpg"), 1.5, dwell_s=2.5, lane_x=0.35),
-    Appearance(Actor("stranger-t1", "t1.jpg", 1), 4.0, dwell_s=1.5, side="right", lane_x=0.6),
-    Appearance(Actor("stranger-hanks", "tom_hanks.png"), 5.5, dwell_s=1.5, lane_x=0.4),
-]
 
 
 def drain(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
@@ -41,14 +33,6 @@ def drain(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
 
 def alerts_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [m["alert"] for m in messages if m["type"] == "alert"]
-
-
-@pytest.fixture(scope="module")
-def walk_in_video(tmp_path_factory: pytest.TempPathFactory, engine_small_faces: FaceEngine,
-                  photos_dir: Path) -> Path:
-    path = tmp_path_factory.mktemp("video") / "entrance.mp4"
-    SceneBuilder(engine_small_faces, photos_dir).write(path, APPEARANCES, duration_s=8.5)
-    return path
 
 
 def test_vip_walk_in_alerts_once_replays_and_shares_acks(

@@ -18,10 +18,8 @@ import pytest
 import yaml
 
 from edge.config import EdgeConfig
-from edge.demo.scene import SceneBuilder
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import config_dict
-from tests.edge.test_e2e import APPEARANCES
 from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.registry import build_engine
 from vision.enrolment import embed_largest_face
@@ -29,14 +27,6 @@ from vision.types import Detections, FloatArray, Image
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def looping_video(tmp_path_factory: pytest.TempPathFactory, engine_small_faces: FaceEngine,
-                  photos_dir: Path) -> Path:
-    path = tmp_path_factory.mktemp("video") / "entrance.mp4"
-    SceneBuilder(engine_small_faces, photos_dir).write(path, APPEARANCES, duration_s=8.5)
-    return path
 
 
 def cameras(video: Path, n: int) -> list[dict[str, Any]]:
@@ -108,10 +98,10 @@ class RecordingEngine:
 
 
 @pytest.fixture()
-def recorded_runtime(make_config: Callable[..., EdgeConfig], looping_video: Path
+def recorded_runtime(make_config: Callable[..., EdgeConfig], walk_in_video: Path
                      ) -> Iterator[tuple[EdgeRuntime, RecordingEngine]]:
     recorder = RecordingEngine(build_engine(DlibEngineConfig()))
-    runtime = EdgeRuntime(make_config(cameras=cameras(looping_video, 2)), engine=recorder)
+    runtime = EdgeRuntime(make_config(cameras=cameras(walk_in_video, 2)), engine=recorder)
     yield runtime, recorder
     runtime.stop()
 
@@ -157,9 +147,9 @@ def test_cameras_and_requests_never_share_an_engine_instance(
 
 
 def test_a_branch_survives_enrolments_add_photos_and_evaluations_while_cameras_run(
-        tmp_path: Path, looping_video: Path, photos_dir: Path) -> None:
+        tmp_path: Path, walk_in_video: Path, photos_dir: Path) -> None:
     # given a whole edge runtime (the configured engine pool, two owners) with three cameras running
-    config = config_dict(tmp_path / "data", cameras(looping_video, 3))
+    config = config_dict(tmp_path / "data", cameras(walk_in_video, 3))
     config["face"] = {"engine_instances": 2}
     path = tmp_path / "smartbranch.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")

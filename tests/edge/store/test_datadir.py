@@ -7,7 +7,7 @@ import json
 import logging
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,27 +19,7 @@ from edge.runtime import EdgeRuntime
 from edge.store.db import Person
 from vault.keys import KEY_ENV, KEY_FILE
 from vision.engines.base import FaceEngine
-from vision.engines.owner import EnginePool
 from vision.types import Image
-
-
-@pytest.fixture(autouse=True)
-def no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(KEY_ENV, raising=False)
-
-
-@pytest.fixture()
-def start(engine_pool: EnginePool) -> Iterator[Callable[[EdgeConfig], EdgeRuntime]]:
-    started: list[EdgeRuntime] = []
-
-    def make(config: EdgeConfig) -> EdgeRuntime:
-        runtime = EdgeRuntime(config, engine=engine_pool)
-        started.append(runtime)
-        return runtime
-
-    yield make
-    for runtime in started:
-        runtime.stop()
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@ all or nothing; a crash before the commit leaves the old key working, a crash af
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,30 +22,10 @@ from vault.clip_file import CLIP_KEY_PURPOSE, ClipReader, encrypt_bytes
 from vault.errors import KeyMaterialError
 from vault.keys import KEY_ENV, KEY_FILE, DataKey
 from vision.engines.base import FaceEngine
-from vision.engines.owner import EnginePool
 from vision.types import Image
 
 CLIP_PLAIN = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 700  # several 64 KiB chunks
 SNAPSHOT = b"\xff\xd8 a customer crop \xff\xd9"
-
-
-@pytest.fixture(autouse=True)
-def no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(KEY_ENV, raising=False)
-
-
-@pytest.fixture()
-def start(engine_pool: EnginePool) -> Iterator[Callable[[EdgeConfig], EdgeRuntime]]:
-    started: list[EdgeRuntime] = []
-
-    def make(config: EdgeConfig) -> EdgeRuntime:
-        runtime = EdgeRuntime(config, engine=engine_pool)
-        started.append(runtime)
-        return runtime
-
-    yield make
-    for runtime in started:
-        runtime.stop()
 
 
 class Folder:
