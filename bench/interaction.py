@@ -19,6 +19,7 @@ import os
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -90,7 +91,8 @@ def one_run(frames: list[Frame], *, detector: NanoDetPersonDetector, engine: Fac
 
 def encode_ms(frames: list[Frame], preset: str, workdir: Path) -> float:
     """Wall ms per frame to encode ``frames`` into one MP4 (x264's own threads included), file closed."""
-    writer = Mp4Writer(workdir / f"encode-{preset}.mp4.part", key=os.urandom(32), preset=preset,
+    # a new file per run: a writer refuses to overwrite an existing clip (repeats used to crash here)
+    writer = Mp4Writer(workdir / f"encode-{preset}-{uuid.uuid4().hex}.mp4.part", key=os.urandom(32), preset=preset,
                        crf=ClipConfig().crf)
     t0 = time.perf_counter()
     for frame in frames:
