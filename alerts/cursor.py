@@ -63,3 +63,4 @@ class Replay:
     last_seq: int  # the log's true last seq (never the terminal's)
     reset: bool  # the cursor was of another epoch or ahead of the log: replayed from the start
     alerts: list[Alert]  # oldest first; the newest ones when more than the limit were missed
+    missed: int = 0  # older alerts past the replay limit that were not replayed (seqs are contiguous per epoch)

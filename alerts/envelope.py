@@ -167,6 +167,9 @@ class HubMessage(BaseModel):
     reset: bool | None = Field(default=None, description="hello only: the terminal's cursor was of another epoch "
                                                          "or ahead of the log, so the replay starts from the "
                                                          "beginning and the terminal drops what it shows.")
+    missed: int | None = Field(default=None, ge=0,
+                               description="hello only: how many older alerts the terminal missed beyond the replay "
+                                           "limit; they are not replayed (the newest are), so the page says so.")
 
 
 class AlertLog(Protocol):

@@ -121,10 +121,14 @@ class Hub:
         if cursor.since is None:
             return Replay(epoch=current, last_seq=last, reset=False, alerts=[])
         start = cursor.start(current, last)
-        alerts = self._log.since(0 if start is None else start, limit)
+        first = 0 if start is None else start
+        alerts = self._log.since(first, limit)
         if alerts:  # published meanwhile
             last = max(last, alerts[-1].seq)
-        return Replay(epoch=current, last_seq=last, reset=start is None, alerts=alerts)
+        missed = alerts[0].seq - first - 1 if alerts else 0  # the oldest ones beyond the limit
+        if missed > 0:
+            logger.warning("a terminal missed %s alerts more than the replay limit (%s) holds", missed, limit)
+        return Replay(epoch=current, last_seq=last, reset=start is None, alerts=alerts, missed=max(0, missed))
 
     async def subscribe(self, client: str, since: int | None,
                         epoch: str | None = None) -> tuple[Subscription, Replay]:

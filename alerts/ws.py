@@ -124,7 +124,8 @@ def terminal_router(hub: Hub, authorize: Authorize) -> APIRouter:
             return
         try:
             async with hub.connection(principal, cursor.since, cursor.epoch) as (sub, replay):
-                hello = HubMessage(type="hello", last_seq=replay.last_seq, epoch=replay.epoch, reset=replay.reset)
+                hello = HubMessage(type="hello", last_seq=replay.last_seq, epoch=replay.epoch, reset=replay.reset,
+                                   missed=replay.missed)
                 await ws.send_text(hello.model_dump_json())
                 for alert in replay.alerts:
                     await ws.send_text(HubMessage(type="alert", alert=alert, epoch=replay.epoch).model_dump_json())

@@ -199,8 +199,13 @@ def test_a_reset_replay_keeps_the_newest_within_the_replay_limit(store: Store) -
     hub = Hub(store, replay_limit=4)
     replay = hub.replay(since=91, epoch=OTHER_EPOCH)
     assert [a.seq for a in replay.alerts] == [3, 4, 5, 6] and replay.reset and replay.last_seq == 6
+    # and it says how many older ones were left out
+    assert replay.missed == 2
     # a caller's own limit is honoured, and never raises the hub's
     assert [a.seq for a in hub.replay(since=0, epoch=None, limit=2).alerts] == [5, 6]
+    assert hub.replay(since=0, epoch=None, limit=2).missed == 4
+    # nothing is missed when the replay holds everything, or when the terminal is up to date
+    assert hub.replay(since=3, epoch=None).missed == 0 and hub.replay(since=6, epoch=None).missed == 0
     assert len(hub.replay(since=0, epoch=None, limit=10**9).alerts) == 4
 
 

@@ -229,6 +229,8 @@ setInterval(() => {
     cards: seqs('#cards'), feed: seqs('#feed-list'),
     names: doc.querySelector('#cards').children.map((c) => (c.querySelector('.name') || {}).textContent || ''),
     resetNote: !(doc.querySelector('#reset-note') || { hidden: true }).hidden,
+    missedNote: (doc.querySelector('#missed-note') || { hidden: true }).hidden ? ''
+      : doc.querySelector('#missed-note').textContent,
     empty: !doc.querySelector('#empty').hidden,
     status: doc.querySelector('#status').getAttribute('data-state'), sockets: opened });
   if (state !== last) { last = state; process.stdout.write(state + '\n'); }
@@ -302,9 +304,9 @@ class PageRun:
 class Box:
     """A real store, hub and terminal WebSocket on uvicorn: the alert stream of one edge database."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, replay_limit: int = 500) -> None:
         self.store = Store(db, branch_id="b1", cipher=Fernet(Fernet.generate_key()))
-        self.hub = Hub(self.store)
+        self.hub = Hub(self.store, replay_limit=replay_limit)
 
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -385,6 +387,31 @@ def test_a_tablet_resumes_after_a_restart_of_the_same_box_without_a_reset(tmp_pa
         state = page.wait_for(lambda s: s["cards"] == [5, 4, 3, 2, 1])
         assert not state["resetNote"]
         assert state["sockets"][-1].endswith(f"since=3&epoch={box.store.epoch}")
+    finally:
+        page.close()
+        box.server.stop()
+        if again is not None:
+            again.server.stop()
+
+
+def test_a_tablet_that_missed_more_than_the_replay_holds_says_so(tmp_path: Path) -> None:
+    # given a tablet that saw seq 3 of a box
+    box = Box(tmp_path / "edge.db")
+    box.publish(3)
+    page = PageRun(f"http://{box.host}/terminal?token={PAGE_TOKEN}", tmp_path)
+    again: Box | None = None
+    try:
+        assert page.wait_for(lambda s: s["cards"] == [3, 2, 1])["missedNote"] == ""
+        box.server.stop()
+        box.store.engine.dispose()
+        # when the box comes back with nine alerts more than its replay limit of five holds
+        again = Box(tmp_path / "edge.db", replay_limit=5)
+        again.publish(9)
+        page.send(f"host {again.host}")
+        # then the tablet shows the newest five after its own, and says that four older ones were not replayed
+        state = page.wait_for(lambda s: s["cards"][:1] == [12])
+        assert state["cards"] == [12, 11, 10, 9, 8, 3, 2, 1]
+        assert "4" in state["missedNote"] and "未能补发" in state["missedNote"]
     finally:
         page.close()
         box.server.stop()

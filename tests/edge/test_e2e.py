@@ -48,7 +48,7 @@ def test_vip_walk_in_alerts_once_replays_and_shares_acks(
     with connect(edge.ws_url()) as terminal_a:
         hello = json.loads(terminal_a.recv(timeout=5))
         assert hello == {"type": "hello", "alert": None, "ack": None, "last_seq": 0,
-                         "epoch": edge.runtime.store.epoch, "reset": False}
+                         "epoch": edge.runtime.store.epoch, "reset": False, "missed": 0}
 
         # when the video plays through the pipeline
         edge.runtime.start()
