@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.envelope import Alert, AlertDraft
+from alerts.text import display_text
 from edge.store.tables import (
     AlertRow,
     MetaRow,
@@ -63,7 +64,10 @@ class Person:
 
 
 def _person(row: PersonRow) -> Person:
-    return Person(row.id, row.name, row.tier, row.role, row.consent, row.model_id, row.created_at)
+    """A person as shown: names and tiers stored before enrolment normalised them (bidi overrides, zero-width
+    characters) are cleaned here too, so no reader of the store ever shows a spoofed name."""
+    return Person(row.id, display_text(row.name), display_text(row.tier), row.role, row.consent, row.model_id,
+                  row.created_at)
 
 
 def _alert(row: AlertRow) -> Alert:
@@ -267,7 +271,7 @@ class Store:
         """Acknowledge once; a second ack keeps the first one's time and author."""
         with self.session() as s, s.begin():
             row = s.get(AlertRow, alert_id)
-            if row is None:
+            if row is None or row.branch_id != self._branch_id:  # another branch's alert is not ours to ack
                 return None
             if row.acked_at is None:
                 row.acked_at = datetime.now(UTC)

@@ -85,3 +85,36 @@ def test_the_database_files_are_private(store: Store, tmp_path: Path) -> None:
     store.set_meta("x", "y")
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("edge.db*")}
     assert set(modes) == {"edge.db", "edge.db-wal", "edge.db-shm"} and set(modes.values()) == {0o600}
+
+
+def test_a_name_stored_before_normalisation_is_shown_clean(store: Store) -> None:
+    # given a person whose name and tier were stored with a bidi override and a zero-width space (an old row)
+    with store.session() as s, s.begin():
+        person = store.add_person(s, name="张\u202e三\u200b", tier="钻\u200d石", role="vip", consent="c",
+                                  photo=b"p", photo_sha256="0" * 64, model_id="m")
+    # when it is read back, alone or listed
+    # then no reader sees the invisible characters
+    shown = store.get_person(person.id)
+    assert shown is not None and (shown.name, shown.tier) == ("张三", "钻石")
+    assert [p.name for p in store.list_persons()] == ["张三"]
+
+
+def test_an_alert_of_another_branch_cannot_be_acknowledged_here(tmp_path: Path) -> None:
+    from tests.alerts.test_hub import draft
+
+    # given two branches' stores on one database file, each with an alert
+    here = Store(tmp_path / "edge.db", branch_id="b1", cipher=Fernet(Fernet.generate_key()))
+    there = Store(tmp_path / "edge.db", branch_id="b2", cipher=Fernet(Fernet.generate_key()))
+    try:
+        other = there.append(draft(1, branch="b2"))
+        own = here.append(draft(2, branch="b1"))
+        # when this branch acknowledges both
+        # then only its own alert is acknowledged
+        assert here.ack(other.id, "lobby-1") is None
+        acked = here.ack(own.id, "lobby-1")
+        assert acked is not None and acked.acked_by == "lobby-1"
+        untouched = there.get_alert(other.id)
+        assert untouched is not None and untouched.acked_at is None
+    finally:
+        here.engine.dispose()
+        there.engine.dispose()
