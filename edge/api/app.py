@@ -23,6 +23,7 @@ from edge.api.http import bearer_token
 from edge.api.limits import FORM_OVERHEAD_BYTES, BodyLimitMiddleware, PhotoSlots, SlotsBusy
 from edge.api.refusals import RefusalLog, RefusalPolicy, flush_every
 from edge.api.review import review_router
+from edge.api.review_names import names_source
 from edge.api.schemas import (
     CameraHealthPublic,
     CameraNotOpenedPublic,
@@ -86,7 +87,9 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
         return principal.name if principal is not None and principal.may("lobby_manager", branch_id) else None
 
     app.include_router(terminal_router(runtime.hub, ws_authorize))
-    app.include_router(review_router(runtime.review, gate, tz=runtime.config.branch.tz, clip_key=runtime.clip_key))
+    camera_names = {c.id: c.display_name for c in runtime.config.cameras}
+    app.include_router(review_router(runtime.review, gate, tz=runtime.config.branch.tz, clip_key=runtime.clip_key,
+                                     names=names_source(runtime.store.list_persons, camera_names)))
 
     @app.exception_handler(EnrolmentError)
     async def enrolment_error(_: Request, exc: EnrolmentError) -> JSONResponse:

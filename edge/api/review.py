@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from edge.api.auth import Gate, GuardFirstRoute, Principal
 from edge.api.http import SQL_INT_LIMIT, RangeNotSatisfiable, local_midnight, parse_bound, parse_range
+from edge.api.review_names import MAX_NAME_QUERY, ReviewNames
 from edge.api.review_schemas import AuditPublic, ClipPublic, HoldUpdate, StatsPublic, VerdictCreate, VerdictPublic
 from edge.counter.stats import hourly_stats
 from edge.errors import ClipFileError
@@ -82,9 +83,11 @@ def _sent(reader: ClipReader, head: bytes, rest: Iterator[bytes]) -> Iterator[by
         reader.close()
 
 
-def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo, clip_key: bytes) -> APIRouter:
+def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo, clip_key: bytes,
+                  names: Callable[[], ReviewNames]) -> APIRouter:
     """The review routes; ``gate`` checks tokens (before bodies) and counts refusals. Validation errors
-    take the app's shape (:mod:`edge.api.errors`). ``clip_key`` opens the encrypted clip files."""
+    take the app's shape (:mod:`edge.api.errors`). ``clip_key`` opens the encrypted clip files; ``names``
+    gives the current staff, VIP and camera names."""
     router = APIRouter(route_class=GuardFirstRoute, tags=["review"])
 
     def require(roles: tuple[str, ...], action: str) -> Callable[[Request], Principal]:
@@ -121,6 +124,12 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo, clip_key: by
         min_duration_s: Annotated[float | None, Query(ge=0, description="Shortest duration (s), inclusive.")] = None,
         max_duration_s: Annotated[float | None, Query(ge=0, description="Longest duration (s), inclusive.")] = None,
         verdict: Annotated[VerdictFilter | None, Query(description="Current verdict; none: not judged.")] = None,
+        staff_name: Annotated[str | None, Query(max_length=MAX_NAME_QUERY, description="Part of the staff "
+                                                "member's name (case-insensitive).")] = None,
+        vip_name: Annotated[str | None, Query(max_length=MAX_NAME_QUERY, description="Part of the VIP customer's "
+                                              "name (case-insensitive).")] = None,
+        camera_name: Annotated[str | None, Query(max_length=MAX_NAME_QUERY, description="Part of the camera's "
+                                                 "name or id (case-insensitive).")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0, lt=SQL_INT_LIMIT, description="Rows to skip.")] = 0,
     ) -> list[ClipPublic]:
@@ -128,16 +137,19 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo, clip_key: by
         start, end = _bounds(date_from, date_to, tz)
         if min_duration_s is not None and max_duration_s is not None and min_duration_s > max_duration_s:
             raise _error(422, "bad_range", "min_duration_s must not exceed max_duration_s")
+        named = names()
         clips = review.list_clips(date_from=start, date_to=end, staff_id=staff_id, camera_id=camera_id,
                                   min_duration_s=min_duration_s, max_duration_s=max_duration_s, verdict=verdict,
-                                  limit=limit, offset=offset)
+                                  limit=limit, offset=offset, staff_ids=named.person_ids(staff_name),
+                                  vip_ids=named.person_ids(vip_name), camera_ids=named.camera_ids(camera_name))
         filters = {"date_from": date_from, "date_to": date_to, "staff_id": staff_id, "camera_id": camera_id,
+                   "staff_name": staff_name, "vip_name": vip_name, "camera_name": camera_name,
                    "min_duration_s": min_duration_s, "max_duration_s": max_duration_s, "verdict": verdict,
                    "limit": limit, "offset": offset}  # not the raw query: it may carry ?token=
         review.audit(actor=principal.name, action="list", clip_id=None, outcome="ok",
                      detail=f"{len(clips)} clip(s); " + " ".join(f"{k}={v}" for k, v in filters.items()
                                                                 if v is not None))
-        return [ClipPublic.of(c) for c in clips]
+        return [ClipPublic.of(c, named) for c in clips]
 
     @router.get("/api/clips/{clip_id}", response_model=ClipPublic)
     def get_clip(clip_id: str, principal: Viewer) -> ClipPublic:
@@ -145,7 +157,17 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo, clip_key: by
         if clip is None:
             raise not_found(principal, "view", clip_id)
         review.audit(actor=principal.name, action="view", clip_id=clip_id, outcome="ok", detail="metadata")
-        return ClipPublic.of(clip)
+        return ClipPublic.of(clip, names())
+
+    @router.get("/api/clips/{clip_id}/verdicts", response_model=list[VerdictPublic])
+    def list_verdicts(clip_id: str, principal: Viewer) -> list[VerdictPublic]:
+        """The clip's verdict history, oldest first (the last is the current one): who, when, notes."""
+        if review.get_clip(clip_id) is None:
+            raise not_found(principal, "view", clip_id)
+        verdicts = review.list_verdicts(clip_id)
+        review.audit(actor=principal.name, action="view", clip_id=clip_id, outcome="ok",
+                     detail=f"verdict history: {len(verdicts)}")
+        return [VerdictPublic.of(v) for v in verdicts]
 
     @router.get("/api/clips/{clip_id}/video", response_class=StreamingResponse,
                 responses={206: {"description": "Partial content"}, 410: {"description": "Expired"},
@@ -229,7 +251,7 @@ def review_router(review: ReviewStore, gate: Gate, *, tz: ZoneInfo, clip_key: by
             review.audit(actor=principal.name, action="hold", clip_id=clip_id, outcome="conflict",
                          detail=f"hold={str(body.hold).lower()} on an expired clip")
             raise _error(409, "expired", f"clip {clip_id} has expired; its file is deleted") from None
-        return ClipPublic.of(clip)
+        return ClipPublic.of(clip, names())
 
     @router.get("/api/audit", response_model=list[AuditPublic])
     def list_audit(

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.api.review_names import ReviewNames
 from edge.counter.stats import GroupStats, StatsReport
 from edge.review.store import MAX_NOTES
 from edge.review.types import AuditEntry, Clip, Verdict, VerdictValue
@@ -45,11 +46,16 @@ class ParticipantsPublic(BaseModel):
     customer_track: int = Field(description="Track id of the customer on the camera.")
     staff_id: str | None = Field(description="Recognised staff person id; null: unidentified staff (staff zone).")
     vip_id: str | None = Field(description="The customer's VIP id, if an enrolled VIP.")
+    staff_name: str | None = Field(default=None, description="The staff member's enrolled name; null: "
+                                                             "unidentified, or no longer enrolled.")
+    vip_name: str | None = Field(default=None, description="The VIP customer's enrolled name; null: not a VIP, or "
+                                                           "no longer enrolled (a customer known by its track).")
 
 
 class ClipPublic(BaseModel):
     id: str = Field(description="Clip id.")
     camera_id: str = Field(description="Counter camera that recorded it.")
+    camera_name: str = Field(description="The camera's configured name, else its id.")
     participants: ParticipantsPublic = Field(description="Who the clip is about.")
     started_at: datetime = Field(description="Capture time of the first frame, pre-roll included (UTC).")
     ended_at: datetime = Field(description="Capture time of the last frame, post-roll included (UTC).")
@@ -65,12 +71,14 @@ class ClipPublic(BaseModel):
                                                "token. Null once expired.")
 
     @classmethod
-    def of(cls, clip: Clip) -> ClipPublic:
+    def of(cls, clip: Clip, names: ReviewNames) -> ClipPublic:
         p = clip.participants
-        return cls(id=clip.id, camera_id=p.camera_id,
+        named = names.of(camera_id=p.camera_id, staff_id=p.staff_id, vip_id=p.vip_id)
+        return cls(id=clip.id, camera_id=p.camera_id, camera_name=named.camera_name,
                    participants=ParticipantsPublic(interaction_id=p.interaction_id, staff_track=p.staff_track,
                                                    customer_track=p.customer_track, staff_id=p.staff_id,
-                                                   vip_id=p.vip_id),
+                                                   vip_id=p.vip_id, staff_name=named.staff_name,
+                                                   vip_name=named.vip_name),
                    started_at=clip.started_at, ended_at=clip.ended_at, duration_s=clip.duration_s,
                    frames=clip.frames, sha256=clip.sha256, size_bytes=clip.size_bytes, hold=clip.hold,
                    expired=clip.expired, expired_at=clip.expired_at,

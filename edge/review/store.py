@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -238,9 +238,12 @@ class ReviewStore:
     def list_clips(self, *, date_from: datetime | None = None, date_to: datetime | None = None,
                    staff_id: str | None = None, camera_id: str | None = None,
                    min_duration_s: float | None = None, max_duration_s: float | None = None,
-                   verdict: str | None = None, limit: int = 100, offset: int = 0) -> list[Clip]:
+                   verdict: str | None = None, limit: int = 100, offset: int = 0,
+                   staff_ids: Collection[str] | None = None, vip_ids: Collection[str] | None = None,
+                   camera_ids: Collection[str] | None = None) -> list[Clip]:
         """Clips with ``date_from <= started_at < date_to``, newest first. ``verdict`` filters on the
-        current verdict; ``"none"`` selects clips without one."""
+        current verdict; ``"none"`` selects clips without one. ``staff_ids``, ``vip_ids`` and ``camera_ids``
+        keep clips whose id is one of them (the ids a name filter matched; empty: none)."""
         if verdict is not None and verdict not in (*VERDICTS, NO_VERDICT):
             raise ValueError(f"unknown verdict {verdict!r}")
         if limit < 1 or offset < 0:
@@ -254,6 +257,9 @@ class ReviewStore:
             query = query.where(ClipRow.staff_id == staff_id)
         if camera_id is not None:
             query = query.where(ClipRow.camera_id == camera_id)
+        for column, ids in ((ClipRow.staff_id, staff_ids), (ClipRow.vip_id, vip_ids), (ClipRow.camera_id, camera_ids)):
+            if ids is not None:
+                query = query.where(column.in_(sorted(ids)))
         if min_duration_s is not None:
             query = query.where(ClipRow.duration_s >= min_duration_s)
         if max_duration_s is not None:

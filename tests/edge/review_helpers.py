@@ -49,13 +49,13 @@ def participants(interaction_id: str, *, camera_id: str = "counter-1", staff_id:
 
 
 def clip_written(path: Path, clip_id: str, *, started_at: datetime = T0, duration_s: float = 30.0,
-                 camera_id: str = "counter-1", staff_id: str | None = "staff-a",
+                 camera_id: str = "counter-1", staff_id: str | None = "staff-a", vip_id: str | None = None,
                  plain: bytes | None = None) -> ClipWritten:
     """The record the clip writer would hand over for the file at ``path``: the real sha256 and size of the
     MP4, ``plain`` when the file holds it encrypted, else the file's own bytes."""
     data = plain if plain is not None else path.read_bytes() if path.is_file() else b""
     return ClipWritten(clip_id=clip_id, participants=participants(f"i-{clip_id}", camera_id=camera_id,
-                                                                  staff_id=staff_id),
+                                                                  staff_id=staff_id, vip_id=vip_id),
                        path=path.resolve(), sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                        started_at=started_at, ended_at=started_at + timedelta(seconds=duration_s),
                        duration_s=duration_s, frames=8, pre_roll_frames=2)

@@ -305,3 +305,21 @@ def test_interactions_and_unattended_events_are_listed_by_time_and_camera(review
     with pytest.raises(ValueError):
         review.add_unattended(camera_id="c", customer_track=1, vip_id=None, zone="w", waited_s=-1.0, at=T0,
                               alert_id=None)
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    ({"staff_ids": {"staff-a", "staff-b"}}, ["c-late", "c-b1", "c-a2", "c-a1"]),
+    ({"staff_ids": set()}, []),  # a name that matched nobody
+    ({"vip_ids": {"vip-1"}}, ["c-b1"]),
+    ({"camera_ids": {"counter-2"}, "staff_ids": {"staff-b"}}, ["c-b1"]),
+    ({"camera_ids": {"counter-1", "counter-2"}, "vip_ids": {"vip-1", "vip-2"}}, ["c-b1", "c-a1"]),
+])
+def test_list_clips_filters_on_sets_of_ids(review: ReviewStore, mp4: Path, filters: dict[str, Any],
+                                           expected: list[str]) -> None:
+    # given five clips, two of them with a VIP customer
+    vips = {"c-a1": "vip-2", "c-b1": "vip-1"}
+    for clip_id, started, duration, camera, staff in CLIPS:
+        review.add_clip(clip_written(mp4, clip_id, started_at=started, duration_s=duration, camera_id=camera,
+                                     staff_id=staff, vip_id=vips.get(clip_id)))
+    # when listed with the ids a name filter resolved to, then exactly those clips come back, newest first
+    assert [c.id for c in review.list_clips(**filters)] == expected
