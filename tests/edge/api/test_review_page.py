@@ -27,7 +27,7 @@ from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOK
 from tests.page_helpers import balanced, i18n_tables, inline_script
 
 # what the script does with each path of its API table
-API_METHODS = {"list": "GET", "clip": "GET", "video": "GET", "verdict": "POST", "hold": "POST"}
+API_METHODS = {"list": "GET", "clip": "GET", "video": "GET", "verdict": "POST", "hold": "POST", "verdicts": "GET"}
 
 
 @cache
@@ -114,7 +114,8 @@ def test_the_notes_limit_matches_the_api() -> None:
 def test_every_api_path_the_page_calls_is_a_route(runtime: EdgeRuntime) -> None:
     table = api_table()
     assert table == {"list": "/api/clips", "clip": "/api/clips/{id}", "video": "/api/clips/{id}/video",
-                     "verdict": "/api/clips/{id}/verdict", "hold": "/api/clips/{id}/hold"}
+                     "verdict": "/api/clips/{id}/verdict", "hold": "/api/clips/{id}/hold",
+                     "verdicts": "/api/clips/{id}/verdicts"}
     # no API path outside the table
     literals = set(re.findall(r"'(/api/[^']*)'", script()))
     assert literals == set(table.values())
@@ -127,7 +128,24 @@ def test_every_api_path_the_page_calls_is_a_route(runtime: EdgeRuntime) -> None:
     js = script()
     assert "api('GET', API.list + '?'" in js and "api('GET', apiPath('clip'" in js
     assert "api('POST', apiPath('verdict'" in js and "api('POST', apiPath('hold'" in js
+    assert "api('GET', apiPath('verdicts'" in js
     assert "$('#player').src = apiPath('video', clip.id) + '?token='" in js
+
+
+def filters() -> list[str]:
+    [block] = re.findall(r"^\s*var FILTERS = \[([^\]]*)\];$", script(), re.M)
+    return re.findall(r"'(\w+)'", block)
+
+
+def test_the_filters_are_by_name_and_each_is_a_query_of_the_list(runtime: EdgeRuntime) -> None:
+    # the officer filters by the names shown (staff, VIP customer, camera), not by ids
+    assert {"staff_name", "vip_name", "camera_name"} <= set(filters())
+    assert not {"staff_id", "vip_id", "camera_id"} & set(filters())
+    # each filter is a field of the form and a query parameter of GET /api/clips
+    form = review_page()[review_page().index('<form id="filters"'):review_page().index("</form>")]
+    assert sorted(re.findall(r'name="(\w+)"', form)) == sorted(filters())
+    listing = create_app(runtime, start_cameras=False).openapi()["paths"]["/api/clips"]["get"]
+    assert set(filters()) <= {p["name"] for p in listing["parameters"]}
 
 
 def test_the_page_stays_dependency_free() -> None:
@@ -139,14 +157,32 @@ def test_the_page_stays_dependency_free() -> None:
 
 # ---------------------------------------------------------------- node: the pure helpers
 
-HELPERS = ("t", "str", "pad", "mmss", "apiPath", "buildQuery", "errorText", "parseTime", "localTime")
+HELPERS = ("t", "str", "pad", "mmss", "apiPath", "buildQuery", "errorText", "parseTime", "localTime", "staffText",
+           "customerText", "cameraText", "historyLines")
 
 CASES = r"""
 var out = {};
 out.mmss = [0, 5, 65.4, 599.6, 3725, -1, NaN, null, '30'].map(mmss);
 out.paths = [apiPath('video', 'c-1'), apiPath('verdict', 'a/b?c'), apiPath('hold', 'x y')];
-out.query = [buildQuery({ date_from: '2026-03-01', date_to: '', staff_id: '  staff-a ', camera_id: null,
+out.query = [buildQuery({ date_from: '2026-03-01', date_to: '', staff_name: '  拜登 ', camera_name: null,
                           min_duration_s: '10', verdict: 'none' }, 50, 100), buildQuery(null, 1, 0)];
+var named = { camera_id: 'counter-1', camera_name: '1号柜台', participants: { staff_id: 'a29013a9c0ffee',
+  staff_name: '拜登', vip_id: 'b7e1', vip_name: '王建国', customer_track: 7 } };
+var unnamed = { camera_id: 'counter-2', camera_name: null, participants: { staff_id: 'a29013a9c0ffee',
+  staff_name: null, vip_id: 'ffffffffffff', vip_name: null, customer_track: 3 } };
+var bare = { camera_id: 'counter-3', participants: { staff_id: null, vip_id: null, customer_track: 12 } };
+var names = function () { return [named, unnamed, bare].map(function (c) {
+  return [cameraText(c), staffText(c), customerText(c)]; }); };
+lang = 'zh';
+out.zhNames = names();
+out.zhHistory = historyLines([
+  { verdict: 'needs_follow_up', by: 'compliance-1', at: '2026-03-02T01:00:00Z', notes: '看不清' },
+  { verdict: 'compliant', by: 'compliance-2', at: '2026-03-02T02:00:00Z', notes: '' },
+  { verdict: 'great', by: 'x', at: '2026-03-02T03:00:00Z' }, null, 'junk']);
+out.emptyHistory = [historyLines([]), historyLines(null)];
+lang = 'en';
+out.enNames = names();
+out.enHistory = historyLines([{ verdict: 'violation', by: 'compliance-1', at: '2026-03-02T01:00:00Z', notes: 'n' }]);
 lang = 'zh';
 out.zhErrors = [
   errorText({ status: 422, data: { detail: { code: 'bad_range', message: 'date_from must be before date_to' } } }),
@@ -170,6 +206,7 @@ def node_results() -> dict[str, object]:
     parts = ["var lang = 'zh';", balanced(js, js.index("var I18N = {")) + ";",
              balanced(js, js.index("var API = {")) + ";"]
     parts += re.findall(r"^\s*var FILTERS = \[[^\]]*\];$", js, re.M)
+    parts += re.findall(r"^\s*var VERDICTS = \{[^}]*\};$", js, re.M)
     for name in HELPERS:
         parts.append(balanced(js, js.index(f"function {name}(")))
     proc = subprocess.run([node, "-e", "\n".join([*parts, CASES])], capture_output=True, text=True, timeout=30,
@@ -182,10 +219,126 @@ def test_helpers_in_node() -> None:
     r = node_results()
     assert r["mmss"] == ["00:00", "00:05", "01:05", "10:00", "62:05", "—", "—", "—", "—"]
     assert r["paths"] == ["/api/clips/c-1/video", "/api/clips/a%2Fb%3Fc/verdict", "/api/clips/x%20y/hold"]
-    assert r["query"] == ["date_from=2026-03-01&staff_id=staff-a&min_duration_s=10&verdict=none&limit=50&offset=100",
-                          "limit=1&offset=0"]
+    assert r["query"] == ["date_from=2026-03-01&staff_name=%E6%8B%9C%E7%99%BB&min_duration_s=10&verdict=none"
+                          "&limit=50&offset=100", "limit=1&offset=0"]
     assert r["zhErrors"] == ["错误 422（bad_range）：date_from must be before date_to",
                              "错误 404（error）：Not Found", "请求失败（HTTP 502）", "无法连接到服务器，请稍后重试"]
     assert r["enError"] == "Error 409 (expired): clip x has expired"
     assert r["time"] == "2026-03-02 09:00:00"
     assert r["badTime"] == "—"
+
+
+def test_names_in_node_never_show_a_person_id() -> None:
+    r = node_results()
+    # camera, staff and customer by name; an unnamed camera by its id; a person without a name is a role, and an
+    # unknown customer is 顾客 with the track, never a hex id
+    assert r["zhNames"] == [["1号柜台", "拜登", "VIP 王建国"], ["counter-2", "未识别员工", "顾客 #3"],
+                            ["counter-3", "未识别员工", "顾客 #12"]]
+    assert r["enNames"] == [["1号柜台", "拜登", "VIP 王建国"], ["counter-2", "Unidentified staff", "Customer #3"],
+                            ["counter-3", "Unidentified staff", "Customer #12"]]
+    for row in r["zhNames"] + r["enNames"]:  # type: ignore[operator]
+        assert not any(re.search(r"[0-9a-f]{6,}", text) for text in row), row
+
+
+def test_the_verdict_history_in_node_is_newest_first_with_who_when_and_notes() -> None:
+    r = node_results()
+    assert r["zhHistory"] == [
+        {"line": "合规 · compliance-2 · 2026-03-02 10:00:00", "notes": "", "current": True},
+        {"line": "需跟进 · compliance-1 · 2026-03-02 09:00:00", "notes": "看不清", "current": False}]
+    assert r["emptyHistory"] == [[], []]
+    assert r["enHistory"] == [{"line": "Violation · compliance-1 · 2026-03-02 09:00:00", "notes": "n",
+                               "current": True}]
+
+
+# ---------------------------------------------------------------- node: the whole page on a minimal DOM
+
+DOM = r"""
+function Node(tag, text) {
+  this.tagName = tag; this.children = []; this.attrs = {}; this.className = ''; this._text = text || '';
+  this.hidden = false; this.value = ''; this.listeners = {}; this.elements = {}; this.disabled = false;
+  this.classList = { toggle: function () {}, add: function () {}, remove: function () {} };
+}
+Node.prototype.appendChild = function (c) { this.children.push(c); return c; };
+Object.defineProperty(Node.prototype, 'textContent', {
+  get: function () {
+    return [this._text].concat(this.children.map(function (c) { return c.textContent; })).filter(Boolean).join('|');
+  },
+  set: function (v) { this._text = String(v); this.children = []; } });
+Node.prototype.setAttribute = function (k, v) { this.attrs[k] = String(v); };
+Node.prototype.getAttribute = function (k) { return k in this.attrs ? this.attrs[k] : null; };
+Node.prototype.hasAttribute = function (k) { return k in this.attrs; };
+Node.prototype.removeAttribute = function (k) { delete this.attrs[k]; };
+Node.prototype.addEventListener = function (k, f) { this.listeners[k] = f; };
+Node.prototype.scrollIntoView = Node.prototype.pause = Node.prototype.load = Node.prototype.reset = function () {};
+var nodes = {};
+var document = {
+  title: '', documentElement: {},
+  querySelector: function (sel) { return nodes[sel] || (nodes[sel] = new Node(sel)); },
+  querySelectorAll: function () { return []; },
+  createElement: function (tag) { return new Node(tag); },
+  createTextNode: function (text) { return new Node('#text', text); } };
+FILTER_NAMES.forEach(function (n) { document.querySelector('#filters').elements[n] = new Node('input'); });
+var store = function () { var d = {}; return { getItem: function (k) { return k in d ? d[k] : null; },
+  setItem: function (k, v) { d[k] = String(v); }, removeItem: function (k) { delete d[k]; } }; };
+var window = { location: { search: '?token=t0k', pathname: '/review', hash: '#clip=c-b1' },
+  history: { state: null, replaceState: function () {} }, localStorage: store(), sessionStorage: store(),
+  matchMedia: function () { return { matches: false }; }, addEventListener: function () {} };
+var requested = [];
+function fetch(path) {
+  requested.push(path);
+  var body = path.indexOf('/verdicts') >= 0 ? VERDICTS_BODY : CLIPS_BODY;
+  var text = function () { return Promise.resolve(JSON.stringify(body)); };
+  return Promise.resolve({ status: 200, ok: true, text: text });
+}
+"""
+
+
+def page_run(after: str) -> dict[str, object]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    clip = {"id": "c-b1", "camera_id": "counter-2", "camera_name": "2号柜台", "started_at": "2026-03-02T04:00:00Z",
+            "duration_s": 90.0, "hold": False, "expired": False, "video_url": "/api/clips/c-b1/video",
+            "verdict": {"id": 2, "clip_id": "c-b1", "verdict": "compliant", "notes": "", "by": "compliance-2",
+                        "at": "2026-03-02T06:00:00Z"},
+            "participants": {"interaction_id": "i-c-b1", "staff_track": 1, "customer_track": 4,
+                             "staff_id": "a29013a9" * 4, "staff_name": "拜登", "vip_id": "b" * 32,
+                             "vip_name": "王建国"}}
+    verdicts = [{"id": 1, "clip_id": "c-b1", "verdict": "needs_follow_up", "notes": "看不清", "by": "compliance-1",
+                 "at": "2026-03-02T05:00:00Z"}, clip["verdict"]]
+    setup = (f"var FILTER_NAMES = {json.dumps(filters())}; var CLIPS_BODY = {json.dumps([clip])}; "
+             f"var VERDICTS_BODY = {json.dumps(verdicts)};")
+    wait = "setTimeout(function () {" + after + "}, 50);"
+    proc = subprocess.run([node, "-e", "\n".join([setup, DOM, script(), wait])], capture_output=True, text=True,
+                          timeout=30, env={"PATH": "/usr/bin:/bin:/usr/local/bin", "TZ": "Asia/Shanghai"},
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout))
+
+
+def test_the_page_lists_names_and_shows_the_verdict_history_under_the_player() -> None:
+    # given a list of one clip opened by its #clip= link, when the page has loaded it
+    r = page_run("process.stdout.write(JSON.stringify({ list: document.querySelector('#clips').textContent, "
+                 "camera: document.querySelector('#d-camera').textContent, "
+                 "staff: document.querySelector('#d-staff').textContent, "
+                 "customer: document.querySelector('#d-customer').textContent, "
+                 "history: document.querySelector('#history').children.map(function (li) { "
+                 "return li.textContent; }), requested: requested }));")
+    # then the list and the detail name the camera, the staff member and the VIP customer, never their ids
+    assert "2号柜台" in str(r["list"]) and "拜登 · VIP 王建国" in str(r["list"])
+    assert "a29013a9" not in str(r["list"]) and "bbbbbbbb" not in str(r["list"])
+    assert (r["camera"], r["staff"], r["customer"]) == ("2号柜台", "拜登", "VIP 王建国")
+    # and the whole verdict history is shown, newest first, the current one marked
+    assert r["history"] == ["合规 · compliance-2 · 2026-03-02 14:00:00|当前结论",
+                            "需跟进 · compliance-1 · 2026-03-02 13:00:00|看不清"]
+    assert r["requested"] == ["/api/clips?limit=50&offset=0", "/api/clips/c-b1/verdicts"]
+
+
+def test_the_page_filters_by_the_names_typed() -> None:
+    # when the officer types a staff name and a camera name and searches
+    r = page_run("var form = document.querySelector('#filters'); form.elements.staff_name.value = ' 拜登 '; "
+                 "form.elements.camera_name.value = '1号柜台'; form.listeners.submit({ preventDefault: "
+                 "function () {} }); process.stdout.write(JSON.stringify({ requested: requested }));")
+    # then the list is asked for by those names
+    query = "staff_name=%E6%8B%9C%E7%99%BB&camera_name=1%E5%8F%B7%E6%9F%9C%E5%8F%B0&limit=50&offset=0"
+    assert r["requested"][-1] == f"/api/clips?{query}"  # type: ignore[index]
