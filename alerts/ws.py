@@ -3,6 +3,10 @@
 The first message is a ``hello`` with the store's epoch, the log's true last seq and whether the
 terminal's cursor had to be reset; the replay follows, then live alerts and acks. A cursor that fits
 no stream is closed with :data:`CLOSE_BAD_CURSOR` and a reason, before the terminal is counted.
+
+A refused token is closed with a code and a reason the page can tell apart: no token and an unknown
+token are :data:`CLOSE_UNAUTHORISED` (reasons :data:`REASON_MISSING`, :data:`REASON_INVALID`); a known
+token without the lobby role is :data:`CLOSE_FORBIDDEN`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from enum import Enum
 from importlib import resources
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -24,11 +29,26 @@ from alerts.hub import Hub, Subscription
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHORISED = 4401
+CLOSE_UNAUTHORISED = 4401  # no token, or one the box does not know
+CLOSE_FORBIDDEN = 4403  # a known token without the lobby role
 CLOSE_TOO_SLOW = 4408
 CLOSE_BAD_CURSOR = 1008  # policy violation: since/epoch that fit no stream
+REASON_MISSING = "missing token"
+REASON_INVALID = "invalid token"
+REASON_FORBIDDEN = "token lacks the lobby_manager role"
 
-Authorize = Callable[[str | None], str | None]
+
+class Refusal(Enum):
+    """Why ``authorize`` refused a token."""
+
+    INVALID = "invalid"  # no principal holds it
+    FORBIDDEN = "forbidden"  # its principal lacks the lobby role for this branch
+
+
+_CLOSES = {Refusal.INVALID: (CLOSE_UNAUTHORISED, REASON_INVALID),
+           Refusal.FORBIDDEN: (CLOSE_FORBIDDEN, REASON_FORBIDDEN)}
+
+Authorize = Callable[[str], "str | Refusal"]
 
 
 class ClientMessage(BaseModel):
@@ -101,7 +121,7 @@ async def _serve(ws: WebSocket, hub: Hub, sub: Subscription, principal: str) -> 
 
 
 def terminal_router(hub: Hub, authorize: Authorize) -> APIRouter:
-    """``authorize(token)`` returns the principal's name, or None to refuse."""
+    """``authorize(token)`` (a non-empty token) returns the principal's name, or the :class:`Refusal`."""
     router = APIRouter()
 
     @router.get("/terminal", response_class=HTMLResponse, include_in_schema=False)
@@ -113,9 +133,14 @@ def terminal_router(hub: Hub, authorize: Authorize) -> APIRouter:
         # Accept first, then close with an application code: a refused handshake reaches the
         # browser only as 1006 and the page could not tell a bad token from a dead server.
         await ws.accept()
-        principal = authorize(ws.query_params.get("token"))
-        if principal is None:
-            await ws.close(code=CLOSE_UNAUTHORISED, reason="missing or invalid token")
+        token = ws.query_params.get("token")
+        if not token:
+            await ws.close(code=CLOSE_UNAUTHORISED, reason=REASON_MISSING)
+            return
+        principal = authorize(token)
+        if isinstance(principal, Refusal):
+            code, reason = _CLOSES[principal]
+            await ws.close(code=code, reason=reason)
             return
         try:
             cursor = Cursor.parse(ws.query_params.get("since"), ws.query_params.get("epoch"))

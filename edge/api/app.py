@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerts.cursor import EPOCH_PATTERN, SEQ_LIMIT
 from alerts.envelope import Alert
-from alerts.ws import terminal_router
+from alerts.ws import Refusal, terminal_router
 from edge.api.auth import Authenticator, Gate, GuardFirstRoute, Principal
 from edge.api.errors import field_for_code, install_error_handlers
 from edge.api.http import bearer_token
@@ -82,9 +82,11 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
     LobbyManager = Annotated[Principal, Depends(gate.require("lobby_manager"))]
     Enroller = Annotated[Principal, Depends(gate.require("enroller"))]
 
-    def ws_authorize(token: str | None) -> str | None:
+    def ws_authorize(token: str) -> str | Refusal:
         principal = auth.principal(token)
-        return principal.name if principal is not None and principal.may("lobby_manager", branch_id) else None
+        if principal is None:
+            return Refusal.INVALID
+        return principal.name if principal.may("lobby_manager", branch_id) else Refusal.FORBIDDEN
 
     app.include_router(terminal_router(runtime.hub, ws_authorize))
     camera_names = {c.id: c.display_name for c in runtime.config.cameras}

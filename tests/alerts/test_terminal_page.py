@@ -29,7 +29,7 @@ from fastapi import FastAPI
 
 from alerts.envelope import AlertDraft, AlertType, InteractionPayload
 from alerts.hub import Hub
-from alerts.ws import terminal_page, terminal_router
+from alerts.ws import Refusal, terminal_page, terminal_router
 from edge.api.server import ServerThread
 from edge.store.db import Store
 from tests.alerts.test_hub import draft
@@ -208,13 +208,23 @@ def test_waiting_clock_in_node() -> None:
 # ---------------------------------------------------------------- node: the page against a real server
 
 PAGE_TOKEN = "lobby-token-for-page-tests"
+ROLELESS_TOKEN = "compliance-token-for-page-tests"
+
+
+def page_authorize(token: str) -> str | Refusal:
+    """The box's tokens: one lobby tablet, one known token without the lobby role."""
+    if token == PAGE_TOKEN:
+        return "lobby-1"
+    return Refusal.FORBIDDEN if token == ROLELESS_TOKEN else Refusal.INVALID
 
 HARNESS = r"""
-const [domPath, pagePath, url] = process.argv.slice(1);
+const [domPath, pagePath, url, savedToken] = process.argv.slice(1);
 const fs = require('fs');
 const { install } = require(domPath);
 const html = fs.readFileSync(pagePath, 'utf8');
 const env = install(url, /<body>([\s\S]*?)<script>/.exec(html)[1]);
+if (savedToken) env.window.localStorage.setItem('sb_token', savedToken);
+const shown = (sel) => { const el = doc.querySelector(sel); return !el || el.hidden ? '' : el.textContent; };
 const opened = [];
 const NodeWebSocket = globalThis.WebSocket;
 globalThis.WebSocket = class extends NodeWebSocket {
@@ -232,6 +242,8 @@ setInterval(() => {
     missedNote: (doc.querySelector('#missed-note') || { hidden: true }).hidden ? ''
       : doc.querySelector('#missed-note').textContent,
     empty: !doc.querySelector('#empty').hidden,
+    notice: shown('#notice'), tokenNote: shown('#token-note'),
+    saved: env.window.localStorage.getItem('sb_token'),
     status: doc.querySelector('#status').getAttribute('data-state'), sockets: opened });
   if (state !== last) { last = state; process.stdout.write(state + '\n'); }
 }, 50);
@@ -259,11 +271,13 @@ def node_with_websocket() -> list[str]:
 class PageRun:
     """The terminal page's real script under node (a small DOM, node's WebSocket), against a real server."""
 
-    def __init__(self, url: str, tmp: Path) -> None:
+    def __init__(self, url: str, tmp: Path, saved_token: str = "") -> None:
+        """``saved_token``: what the tablet's storage holds from an earlier visit."""
         page = tmp / "terminal.html"
         page.write_text(terminal_page(), encoding="utf-8")
         dom = Path(__file__).with_name("page_dom.js")
-        self._proc = subprocess.Popen([*node_with_websocket(), "-e", HARNESS, str(dom), str(page), url],
+        self._proc = subprocess.Popen([*node_with_websocket(), "-e", HARNESS, str(dom), str(page), url,
+                                       saved_token],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, env={**os.environ, "TZ": "Asia/Shanghai"})
         self._lines: queue.Queue[str] = queue.Queue()
@@ -314,7 +328,7 @@ class Box:
             yield
 
         app = FastAPI(lifespan=lifespan)
-        app.include_router(terminal_router(self.hub, lambda token: "lobby-1" if token == PAGE_TOKEN else None))
+        app.include_router(terminal_router(self.hub, page_authorize))
         self.server = ServerThread(app, "127.0.0.1", 0)
         self.server.start()
 

@@ -13,7 +13,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from edge.config import EdgeConfig
-from tests.edge.conftest import ADMIN_TOKEN, LOBBY_TOKEN, LiveEdge
+from tests.edge.conftest import ADMIN_TOKEN, ENROLLER_TOKEN, IT_TOKEN, LOBBY_TOKEN, LiveEdge
 
 pytestmark = pytest.mark.slow
 
@@ -127,14 +127,22 @@ def test_rest_ack_is_broadcast_and_unknown_alert_is_404(
     assert missing.status_code == 404
 
 
-@pytest.mark.parametrize(("token", "expected_close"), [(None, 4401), ("wrong", 4401)])
-def test_terminal_without_valid_token_is_closed(token: str | None, expected_close: int,
+@pytest.mark.parametrize(("token", "expected_close", "expected_reason"), [
+    (None, 4401, "missing token"),
+    ("", 4401, "missing token"),
+    ("wrong", 4401, "invalid token"),
+    (ENROLLER_TOKEN, 4403, "token lacks the lobby_manager role"),
+    (IT_TOKEN, 4403, "token lacks the lobby_manager role"),
+])
+def test_terminal_without_valid_token_is_closed(token: str | None, expected_close: int, expected_reason: str,
                                                 make_config: Callable[..., EdgeConfig],
                                                 live_edge: Callable[..., LiveEdge]) -> None:
+    # a missing token, an unknown one and a known one without the lobby role are three different closes
     from websockets.exceptions import ConnectionClosed
 
     edge = live_edge(make_config())
-    url = f"ws://127.0.0.1:{edge.server.port}/ws/terminal" + (f"?token={token}" if token else "")
+    url = f"ws://127.0.0.1:{edge.server.port}/ws/terminal" + (f"?token={token}" if token is not None else "")
     with connect(url) as ws, pytest.raises(ConnectionClosed) as closed:
         ws.recv(timeout=5)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == expected_close
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (expected_close, expected_reason)
