@@ -23,6 +23,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "plates_none": "没有登记的车牌。",
         "serving": "终端页面：{url}",
         "serving_hint": "在平板浏览器中打开上面的链接（链接内含访问令牌）。按 Ctrl+C 退出。",
+        "serving_hint_no_token": ("在平板浏览器中打开上面的链接，并在地址后加上 ?token=<大堂经理令牌>"
+                                  "（由 smartbranch token new --roles lobby_manager 生成；本服务只保存令牌的哈希，"
+                                  "无法显示令牌）。按 Ctrl+C 退出。"),
         "enrolled": "已登记：{name}（{tier}，{role}），编号 {id}",
         "enrol_failed": "登记失败：{message}（{code}）",
         "photo_added": "已为 {name}（编号 {id}）添加照片，共 {photos} 张；识别模板已更新为各照片特征的平均值",
@@ -66,6 +69,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "plates_none": "No plates registered.",
         "serving": "Terminal page: {url}",
         "serving_hint": "Open the link above on the tablet (it carries the access token). Ctrl+C to quit.",
+        "serving_hint_no_token": ("Open the link above on the tablet with ?token=<lobby manager token> added to it "
+                                  "(made by smartbranch token new --roles lobby_manager; this service keeps only "
+                                  "token hashes and cannot show one). Ctrl+C to quit."),
         "enrolled": "Enrolled: {name} ({tier}, {role}), id {id}",
         "enrol_failed": "Enrolment refused: {message} ({code})",
         "photo_added": "Photo added for {name} (id {id}): {photos} photos; the recognition template is now their mean",

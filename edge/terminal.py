@@ -1,4 +1,5 @@
-"""What the ``run`` and ``demo`` commands share on the terminal: alert lines and a clean stop on SIGTERM.
+"""What the ``run`` and ``demo`` commands share on the terminal: the terminal page's link, alert lines and a
+clean stop on SIGTERM.
 
 Apart from the command line so that the demo, which the command line runs, does not import it back.
 """
@@ -7,9 +8,21 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from urllib.parse import quote
 
 from alerts.envelope import Alert
 from edge.i18n import t
+
+
+def print_terminal_link(lang: str, host: str, port: int, token: str | None = None) -> None:
+    """The terminal page's link, and a hint that says whether the link carries the token.
+
+    Only a command that made the token itself knows it in plain (the config keeps sha256 hashes):
+    without one, the hint says how to add the lobby manager's token to the link.
+    """
+    url = f"http://{host}:{port}/terminal" + (f"?token={quote(token, safe='')}" if token else "")
+    print(t("serving", lang, url=url), flush=True)
+    print(t("serving_hint" if token else "serving_hint_no_token", lang), flush=True)
 
 
 def alert_printer(lang: str) -> Callable[[Alert], None]:

@@ -16,7 +16,7 @@ from edge.config import EdgeConfig, hash_token, load_config
 from edge.errors import ConfigError, DataFolderError, EnrolmentError
 from edge.i18n import language, t
 from edge.redact import install_log_redaction, redact_text
-from edge.terminal import alert_printer, stop_on_sigterm
+from edge.terminal import alert_printer, print_terminal_link, stop_on_sigterm
 from models.errors import ModelPackError
 from models.packs import list_packs
 from vault.errors import KeyMaterialError
@@ -32,9 +32,7 @@ def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | N
     runtime.hub.add_listener(alert_printer(lang))
     server = ServerThread(create_app(runtime), config.server.host, config.server.port)
     server.start()
-    url = f"http://{config.server.host}:{server.port}/terminal" + (f"?token={token}" if token else "")
-    print(t("serving", lang, url=url), flush=True)
-    print(t("serving_hint", lang), flush=True)
+    print_terminal_link(lang, config.server.host, server.port, token)
     reported: dict[str, str | None] = {}
     try:
         while True:

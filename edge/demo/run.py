@@ -23,7 +23,7 @@ from edge.demo.counter_demo import (
 )
 from edge.demo.scene import Actor, Appearance, SceneBuilder
 from edge.i18n import t
-from edge.terminal import alert_printer, stop_on_sigterm
+from edge.terminal import alert_printer, print_terminal_link, stop_on_sigterm
 from vision.engines.base import DlibEngineConfig
 from vision.engines.registry import build_engine
 
@@ -121,7 +121,7 @@ def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
     runtime.hub.add_listener(alert_printer(lang))
     server = ServerThread(create_app(runtime), config.server.host, config.server.port)
     server.start()
-    print(t("serving", lang, url=f"http://{config.server.host}:{server.port}/terminal?token={token}"), flush=True)
+    print_terminal_link(lang, config.server.host, server.port, token)
     try:
         while not runtime.cameras_done:
             time.sleep(0.2)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from edge.cli.main import main
+from edge.terminal import print_terminal_link
 from models.packs import resolve_pack
 from tests.edge.conftest import IT_TOKEN, config_dict
 
@@ -190,6 +191,25 @@ def test_edge_run_survives_a_dead_camera_and_serves_health(tmp_path: Path) -> No
     # and the console (its messages and its log) names the camera without the credentials
     assert "摄像头 door 异常" in out and "rtsp://***@127.0.0.1:9/live" in out
     assert "S3cretPass" not in out + str(health) + metrics
+    # and the terminal link it prints carries no token, and the line under it does not claim one
+    assert f"终端页面：http://127.0.0.1:{port}/terminal\n" in out
+    assert "链接内含访问令牌" not in out and "?token=<大堂经理令牌>" in out
+
+
+@pytest.mark.parametrize(("lang", "token", "link", "hint", "never"), [
+    ("zh", None, "终端页面：http://10.0.0.5:8080/terminal\n", "?token=<大堂经理令牌>", "链接内含访问令牌"),
+    ("en", None, "Terminal page: http://10.0.0.5:8080/terminal\n", "?token=<lobby manager token>", "carries"),
+    ("zh", "t0k", "终端页面：http://10.0.0.5:8080/terminal?token=t0k\n", "链接内含访问令牌", "<大堂经理令牌>"),
+    ("en", "a b", "Terminal page: http://10.0.0.5:8080/terminal?token=a%20b\n", "it carries the access token",
+     "<lobby manager token>"),
+])
+def test_the_terminal_link_says_whether_it_carries_a_token(lang: str, token: str | None, link: str, hint: str,
+                                                           never: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # when the terminal link is printed with or without a token the command knows in plain
+    print_terminal_link(lang, "10.0.0.5", 8080, token)
+    out = capsys.readouterr().out
+    # then the hint under it matches the link
+    assert out.startswith(link) and hint in out and never not in out
 
 
 
