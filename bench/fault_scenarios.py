@@ -7,7 +7,8 @@ import hashlib
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,20 @@ def _fleet(svc: LiveService, on_receipt: Callable[[Terminal, Receipt], None] | N
     return fleet
 
 
+@contextmanager
+def _scenario(svc: LiveService, fleet: Fleet) -> Iterator[None]:
+    """A scenario's body: an aborted one just ends (its findings say why), and however it ends the terminals
+    stop and a service still running is killed."""
+    try:
+        yield
+    except ScenarioAborted:
+        pass
+    finally:
+        fleet.stop()
+        if svc.alive():
+            svc.kill9()
+
+
 def _enrol(svc: LiveService, photo: tuple[str, bytes], n: int) -> httpx.Response:
     name, data = photo
     return svc.request("POST", "/api/persons", files={"photo": (name, data)}, timeout=60,
@@ -61,7 +76,7 @@ def kill_during_enrolment(suite: Suite) -> dict[str, Any]:
     f = Findings()
     svc = suite.service("kill-enrolment", [entrance_camera(1, suite.scene.entrance_video)])
     fleet = _fleet(svc)
-    try:
+    with _scenario(svc, fleet):
         start(svc, f, "first start")
         f.notes["alert_before_fault"] = wait_receipts(fleet, 1, FIRST_ALERT_S)
         warm = []
@@ -92,12 +107,6 @@ def kill_during_enrolment(suite: Suite) -> dict[str, Any]:
         after_fault(f, svc, killed_at)
         restart_and_check(f, svc, fleet, before, killed_at)
         stop(svc, f, "stop after the checks")
-    except ScenarioAborted:
-        pass
-    finally:
-        fleet.stop()
-        if svc.alive():
-            svc.kill9()
     return result("kill9_enrolment", fault, f)
 
 
@@ -118,7 +127,7 @@ def kill_during_clip_write(suite: Suite) -> dict[str, Any]:
     svc = suite.service("kill-clip", [entrance_camera(1, suite.scene.entrance_video), counter_camera(frames)],
                         extra=counter_settings())
     fleet = _fleet(svc)
-    try:
+    with _scenario(svc, fleet):
         start(svc, f, "first start")
         clips = svc.data_dir / "clips"
         deadline = time.monotonic() + 60.0
@@ -140,12 +149,6 @@ def kill_during_clip_write(suite: Suite) -> dict[str, Any]:
         after_fault(f, svc, killed_at)
         restart_and_check(f, svc, fleet, before, killed_at, settle_s=6.0)
         stop(svc, f, "stop after the checks")
-    except ScenarioAborted:
-        pass
-    finally:
-        fleet.stop()
-        if svc.alive():
-            svc.kill9()
     return result("kill9_clip_write", fault, f)
 
 
@@ -162,7 +165,7 @@ def kill_during_alert_push(suite: Suite) -> dict[str, Any]:
             svc.kill9()
 
     fleet = _fleet(svc, on_receipt=kill_on_first)
-    try:
+    with _scenario(svc, fleet):
         start(svc, f, "first start")
         if not killed.wait(FIRST_ALERT_S * 2):
             check_alive(svc, f, "waiting for a live alert")
@@ -177,12 +180,6 @@ def kill_during_alert_push(suite: Suite) -> dict[str, Any]:
         after_fault(f, svc, killed_at)
         restart_and_check(f, svc, fleet, before, killed_at)
         stop(svc, f, "stop after the checks")
-    except ScenarioAborted:
-        pass
-    finally:
-        fleet.stop()
-        if svc.alive():
-            svc.kill9()
     return result("kill9_alert_push", fault, f)
 
 
@@ -198,7 +195,7 @@ def camera_file_vanishes(suite: Suite) -> dict[str, Any]:
     shutil.copyfile(suite.scene.entrance_video, own)
     svc = suite.service("camera-vanishes", [entrance_camera(1, own), entrance_camera(2, suite.scene.entrance_video)])
     fleet = _fleet(svc)
-    try:
+    with _scenario(svc, fleet):
         start(svc, f, "first start")
         wait_receipts(fleet, 1, FIRST_ALERT_S)
         other_before = _camera(svc, "entrance-2").get("processed", 0)
@@ -231,12 +228,6 @@ def camera_file_vanishes(suite: Suite) -> dict[str, Any]:
         stop(svc, f, "stop")
         restart_and_check(f, svc, fleet, before, None)
         stop(svc, f, "stop after the checks")
-    except ScenarioAborted:
-        pass
-    finally:
-        fleet.stop()
-        if svc.alive():
-            svc.kill9()
     return result("camera_file_vanishes", fault, f)
 
 
@@ -253,14 +244,8 @@ def full_disk(suite: Suite) -> dict[str, Any]:
         f.notes["filesystem"] = disk.method
         suite.seed(svc)
         fleet = _fleet(svc)
-        try:
+        with _scenario(svc, fleet):
             _full_disk_run(suite, svc, fleet, f)
-        except ScenarioAborted:
-            pass
-        finally:
-            fleet.stop()
-            if svc.alive():
-                svc.kill9()
     return result("full_disk", fault, f)
 
 
@@ -333,7 +318,7 @@ def wrong_key(suite: Suite) -> dict[str, Any]:
     svc = suite.service("wrong-key", [entrance_camera(1, suite.scene.entrance_video)])
     fleet = _fleet(svc)
     refused = False
-    try:
+    with _scenario(svc, fleet):
         before = _run_then_stop(svc, fleet, f)
         refused = _expect_refusal(svc, f, key=new_key(), words=("key", "密钥"))
         if svc.alive():
@@ -345,12 +330,6 @@ def wrong_key(suite: Suite) -> dict[str, Any]:
             stop(svc, f, "stop of the wrong-key run")
         restart_and_check(f, svc, fleet, before, None)  # the right key again: everything must still be there
         stop(svc, f, "stop after the checks")
-    except ScenarioAborted:
-        pass
-    finally:
-        fleet.stop()
-        if svc.alive():
-            svc.kill9()
     return result("wrong_key", fault, f, expect="refuse", refused=refused)
 
 
@@ -364,7 +343,7 @@ def deleted_database(suite: Suite) -> dict[str, Any]:
     svc = suite.service("deleted-db", [entrance_camera(1, suite.scene.entrance_video)])
     fleet = _fleet(svc)
     refused = False
-    try:
+    with _scenario(svc, fleet):
         _run_then_stop(svc, fleet, f)
         gallery = svc.data_dir / "gallery"
         kept = _digests(gallery)
@@ -379,12 +358,6 @@ def deleted_database(suite: Suite) -> dict[str, Any]:
         if f.notes["gallery_files_changed"]:
             f.problems.append("the gallery files were rewritten by a service started without its database")
         f.notes["alerts"] = "not counted: deleting the database deletes its alerts"
-    except ScenarioAborted:
-        pass
-    finally:
-        fleet.stop()
-        if svc.alive():
-            svc.kill9()
     return result("deleted_database", fault, f, expect="refuse", refused=refused)
 
 
