@@ -96,7 +96,6 @@ class EnginePool:
         first = engines[0]
         self._model_id, self._dim = first.model_id, first.dim
         self._min_face_px, self._layout = first.min_face_px, first.landmark_layout
-        self.fits_landmarks = callable(getattr(first, "fit", None))
         logger.info("engine pool %s: %s instance(s) of %s, queue %s", self.config.name, len(engines),
                     self._model_id, self.config.queue_size)
 
