@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench.common import print_table, write_json
 from bench.fault_run import Suite
 from bench.fault_scenarios import SCENARIOS
+from bench.live import in_workdir
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = [n.strip() for n in args.only.split(",") if n.strip()]
-    if args.workdir is not None:
-        result = run_faults(names, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
-            result = run_faults(names, Path(tmp))
+    result = in_workdir(args.workdir, "bench-faults-", lambda folder: run_faults(names, folder))
     report(result)
     write_json(args.json, result)
     print(f"\nJSON: {args.json}")

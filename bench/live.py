@@ -17,10 +17,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import httpx
@@ -285,3 +287,14 @@ class LiveService:
             if len(page) < 500:
                 return out
             since = int(page[-1]["seq"])
+
+
+R = TypeVar("R")
+
+
+def in_workdir(workdir: Path | None, prefix: str, run: Callable[[Path], R]) -> R:
+    """``run`` on ``workdir`` (kept afterwards), or on a temporary folder that is removed when it returns."""
+    if workdir is not None:
+        return run(workdir)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return run(Path(tmp))

@@ -26,7 +26,6 @@ import logging
 import os
 import secrets
 import statistics
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -37,7 +36,7 @@ from typing import Any
 import httpx
 
 from bench.common import percentile, print_table, write_json
-from bench.live import Exit, LiveService, build_scene, enrolment_photos, entrance_camera
+from bench.live import Exit, LiveService, build_scene, enrolment_photos, entrance_camera, in_workdir
 from bench.terminals import Fleet, make_fleet
 from vision.engines.base import DlibEngineConfig
 from vision.engines.registry import build_engine
@@ -270,11 +269,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = LoadSettings(seconds=args.seconds, terminals=args.terminals, cameras=args.cameras,
                             enrol_every_s=args.enrol_every, cores=args.cores or None, grace_s=args.grace)
-    if args.workdir is not None:
-        result = run_load(settings, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-            result = run_load(settings, Path(tmp))
+    result = in_workdir(args.workdir, "bench-load-", lambda folder: run_load(settings, folder))
     report(result)
     write_json(args.json, result)
     print(f"\nJSON: {args.json}")
