@@ -1,0 +1,1 @@
+"""The console's HTTP API (JSON under ``/api``) and its web pages."""

@@ -1,0 +1,1 @@
+"""``smartbranch console …``: run, migrate, users and tokens, branches, bulk import."""

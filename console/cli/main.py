@@ -1,0 +1,99 @@
+"""``smartbranch console run|migrate|…``: the console's command line (Chinese first, then English)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from console.config import ConsoleConfig, ConsoleConfigError, load_console_config
+from console.db import make_engine
+from console.migrate import current_revision, downgrade, head_revision, upgrade
+from vault.errors import KeyMaterialError
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help="console.yaml（缺省：全部默认值，SQLite 存于 var/console）/ console config file")
+
+
+def config_of(args: argparse.Namespace) -> ConsoleConfig:
+    return load_console_config(args.config)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    engine = make_engine(config.database_url)
+    try:
+        before = current_revision(engine)
+        if args.downgrade:
+            downgrade(engine, args.downgrade)
+        else:
+            upgrade(engine, args.revision)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"数据库版本 / database revision: {before or '空 / empty'} -> {after or '空 / empty'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from console.app import create_app
+
+    config = config_of(args)
+    engine = make_engine(config.database_url)
+    try:
+        if args.migrate:
+            upgrade(engine)
+        current, head = current_revision(engine), head_revision(engine)
+    finally:
+        engine.dispose()
+    if current != head:
+        print(f"数据库版本 {current or '空'} 不是最新的 {head}：请先运行 smartbranch console migrate\n"
+              f"The database is at revision {current or 'empty'}, not {head}: run `smartbranch console migrate` "
+              "first (or `console run --migrate`).", file=sys.stderr)
+        return 2
+    host, port = args.host or config.server.host, args.port or config.server.port
+    app = create_app(config)
+    print(f"中心控制台 / central console: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smartbranch console", description="smartbranch 中心控制台 / central console")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="运行控制台 / run the console")
+    add_config_arg(run)
+    run.add_argument("--host", default=None)
+    run.add_argument("--port", type=int, default=None)
+    run.add_argument("--migrate", action="store_true", help="先升级数据库 / upgrade the database first")
+    run.set_defaults(func=cmd_run)
+    mig = sub.add_parser("migrate", help="升级（或降级）数据库 / upgrade (or downgrade) the database")
+    add_config_arg(mig)
+    mig.add_argument("--revision", default="head", help="目标版本 / target revision (default head)")
+    mig.add_argument("--downgrade", default=None, metavar="REV", help="降级到此版本（base：清空）/ downgrade to REV")
+    mig.set_defaults(func=cmd_migrate)
+    from console.cli.registry import register_all
+
+    register_all(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (ConsoleConfigError, KeyMaterialError) as exc:
+        print(f"配置错误 / config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

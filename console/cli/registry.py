@@ -1,0 +1,9 @@
+"""The console CLI's subcommands beyond run and migrate, each registered by its own module."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register_all(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pass

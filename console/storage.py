@@ -1,0 +1,96 @@
+"""Where photos and consent evidence live: a small blob-store interface, encrypted at rest.
+
+:class:`LocalBlobStore` (the default) keeps each blob as one Fernet token under ``data_dir/blobs``, with a
+key derived from the console's data key for this purpose alone. An S3-compatible store implements the same
+four methods. Keys are random (never a person's name or id), so a listing of the folder reveals nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.fernet import Fernet
+
+from vault.keys import DataKey, decrypt
+
+BLOB_PURPOSE = "console-blobs"
+
+
+class BlobNotFound(KeyError):
+    """No blob under this key (never stored, or erased)."""
+
+
+class BlobStore(Protocol):
+    def put(self, data: bytes) -> str:
+        """Store ``data`` encrypted; return its new key."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """The plaintext of blob ``key``; :class:`BlobNotFound` when there is none."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove blob ``key`` for good (no error when it is already gone)."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+class LocalBlobStore:
+    """Blobs as files ``root/ab/abcdef…``, each written to a temporary name, synced, then renamed."""
+
+    def __init__(self, root: Path, key: DataKey) -> None:
+        self.root = root
+        self._cipher = Fernet(_b64(key.derive(BLOB_PURPOSE)))
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if len(key) != 32 or not all(c in "0123456789abcdef" for c in key):
+            raise BlobNotFound(key)
+        return self.root / key[:2] / key
+
+    def put(self, data: bytes) -> str:
+        key = secrets.token_hex(16)
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        token = self._cipher.encrypt(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(token)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return key
+
+    def get(self, key: str) -> bytes:
+        try:
+            token = self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+        return decrypt(self._cipher, token)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except BlobNotFound:
+            return
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self._path(key).is_file()
+        except BlobNotFound:
+            return False
+
+
+def _b64(raw: bytes) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64encode(raw)

@@ -1,0 +1,1 @@
+"""The ``smartbranch`` command: the one entry point above the edge box and the console (imports both)."""

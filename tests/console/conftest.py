@@ -1,0 +1,162 @@
+"""Console fixtures: a fresh real database per test, on SQLite and on PostgreSQL (127.0.0.1:5432), and an app.
+
+``backend`` is parametrised over both; a test that takes ``console_ctx`` or ``client`` runs twice. Each
+PostgreSQL test gets a database of its own (created and dropped here), migrated to the newest revision.
+``$SMARTBRANCH_TEST_PG`` overrides the server URL; without a reachable server the PostgreSQL half is skipped
+with the reason (CI starts the server in .ci/run).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from console.app import create_app
+from console.config import ConsoleConfig, DatabaseConfig
+from console.context import ConsoleContext
+from console.db import make_engine, utcnow
+from console.migrate import upgrade
+from console.security import digest, hash_password, new_secret, start_session
+from console.tables import ApiToken, Branch, User
+from vision.engines.base import FaceEngine
+
+PG_SERVER = os.environ.get("SMARTBRANCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PASSWORD = "correct horse battery staple"
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = create_engine(PG_SERVER, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # the reason is shown in the skip
+        return f"PostgreSQL not reachable at {PG_SERVER}: {str(exc).splitlines()[0]}"
+
+
+_PG_PROBLEM: list[str | None] = []
+
+
+def pg_problem() -> str | None:
+    if not _PG_PROBLEM:
+        _PG_PROBLEM.append(_pg_reachable())
+    return _PG_PROBLEM[0]
+
+
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test (dropped afterwards)."""
+    problem = pg_problem()
+    if problem:
+        pytest.skip(problem)
+    name = f"sbtest_{secrets.token_hex(6)}"
+    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_SERVER.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture()
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """An empty database on ``backend`` (not migrated)."""
+    if backend == "sqlite":
+        return f"sqlite:///{(tmp_path / 'console.db').as_posix()}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture()
+def console_config(database_url: str, tmp_path: Path) -> ConsoleConfig:
+    return ConsoleConfig(data_dir=tmp_path / "console", database=DatabaseConfig(url=database_url))
+
+
+class LazyEngine:
+    """Stands for the session's real engine pool until a test first needs a face (tests of sign-in and lists
+    never load dlib)."""
+
+
+@pytest.fixture()
+def console_ctx(console_config: ConsoleConfig, request: pytest.FixtureRequest) -> Iterator[ConsoleContext]:
+    """A migrated console on ``backend`` whose face engine is the session's real dlib pool (built on first use)."""
+    engine = make_engine(console_config.database_url)
+    upgrade(engine)
+    engine.dispose()
+    ctx = ConsoleContext.open(console_config)
+    # the session's real pool, built only if a test asks the context for its engine
+    pool_holder: list[FaceEngine] = []
+
+    def shared_engine() -> FaceEngine:
+        if not pool_holder:
+            pool_holder.append(request.getfixturevalue("engine_pool"))
+        return pool_holder[0]
+
+    ctx.engine = shared_engine  # type: ignore[method-assign]
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture()
+def client(console_ctx: ConsoleContext) -> Iterator[TestClient]:
+    app = create_app(console_ctx.config, context=console_ctx)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def add_branch(ctx: ConsoleContext, code: str, *, region: str = "east", name: str | None = None) -> int:
+    with ctx.db.transaction() as session:
+        branch = Branch(code=code, name=name or f"{code} 支行", region=region, timezone="Asia/Shanghai")
+        session.add(branch)
+        session.flush()
+        return branch.id
+
+
+def add_user(ctx: ConsoleContext, username: str, role: str, *, scope_kind: str = "all",
+             region: str | None = None, branch_ids: tuple[int, ...] = (), password: str = PASSWORD) -> int:
+    with ctx.db.transaction() as session:
+        user = User(username=username, display_name=username, password_hash=hash_password(password), role=role,
+                    scope_kind=scope_kind, scope_region=region)
+        user.branches = [session.get_one(Branch, b) for b in branch_ids]
+        session.add(user)
+        session.flush()
+        return user.id
+
+
+def add_token(ctx: ConsoleContext, user_id: int, name: str = "script") -> str:
+    """A new API token of ``user_id``; returns the bearer value."""
+    value = new_secret()
+    with ctx.db.transaction() as session:
+        session.add(ApiToken(user_id=user_id, name=name, token_hash=digest(value)))
+    return value
+
+
+def session_headers(ctx: ConsoleContext, user_id: int, client: TestClient) -> dict[str, str]:
+    """Sign ``user_id`` in without the login endpoint: sets the session cookie on ``client`` and returns the
+    CSRF header an unsafe call needs."""
+    from datetime import timedelta
+
+    from console.security import CSRF_HEADER, SESSION_COOKIE
+
+    with ctx.db.transaction() as session:
+        cookie, csrf = start_session(session, session.get_one(User, user_id), utcnow() + timedelta(hours=1))
+    client.cookies.set(SESSION_COOKIE, cookie)
+    return {CSRF_HEADER: csrf}
+
+
+Factory = Callable[..., int]
