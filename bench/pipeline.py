@@ -28,9 +28,9 @@ import yaml
 from cryptography.fernet import Fernet
 from websockets.sync.client import connect
 
+from alerts.server import ServerThread
 from bench.common import median_ms, percentile, print_table, write_json
 from edge.api.app import create_app
-from edge.api.server import ServerThread
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.demo.assets import ensure_face_photos
 from edge.demo.scene import Actor, Appearance, SceneBuilder

@@ -1,4 +1,5 @@
 """The HTTP surface over a runtime: the app factory, auth, schemas, error bodies, body limits, refusals, the
-compliance review routes and page (static/review.html), and the server thread."""
+compliance review routes and page (static/review.html). The server thread is alerts.server (the console
+runs one too)."""
 
-__all__ = ["app", "auth", "server"]  # the modules other capability folders may import
+__all__ = ["app", "auth"]  # the modules other capability folders may import

@@ -23,8 +23,8 @@ from vault.errors import KeyMaterialError
 
 
 def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | None = None) -> int:
+    from alerts.server import ServerThread
     from edge.api.app import create_app
-    from edge.api.server import ServerThread
     from edge.runtime import EdgeRuntime
 
     stop_on_sigterm()

@@ -99,8 +99,8 @@ def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]
 
 
 def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
+    from alerts.server import ServerThread
     from edge.api.app import create_app
-    from edge.api.server import ServerThread
     from edge.runtime import EdgeRuntime
 
     stop_on_sigterm()

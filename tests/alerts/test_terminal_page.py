@@ -29,8 +29,8 @@ from fastapi import FastAPI
 
 from alerts.envelope import AlertDraft, AlertType, InteractionPayload
 from alerts.hub import Hub
+from alerts.server import ServerThread
 from alerts.ws import Refusal, terminal_page, terminal_router
-from edge.api.server import ServerThread
 from edge.store.db import Store
 from tests.alerts.test_hub import draft
 from tests.page_helpers import balanced, i18n_tables, inline_script

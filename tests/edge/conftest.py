@@ -10,8 +10,8 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from alerts.server import ServerThread
 from edge.api.app import create_app
-from edge.api.server import ServerThread
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.demo.scene import Actor, Appearance, SceneBuilder
 from edge.runtime import EdgeRuntime

@@ -23,8 +23,8 @@ from schemathesis.generation.case import Case
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.schemas import APIOperation, BaseSchema
 
+from alerts.server import ServerThread
 from edge.api.app import create_app
-from edge.api.server import ServerThread
 from edge.config import load_config
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ADMIN_TOKEN, LiveEdge, config_dict
