@@ -183,7 +183,9 @@ class DuplicateIndex:
             else:
                 self._put(person_id, vector)
 
-    def _vector(self, token: bytes) -> FloatArray | None:
+    def _vector(self, token: bytes | None) -> FloatArray | None:
+        if token is None:
+            return None
         try:
             vector = self._cipher.decrypt(token)
         except InvalidToken:
