@@ -6,4 +6,6 @@ import argparse
 
 
 def register_all(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from console.cli import branches as _branches  # H2b
+    _branches.register(sub)
     pass
