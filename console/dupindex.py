@@ -56,9 +56,15 @@ class TemplateCipher:
 
 
 def lock_gallery(session: Session) -> None:
-    """Hold the gallery write lock until ``session``'s transaction ends (PostgreSQL; SQLite: one writer)."""
+    """Hold the gallery write lock until ``session``'s transaction ends.
+
+    PostgreSQL: an exclusive transaction-level advisory lock. SQLite: a write that changes nothing, which
+    takes the database's one write lock now instead of at the first insert, so the reads that follow (the
+    duplicate check) and the inserts are one serialised unit across processes too."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": GALLERY_LOCK_KEY})
+    else:
+        session.execute(text("UPDATE gallery_changes SET kind = kind WHERE seq < 0"))
 
 
 def _read_barrier(session: Session) -> None:
@@ -105,8 +111,8 @@ class DuplicateIndex:
         query = np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1)
         if query.shape[0] != self.dim:
             raise ValueError(f"a {query.shape[0]}-d embedding cannot search a {self.dim}-d index")
+        self.refresh(session)
         with self._lock:
-            self.refresh(session)
             return self._top(query, k, exclude)
 
     def search_local(self, embedding: FloatArray, k: int = 1, exclude: str | None = None) -> list[Hit]:
@@ -128,24 +134,28 @@ class DuplicateIndex:
 
     # -- keeping current -------------------------------------------------------------------------------
     def refresh(self, session: Session | None = None) -> None:
-        """Build the index at the first call; later, reload the persons changed since the applied seq."""
-        with self._lock:
-            if session is not None:
-                self._refresh_in(session)
-                return
-            with self._db.transaction() as own:
-                self._refresh_in(own)
+        """Build the index at the first call; later, reload the persons changed since the applied seq.
 
-    def _refresh_in(self, session: Session) -> None:
+        Lock order, everywhere: the database's gallery lock first, then this index's lock (an enrolment holds
+        the gallery lock while it searches; a search that held the index lock while waiting for the gallery
+        lock would deadlock with it)."""
+        if session is not None:
+            self._catch_up(session)
+            return
+        with self._db.transaction() as own:
+            self._catch_up(own)
+
+    def _catch_up(self, session: Session) -> None:
         _read_barrier(session)
         newest = session.scalar(select(func.max(GalleryChange.seq))) or 0
-        if self._applied is None:
-            self._build(session, newest)
-        elif newest > self._applied:
-            changed = session.scalars(select(GalleryChange.person_id).where(GalleryChange.seq > self._applied)
-                                      .distinct()).all()
-            self._reload(session, changed)
-            self._applied = newest
+        with self._lock:
+            if self._applied is None:
+                self._build(session, newest)
+            elif newest > self._applied:
+                changed = session.scalars(select(GalleryChange.person_id)
+                                          .where(GalleryChange.seq > self._applied).distinct()).all()
+                self._reload(session, changed)
+                self._applied = newest
 
     def _build(self, session: Session, newest: int) -> None:
         rows = session.execute(select(Person.id, Person.template)
