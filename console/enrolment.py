@@ -43,51 +43,63 @@ How the bulk importer (and any other caller outside a request) uses it::
 Every function runs its own transaction and returns a detached :class:`~console.tables.Person` with its home
 branch, scope branches, photos, plates and consents loaded. Every refusal is a ConsoleError (``code``,
 ``status``, ``extra``), the same the API answers, so a report can show ``exc.code`` and ``exc.message``.
-``check_photo`` is the slow step (about 0.5 s with dlib) and touches no database: an importer may run it on
-several threads; the write functions serialise on the gallery lock.
+``update_person`` writes nothing when nothing given differs (the returned ``version`` is then the old one: an
+importer's "unchanged"). ``check_photo`` (from :mod:`console.enrol_photos`) is the slow step (about 0.5 s with
+dlib) and touches no database: an importer may run it on several threads; the write functions serialise on
+the gallery lock. A ``CheckedPhoto`` made by another model than the engine's now is checked again.
 """
 
 from __future__ import annotations
 
-import hashlib
+import secrets
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from alerts.text import display_text
+from console.audit import record
+from console.branches import branch_by_code
+from console.consent import add_consent, check_consent_fields, evidence_type
 from console.context import ConsoleContext
-from console.security import Principal
-from console.tables import Person
-from vision.enrolment import FaceCheck
+from console.db import utcnow
+from console.dupindex import TemplateCipher, lock_gallery
+from console.enrol_photos import (
+    CheckedPhoto,
+    DuplicateMatch,
+    PhotoUpload,
+    check_photo,
+    delete_blobs,
+    duplicate_error,
+    embeddings,
+    ensure_checked,
+    find_duplicate,
+    matches_for,
+    photo_row,
+    put_photos,
+    same_person,
+)
+from console.errors import ConsoleError, not_found
+from console.persons_query import loaded_person, visible_person
+from console.plates import ensure_plate_free, validate_plate
+from console.security import SCOPE_KINDS, Principal
+from console.tables import Branch, Consent, GalleryChange, Person, PersonBranch, Photo, Plate, Tombstone
+from vision.enrolment import mean_template
+
+__all__ = ["MAX_PHOTOS", "CheckedPhoto", "ConsentInput", "DuplicateMatch", "PersonChanges", "PersonInput",
+           "PhotoUpload", "add_photo", "check_photo", "create_person", "erase_person", "find_duplicate",
+           "matches_for", "person_id_by_external_id", "photo_hashes", "remove_photo", "update_person"]
 
 MAX_PHOTOS = 5  # enrolment photos per person, the first included (as at the edge)
 PERSON_ROLES = ("vip", "staff")
 WRITE_ROLES = ("admin", "enroller")
 ERASE_ROLES = ("admin", "enroller", "compliance")
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoUpload:
-    """One uploaded photo: its bytes and the form field (or file name) a refusal should name."""
-
-    data: bytes
-    field: str = "photo"
-
-
-@dataclass(frozen=True, slots=True)
-class CheckedPhoto:
-    """A photo that passed every gate: its face check, the decoded size and what is stored of the file."""
-
-    upload: PhotoUpload
-    face: FaceCheck
-    width: int
-    height: int
-    content_type: str
-    model_id: str
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.upload.data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,76 +145,302 @@ class PersonChanges:
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
 
 
-@dataclass(frozen=True, slots=True)
-class DuplicateMatch:
-    """The enrolled person a face already is, as a refusal shows it (``person_id`` only when in scope)."""
-
-    person_id: str
-    name: str
-    role: str
-    tier: str
-    branch_code: str
-    branch_name: str
-    score: float
-    in_scope: bool = field(default=False)
-
-    def public(self) -> dict[str, Any]:
-        """What a 409 ``duplicate`` carries as ``match``."""
-        out: dict[str, Any] = {"name": self.name, "role": self.role, "branch_code": self.branch_code,
-                               "branch_name": self.branch_name, "score": round(self.score, 4)}
-        if self.in_scope:
-            out = {"person_id": self.person_id, **out}
-        return out
-
-
-def check_photo(ctx: ConsoleContext, upload: PhotoUpload) -> CheckedPhoto:
-    """Decode and check one photo (no database): ConsoleError 413/415/422 naming ``upload.field``."""
-    raise NotImplementedError
-
-
-def find_duplicate(ctx: ConsoleContext, actor: Principal, embedding: Any, *,
-                   exclude: str | None = None) -> DuplicateMatch | None:
-    """The best enrolled person at or above ``config.face.duplicate_threshold`` (other than ``exclude``)."""
-    raise NotImplementedError
-
+_LOCK = threading.Lock()  # one enrolment's check-and-commit at a time in this process (see lock_gallery for replicas)
 
 def person_id_by_external_id(ctx: ConsoleContext, external_id: str) -> str | None:
     """The id of the person with ``external_id`` (in any branch), or None."""
-    raise NotImplementedError
+    with ctx.db.transaction() as session:
+        return session.scalar(select(Person.id).where(Person.external_id == external_id.strip()))
 
 
 def photo_hashes(ctx: ConsoleContext, person_id: str) -> list[str]:
     """The sha256 of each stored photo of ``person_id``, oldest first."""
-    raise NotImplementedError
+    with ctx.db.transaction() as session:
+        return list(session.scalars(select(Photo.sha256).where(Photo.person_id == person_id)
+                                    .order_by(Photo.created_at, Photo.id)))
 
 
+# -- fields --------------------------------------------------------------------------------------------------
+def _text(value: str | None, field: str, limit: int, zh: str, *, required: bool = True) -> str:
+    cleaned = display_text(value or "")
+    if (required and not cleaned) or len(cleaned) > limit:
+        raise ConsoleError("invalid", f"{zh}须为 {1 if required else 0}–{limit} 个字符 / {field} must have "
+                                      f"{1 if required else 0} to {limit} visible characters", 422, field=field)
+    return cleaned
+
+
+def _external_id(value: str | None) -> str | None:
+    return _text(value, "external_id", 64, "外部编号", required=False) or None
+
+
+def _scope(session: Session, kind: str, region: str | None, codes: Sequence[str],
+           home: Branch, role: str) -> tuple[str, str | None, list[Branch]]:
+    """(scope kind, region, scope branches) after the rules: staff greet at home only; an empty branch list is
+    the home branch."""
+    if role == "staff":
+        return "branches", None, [home]
+    if kind not in SCOPE_KINDS:
+        raise ConsoleError("invalid", f"范围须为 {'、'.join(SCOPE_KINDS)} / scope_kind must be one of "
+                                      f"{', '.join(SCOPE_KINDS)}", 422, field="scope_kind")
+    if kind == "region":
+        return kind, _text(region, "scope_region", 64, "区域"), []
+    if kind == "all":
+        return kind, None, []
+    branches = [branch_by_code(session, c) for c in dict.fromkeys(c.strip().upper() for c in codes if c.strip())]
+    return kind, None, branches or [home]
+
+
+def _consent(consent: ConsentInput) -> None:
+    if not (consent.purpose or "").strip() or consent.given_on is None or not (consent.operator or "").strip():
+        raise ConsoleError("no_consent", "登记人脸须有同意记录：用途、日期和经办人 / a consent purpose, date and "
+                                         "operator are required to enrol a face", 422)
+
+
+def _ensure_external_id_free(session: Session, external_id: str | None, person_id: str | None = None) -> None:
+    if external_id is None:
+        return
+    other = session.scalar(select(Person.id).where(Person.external_id == external_id))
+    if other is not None and other != person_id:
+        raise ConsoleError("external_id_taken", f"外部编号 {external_id} 已被使用 / external id {external_id} is "
+                                                "already in use", 409, field="external_id")
+
+
+def _touch(session: Session, person: Person, kind: str = "upsert") -> int:
+    """Append a gallery change for ``person`` (under the gallery lock) and set their version to it."""
+    lock_gallery(session)
+    change = GalleryChange(person_id=person.id, kind=kind)
+    session.add(change)
+    session.flush()
+    person.version = change.seq
+    person.updated_at = utcnow()
+    return change.seq
+
+
+# -- writes --------------------------------------------------------------------------------------------------
 def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
                   photos: Sequence[CheckedPhoto | PhotoUpload], consent: ConsentInput, *,
                   audit_detail: dict[str, Any] | None = None) -> Person:
     """Enrol a new person with 1 to 5 photos, their plates and a consent; 409 duplicate / plate_taken, 422
     invalid fields or no_consent, 403 outside the actor's scope. Audited ``enrol``."""
-    raise NotImplementedError
+    actor.require_role(*WRITE_ROLES)
+    name = _text(data.name, "name", 128, "姓名")
+    if data.role not in PERSON_ROLES:
+        raise ConsoleError("invalid", "类别须为 vip 或 staff / role must be vip or staff", 422, field="role")
+    tier = _text(data.tier or ("staff" if data.role == "staff" else ""), "tier", 32, "等级")
+    notes = display_text(data.notes or "", compatibility=False)[:2000]
+    external_id = _external_id(data.external_id)
+    _consent(consent)
+    if not photos:
+        raise ConsoleError("no_photo", "至少需要一张照片 / at least one photo is needed", 422, photo="photo")
+    if len(photos) > MAX_PHOTOS:
+        raise ConsoleError("too_many_photos", f"最多 {MAX_PHOTOS} 张照片 / at most {MAX_PHOTOS} photos", 409)
+    plates: list[tuple[str, str]] = []
+    with ctx.db.transaction() as session:  # everything that needs no face first: a refusal costs no engine time
+        home = branch_by_code(session, data.home_branch)
+        actor.require_branch(home.id)
+        _scope(session, data.scope_kind, data.scope_region, data.scope_branches, home, data.role)
+        _ensure_external_id_free(session, external_id)
+        check_consent_fields(consent.purpose, consent.given_on or date.min, consent.operator, home)
+        if consent.evidence is not None:
+            evidence_type(consent.evidence)
+        for text_ in data.plates:
+            plates.append(validate_plate(text_))
+            _plate_free(session, actor, plates[-1][0])
+    photos_ok = [ensure_checked(ctx, p) for p in photos]
+    template = photos_ok[0].face.embedding
+    for i in range(1, len(photos_ok)):
+        same_person(ctx, template, photos_ok[i], name)
+        template = mean_template([c.face.embedding for c in photos_ok[:i + 1]])
+    keys = put_photos(ctx, photos_ok)
+    try:
+        with _LOCK, ctx.db.transaction() as session:
+            lock_gallery(session)
+            home = branch_by_code(session, data.home_branch)
+            kind, region, scope_branches = _scope(session, data.scope_kind, data.scope_region, data.scope_branches,
+                                                  home, data.role)
+            _ensure_external_id_free(session, external_id)
+            for photo in photos_ok:
+                match = find_duplicate(ctx, actor, photo.face.embedding, session=session)
+                if match is not None:
+                    raise duplicate_error(match, photo.upload.field)
+            for plate_text, _kind in plates:
+                _plate_free(session, actor, plate_text)
+            person = Person(id=secrets.token_hex(16), external_id=external_id, name=name, role=data.role, tier=tier,
+                            notes=notes, home_branch_id=home.id, scope_kind=kind, scope_region=region,
+                            template=TemplateCipher(ctx.key).encrypt(template), model_id=photos_ok[0].model_id,
+                            created_by=actor.actor[:64], created_at=utcnow(), updated_at=utcnow())
+            person.scope_branches = scope_branches
+            session.add(person)
+            session.flush()
+            session.add_all([photo_row(ctx, person.id, c, k, actor) for c, k in zip(photos_ok, keys, strict=True)])
+            session.add_all([Plate(person_id=person.id, plate=p, kind=k) for p, k in plates])
+            add_consent(session, ctx.blobs, person, consent.purpose, consent.given_on or date.min, consent.operator,
+                        consent.evidence, consent.evidence_name, actor.actor)
+            _flush_unique(session)
+            seq = _touch(session, person)
+            record(session, actor, "enrol", object_type="person", object_id=person.id, branch_code=home.code,
+                   detail={"role": data.role, "tier": tier, "photos": len(photos_ok), "plates": len(plates),
+                           "seq": seq, **(audit_detail or {})})
+            return loaded_person(session, person.id)
+    except BaseException:
+        delete_blobs(ctx, keys)
+        raise
+
+
+def _plate_free(session: Session, actor: Principal, plate: str) -> None:
+    """ensure_plate_free, with the other person's id left out when ``actor`` may not see them."""
+    try:
+        ensure_plate_free(session, plate)
+    except ConsoleError as exc:
+        match = exc.extra.get("match")
+        if isinstance(match, dict) and match.get("person_id"):
+            holder = session.get(Person, match["person_id"])
+            if holder is None or not actor.sees_branch(holder.home_branch_id):
+                exc.extra["match"] = {k: v for k, v in match.items() if k != "person_id"}
+        raise
+
+
+def _flush_unique(session: Session) -> None:
+    """Flush; a unique key taken meanwhile (plate, external id) by a writer that skipped the gallery lock is 409."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise ConsoleError("conflict", "刚有其他操作登记了相同的车牌或外部编号，请重试 / a plate or external id was "
+                                       "registered meanwhile; try again", 409) from exc
 
 
 def update_person(ctx: ConsoleContext, actor: Principal, person_id: str, changes: PersonChanges, *,
                   audit_detail: dict[str, Any] | None = None) -> Person:
-    """Change names, tier, notes, scope or external id; audited ``person_update`` with the changed fields."""
-    raise NotImplementedError
+    """Change name, tier, notes, scope or external id; audited ``person_update`` with the changed fields.
+
+    Nothing given differs: nothing is written and the person's ``version`` stays as it was."""
+    actor.require_role(*WRITE_ROLES)
+    with _LOCK, ctx.db.transaction() as session:
+        person = visible_person(session, actor, person_id)
+        new: dict[str, Any] = {}
+        if changes.name is not None:
+            new["name"] = _text(changes.name, "name", 128, "姓名")
+        if changes.tier is not None:
+            new["tier"] = _text(changes.tier, "tier", 32, "等级")
+        if changes.notes is not None:
+            new["notes"] = display_text(changes.notes, compatibility=False)[:2000]
+        if changes.external_id is not None:
+            new["external_id"] = _external_id(changes.external_id)
+            _ensure_external_id_free(session, new["external_id"], person.id)
+        changed = [f for f, v in new.items() if getattr(person, f) != v]
+        for field_ in changed:
+            setattr(person, field_, new[field_])
+        if changes.scope_kind is not None or changes.scope_region is not None or changes.scope_branches is not None:
+            codes = changes.scope_branches if changes.scope_branches is not None else tuple(
+                b.code for b in person.scope_branches)
+            kind, region, branches = _scope(session, changes.scope_kind or person.scope_kind,
+                                            changes.scope_region if changes.scope_region is not None
+                                            else person.scope_region, codes, person.home_branch, person.role)
+            if (kind, region, sorted(b.id for b in branches)) != (person.scope_kind, person.scope_region,
+                                                                  sorted(b.id for b in person.scope_branches)):
+                person.scope_kind, person.scope_region, person.scope_branches = kind, region, branches
+                changed.append("scope")
+        if not changed:
+            return loaded_person(session, person.id)
+        _flush_unique(session)
+        seq = _touch(session, person)
+        record(session, actor, "person_update", object_type="person", object_id=person.id,
+               branch_code=person.home_branch.code, detail={"fields": changed, "seq": seq, **(audit_detail or {})})
+        return loaded_person(session, person.id)
 
 
 def add_photo(ctx: ConsoleContext, actor: Principal, person_id: str, photo: CheckedPhoto | PhotoUpload, *,
               audit_detail: dict[str, Any] | None = None) -> Person:
-    """Add a photo (409 too_many_photos / duplicate, 422 not_same_person); the template becomes the mean."""
-    raise NotImplementedError
+    """Add a photo (409 too_many_photos / duplicate_photo / duplicate, 422 not_same_person); the template
+    becomes the mean of every photo's embedding. Audited ``photo_add``."""
+    actor.require_role(*WRITE_ROLES)
+    with ctx.db.transaction() as session:
+        visible_person(session, actor, person_id)  # 404 before any engine work
+    checked = ensure_checked(ctx, photo)
+    keys = put_photos(ctx, [checked])
+    try:
+        with _LOCK, ctx.db.transaction() as session:
+            lock_gallery(session)
+            person = visible_person(session, actor, person_id)
+            stored = list(session.scalars(select(Photo).where(Photo.person_id == person.id)))
+            if len(stored) >= MAX_PHOTOS:
+                raise ConsoleError("too_many_photos", f"此人已有 {len(stored)} 张照片，最多 {MAX_PHOTOS} 张 / "
+                                                      f"{person.name} already has {len(stored)} photos; at most "
+                                                      f"{MAX_PHOTOS} are kept", 409)
+            if checked.sha256 in {p.sha256 for p in stored}:
+                raise ConsoleError("duplicate_photo", "这张照片已登记 / this photo is already enrolled", 409)
+            vectors = embeddings(ctx, stored, checked.model_id)
+            own = mean_template(vectors) if vectors else checked.face.embedding
+            other = find_duplicate(ctx, actor, checked.face.embedding, exclude=person.id, session=session)
+            if other is not None and other.score > float(np.dot(own, checked.face.embedding)):
+                raise duplicate_error(other, checked.upload.field)
+            same_person(ctx, own, checked, person.name)
+            session.add(photo_row(ctx, person.id, checked, keys[0], actor))
+            person.template = TemplateCipher(ctx.key).encrypt(mean_template([*vectors, checked.face.embedding]))
+            person.model_id = checked.model_id
+            seq = _touch(session, person)
+            record(session, actor, "photo_add", object_type="person", object_id=person.id,
+                   branch_code=person.home_branch.code, detail={"photos": len(stored) + 1, "seq": seq,
+                                                                **(audit_detail or {})})
+            return loaded_person(session, person.id)
+    except BaseException:
+        delete_blobs(ctx, keys)
+        raise
 
 
 def remove_photo(ctx: ConsoleContext, actor: Principal, person_id: str, photo_id: str, *,
                  audit_detail: dict[str, Any] | None = None) -> Person:
-    """Delete a photo (409 last_photo); the template becomes the mean of the rest."""
-    raise NotImplementedError
+    """Delete a photo and its blob (409 last_photo); the template becomes the mean of the rest."""
+    actor.require_role(*WRITE_ROLES)
+    with _LOCK, ctx.db.transaction() as session:
+        lock_gallery(session)
+        person = visible_person(session, actor, person_id)
+        stored = list(session.scalars(select(Photo).where(Photo.person_id == person.id)))
+        target = next((p for p in stored if p.id == photo_id), None)
+        if target is None:
+            raise not_found("photo", photo_id)
+        if len(stored) == 1:
+            raise ConsoleError("last_photo", "每人至少保留一张照片 / a person keeps at least one photo", 409)
+        rest = [p for p in stored if p.id != photo_id]
+        model_id = person.model_id or ctx.engine().model_id
+        vectors = embeddings(ctx, rest, model_id)
+        person.template = TemplateCipher(ctx.key).encrypt(mean_template(vectors)) if vectors else None
+        session.delete(target)
+        seq = _touch(session, person)
+        record(session, actor, "photo_remove", object_type="person", object_id=person.id,
+               branch_code=person.home_branch.code, detail={"photo_id": photo_id, "seq": seq, **(audit_detail or {})})
+        blob = target.blob_key
+        result = loaded_person(session, person.id)
+    ctx.blobs.delete(blob)  # after the commit: a failed transaction keeps the photo it still lists
+    return result
 
 
 def erase_person(ctx: ConsoleContext, actor: Principal, person_id: str, *,
                  audit_detail: dict[str, Any] | None = None) -> int:
     """Erase ``person_id`` for good (see the module docstring); returns the erasing gallery change's seq."""
-    raise NotImplementedError
+    actor.require_role(*ERASE_ROLES)
+    with _LOCK, ctx.db.transaction() as session:
+        lock_gallery(session)
+        person = visible_person(session, actor, person_id)
+        blobs = [*session.scalars(select(Photo.blob_key).where(Photo.person_id == person.id)),
+                 *session.scalars(select(Consent.evidence_key).where(Consent.person_id == person.id))]
+        tables = (("photos", Photo), ("plates", Plate), ("consents", Consent), ("scope", PersonBranch))
+        counts = {name: _deleted(session, table, person.id) for name, table in tables}
+        branch_code, home_id = person.home_branch.code, person.home_branch_id
+        session.expunge(person)
+        session.execute(delete(Person).where(Person.id == person_id))
+        change = GalleryChange(person_id=person_id, kind="erase")
+        session.add(change)
+        session.flush()
+        session.add(Tombstone(person_id=person_id, erased_by=actor.actor[:64], seq=change.seq, home_branch_id=home_id))
+        record(session, actor, "erase", object_type="person", object_id=person_id, branch_code=branch_code,
+               detail={**counts, "seq": change.seq, **(audit_detail or {})})
+        seq = change.seq
+    delete_blobs(ctx, blobs)  # after the commit: the rows that named them are gone for good
+    return seq
+
+
+def _deleted(session: Session, table: type[Photo] | type[Plate] | type[Consent] | type[PersonBranch],
+             person_id: str) -> int:
+    result = session.execute(delete(table).where(table.person_id == person_id))
+    return int(getattr(result, "rowcount", 0) or 0)
