@@ -53,8 +53,11 @@ class ServerConfig(_Strict):
 class AuthConfig(_Strict):
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="A web sign-in lasts this long.")
     max_failures: int = Field(default=5, ge=1, le=100,
-                              description="Failed sign-ins allowed per user name (or address) in failure_window_s; "
+                              description="Failed sign-ins allowed per user name in failure_window_s; "
                                           "the next one is refused and the name is locked for lockout_s.")
+    max_address_failures: int = Field(default=20, ge=1, le=10000,
+                                      description="Failed sign-ins allowed from one client address over all names "
+                                                  "in failure_window_s (many users may share a proxy's address).")
     failure_window_s: float = Field(default=60.0, gt=0, le=86400)
     lockout_s: float = Field(default=300.0, ge=0, le=86400)
 

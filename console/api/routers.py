@@ -12,3 +12,6 @@ ALL += [_branches.router, _plates_consent.router]
 from console.web.pages import router as web_pages  # noqa: E402  (the pages mount after the API)
 
 ALL.append(web_pages)
+
+from console.api import audit as _audit, auth as _auth, users as _users  # noqa: E402, I001  (H1)
+ALL += [_auth.router, _users.router, _audit.router]
