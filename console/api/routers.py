@@ -8,6 +8,8 @@ ALL: list[APIRouter] = []
 
 from console.api import branches as _branches, plates_consent as _plates_consent  # noqa: E402, I001  (H2b)
 ALL += [_branches.router, _plates_consent.router]
+from console.api.imports import router as _imports  # noqa: E402  (H3)
+ALL.append(_imports)
 
 from console.web.pages import router as web_pages  # noqa: E402  (the pages mount after the API)
 
