@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from itertools import combinations, product
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -80,18 +80,26 @@ def confusable_variants(plate: str, config: MatcherConfig = MATCHER) -> set[str]
     return out
 
 
+def conflict_query(plate: str, *, except_person: str | None = None) -> Select[Plate, Person, Branch]:
+    """The SQL prefilter: registered plates (with person and home branch) that may lie within the threshold of
+    the normalised ``plate``; an ``IN`` list on the unique index of ``plates.plate``."""
+    query = (select(Plate, Person, Branch).join(Person, Plate.person_id == Person.id)
+             .join(Branch, Person.home_branch_id == Branch.id)
+             .where(Plate.plate.in_(sorted(confusable_variants(plate)))))
+    if except_person is not None:
+        query = query.where(Plate.person_id != except_person)
+    return query
+
+
 def nearest_conflict(session: Session, plate: str, *,
                      except_person: str | None = None) -> tuple[Plate, Person, Branch, float] | None:
     """The registered plate (of another person than ``except_person``) nearest to ``plate`` within the
     confusion threshold, with its person, their home branch and the distance; None when the plate is free."""
     text = normalise(plate)
-    query = (select(Plate, Person, Branch).join(Person, Plate.person_id == Person.id)
-             .join(Branch, Person.home_branch_id == Branch.id)
-             .where(Plate.plate.in_(sorted(confusable_variants(text)))))
-    if except_person is not None:
-        query = query.where(Plate.person_id != except_person)
+    query = conflict_query(text, except_person=except_person)
     best: tuple[Plate, Person, Branch, float] | None = None
-    for row, person, branch in session.execute(query).tuples():
+    for found in session.execute(query):
+        row, person, branch = found[0], found[1], found[2]
         distance = plate_distance(text, row.plate, MATCHER)
         if distance <= CONFUSION_THRESHOLD and (best is None or distance < best[3]):
             best = (row, person, branch, distance)
