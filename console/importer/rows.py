@@ -32,7 +32,7 @@ from console.importer.csvfile import ImportRow, Scope
 from console.importer.jobs import RowOutcome, count_row
 from console.importer.photos import PhotoFile, PhotoMissing, PhotoSource
 from console.security import Principal
-from console.tables import Branch, Person
+from console.tables import Person
 from vision.errors import VisionError
 
 logger = logging.getLogger(__name__)
@@ -113,13 +113,6 @@ class RowImporter:
             raise forbidden(f"external_id {row.external_id} belongs to a person of a branch outside your scope")
         return self._update(row, stored, job_id)
 
-    def _branch(self, code: str) -> Branch:
-        with self.ctx.db.transaction() as session:
-            branch = branches.branch_by_code(session, code)
-        if not self.actor.sees_branch(branch.id):
-            raise forbidden(f"branch {branch.code} is outside your scope")
-        return branch
-
     def _scope_codes(self, scope: Scope | None) -> Scope | None:
         if scope is None or scope.kind != "branches":
             return scope
@@ -143,12 +136,14 @@ class RowImporter:
             try:
                 checked.append(enrolment.check_photo(self.ctx, enrolment.PhotoUpload(f.data, field=f.name)))
             except ConsoleError as exc:
-                raise ConsoleError(exc.code, f"{f.name}: {exc.message}", exc.status, **exc.extra) from exc
+                raise _named(exc) from exc
         return checked
 
     # -- new person -----------------------------------------------------------------------------------------
 
     def _create(self, row: ImportRow, job_id: str) -> RowOutcome:
+        """A new person: the service checks the fields, branch, scope and plates before any photo reaches the
+        engine, and the duplicate face and plate again under its gallery lock."""
         for column in ("name", "role", "home_branch"):
             if not getattr(row, column):
                 raise ConsoleError("missing_field", f"{column} is required for a new person", 422)
@@ -158,18 +153,19 @@ class RowImporter:
             raise ConsoleError("no_consent", "a new person needs consent_purpose, consent_date and "
                                              "consent_operator", 422)
         assert row.home_branch is not None and row.name is not None and row.role is not None
-        home = self._branch(row.home_branch)
-        scope = self._scope_codes(row.scope) or Scope("branches", branches=(home.code,))
-        plate_set = self._plates(row.plates or (), None)
-        checked = self._check(self._read(row.photos))
-        person = enrolment.create_person(
-            self.ctx, self.actor,
-            enrolment.PersonInput(name=row.name, role=row.role, tier=row.tier or "", home_branch=home.code,
-                                  scope_kind=scope.kind, scope_region=scope.region, scope_branches=scope.branches,
-                                  external_id=row.external_id, notes=row.notes or "",
-                                  plates=tuple(sorted(plate_set))),
-            checked, enrolment.ConsentInput(row.consent.purpose, row.consent.given_on, row.consent.operator),
-            audit_detail={"import": job_id, "row": row.line})
+        scope = row.scope or Scope("branches")
+        uploads = [enrolment.PhotoUpload(f.data, field=f.name) for f in self._read(row.photos)]
+        try:
+            person = enrolment.create_person(
+                self.ctx, self.actor,
+                enrolment.PersonInput(name=row.name, role=row.role, tier=row.tier or "", home_branch=row.home_branch,
+                                      scope_kind=scope.kind, scope_region=scope.region,
+                                      scope_branches=scope.branches, external_id=row.external_id,
+                                      notes=row.notes or "", plates=row.plates or ()),
+                uploads, enrolment.ConsentInput(row.consent.purpose, row.consent.given_on, row.consent.operator),
+                audit_detail={"import": job_id, "row": row.line})
+        except ConsoleError as exc:
+            raise _named(exc) from exc
         return RowOutcome(row.line, row.external_id, person.name, "created", person_id=person.id)
 
     # -- existing person ------------------------------------------------------------------------------------
@@ -236,3 +232,10 @@ class RowImporter:
         for photo_id in removing:
             enrolment.remove_photo(self.ctx, self.actor, person_id, photo_id, audit_detail=detail)
 
+
+def _named(exc: ConsoleError) -> ConsoleError:
+    """``exc`` with the photo's file name in front of its message when it is about one photo."""
+    name = exc.extra.get("photo")
+    if not isinstance(name, str) or name in exc.message:
+        return exc
+    return ConsoleError(exc.code, f"{name}: {exc.message}", exc.status, **exc.extra)

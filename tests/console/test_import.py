@@ -54,14 +54,14 @@ def blurred(data: bytes) -> bytes:
 def test_a_csv_with_a_bom_parses_and_each_row_is_checked_on_its_own() -> None:
     parsed = parse_csv(csv_bytes(
         f"E1, 张三 ,VIP,gold,sh001,branches:SH001；SH002,沪A12345; 沪B54321,a.jpg;b.jpg,note,{CONSENT}",
-        f"E2,,vip,,SH001,,,a.jpg,,{CONSENT}",
+        f"E2,,vip,gold,SH001,,,a.jpg,,{CONSENT}",
         f"E3,王五,boss,,SH001,,,a.jpg,,{CONSENT}",
-        f"E4,赵六,vip,,SH001,everywhere,,a.jpg,,{CONSENT}",
-        f"E1,又一个张三,vip,,SH001,,,a.jpg,,{CONSENT}",
-        "E5,钱七,vip,,SH001,,,a.jpg,,VIP迎宾,05/01/2026,李四",
-        f"E6,孙八,vip,,SH001,,,1.jpg;2.jpg;3.jpg;4.jpg;5.jpg;6.jpg,,{CONSENT}",
-        "E7,周九,vip,,SH001,,,a.jpg,,VIP迎宾,,李四",
-        ",无编号,vip,,SH001,,,a.jpg,,",
+        f"E4,赵六,vip,gold,SH001,everywhere,,a.jpg,,{CONSENT}",
+        f"E1,又一个张三,vip,gold,SH001,,,a.jpg,,{CONSENT}",
+        "E5,钱七,vip,gold,SH001,,,a.jpg,,VIP迎宾,05/01/2026,李四",
+        f"E6,孙八,vip,gold,SH001,,,1.jpg;2.jpg;3.jpg;4.jpg;5.jpg;6.jpg,,{CONSENT}",
+        "E7,周九,vip,gold,SH001,,,a.jpg,,VIP迎宾,,李四",
+        ",无编号,vip,gold,SH001,,,a.jpg,,",
         "", bom=True))
     first = parsed.rows[0]
     assert isinstance(first, ImportRow)
@@ -175,15 +175,15 @@ def test_good_rows_go_in_bad_rows_are_reported_a_rerun_changes_nothing_and_a_cha
     assert [(o.status, o.code) for o in first] == [("created", "")]
     file = csv_bytes(
         f"E2,拜登,vip,silver,BJ001,region:north,京B12345,sub/biden.jpg,老客户,{CONSENT}",
-        f"E3,,vip,,SH001,,,obama.jpg,,{CONSENT}",
-        f"E4,某人,vip,,XX999,,,obama.jpg,,{CONSENT}",
-        f"E5,某人,vip,,SH001,somewhere,,obama.jpg,,{CONSENT}",
-        f"E6,某人,vip,,SH001,,ABC,obama.jpg,,{CONSENT}",
-        f"E7,某人,vip,,SH001,,,missing.jpg,,{CONSENT}",
-        f"E8,某人,vip,,SH001,,,blurred.jpg,,{CONSENT}",
-        f"E9,奥巴马二号,vip,,SH001,,,obama2.jpg,,{CONSENT}",
-        f"E10,某人,vip,,SH001,,沪A12345,sub/biden.jpg,,{CONSENT}",
-        f"E2,拜登又一次,vip,,BJ001,,,sub/biden.jpg,,{CONSENT}",
+        f"E3,,vip,gold,SH001,,,obama.jpg,,{CONSENT}",
+        f"E4,某人,vip,gold,XX999,,,obama.jpg,,{CONSENT}",
+        f"E5,某人,vip,gold,SH001,somewhere,,obama.jpg,,{CONSENT}",
+        f"E6,某人,vip,gold,SH001,,ABC,obama.jpg,,{CONSENT}",
+        f"E7,某人,vip,gold,SH001,,,missing.jpg,,{CONSENT}",
+        f"E8,某人,vip,gold,SH001,,,blurred.jpg,,{CONSENT}",
+        f"E9,奥巴马二号,vip,gold,SH001,,,obama2.jpg,,{CONSENT}",
+        f"E10,某人,vip,gold,SH001,,沪A12345,sub/biden.jpg,,{CONSENT}",
+        f"E2,拜登又一次,vip,gold,BJ001,,,sub/biden.jpg,,{CONSENT}",
         f"E1,奥巴马,vip,gold,SH001,all,沪A12345,obama.jpg,,{CONSENT}")
     # when a file with one new person, one known person and bad rows of every kind is imported
     report = _run(console_ctx, admin, file, photos)
@@ -230,8 +230,9 @@ def test_changed_photos_replace_the_stored_ones(console_ctx: ConsoleContext,
     add_branch(console_ctx, "SH001")
     admin = _admin(console_ctx)
     photos = {"o1.jpg": photo_bytes("obama.jpg"), "o2.jpg": photo_bytes("obama2.jpg")}
-    header = "external_id,name,role,home_branch,photos,consent_purpose,consent_date,consent_operator"
-    created = _run(console_ctx, admin, csv_bytes(f"E1,奥巴马,vip,SH001,o1.jpg,{CONSENT}", header=header), photos)
+    header = "external_id,name,role,tier,home_branch,photos,consent_purpose,consent_date,consent_operator"
+    created = _run(console_ctx, admin, csv_bytes(f"E1,奥巴马,vip,gold,SH001,o1.jpg,{CONSENT}", header=header),
+                   photos)
     assert [o.status for o in created] == ["created"]
     # a file without the name or consent columns keeps them; a new photo list replaces the photos
     updated = _run(console_ctx, admin, csv_bytes("E1,o2.jpg", header="external_id,photos"), photos)
@@ -253,8 +254,8 @@ def test_the_cli_imports_a_folder_prints_the_summary_and_writes_the_report(
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "obama.jpg").write_bytes(photo_bytes("obama.jpg"))
-    (tmp_path / "people.csv").write_bytes(csv_bytes(f"E1,奥巴马,vip,,SH001,,,obama.jpg,,{CONSENT}",
-                                                    f"E2,某人,vip,,SH001,,,nobody.jpg,,{CONSENT}", bom=True))
+    (tmp_path / "people.csv").write_bytes(csv_bytes(f"E1,奥巴马,vip,gold,SH001,,,obama.jpg,,{CONSENT}",
+                                                    f"E2,某人,vip,gold,SH001,,,nobody.jpg,,{CONSENT}", bom=True))
     config = tmp_path / "console.yaml"
     config.write_text(yaml.safe_dump({"data_dir": str(console_ctx.config.data_dir),
                                       "database": {"url": console_ctx.config.database_url}}))
