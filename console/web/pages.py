@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from console.security import SESSION_COOKIE
@@ -28,6 +29,7 @@ PAGES: dict[str, str] = {
     "/branches": "branches.html",
 }
 PERSON_PAGE = "person.html"
+PERSON_ID = r"^[A-Za-z0-9_-]+$"  # what console/tables.py Person.id holds (String(32))
 ASSETS: dict[str, str] = {"console.js": "application/javascript; charset=utf-8",
                           "console.css": "text/css; charset=utf-8"}
 PUBLIC = frozenset({"/login"})
@@ -70,7 +72,7 @@ def home() -> RedirectResponse:
 
 
 @router.get("/persons/{person_id}")
-def person_page(request: Request, person_id: int) -> Response:
+def person_page(request: Request, person_id: Annotated[str, Path(pattern=PERSON_ID, max_length=64)]) -> Response:
     return _page(request, PERSON_PAGE, f"/persons/{person_id}")
 
 
