@@ -95,9 +95,11 @@ async def _read_upload(upload: UploadFile | None) -> tuple[bytes | None, str | N
 
 
 @router.post("/persons/{person_id}/consents", status_code=201)
-async def post_consent(person_id: str, ctx: Ctx, caller: Caller, purpose: Annotated[str, Form(max_length=1000)],
-                       given_on: Annotated[str, Form(max_length=32)], operator: Annotated[str, Form(max_length=1000)],
+async def post_consent(person_id: str, ctx: Ctx, caller: Caller, purpose: Annotated[str, Form(max_length=1000)] = "",
+                       given_on: Annotated[str, Form(max_length=32)] = "",
+                       operator: Annotated[str, Form(max_length=1000)] = "",
                        evidence: Annotated[UploadFile | None, File()] = None) -> dict[str, Any]:
+    """Empty or missing text fields reach :func:`add_consent`, which names the field in its own 422."""
     caller.require_role(*EDITORS)
     data, name = await _read_upload(evidence)
     day = _date(given_on)
