@@ -11,11 +11,11 @@ ALL += [_branches.router, _plates_consent.router]
 from console.api.imports import router as _imports  # noqa: E402  (H3)
 ALL.append(_imports)
 
-from console.api import audit as _audit, auth as _auth, users as _users  # noqa: E402, I001  (H1)
-ALL += [_auth.router, _users.router, _audit.router]
-
 from console.api import persons as _persons, photos as _photos  # noqa: E402, I001  (H2a)
 ALL += [_persons.router, _photos.router]
+
+from console.api import audit as _audit, auth as _auth, users as _users  # noqa: E402, I001  (H1)
+ALL += [_auth.router, _users.router, _audit.router]
 
 from console.web.pages import router as web_pages  # noqa: E402  (the pages mount after the API)
 
