@@ -15,9 +15,21 @@ def main(argv: list[str] | None = None) -> int:
         from console.cli.main import main as console_main
 
         return console_main(args[1:])
+    if "demo" in _command(args):
+        from launch.demo import run
+
+        return run(args)
     from edge.cli.main import main as edge_main
 
     return edge_main(args)
+
+
+def _command(args: list[str]) -> list[str]:
+    """The first word that is not one of the edge CLI's global options (``--lang X``, ``-v``)."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 2 if args[i] == "--lang" else 1
+    return args[i:i + 1]
 
 
 if __name__ == "__main__":  # python -m launch.main
