@@ -100,6 +100,8 @@ def _on_rollback(session: Session, previous: SessionTransaction) -> None:
 
 
 def _on_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint was released: its blobs still go if an enclosing one fails
+        return
     session.info[_PENDING] = []
 
 

@@ -122,6 +122,18 @@ def ensure_plate_free(session: Session, plate: str, *, except_person: str | None
                               "plate": row.plate, "distance": distance})
 
 
+def hide_unseen_holder(session: Session, exc: ConsoleError, branch_ids: frozenset[int] | None) -> ConsoleError:
+    """``exc`` with the holder's ``person_id`` removed from a ``plate_taken`` match when the holder's home branch
+    is outside ``branch_ids`` (the caller's scope; None: all): the caller learns the plate is taken and by whom,
+    not a link to a person they may not open."""
+    match = exc.extra.get("match")
+    if exc.code == "plate_taken" and isinstance(match, dict) and "person_id" in match and branch_ids is not None:
+        branch_id = session.scalar(select(Branch.id).where(Branch.code == match.get("branch_code")))
+        if branch_id not in branch_ids:
+            exc.extra["match"] = {k: v for k, v in match.items() if k != "person_id"}
+    return exc
+
+
 def touch_person(session: Session, person: Person) -> int:
     """Append a gallery change (upsert) for ``person`` and set their version to it; returns the seq."""
     change = GalleryChange(person_id=person.id, kind="upsert")

@@ -9,17 +9,16 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from console import audit
 from console.api.deps import Caller, Ctx
 from console.consent import MAX_EVIDENCE_BYTES, add_consent, consent_json
 from console.errors import ConsoleError
-from console.plates import add_plate, plate_json, remove_plate
+from console.plates import add_plate, hide_unseen_holder, plate_json, remove_plate
 from console.security import Principal
 from console.storage import BlobNotFound
-from console.tables import Branch, Consent, Person
+from console.tables import Consent, Person
 
 router = APIRouter(prefix="/api", tags=["plates", "consent"])
 EDITORS = ("admin", "enroller")
@@ -39,16 +38,6 @@ def person_in_scope(session: Session, caller: Principal, person_id: str) -> Pers
     return person
 
 
-def _redacted(session: Session, caller: Principal, exc: ConsoleError) -> ConsoleError:
-    """``exc`` without the other person's id when their home branch is outside the caller's scope."""
-    match = exc.extra.get("match")
-    if exc.code == "plate_taken" and isinstance(match, dict) and "person_id" in match:
-        branch_id = session.scalar(select(Branch.id).where(Branch.code == match.get("branch_code")))
-        if not caller.sees_branch(branch_id):
-            exc.extra["match"] = {k: v for k, v in match.items() if k != "person_id"}
-    return exc
-
-
 @router.post("/persons/{person_id}/plates", status_code=201)
 def post_plate(person_id: str, body: PlateIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     caller.require_role(*EDITORS)
@@ -57,7 +46,7 @@ def post_plate(person_id: str, body: PlateIn, ctx: Ctx, caller: Caller) -> dict[
         try:
             row = add_plate(session, person, body.plate)
         except ConsoleError as exc:
-            raise _redacted(session, caller, exc) from None
+            raise hide_unseen_holder(session, exc, caller.branch_ids) from None
         audit.record(session, caller, "plate_add", object_type="person", object_id=person.id,
                      branch_code=person.home_branch.code, detail={"plate_id": row.id, "plate": row.plate,
                                                                   "version": person.version})

@@ -182,3 +182,28 @@ def test_scope_roles_and_erasure(client: TestClient, console_ctx: ConsoleContext
     with console_ctx.db.transaction() as session:  # erasure is another helper's; the row going is what matters
         session.execute(text("DELETE FROM persons WHERE id = :id"), {"id": at_a})
     assert client.get(url, headers=admin).status_code == 404
+
+
+def test_a_rolled_back_savepoint_deletes_its_blob_and_keeps_the_others(console_ctx: ConsoleContext) -> None:
+    """A bulk import may run each row in a savepoint: a failed row's evidence goes, the committed rows' stays."""
+    pid = add_person(console_ctx, add_branch(console_ctx, "BJ001"))
+    with console_ctx.db.transaction() as session:
+        person = session.get_one(Person, pid)
+        kept = add_consent(session, console_ctx.blobs, person, "用途", date(2026, 11, 1), "王五", PDF, "a.pdf", "t")
+        with pytest.raises(ConsoleError), session.begin_nested():
+            gone = add_consent(session, console_ctx.blobs, person, "用途", date(2026, 11, 1), "王五", PDF, "b.pdf",
+                               "t")
+            raise ConsoleError("later", "a later check of this row fails")
+        assert gone.evidence_key is not None and not console_ctx.blobs.exists(gone.evidence_key)
+        with session.begin_nested():
+            also = add_consent(session, console_ctx.blobs, person, "用途", date(2026, 11, 1), "王五", PDF, "c.pdf",
+                               "t")
+    assert [c.evidence_name for c in consents(console_ctx)] == ["a.pdf", "c.pdf"]
+    assert len(blob_files(console_ctx)) == 2
+    assert console_ctx.blobs.exists(kept.evidence_key or "") and console_ctx.blobs.exists(also.evidence_key or "")
+    with pytest.raises(ConsoleError), console_ctx.db.transaction() as session:
+        with session.begin_nested():  # released, but the whole transaction then fails
+            inner = add_consent(session, console_ctx.blobs, session.get_one(Person, pid), "用途", date(2026, 11, 1),
+                                "王五", PDF, "d.pdf", "t")
+        raise ConsoleError("later", "the enclosing transaction fails")
+    assert not console_ctx.blobs.exists(inner.evidence_key or "") and len(blob_files(console_ctx)) == 2
