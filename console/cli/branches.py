@@ -9,16 +9,23 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from pathlib import Path
 
 from console.branches import create_branch, list_branches
-from console.cli.main import add_config_arg, config_of
+from console.config import load_console_config
 from console.db import Database, make_engine
 from console.errors import ConsoleError
 from console.migrate import current_revision, head_revision
 
 
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    # not console.cli.main's helper: importing main from a registered module would close an import circle
+    parser.add_argument("--config", type=Path, default=None,
+                        help="console.yaml（缺省：全部默认值，SQLite 存于 var/console）/ console config file")
+
+
 def _open(args: argparse.Namespace) -> Database | None:
-    config = config_of(args)
+    config = load_console_config(args.config)
     engine = make_engine(config.database_url)
     current, head = current_revision(engine), head_revision(engine)
     if current != head:
@@ -83,12 +90,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     branch = sub.add_parser("branch", help="网点 / branches")
     cmds = branch.add_subparsers(dest="branch_cmd", required=True)
     add = cmds.add_parser("add", help="添加网点 / add a branch")
-    add_config_arg(add)
+    _config_arg(add)
     add.add_argument("--code", required=True, help="网点代码 / code: 2-32 of A-Z 0-9 -")
     add.add_argument("--name", required=True, help="网点名称 / name")
     add.add_argument("--region", required=True, help="区域 / region")
     add.add_argument("--timezone", default="Asia/Shanghai", help="IANA 时区 / timezone (default Asia/Shanghai)")
     add.set_defaults(func=cmd_branch_add)
     lst = cmds.add_parser("list", help="列出网点 / list branches")
-    add_config_arg(lst)
+    _config_arg(lst)
     lst.set_defaults(func=cmd_branch_list)
