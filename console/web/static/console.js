@@ -49,6 +49,8 @@
       "err_eyes_closed": "眼睛似乎是闭着的，请换一张照片",
       "err_duplicate": "该人脸已登记为 {name}（{branch}，相似度 {score}）",
       "err_plate_taken": "车牌已被登记：{plate} 属于 {name}（{branch}）",
+      "err_plate_taken_nomatch": "车牌已被他人登记",
+      "err_duplicate_nomatch": "该人脸已登记为其他人员",
       "err_invalid_plate": "车牌号码无效",
       "err_no_consent": "缺少授权记录：授权用途、日期和经办人均为必填",
       "err_too_many_photos": "每人最多 5 张照片",
@@ -95,6 +97,19 @@
       "act_consent_view": "查看授权凭证",
       "act_erase": "删除全部资料（被遗忘权）",
       "act_import": "批量导入",
+      "act_import_create": "导入新建",
+      "act_import_update": "导入更新",
+      "act_import_start": "开始导入",
+      "act_photo_remove": "删除照片",
+      "act_branch_create": "新建网点",
+      "act_branch_update": "修改网点",
+      "act_edge_register": "注册边缘设备",
+      "act_import_done": "导入完成",
+      "act_token_create": "创建访问令牌",
+      "act_token_revoke": "撤销访问令牌",
+      "act_user_create": "新建用户",
+      "act_user_update": "修改用户",
+      "act_login_locked": "登录锁定",
       "act_login_ok": "登录成功",
       "act_login_failed": "登录失败",
       "act_locked": "账户锁定",
@@ -143,6 +158,8 @@
       "err_eyes_closed": "The eyes look closed; use another photo",
       "err_duplicate": "This face is already enrolled as {name} ({branch}, similarity {score})",
       "err_plate_taken": "Plate already registered: {plate} belongs to {name} ({branch})",
+      "err_plate_taken_nomatch": "The plate is registered to someone else",
+      "err_duplicate_nomatch": "This face is already enrolled as another person",
       "err_invalid_plate": "Invalid plate number",
       "err_no_consent": "Consent missing: purpose, date and operator are required",
       "err_too_many_photos": "At most 5 photos per person",
@@ -189,6 +206,19 @@
       "act_consent_view": "Consent evidence viewed",
       "act_erase": "Erasure (right to be forgotten)",
       "act_import": "Bulk import",
+      "act_import_create": "Created by import",
+      "act_import_update": "Updated by import",
+      "act_import_start": "Import started",
+      "act_photo_remove": "Photo removed",
+      "act_branch_create": "Branch created",
+      "act_branch_update": "Branch changed",
+      "act_edge_register": "Edge box registered",
+      "act_import_done": "Import finished",
+      "act_token_create": "API token created",
+      "act_token_revoke": "API token revoked",
+      "act_user_create": "User created",
+      "act_user_update": "User changed",
+      "act_login_locked": "Sign-in locked",
       "act_login_ok": "Signed in",
       "act_login_failed": "Sign-in failed",
       "act_locked": "Account locked",
@@ -361,7 +391,10 @@
         return (p && p.field ? p.field + ': ' : '') + (p && p.message ? p.message : '');
       }).join('; ');
     }
-    if (has('err_' + err.code)) return t('err_' + err.code, vars);
+    var key = 'err_' + err.code;
+    // a refusal without its match (e.g. a row of an import report) says what it can without '?'
+    if ((err.code === 'duplicate' || err.code === 'plate_taken') && !str(m.name)) key += '_nomatch';
+    if (has(key)) return t(key, vars);
     if (err.detail) return err.detail;
     return t('err_http', vars);
   }
