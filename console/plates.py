@@ -27,6 +27,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from console.dupindex import lock_gallery
 from console.errors import ConsoleError
 from console.tables import Branch, GalleryChange, Person, Plate
 from vision.plates.errors import InvalidPlateError
@@ -135,7 +136,11 @@ def hide_unseen_holder(session: Session, exc: ConsoleError, branch_ids: frozense
 
 
 def touch_person(session: Session, person: Person) -> int:
-    """Append a gallery change (upsert) for ``person`` and set their version to it; returns the seq."""
+    """Append a gallery change (upsert) for ``person`` and set their version to it; returns the seq.
+
+    Under the gallery lock (:func:`console.dupindex.lock_gallery`), like every writer of gallery changes, so
+    that seqs become visible in order and a reader that has seen seq N never misses a smaller one later."""
+    lock_gallery(session)
     change = GalleryChange(person_id=person.id, kind="upsert")
     session.add(change)
     session.flush()
