@@ -8,7 +8,9 @@ The rule, in plain words:
 - When a user name already has ``max_failures`` failed attempts within ``failure_window_s`` (counted since its
   last success and since its last lock-out ended), the next attempt is refused with 429 ``locked``, even with the
   right password, and the name is locked for ``lockout_s`` (``User.locked_until``). A lock-out that has ended
-  starts the count again, so an attacker gets ``max_failures`` guesses per ``lockout_s``.
+  starts the count again, so an attacker gets ``max_failures`` guesses per ``lockout_s``. An admin who sets a
+  new password or enables the user again ends the lock-out at once (:func:`console.users.update_user`).
+- A refused attempt is stored and counted too: an address that keeps hammering a locked name is itself throttled.
 - One client address trying many names (password spraying) is limited the same way by ``max_address_failures``,
   which is larger because the users of a branch may all reach the console through one proxy; a success does
   not reset the address's count.
@@ -119,7 +121,9 @@ def attempt_login(session: Session, auth: AuthConfig, username: str, password: s
 
     # an address or a name still locked out: refused before any password work
     address_end = _lock_end(session, "address", ip)
-    name_end = _latest(now, _lock_end(session, "user", name), user.locked_until if user is not None else None)
+    # a user's lock is User.locked_until (an admin lifts it by setting it to now); a name nobody has, its audit row
+    name_lock = user.locked_until if user is not None else _lock_end(session, "user", name)
+    name_end = _latest(now, name_lock)
     if address_end is not None and address_end > now:
         return refuse("address", ip, address_end, starts=False)
     if name_end > now:
@@ -127,8 +131,7 @@ def attempt_login(session: Session, auth: AuthConfig, username: str, password: s
 
     # too many failures since the window opened (and since the last success or lock-out): lock now
     until = now + timedelta(seconds=auth.lockout_s)
-    name_since = _latest(window_start, _lock_end(session, "user", name), _last_success(session, name),
-                         user.locked_until if user is not None else None)
+    name_since = _latest(window_start, name_lock, _last_success(session, name))
     if _failures_since(session, name_since, username=name) >= auth.max_failures:
         if user is not None:
             user.locked_until = until

@@ -123,6 +123,13 @@ def _active_admins(session: Session) -> int:
     return int(session.scalar(select(func.count(User.id)).where(User.role == "admin", User.active.is_(True))) or 0)
 
 
+def _end_lockout(user: User) -> None:
+    """Lift a sign-in lock-out now; the failure count starts again from here (console.login)."""
+    now = utcnow()
+    if user.locked_until is not None and user.locked_until > now:
+        user.locked_until = now
+
+
 def update_user(session: Session, user: User, changes: dict[str, Any]) -> list[str]:
     """Apply the fields present in ``changes`` (display_name, role, active, password, scope_kind, scope_region,
     branches); returns the names of the fields that changed. 422 for bad values, 409 ``last_admin``."""
@@ -160,10 +167,10 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> list[s
         user.active = bool(active)
         changed.append("active")
         if active:
-            user.locked_until = None
+            _end_lockout(user)
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
-        user.locked_until = None
+        _end_lockout(user)
         changed.append("password")
     if scope is not None and (scope.kind, scope.region, [b.id for b in scope.branches]) != (
             user.scope_kind, user.scope_region, [b.id for b in user.branches]):

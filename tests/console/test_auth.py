@@ -226,3 +226,45 @@ def test_an_expired_session_is_refused(client: TestClient, console_ctx: ConsoleC
     client.cookies.set(SESSION_COOKIE, cookie)
     answer = client.get("/api/me")
     assert (answer.status_code, answer.json()["error"]) == (401, "unauthorized")
+
+
+def test_two_console_replicas_share_the_count(client: TestClient, console_ctx: ConsoleContext) -> None:
+    from console.app import create_app
+
+    with_auth(console_ctx, max_failures=5, failure_window_s=60, lockout_s=300)
+    add_user(console_ctx, "alice", "enroller")
+    other_ctx = ConsoleContext.open(console_ctx.config)  # a second replica on the same database
+    try:
+        with TestClient(create_app(other_ctx.config, context=other_ctx)) as other:
+            for replica in (client, other, client, other, client):
+                assert login(replica, "alice", WRONG)[0] == 401
+            assert login(other, "alice")[0] == 429
+    finally:
+        other_ctx.close()
+
+
+def test_an_admin_setting_a_new_password_lifts_the_lockout(client: TestClient, console_ctx: ConsoleContext) -> None:
+    with_auth(console_ctx, max_failures=5, failure_window_s=60, lockout_s=300)
+    alice = add_user(console_ctx, "alice", "enroller")
+    admin = {"Authorization": f"Bearer {add_token(console_ctx, add_user(console_ctx, 'root', 'admin'))}"}
+    for _ in range(6):
+        login(client, "alice", WRONG)
+    assert login(client, "alice")[0] == 429
+    fresh = "a brand new password"
+    assert client.patch(f"/api/users/{alice}", headers=admin, json={"password": fresh}).status_code == 200
+    assert login(client, "alice", fresh)[0] == 200
+
+
+def test_an_address_lockout_ends_and_its_count_starts_again(client: TestClient, console_ctx: ConsoleContext) -> None:
+    from datetime import datetime
+
+    with_auth(console_ctx, max_failures=5, max_address_failures=3, failure_window_s=60, lockout_s=1.0)
+    add_user(console_ctx, "alice", "enroller")
+    for name in ("bob", "carol", "dave"):
+        assert login(client, name, WRONG)[0] == 401
+    assert login(client, "alice")[0] == 429
+    with console_ctx.db.transaction() as session:
+        detail = session.scalars(select(AuditRow.detail).where(AuditRow.action == "login_locked")).one()
+    until = datetime.fromisoformat(detail["until"])
+    time.sleep(max(0.0, (until - utcnow()).total_seconds()) + 0.05)
+    assert login(client, "alice")[0] == 200
