@@ -230,8 +230,13 @@
   var LANG_KEY = 'sb_console_lang';
   var CSRF_COOKIE = 'sb_console_csrf';
   var UNSAFE = { POST: true, PUT: true, PATCH: true, DELETE: true };
-  var NAV = [['/persons', 'nav_persons'], ['/enrol', 'nav_enrol'], ['/import', 'nav_import'],
-             ['/audit', 'nav_audit'], ['/branches', 'nav_branches']];
+  // Each page and who may use it (the API checks the same roles; the bar only hides what would be refused).
+  var NAV = [['/persons', 'nav_persons', ['admin', 'enroller', 'compliance', 'branch_it']],
+             ['/enrol', 'nav_enrol', ['admin', 'enroller']],
+             ['/import', 'nav_import', ['admin', 'enroller']],
+             ['/audit', 'nav_audit', ['admin', 'compliance']],
+             ['/branches', 'nav_branches', null]];
+  var ROLES_OF = { enrol: ['admin', 'enroller'], erase: ['admin', 'enroller', 'compliance'] };
 
   function readPageStrings() {
     var node = document.getElementById('i18n');
@@ -419,6 +424,8 @@
       for (var i = 0; i < NAV.length; i++) {
         var a = el('a');
         a.href = NAV[i][0];
+        a.hidden = true;  // shown once the signed-in user's role is known
+        if (NAV[i][2]) a.setAttribute('data-roles', NAV[i][2].join(' '));
         a.setAttribute('data-i18n', NAV[i][1]);
         if (NAV[i][0] === active) a.setAttribute('aria-current', 'page');
         nav.appendChild(a);
@@ -448,9 +455,16 @@
     lb.addEventListener('click', function () { setLang(lang === 'en' ? 'zh' : 'en'); });
     bar.appendChild(lb);
   }
+  // May the signed-in user do ``what`` (a key of ROLES_OF)?
+  function can(what) { return !!me && (ROLES_OF[what] || []).indexOf(me.role) >= 0; }
   function renderMe() {
     var node = document.getElementById('me');
     if (!node || !me) return;
+    var links = document.querySelectorAll('#topbar .nav a');
+    for (var i = 0; i < links.length; i++) {
+      var roles = links[i].getAttribute('data-roles');
+      links[i].hidden = !!roles && roles.split(' ').indexOf(me.role) < 0;
+    }
     var role = has('user_' + me.role) ? t('user_' + me.role) : me.role;
     node.textContent = (str(me.display_name) || str(me.username)) + ' · ' + role;
   }
@@ -482,6 +496,6 @@
     t: t, has: has, lang: function () { return lang; }, setLang: setLang, onLang: onLang, applyI18n: applyI18n,
     el: el, $: $, str: str, fmtTime: fmtTime, today: today, num: num, cookie: cookie, scopeText: scopeText,
     roleText: roleText, actionText: actionText, detailText: detailText, api: api, ApiError: ApiError, errorText: errorText, codeText: codeText, start: start,
-    notice: notice, me: function () { return me; }
+    notice: notice, me: function () { return me; }, can: can
   };
 })();

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
+from console.db import utcnow
+from console.tables import Edge
 from tests.console.browser.conftest import Console, Watch, csrf_headers, sign_in
 
 
@@ -104,6 +108,18 @@ def test_erasing_a_person_removes_their_photos_and_the_audit_shows_it(page: Page
     page.wait_for_url(re.compile(r"/audit\?action=erase$"))
     expect(page.locator("#audit tbody tr")).to_have_count(1)
     expect(page.locator("#range")).to_have_text("第 1–1 条，共 1 条")
+    # the date range: from today (the browser's calendar day) it is there, up to yesterday it is not
+    today = page.evaluate("SB.today()")
+    yesterday = page.evaluate("(() => { const d = new Date(); d.setDate(d.getDate() - 1); "
+                              "return d.toISOString().slice(0, 10); })()")
+    page.fill("input[name=since]", today)
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#audit tbody tr")).to_have_count(1)
+    page.fill("input[name=since]", "")
+    page.fill("input[name=until]", yesterday)
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#status")).to_have_text("没有符合条件的记录")
+    page.fill("input[name=until]", "")
     page.fill("input[name=actor]", "nobody")
     page.click("#filters button[type=submit]")
     expect(page.locator("#status")).to_have_text("没有符合条件的记录")
@@ -125,3 +141,41 @@ def test_branches_show_their_edges_and_not_yet_synced(page: Page, console: Conso
     page.click("#lang")
     expect(edge.locator("td").nth(1)).to_have_text("Not yet synced")
     expect(page.locator("h1.page")).to_have_text("Branches and edge boxes")
+    page.click("#lang")
+
+    # once the box has synced: when, which gallery, which model, each camera's health
+    ctx = console.app.state.ctx
+    with ctx.db.transaction() as session:
+        row = session.scalars(select(Edge).where(Edge.name == "lobby-box")).one()
+        row.last_seen_at = utcnow() - timedelta(minutes=5, seconds=10)
+        row.gallery_version = 42
+        row.model_id = "dlib-resnet-v1"
+        row.camera_health = {"entrance": {"state": "ok"}, "parking": {"state": "offline"}}
+    page.reload()
+    expect(edge.locator("td").nth(1)).to_contain_text("（5 分钟前）")
+    expect(edge.locator("td").nth(2)).to_have_text("42")
+    expect(edge.locator("td").nth(3)).to_have_text("dlib-resnet-v1")
+    expect(edge.locator("td").nth(4).locator(".badge.ok")).to_have_text("entrance: ok")
+    expect(edge.locator("td").nth(4).locator(".badge.bad")).to_have_text("parking: offline")
+
+
+def test_a_compliance_officer_sees_only_what_their_role_allows(page: Page, console: Console, watch: Watch,
+                                                              photos_dir: Path) -> None:
+    sign_in(page)
+    person = enrol_by_api(page, "奥巴马", photos_dir / "obama.jpg")
+    res = page.request.post("/api/users", headers=csrf_headers(page), data={
+        "username": "auditor", "display_name": "合规专员", "password": "another long password", "role": "compliance",
+        "scope_kind": "all"})
+    assert res.status == 201, res.text()
+    page.click("#logout")
+    page.wait_for_url(re.compile(r"/login$"))
+    sign_in(page, "auditor", "another long password", start=f"/persons/{person['id']}")
+    expect(page.locator("#me")).to_have_text("合规专员 · 合规")
+    nav = page.locator("#topbar .nav a:visible")
+    expect(nav).to_have_text(["人员", "审计日志", "网点"])
+    expect(page.locator("#name")).to_have_text("奥巴马")
+    expect(page.locator("#erase")).to_be_visible()  # compliance may erase (the right to be forgotten)
+    expect(page.locator("#plate-form")).to_be_hidden()
+    page.goto("/persons")
+    expect(page.locator("#persons tbody tr.link")).to_have_count(1)
+    expect(page.locator("#enrol-new")).to_be_hidden()
