@@ -1,15 +1,20 @@
 """An import job: its row in ``import_jobs``, its counters, its report, and the loop that runs its rows.
 
-Progress lives in the database, not in this process: every row's outcome bumps the job's counters in the
-same transaction that writes the row's person (``UPDATE … SET done = done + 1``), so any console replica and
-the SSE stream read the same numbers, and a crash leaves exactly the finished rows counted and done. Re-running
-the same file after a crash resumes it: rows already done come back ``unchanged`` without any face work.
+Progress lives in the database, not in this process: each finished row bumps the job's counters with an atomic
+``UPDATE … SET done = done + 1`` (in the transaction that writes its ``import_create``/``import_update`` audit
+row), so any console replica and the SSE stream read the same numbers. The person itself is written by the
+enrolment service in its own transactions just before; a crash in between leaves the person written but not
+counted. Re-running the same file after a crash resumes it: rows already done come back ``unchanged`` without
+any face work.
 
 Rows run on :data:`WORKERS` threads because the face engine pool has two owner threads; a worker takes one row
 from reading its photos to its commit. Rows are handed out in file order, a few at a time, and the report keeps
-file order whatever order they finish in. The report (a JSON list) is written to the job every
-:data:`REPORT_EVERY_S` seconds and at the end, not per row: rewriting a 100,000-row list after every row would
-cost more than the rows.
+file order whatever order they finish in. The face work of neighbouring rows overlaps, but their writes take
+turns in file order (:class:`Turnstile`): the result is the one a single worker would give, so when two rows
+hold the same face it is always the first that is enrolled and the second that is reported as its duplicate.
+
+The report (a JSON list) is written to the job every :data:`REPORT_EVERY_S` seconds and at the end, not per
+row: rewriting a 100,000-row list after every row would cost more than the rows.
 """
 
 from __future__ import annotations
@@ -65,8 +70,31 @@ class RowOutcome:
         return asdict(self)
 
 
-# one row's work: read, check, write and count it (committing), then say how it went
-RowProcessor = Callable[[ImportRow, str], RowOutcome]
+# one row's work: read and check it, call the third argument (it waits for the row's turn) right before its
+# first write, write and count it (committing), then say how it went
+RowProcessor = Callable[[ImportRow, str, Callable[[], None]], RowOutcome]
+
+
+class Turnstile:
+    """Rows write in file order: row ``i`` may write once rows ``0 .. i-1`` have finished. A worker only ever
+    waits for rows handed out before its own, which are running or finished, so it cannot deadlock."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._low = 0  # rows 0 .. low-1 have finished
+        self._finished: set[int] = set()
+
+    def wait(self, index: int) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._low >= index)
+
+    def finish(self, index: int) -> None:
+        with self._cond:
+            self._finished.add(index)
+            while self._low in self._finished:
+                self._finished.remove(self._low)
+                self._low += 1
+            self._cond.notify_all()
 
 
 def new_job(session: Session, caller: Principal, filename: str, total: int) -> ImportJob:
@@ -144,14 +172,15 @@ class JobRun:
     def _rows(self, parsed: ParsedCsv, outcomes: list[RowOutcome]) -> None:
         pending: deque[Future[RowOutcome]] = deque()
         flushed = time.monotonic()
+        turns = Turnstile()
         with ThreadPoolExecutor(self.workers, thread_name_prefix=f"import-{self.job_id}") as pool:
-            rows = iter(parsed.rows)
+            rows = enumerate(parsed.rows)
             while True:
                 while len(pending) < self.workers + AHEAD and not self.stop.is_set():
-                    row = next(rows, None)
-                    if row is None:
+                    item = next(rows, None)
+                    if item is None:
                         break
-                    pending.append(pool.submit(self._one, row))
+                    pending.append(pool.submit(self._one, item[0], item[1], turns))
                 if not pending:
                     return
                 outcome = pending.popleft().result()
@@ -162,13 +191,16 @@ class JobRun:
                     self._save_report(outcomes)
                     flushed = time.monotonic()
 
-    def _one(self, row: ImportRow | RowProblem) -> RowOutcome:
-        if isinstance(row, RowProblem):
-            outcome = RowOutcome(row.line, row.external_id, row.name, "failed", row.code, row.reason)
-            with self.ctx.db.transaction() as session:
-                count_row(session, self.job_id, outcome)
-            return outcome
-        return self.process(row, self.job_id)
+    def _one(self, index: int, row: ImportRow | RowProblem, turns: Turnstile) -> RowOutcome:
+        try:
+            if isinstance(row, RowProblem):
+                outcome = RowOutcome(row.line, row.external_id, row.name, "failed", row.code, row.reason)
+                with self.ctx.db.transaction() as session:
+                    count_row(session, self.job_id, outcome)
+                return outcome
+            return self.process(row, self.job_id, lambda: turns.wait(index))
+        finally:
+            turns.finish(index)
 
     def _begin(self) -> None:
         with self.ctx.db.transaction() as session:

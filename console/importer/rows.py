@@ -20,6 +20,7 @@ a crash between two of them leaves the person partly updated, and running the fi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,9 +79,9 @@ class RowImporter:
     def __init__(self, ctx: ConsoleContext, actor: Principal, photos: PhotoSource) -> None:
         self.ctx, self.actor, self.photos = ctx, actor, photos
 
-    def __call__(self, row: ImportRow, job_id: str) -> RowOutcome:
+    def __call__(self, row: ImportRow, job_id: str, turn: Callable[[], None]) -> RowOutcome:
         try:
-            outcome = self._apply(row, job_id)
+            outcome = self._apply(row, job_id, turn)
         except ConsoleError as exc:
             outcome = RowOutcome.failed(row, exc.code, exc.message)
         except PhotoMissing as exc:
@@ -103,15 +104,15 @@ class RowImporter:
 
     # -- deciding -------------------------------------------------------------------------------------------
 
-    def _apply(self, row: ImportRow, job_id: str) -> RowOutcome:
+    def _apply(self, row: ImportRow, job_id: str, turn: Callable[[], None]) -> RowOutcome:
         existing = enrolment.person_id_by_external_id(self.ctx, row.external_id)
         if existing is None:
-            return self._create(row, job_id)
+            return self._create(row, job_id, turn)
         with self.ctx.db.transaction() as session:
             stored = load_stored(session, existing)
         if not self.actor.sees_branch(stored.home_branch_id):
             raise forbidden(f"external_id {row.external_id} belongs to a person of a branch outside your scope")
-        return self._update(row, stored, job_id)
+        return self._update(row, stored, job_id, turn)
 
     def _scope_codes(self, scope: Scope | None) -> Scope | None:
         if scope is None or scope.kind != "branches":
@@ -141,9 +142,9 @@ class RowImporter:
 
     # -- new person -----------------------------------------------------------------------------------------
 
-    def _create(self, row: ImportRow, job_id: str) -> RowOutcome:
-        """A new person: the service checks the fields, branch, scope and plates before any photo reaches the
-        engine, and the duplicate face and plate again under its gallery lock."""
+    def _create(self, row: ImportRow, job_id: str, turn: Callable[[], None]) -> RowOutcome:
+        """A new person. The branch, scope and plates are checked before the photos reach the engine; the
+        service checks everything again, and the duplicate face and plate under its gallery lock."""
         for column in ("name", "role", "home_branch"):
             if not getattr(row, column):
                 raise ConsoleError("missing_field", f"{column} is required for a new person", 422)
@@ -153,16 +154,22 @@ class RowImporter:
             raise ConsoleError("no_consent", "a new person needs consent_purpose, consent_date and "
                                              "consent_operator", 422)
         assert row.home_branch is not None and row.name is not None and row.role is not None
-        scope = row.scope or Scope("branches")
-        uploads = [enrolment.PhotoUpload(f.data, field=f.name) for f in self._read(row.photos)]
+        with self.ctx.db.transaction() as session:
+            home = branches.branch_by_code(session, row.home_branch)
+            if not self.actor.sees_branch(home.id):
+                raise forbidden(f"branch {home.code} is outside your scope")
+        scope = self._scope_codes(row.scope) or Scope("branches")
+        plate_set = self._plates(row.plates or (), None)
+        checked = self._check(self._read(row.photos))
+        turn()
         try:
             person = enrolment.create_person(
                 self.ctx, self.actor,
-                enrolment.PersonInput(name=row.name, role=row.role, tier=row.tier or "", home_branch=row.home_branch,
+                enrolment.PersonInput(name=row.name, role=row.role, tier=row.tier or "", home_branch=home.code,
                                       scope_kind=scope.kind, scope_region=scope.region,
                                       scope_branches=scope.branches, external_id=row.external_id,
-                                      notes=row.notes or "", plates=row.plates or ()),
-                uploads, enrolment.ConsentInput(row.consent.purpose, row.consent.given_on, row.consent.operator),
+                                      notes=row.notes or "", plates=tuple(sorted(plate_set))),
+                checked, enrolment.ConsentInput(row.consent.purpose, row.consent.given_on, row.consent.operator),
                 audit_detail={"import": job_id, "row": row.line})
         except ConsoleError as exc:
             raise _named(exc) from exc
@@ -170,7 +177,7 @@ class RowImporter:
 
     # -- existing person ------------------------------------------------------------------------------------
 
-    def _update(self, row: ImportRow, stored: Stored, job_id: str) -> RowOutcome:
+    def _update(self, row: ImportRow, stored: Stored, job_id: str, turn: Callable[[], None]) -> RowOutcome:
         if row.role is not None and row.role != stored.role:
             raise ConsoleError("cannot_change", f"role is {stored.role}; an import cannot change a person's role",
                                422)
@@ -199,6 +206,7 @@ class RowImporter:
         if not changed:
             return RowOutcome(row.line, row.external_id, stored.name, "unchanged", person_id=stored.person_id)
         checked = self._check(to_add)
+        turn()
         detail = {"import": job_id, "row": row.line}
         person_id = stored.person_id
         if fields:

@@ -144,6 +144,9 @@ def test_a_folder_never_serves_a_file_outside_it(tmp_path: Path) -> None:
 # -- whole imports on both backends, with real photos -----------------------------------------------------------
 
 def _admin(ctx: ConsoleContext, name: str = "admin") -> Principal:
+    """An admin to import as; the test's engine pool is fetched here, on the test's thread (the import's two
+    workers would otherwise both ask pytest for the session fixture at once)."""
+    ctx.engine()
     user_id = add_user(ctx, name, "admin")
     with ctx.db.transaction() as session:
         return principal_for(session, session.get_one(User, user_id), "session")
@@ -276,3 +279,16 @@ def test_the_cli_imports_a_folder_prints_the_summary_and_writes_the_report(
     (tmp_path / "bad.csv").write_text("external_id,colour\nE1,red\n", encoding="utf-8")
     assert main([*args[:4], str(tmp_path / "bad.csv"), *args[5:]]) == 2
     assert "colour" in capsys.readouterr().err
+
+
+def test_two_rows_with_one_face_enrol_the_first_even_when_the_second_is_checked_sooner(
+        console_ctx: ConsoleContext, photo_bytes: Callable[[str], bytes]) -> None:
+    add_branch(console_ctx, "SH001")
+    admin = _admin(console_ctx)
+    # obama3.jpg (2.3 MP) takes the engine about three times as long as obama.jpg: the rows' checks overlap
+    photos = {"slow.jpg": photo_bytes("obama3.jpg"), "fast.jpg": photo_bytes("obama.jpg")}
+    report = _run(console_ctx, admin, csv_bytes(f"E1,奥巴马,vip,gold,SH001,,,slow.jpg,,{CONSENT}",
+                                                f"E2,奥巴马又一次,vip,gold,SH001,,,fast.jpg,,{CONSENT}"), photos)
+    assert [(o.external_id, o.status, o.code) for o in report] == [("E1", "created", ""),
+                                                                   ("E2", "failed", "duplicate")]
+    assert "奥巴马" in report[1].reason

@@ -15,6 +15,7 @@ from tests.console.test_import import CONSENT, blurred, csv_bytes, zip_bytes
 
 
 def _bearer(ctx: ConsoleContext, username: str, role: str, **scope: Any) -> dict[str, str]:
+    ctx.engine()  # the session's engine pool, fetched on the test's thread rather than by two import workers
     return {"Authorization": f"Bearer {add_token(ctx, add_user(ctx, username, role, **scope))}"}
 
 
