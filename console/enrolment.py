@@ -2,11 +2,8 @@
 
 The rule: nothing is written unless every check passes, and every change is one numbered gallery change.
 
-- A photo is decoded safely (:func:`vision.imageio.decode_image`, the policy's byte and pixel limits) and goes
-  through the edge's own quality gates (:func:`vision.enrolment.check_face` on the context's engine pool). A
-  refusal is a :class:`~console.errors.ConsoleError`: 413/415 for a bad file, 422 with the gate's code
-  (``no_face``, ``multiple_faces``, ``face_too_small``, ``blurred``, ``profile``, ``low_score``) and
-  ``photo=<form field>`` so that a form can point at the file it means.
+- A photo goes through the edge's own quality gates (:mod:`console.enrol_photos`); a refusal is a
+  :class:`~console.errors.ConsoleError` (413/415 bad file, 422 with the gate's code and ``photo=<field>``).
 - Photo bytes go to the encrypted blob store before the database transaction and are deleted again when it
   fails. Embeddings and the person's template (the mean of their photos' embeddings) are Fernet tokens under a
   key derived from the data key (:class:`console.dupindex.TemplateCipher`), stored with the engine's model_id.
@@ -86,10 +83,17 @@ from console.enrol_photos import (
     same_person,
 )
 from console.errors import ConsoleError, not_found
-from console.persons_query import loaded_person, visible_person
+from console.person_fields import (
+    clean_external_id,
+    clean_text,
+    ensure_external_id_free,
+    require_consent,
+    resolve_scope,
+)
+from console.persons_query import loaded_person, person_id_by_external_id, photo_hashes, visible_person
 from console.plates import ensure_plate_free, validate_plate
-from console.security import SCOPE_KINDS, Principal
-from console.tables import Branch, Consent, GalleryChange, Person, PersonBranch, Photo, Plate, Tombstone
+from console.security import Principal
+from console.tables import Consent, GalleryChange, Person, PersonBranch, Photo, Plate, Tombstone
 from vision.enrolment import mean_template
 
 __all__ = ["MAX_PHOTOS", "CheckedPhoto", "ConsentInput", "DuplicateMatch", "PersonChanges", "PersonInput",
@@ -147,64 +151,6 @@ class PersonChanges:
 
 _LOCK = threading.Lock()  # one enrolment's check-and-commit at a time in this process (see lock_gallery for replicas)
 
-def person_id_by_external_id(ctx: ConsoleContext, external_id: str) -> str | None:
-    """The id of the person with ``external_id`` (in any branch), or None."""
-    with ctx.db.transaction() as session:
-        return session.scalar(select(Person.id).where(Person.external_id == external_id.strip()))
-
-
-def photo_hashes(ctx: ConsoleContext, person_id: str) -> list[str]:
-    """The sha256 of each stored photo of ``person_id``, oldest first."""
-    with ctx.db.transaction() as session:
-        return list(session.scalars(select(Photo.sha256).where(Photo.person_id == person_id)
-                                    .order_by(Photo.created_at, Photo.id)))
-
-
-# -- fields --------------------------------------------------------------------------------------------------
-def _text(value: str | None, field: str, limit: int, zh: str, *, required: bool = True) -> str:
-    cleaned = display_text(value or "")
-    if (required and not cleaned) or len(cleaned) > limit:
-        raise ConsoleError("invalid", f"{zh}须为 {1 if required else 0}–{limit} 个字符 / {field} must have "
-                                      f"{1 if required else 0} to {limit} visible characters", 422, field=field)
-    return cleaned
-
-
-def _external_id(value: str | None) -> str | None:
-    return _text(value, "external_id", 64, "外部编号", required=False) or None
-
-
-def _scope(session: Session, kind: str, region: str | None, codes: Sequence[str],
-           home: Branch, role: str) -> tuple[str, str | None, list[Branch]]:
-    """(scope kind, region, scope branches) after the rules: staff greet at home only; an empty branch list is
-    the home branch."""
-    if role == "staff":
-        return "branches", None, [home]
-    if kind not in SCOPE_KINDS:
-        raise ConsoleError("invalid", f"范围须为 {'、'.join(SCOPE_KINDS)} / scope_kind must be one of "
-                                      f"{', '.join(SCOPE_KINDS)}", 422, field="scope_kind")
-    if kind == "region":
-        return kind, _text(region, "scope_region", 64, "区域"), []
-    if kind == "all":
-        return kind, None, []
-    branches = [branch_by_code(session, c) for c in dict.fromkeys(c.strip().upper() for c in codes if c.strip())]
-    return kind, None, branches or [home]
-
-
-def _consent(consent: ConsentInput) -> None:
-    if not (consent.purpose or "").strip() or consent.given_on is None or not (consent.operator or "").strip():
-        raise ConsoleError("no_consent", "登记人脸须有同意记录：用途、日期和经办人 / a consent purpose, date and "
-                                         "operator are required to enrol a face", 422)
-
-
-def _ensure_external_id_free(session: Session, external_id: str | None, person_id: str | None = None) -> None:
-    if external_id is None:
-        return
-    other = session.scalar(select(Person.id).where(Person.external_id == external_id))
-    if other is not None and other != person_id:
-        raise ConsoleError("external_id_taken", f"外部编号 {external_id} 已被使用 / external id {external_id} is "
-                                                "already in use", 409, field="external_id")
-
-
 def _touch(session: Session, person: Person, kind: str = "upsert") -> int:
     """Append a gallery change for ``person`` (under the gallery lock) and set their version to it."""
     lock_gallery(session)
@@ -223,13 +169,13 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
     """Enrol a new person with 1 to 5 photos, their plates and a consent; 409 duplicate / plate_taken, 422
     invalid fields or no_consent, 403 outside the actor's scope. Audited ``enrol``."""
     actor.require_role(*WRITE_ROLES)
-    name = _text(data.name, "name", 128, "姓名")
+    name = clean_text(data.name, "name", 128, "姓名")
     if data.role not in PERSON_ROLES:
         raise ConsoleError("invalid", "类别须为 vip 或 staff / role must be vip or staff", 422, field="role")
-    tier = _text(data.tier or ("staff" if data.role == "staff" else ""), "tier", 32, "等级")
+    tier = clean_text(data.tier or ("staff" if data.role == "staff" else ""), "tier", 32, "等级")
     notes = display_text(data.notes or "", compatibility=False)[:2000]
-    external_id = _external_id(data.external_id)
-    _consent(consent)
+    external_id = clean_external_id(data.external_id)
+    require_consent(consent.purpose, consent.given_on, consent.operator)
     if not photos:
         raise ConsoleError("no_photo", "至少需要一张照片 / at least one photo is needed", 422, photo="photo")
     if len(photos) > MAX_PHOTOS:
@@ -238,8 +184,8 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
     with ctx.db.transaction() as session:  # everything that needs no face first: a refusal costs no engine time
         home = branch_by_code(session, data.home_branch)
         actor.require_branch(home.id)
-        _scope(session, data.scope_kind, data.scope_region, data.scope_branches, home, data.role)
-        _ensure_external_id_free(session, external_id)
+        resolve_scope(session, data.scope_kind, data.scope_region, data.scope_branches, home, data.role)
+        ensure_external_id_free(session, external_id)
         check_consent_fields(consent.purpose, consent.given_on or date.min, consent.operator, home)
         if consent.evidence is not None:
             evidence_type(consent.evidence)
@@ -247,6 +193,8 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
             plates.append(validate_plate(text_))
             _plate_free(session, actor, plates[-1][0])
     photos_ok = [ensure_checked(ctx, p) for p in photos]
+    if len({p.sha256 for p in photos_ok}) < len(photos_ok):
+        raise ConsoleError("duplicate_photo", "同一张照片上传了两次 / the same photo was uploaded twice", 409)
     template = photos_ok[0].face.embedding
     for i in range(1, len(photos_ok)):
         same_person(ctx, template, photos_ok[i], name)
@@ -256,9 +204,9 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
         with _LOCK, ctx.db.transaction() as session:
             lock_gallery(session)
             home = branch_by_code(session, data.home_branch)
-            kind, region, scope_branches = _scope(session, data.scope_kind, data.scope_region, data.scope_branches,
-                                                  home, data.role)
-            _ensure_external_id_free(session, external_id)
+            kind, region, scope_branches = resolve_scope(session, data.scope_kind, data.scope_region,
+                                                         data.scope_branches, home, data.role)
+            ensure_external_id_free(session, external_id)
             for photo in photos_ok:
                 match = find_duplicate(ctx, actor, photo.face.embedding, session=session)
                 if match is not None:
@@ -319,21 +267,21 @@ def update_person(ctx: ConsoleContext, actor: Principal, person_id: str, changes
         person = visible_person(session, actor, person_id)
         new: dict[str, Any] = {}
         if changes.name is not None:
-            new["name"] = _text(changes.name, "name", 128, "姓名")
+            new["name"] = clean_text(changes.name, "name", 128, "姓名")
         if changes.tier is not None:
-            new["tier"] = _text(changes.tier, "tier", 32, "等级")
+            new["tier"] = clean_text(changes.tier, "tier", 32, "等级")
         if changes.notes is not None:
             new["notes"] = display_text(changes.notes, compatibility=False)[:2000]
         if changes.external_id is not None:
-            new["external_id"] = _external_id(changes.external_id)
-            _ensure_external_id_free(session, new["external_id"], person.id)
+            new["external_id"] = clean_external_id(changes.external_id)
+            ensure_external_id_free(session, new["external_id"], person.id)
         changed = [f for f, v in new.items() if getattr(person, f) != v]
         for field_ in changed:
             setattr(person, field_, new[field_])
         if changes.scope_kind is not None or changes.scope_region is not None or changes.scope_branches is not None:
             codes = changes.scope_branches if changes.scope_branches is not None else tuple(
                 b.code for b in person.scope_branches)
-            kind, region, branches = _scope(session, changes.scope_kind or person.scope_kind,
+            kind, region, branches = resolve_scope(session, changes.scope_kind or person.scope_kind,
                                             changes.scope_region if changes.scope_region is not None
                                             else person.scope_region, codes, person.home_branch, person.role)
             if (kind, region, sorted(b.id for b in branches)) != (person.scope_kind, person.scope_region,

@@ -10,10 +10,11 @@ from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from console.consent import consent_json
+from console.context import ConsoleContext
 from console.errors import not_found
 from console.plates import plate_json
 from console.security import Principal
-from console.tables import AuditRow, Branch, Person, Plate
+from console.tables import AuditRow, Branch, Person, Photo, Plate
 
 
 def visible_person(session: Session, actor: Principal, person_id: str) -> Person:
@@ -29,6 +30,19 @@ def loaded_person(session: Session, person_id: str) -> Person:
     return session.scalars(select(Person).where(Person.id == person_id).options(
         selectinload(Person.photos), selectinload(Person.plates), selectinload(Person.consents),
         selectinload(Person.scope_branches)).execution_options(populate_existing=True)).one()
+
+
+def person_id_by_external_id(ctx: ConsoleContext, external_id: str) -> str | None:
+    """The id of the person with ``external_id`` (in any branch), or None."""
+    with ctx.db.transaction() as session:
+        return session.scalar(select(Person.id).where(Person.external_id == external_id.strip()))
+
+
+def photo_hashes(ctx: ConsoleContext, person_id: str) -> list[str]:
+    """The sha256 of each stored photo of ``person_id``, oldest first."""
+    with ctx.db.transaction() as session:
+        return list(session.scalars(select(Photo.sha256).where(Photo.person_id == person_id)
+                                    .order_by(Photo.created_at, Photo.id)))
 
 
 PHOTO_ROLES = ("admin", "enroller", "compliance")  # who may see a face (photos, thumbnails)
