@@ -9,6 +9,7 @@ fail the test unless the test said it expects that status from that path (``watc
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -28,7 +29,7 @@ from console.security import hash_password
 from console.tables import Branch, User
 from vision.engines.owner import EnginePool
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("SMARTBRANCH_CHROMIUM", "/usr/bin/chromium"))  # Debian's; never a download
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 ADMIN = "admin"

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from playwright.sync_api import Page, expect
+import pytest
 
 from tests.console.browser.conftest import Console, Watch, sign_in
+
+pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e .[dev])")
+from playwright.sync_api import Page, expect
 
 IDENTITIES = 64
 HEADER = ["external_id", "name", "role", "tier", "home_branch", "scope", "plates", "photos", "notes",

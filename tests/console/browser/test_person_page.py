@@ -7,12 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, expect
+import pytest
 from sqlalchemy import select
 
 from console.db import utcnow
 from console.tables import Edge
 from tests.console.browser.conftest import Console, Watch, csrf_headers, sign_in
+
+pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e .[dev])")
+from playwright.sync_api import Page, expect
 
 
 def enrol_by_api(page: Page, name: str, photo: Path, **fields: Any) -> dict[str, Any]:
