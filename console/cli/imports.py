@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from console.cli.main import add_config_arg, config_of
+from console.cli.common import add_config_arg, config_of
 from console.context import ConsoleContext
 from console.db import make_engine
 from console.errors import ConsoleError

@@ -5,21 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from console.config import ConsoleConfig, ConsoleConfigError, load_console_config
+from console.cli.common import add_config_arg, config_of
+from console.cli.registry import register_all
+from console.config import ConsoleConfigError
 from console.db import make_engine
 from console.migrate import current_revision, downgrade, head_revision, upgrade
 from vault.errors import KeyMaterialError
-
-
-def add_config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None,
-                        help="console.yaml（缺省：全部默认值，SQLite 存于 var/console）/ console config file")
-
-
-def config_of(args: argparse.Namespace) -> ConsoleConfig:
-    return load_console_config(args.config)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -78,8 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--revision", default="head", help="目标版本 / target revision (default head)")
     mig.add_argument("--downgrade", default=None, metavar="REV", help="降级到此版本（base：清空）/ downgrade to REV")
     mig.set_defaults(func=cmd_migrate)
-    from console.cli.registry import register_all
-
     register_all(sub)
     return parser
 

@@ -12,7 +12,7 @@ import getpass
 import sys
 
 from console.audit import record
-from console.cli.main import add_config_arg, config_of
+from console.cli.common import add_config_arg, config_of
 from console.context import ConsoleContext
 from console.errors import ConsoleError
 from console.migrate import current_revision, head_revision
