@@ -8,6 +8,7 @@ import threading
 
 from fastapi.testclient import TestClient
 
+from console.app import create_app
 from console.context import ConsoleContext
 from console.tables import Person
 from tests.console.test_persons_api import PhotoBytes, actions, bearer, blob_files, blurred, count, enrol, make_bank
@@ -86,3 +87,21 @@ def test_two_concurrent_enrolments_of_one_face_do_not_both_succeed(console_ctx: 
         thread.join()
     assert sorted(codes.values()) == [201, 409]
     assert count(console_ctx, Person) == 1 and len(blob_files(console_ctx)) == 1
+
+
+def test_a_second_replica_sees_an_enrolment_and_an_erasure_at_its_next_check(
+        console_ctx: ConsoleContext, client: TestClient, photo_bytes: PhotoBytes) -> None:
+    bank = make_bank(console_ctx)
+    replica = ConsoleContext.open(console_ctx.config)  # another console process on the same database and data
+    replica.engine = console_ctx.engine  # type: ignore[method-assign]
+    try:
+        with TestClient(create_app(replica.config, context=replica)) as other:
+            probe = {"photo": ("o2.jpg", photo_bytes("obama2.jpg"))}
+            assert other.post("/api/photos/check", files=probe, headers=bank.admin).json()["duplicate"] is None
+            pid = enrol(client, bank.admin, photo_bytes("obama.jpg"), "Barack Obama").json()["id"]
+            seen = other.post("/api/photos/check", files=probe, headers=bank.admin).json()["duplicate"]
+            assert seen is not None and seen["person_id"] == pid
+            assert client.delete(f"/api/persons/{pid}", headers=bank.admin).status_code == 200
+            assert other.post("/api/photos/check", files=probe, headers=bank.admin).json()["duplicate"] is None
+    finally:
+        replica.close()
