@@ -20,7 +20,8 @@ MODEL = "synthetic-128"
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     vectors = rng.standard_normal((n, DIM)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return unit
 
 
 def _store(ctx: ConsoleContext, branch_id: int, vectors: np.ndarray, *, model_id: str = MODEL) -> list[str]:

@@ -52,8 +52,9 @@ def enrol(client: TestClient, headers: dict[str, str], photo: bytes | None, name
     upload = dict(files or {})
     if photo is not None:
         upload["photo"] = ("face.jpg", photo, "image/jpeg")
-    return client.post("/api/persons", data={k: v for k, v in data.items() if v != ""}, files=upload,
-                       headers=headers)
+    response: Response = client.post("/api/persons", data={k: v for k, v in data.items() if v != ""},
+                                     files=upload, headers=headers)
+    return response
 
 
 def blob_files(ctx: ConsoleContext) -> list[Path]:
@@ -75,6 +76,7 @@ def actions(ctx: ConsoleContext, object_id: str | None = None) -> list[str]:
 
 def blurred(data: bytes) -> bytes:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
     ok, buf = cv2.imencode(".jpg", cv2.GaussianBlur(image, (0, 0), 6))
     assert ok
     return bytes(buf.tobytes())
@@ -122,6 +124,7 @@ def test_enrol_a_vip_from_a_real_photo(console_ctx: ConsoleContext, client: Test
     assert got.status_code == 200 and got.content == original and got.headers["content-type"] == "image/jpeg"
     thumb = client.get(listed["items"][0]["thumbnail_url"], headers=bank.admin)
     image = cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
     assert thumb.headers["content-type"] == "image/jpeg" and max(image.shape[:2]) == 160
     assert actions(console_ctx, person["id"]) == ["enrol", "photo_view", "photo_view"]
 
