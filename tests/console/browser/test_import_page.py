@@ -119,3 +119,17 @@ def test_bulk_import_shows_live_progress_and_lists_the_bad_rows(page: Page, cons
     expect(page.locator("#prev")).to_be_enabled()
     page.select_option("select[name=branch]", "BJ001")
     expect(page.locator("#status")).to_have_text("没有符合条件的人员")
+    page.select_option("select[name=branch]", "SH001")
+    expect(page.locator("#range")).to_have_text(f"第 1–50 条，共 {imported} 条")
+    page.select_option("select[name=role]", "staff")
+    expect(page.locator("#status")).to_have_text("没有符合条件的人员")
+    page.click("#reset")
+    created = [r for r in report if r["status"] == "created"]
+    page.fill("input[name=q]", created[0]["external_id"])
+    page.fill("input[name=tier]", "gold")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#persons tbody tr.link")).to_have_count(1)
+    expect(page.locator("#persons tbody tr.link")).to_contain_text(created[0]["name"])
+    page.reload()  # the filters live in the address, so a reload (or a shared link) keeps them
+    expect(page.locator("input[name=q]")).to_have_value(created[0]["external_id"])
+    expect(page.locator("#persons tbody tr.link")).to_have_count(1)
