@@ -7,9 +7,10 @@ code and a reason) and the other rows go on. What needs the database (the branch
 the face is new) is checked later, row by row, by :mod:`console.importer.rows`.
 
 A column left out of the header means "keep what is stored" for a person who exists already; a column that
-is present means its cell is the value (an empty ``tier`` clears the tier, an empty ``plates`` removes the
-plates). The exceptions are ``photos`` and the consent columns: an empty cell there keeps what is stored,
-because a person always keeps at least one photo and a consent record.
+is present means its cell is the value (an empty ``notes`` clears the notes, an empty ``plates`` removes the
+plates). The exceptions are ``tier``, ``photos`` and the consent columns: an empty cell there keeps what is
+stored, because a person always keeps a tier, at least one photo and a consent record. Text is cleaned as the
+enrolment service cleans it (:func:`alerts.text.display_text`), so that a re-run compares like with like.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ MAX_CSV_BYTES = 32 * 1024 * 1024
 MAX_PHOTOS = 5
 ROLES = ("vip", "staff")
 # the same widths as console.tables (a longer value would fail at the database, after the face work)
-MAX_LEN = {"external_id": 64, "name": 128, "tier": 32, "home_branch": 32, "notes": 4000,
+MAX_LEN = {"external_id": 64, "name": 128, "tier": 32, "home_branch": 32, "notes": 2000,
            "consent_purpose": 200, "consent_operator": 128}
 
 
@@ -59,7 +60,7 @@ class ImportRow:
     external_id: str
     name: str | None = None
     role: str | None = None
-    tier: str | None = None
+    tier: str | None = None  # None also for an empty cell (keep the stored tier; a new VIP needs one)
     home_branch: str | None = None
     scope: Scope | None = None
     scope_given: bool = False  # the scope column is present (an empty cell: the role's default scope)
@@ -189,12 +190,12 @@ def _fields(line: int, external_id: str, values: dict[str, str]) -> ImportRow:
         raise _RowError("missing_field", "home_branch is empty")
     return ImportRow(
         line=line, external_id=external_id, name=name, role=role,
-        tier=display_text(values["tier"]) if "tier" in present else None,
+        tier=display_text(values["tier"]) or None if "tier" in present else None,
         home_branch=home,
         scope=parse_scope(values["scope"]) if "scope" in present else None, scope_given="scope" in present,
         plates=_split(values["plates"]) if "plates" in present else None,
         photos=_photos(values.get("photos", "")),
-        notes=values["notes"].strip() if "notes" in present else None,
+        notes=display_text(values["notes"], compatibility=False) if "notes" in present else None,
         consent=_consent(values))
 
 

@@ -55,6 +55,7 @@ class Stored:
     photos: dict[str, str]  # sha256 -> photo id
     notes: str
     consents: frozenset[tuple[str, str, str]]  # (purpose, given_on iso, operator)
+    version: int  # the gallery change that last touched them
 
 
 def _scope_of(person: Person) -> Scope:
@@ -70,7 +71,8 @@ def load_stored(session: Session, person_id: str) -> Stored:
     return Stored(person.id, person.name, person.role, person.tier, person.home_branch.code, person.home_branch_id,
                   _scope_of(person), frozenset(p.plate for p in person.plates),
                   {p.plate: p.id for p in person.plates}, {p.sha256: p.id for p in person.photos}, person.notes,
-                  frozenset((c.purpose, c.given_on.isoformat(), c.operator) for c in person.consents))
+                  frozenset((c.purpose, c.given_on.isoformat(), c.operator) for c in person.consents),
+                  person.version)
 
 
 class RowImporter:
@@ -223,6 +225,10 @@ class RowImporter:
                 if new_consent and row.consent is not None:
                     consent.add_consent(session, self.ctx.blobs, person, row.consent.purpose, row.consent.given_on,
                                         row.consent.operator, None, None, self.actor.actor)
+        with self.ctx.db.transaction() as session:
+            version = session.get_one(Person, person_id).version
+        if version == stored.version and not new_consent:  # the service found nothing to change after all
+            return RowOutcome(row.line, row.external_id, stored.name, "unchanged", person_id=person_id)
         return RowOutcome(row.line, row.external_id, fields.get("name", stored.name), "updated",
                           reason=", ".join(changed), person_id=person_id)
 

@@ -16,7 +16,6 @@ import io
 import logging
 import os
 import secrets
-import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import IO, Any
 from console.context import ConsoleContext
 from console.importer.csvfile import ParsedCsv, parse_csv
 from console.importer.jobs import REPORT_COLUMNS, JobRun, RowOutcome, job_json, new_job
-from console.importer.photos import PhotoLimits, PhotoSource, ZipPhotos
+from console.importer.photos import PhotoLimits, PhotoSource, ZipPhotos, bad_zip
 from console.importer.rows import RowImporter
 from console.security import Principal
 
@@ -119,11 +118,12 @@ def start_upload(ctx: ConsoleContext, caller: Principal, csv_name: str, csv_data
     folder = ctx.config.data_dir / "imports"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{secrets.token_hex(16)}.zip"
+    limits = photo_limits(ctx)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(zip_file, out, 1024 * 1024)
-        photos = ZipPhotos(path, photo_limits(ctx))
+            _copy_at_most(zip_file, out, limits.max_total_bytes)
+        photos = ZipPhotos(path, limits)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -139,6 +139,17 @@ def start_upload(ctx: ConsoleContext, caller: Principal, csv_name: str, csv_data
         raise
     runner_of(ctx).start(str(job["id"]), caller, parsed, photos, cleanup)
     return job
+
+
+def _copy_at_most(source: IO[bytes], target: IO[bytes], limit: int) -> None:
+    """Copy the upload, refusing it (no job) once it passes ``limit`` bytes: a zip is never larger than the
+    photos it holds."""
+    copied = 0
+    while chunk := source.read(1024 * 1024):
+        copied += len(chunk)
+        if copied > limit:
+            raise bad_zip(f"照片 zip 超过 {limit} 字节 / the photos zip is larger than {limit} bytes")
+        target.write(chunk)
 
 
 def _cell(value: object) -> str:

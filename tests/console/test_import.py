@@ -115,6 +115,16 @@ def test_an_unsafe_zip_is_refused_before_any_job(files: dict[str, bytes], limits
     assert says in caught.value.message
 
 
+def test_an_upload_larger_than_the_limit_is_refused_while_it_is_copied() -> None:
+    from console.importer.service import _copy_at_most
+
+    target = io.BytesIO()
+    _copy_at_most(io.BytesIO(b"x" * 10), target, 10)
+    assert target.getvalue() == b"x" * 10
+    with pytest.raises(ConsoleError, match="larger than 10 bytes"):
+        _copy_at_most(io.BytesIO(b"x" * 11), io.BytesIO(), 10)
+
+
 def test_a_file_that_is_not_a_zip_is_refused() -> None:
     with pytest.raises(ConsoleError, match="not a valid zip"):
         ZipPhotos(io.BytesIO(b"PK\x03\x04 but nothing else"))
@@ -228,15 +238,23 @@ def test_good_rows_go_in_bad_rows_are_reported_a_rerun_changes_nothing_and_a_cha
     assert actions.count("import_start") == actions.count("import_done") == 4
 
 
-def test_changed_photos_replace_the_stored_ones(console_ctx: ConsoleContext,
+def test_staff_rows_rerun_unchanged_and_changed_photos_replace_the_stored_ones(console_ctx: ConsoleContext,
                                                 photo_bytes: Callable[[str], bytes]) -> None:
     add_branch(console_ctx, "SH001")
     admin = _admin(console_ctx)
-    photos = {"o1.jpg": photo_bytes("obama.jpg"), "o2.jpg": photo_bytes("obama2.jpg")}
-    header = "external_id,name,role,tier,home_branch,photos,consent_purpose,consent_date,consent_operator"
-    created = _run(console_ctx, admin, csv_bytes(f"E1,奥巴马,vip,gold,SH001,o1.jpg,{CONSENT}", header=header),
-                   photos)
-    assert [o.status for o in created] == ["created"]
+    photos = {"o1.jpg": photo_bytes("obama.jpg"), "o2.jpg": photo_bytes("obama2.jpg"),
+              "biden.jpg": photo_bytes("biden.jpg")}
+    header = "external_id,name,role,tier,home_branch,scope,photos,notes,consent_purpose,consent_date,consent_operator"
+    first = csv_bytes(f"E1,奥巴马,vip,gold,SH001,,o1.jpg,,{CONSENT}",
+                      f"E2,拜登,staff,,SH001,all,biden.jpg,​ 常驻  大堂 ,{CONSENT}", header=header)
+    created = _run(console_ctx, admin, first, photos)
+    assert [o.status for o in created] == ["created", "created"]
+    with console_ctx.db.transaction() as session:
+        staff = session.scalars(select(Person).where(Person.external_id == "E2")).one()
+        assert (staff.tier, staff.scope_kind, [b.code for b in staff.scope_branches]) == ("staff", "branches",
+                                                                                         ["SH001"])
+    # a staff row's empty tier and forced scope, and notes the service cleans, compare equal on a re-run
+    assert [o.status for o in _run(console_ctx, admin, first, photos)] == ["unchanged", "unchanged"]
     # a file without the name or consent columns keeps them; a new photo list replaces the photos
     updated = _run(console_ctx, admin, csv_bytes("E1,o2.jpg", header="external_id,photos"), photos)
     assert [(o.status, o.reason) for o in updated] == [("updated", "photos")]
