@@ -25,7 +25,7 @@ from console.dupindex import DuplicateIndex, TemplateCipher, index_for
 from console.errors import ConsoleError
 from console.security import Principal
 from console.tables import Person, Photo
-from vision.enrolment import FaceCheck, check_face
+from vision.enrolment import FaceCheck, check_face, embed_photo
 from vision.errors import BadImageError, EngineBusyError, FaceRejectedError
 from vision.imageio import decode_image
 from vision.types import FloatArray
@@ -201,6 +201,17 @@ def photo_row(ctx: ConsoleContext, person_id: str, photo: CheckedPhoto, key: str
 
 
 def embeddings(ctx: ConsoleContext, photos: Sequence[Photo], model_id: str) -> list[FloatArray]:
-    """The stored embeddings of ``photos`` made by ``model_id`` (another model's cannot be averaged in)."""
+    """The embeddings of ``photos`` under ``model_id``: stored ones as they are; a photo embedded by another model
+    (the engine changed since) is embedded again from its stored file and its row updated, because vectors of
+    two models cannot be averaged or compared. A stored photo that no longer gives a face is left out."""
     cipher = TemplateCipher(ctx.key)
-    return [cipher.decrypt(p.embedding) for p in photos if p.model_id == model_id]
+    out: list[FloatArray] = []
+    for photo in photos:
+        if photo.model_id == model_id:
+            out.append(cipher.decrypt(photo.embedding))
+            continue
+        vector = embed_photo(ctx.engine(), ctx.blobs.get(photo.blob_key))
+        if vector is not None:
+            photo.embedding, photo.model_id = cipher.encrypt(vector), model_id
+            out.append(vector)
+    return out

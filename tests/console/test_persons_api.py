@@ -222,3 +222,21 @@ def test_a_session_needs_its_csrf_token_to_enrol(console_ctx: ConsoleContext, cl
     res = enrol(client, {}, b"whatever", "Obama")
     assert (res.status_code, res.json()["error"]) == (403, "csrf")
     assert enrol(client, csrf, None, "Obama").json()["error"] == "no_photo"  # past the CSRF check
+
+
+def test_a_photo_embedded_by_an_older_model_is_embedded_again_before_a_new_photo_is_compared(
+        console_ctx: ConsoleContext, client: TestClient, photo_bytes: PhotoBytes) -> None:
+    bank = make_bank(console_ctx)
+    pid = enrol(client, bank.admin, photo_bytes("obama.jpg"), "Obama").json()["id"]
+    cipher = TemplateCipher(console_ctx.key)
+    with console_ctx.db.transaction() as session:  # as if the console had changed engines since
+        old = session.scalars(select(Photo)).one()
+        old.model_id, old.embedding = "an-older-model", cipher.encrypt(np.ones(128, np.float32) / np.sqrt(128))
+    stranger = client.post(f"/api/persons/{pid}/photos", files={"photo": ("b.jpg", photo_bytes("biden.jpg"))},
+                           headers=bank.admin)
+    assert (stranger.status_code, stranger.json()["error"]) == (422, "not_same_person")
+    added = client.post(f"/api/persons/{pid}/photos", files={"photo": ("o3.jpg", photo_bytes("obama3.jpg"))},
+                        headers=bank.admin)
+    assert added.status_code == 201, added.text
+    with console_ctx.db.transaction() as session:
+        assert set(session.scalars(select(Photo.model_id))) == {console_ctx.engine().model_id}
