@@ -182,3 +182,47 @@ def test_a_compliance_officer_sees_only_what_their_role_allows(page: Page, conso
     page.goto("/persons")
     expect(page.locator("#persons tbody tr.link")).to_have_count(1)
     expect(page.locator("#enrol-new")).to_be_hidden()
+
+
+def test_photos_are_added_and_removed_and_consent_is_recorded_on_the_person_page(
+        page: Page, console: Console, watch: Watch, photos_dir: Path) -> None:
+    sign_in(page)
+    obama = enrol_by_api(page, "奥巴马", photos_dir / "obama.jpg")
+    page.goto(f"/persons/{obama['id']}")
+    figures = page.locator("#photos figure")
+    expect(figures).to_have_count(1)
+
+    page.set_input_files("#photo-input", str(photos_dir / "obama2.jpg"))
+    page.click("#photo-form button[type=submit]")
+    expect(page.locator("#photo-msg")).to_have_text("已添加照片")
+    expect(figures).to_have_count(2)
+
+    # someone else's face, and a group photo: refused with the reason, nothing added
+    watch.expect(422, r"/photos$")
+    page.set_input_files("#photo-input", str(photos_dir / "biden.jpg"))
+    page.click("#photo-form button[type=submit]")
+    expect(page.locator("#photo-msg")).to_contain_text("这张照片与该人员已有的照片不是同一人")
+    page.set_input_files("#photo-input", str(photos_dir / "t1.jpg"))
+    page.click("#photo-form button[type=submit]")
+    expect(page.locator("#photo-msg")).to_contain_text("照片中有多张人脸，只能有一人")
+    expect(figures).to_have_count(2)
+
+    page.on("dialog", lambda d: d.accept())
+    figures.nth(0).locator("button").click()
+    expect(page.locator("#photo-msg")).to_have_text("已删除照片")
+    expect(figures).to_have_count(1)
+    watch.expect(409, r"/photos/[\w-]+$")
+    figures.nth(0).locator("button").click()
+    expect(page.locator("#photo-msg")).to_contain_text("至少需要保留一张照片")
+    expect(figures).to_have_count(1)
+
+    consents = page.locator("#consents tbody tr")
+    expect(consents).to_have_count(1)
+    page.fill("#consent-form input[name=purpose]", "停车场车牌识别")
+    page.set_input_files("#consent-form input[name=evidence]", str(photos_dir / "obama3.jpg"))
+    page.click("#consent-form button[type=submit]")
+    expect(page.locator("#consent-msg")).to_have_text("已添加授权记录")
+    expect(consents).to_have_count(2)
+    added = consents.filter(has_text="停车场车牌识别")
+    expect(added).to_contain_text("管理员")  # the operator defaults to the signed-in user's name
+    expect(added.locator("a")).to_have_text("obama3.jpg")
