@@ -151,6 +151,7 @@ class PersonChanges:
 
 _LOCK = threading.Lock()  # one enrolment's check-and-commit at a time in this process (see lock_gallery for replicas)
 
+
 def _touch(session: Session, person: Person, kind: str = "upsert") -> int:
     """Append a gallery change for ``person`` (under the gallery lock) and set their version to it."""
     lock_gallery(session)
@@ -281,9 +282,9 @@ def update_person(ctx: ConsoleContext, actor: Principal, person_id: str, changes
         if changes.scope_kind is not None or changes.scope_region is not None or changes.scope_branches is not None:
             codes = changes.scope_branches if changes.scope_branches is not None else tuple(
                 b.code for b in person.scope_branches)
-            kind, region, branches = resolve_scope(session, changes.scope_kind or person.scope_kind,
-                                            changes.scope_region if changes.scope_region is not None
-                                            else person.scope_region, codes, person.home_branch, person.role)
+            region_in = changes.scope_region if changes.scope_region is not None else person.scope_region
+            kind, region, branches = resolve_scope(session, changes.scope_kind or person.scope_kind, region_in, codes,
+                                                   person.home_branch, person.role)
             if (kind, region, sorted(b.id for b in branches)) != (person.scope_kind, person.scope_region,
                                                                   sorted(b.id for b in person.scope_branches)):
                 person.scope_kind, person.scope_region, person.scope_branches = kind, region, branches
