@@ -2,8 +2,8 @@
 
 It is the web import's own code (:mod:`console.importer`), run on this thread as a named console user (their
 role and branch scope apply, and the audit names them). Exit code 0 when every row went in (created, updated
-or unchanged), 1 when some row failed (the report says which and why), 2 when the files or the user are
-unusable and nothing was imported.
+or unchanged), 1 when some row failed (the report says which and why) or the run stopped midway (run the
+same file again to go on), 2 when the files or the user are unusable and nothing was imported.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from console.cli.common import add_config_arg, config_of
 from console.context import ConsoleContext
@@ -25,6 +26,7 @@ from console.importer.service import IMPORT_ROLES, run_in_foreground, write_repo
 from console.migrate import current_revision, head_revision
 from console.security import Principal, principal_for
 from console.tables import User
+from vision.errors import VisionError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,6 +99,10 @@ def _run(ctx: ConsoleContext, args: argparse.Namespace, data: bytes) -> int:
             failed = [0]
             job_id, outcomes = run_in_foreground(ctx, caller, args.csv.name, parsed, photos,
                                                  on_row=tick)
+    except (SQLAlchemyError, OSError, VisionError) as exc:
+        print(f"导入中断；已完成的行已保存，再次运行同一文件即可继续 / the import stopped; the rows done are kept, "
+              f"run the same file again to go on: {exc}", file=sys.stderr)
+        return 1
     finally:
         photos.close()
     counts = summary([o.as_json() for o in outcomes])
