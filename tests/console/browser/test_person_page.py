@@ -226,3 +226,14 @@ def test_photos_are_added_and_removed_and_consent_is_recorded_on_the_person_page
     added = consents.filter(has_text="停车场车牌识别")
     expect(added).to_contain_text("管理员")  # the operator defaults to the signed-in user's name
     expect(added.locator("a")).to_have_text("obama3.jpg")
+
+    page.click("#edit")
+    page.fill("#edit-form input[name=tier]", "diamond")
+    page.fill("#edit-form textarea[name=notes]", "喜欢靠窗的位置")
+    page.click("#edit-form button[type=submit]")
+    expect(page.locator("#edit-msg")).to_have_text("已保存")
+    expect(page.locator("#tier")).to_have_text("diamond")
+    expect(page.locator("#notes")).to_have_text("喜欢靠窗的位置")
+    expect(page.locator("#history tbody")).to_contain_text("修改资料")
+    page.reload()
+    expect(page.locator("#tier")).to_have_text("diamond")
