@@ -18,7 +18,6 @@ from alerts.server import ServerThread
 from console import enrolment
 from console.app import create_app
 from console.branches import create_branch
-from console.cli.users import ensure_admin
 from console.config import ConsoleConfig, ServerConfig
 from console.context import ConsoleContext
 from console.enrol_photos import PhotoUpload
@@ -26,7 +25,7 @@ from console.errors import ConsoleError
 from console.migrate import upgrade
 from console.security import principal_for
 from console.tables import Branch, User
-from console.users import user_by_name
+from console.users import ensure_admin, user_by_name
 
 ADMIN = "admin"
 BRANCH_CODE, BRANCH_NAME, BRANCH_REGION = "DEMO01", "演示支行", "华东"

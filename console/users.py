@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from console.audit import record
+from console.context import ConsoleContext
 from console.db import utcnow
 from console.errors import ConsoleError
 from console.security import ROLES, SCOPE_KINDS, digest, hash_password, new_secret
@@ -226,3 +228,17 @@ def user_json(user: User) -> dict[str, Any]:
 def token_json(token: ApiToken) -> dict[str, Any]:
     return {"id": token.id, "name": token.name, "created_at": _iso(token.created_at),
             "last_used_at": _iso(token.last_used_at), "revoked_at": _iso(token.revoked_at)}
+
+
+def ensure_admin(ctx: ConsoleContext, username: str, password: str, *, actor: str = "cli") -> bool:
+    """Create the admin ``username`` (scope: all branches) unless a user of that name exists; True when created.
+
+    An existing user is left as it is (its password is not reset), so running the demo twice is harmless."""
+    with ctx.db.transaction() as session:
+        if user_by_name(session, username) is not None:
+            return False
+        user = create_user(session, username=username, password=password, role="admin", scope_kind="all",
+                           display_name=username)
+        record(session, actor, "user_create", object_type="user", object_id=user.username,
+               detail={"role": "admin", "scope_kind": "all", "scope_region": None, "branches": []})
+    return True

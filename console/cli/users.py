@@ -22,20 +22,6 @@ from console.users import create_token, create_user, user_by_name
 CLI_ACTOR = "cli"
 
 
-def ensure_admin(ctx: ConsoleContext, username: str, password: str) -> bool:
-    """Create the admin ``username`` (scope: all branches) unless a user of that name exists; True when created.
-
-    An existing user is left as it is (its password is not reset), so running the demo twice is harmless."""
-    with ctx.db.transaction() as session:
-        if user_by_name(session, username) is not None:
-            return False
-        user = create_user(session, username=username, password=password, role="admin", scope_kind="all",
-                           display_name=username)
-        record(session, CLI_ACTOR, "user_create", object_type="user", object_id=user.username,
-               detail={"role": "admin", "scope_kind": "all", "scope_region": None, "branches": []})
-    return True
-
-
 def _open(args: argparse.Namespace) -> ConsoleContext | None:
     ctx = ConsoleContext.open(config_of(args))
     current, head = current_revision(ctx.db.engine), head_revision(ctx.db.engine)

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from console.cli.main import main as console_main
-from console.cli.users import ensure_admin
 from console.context import ConsoleContext
 from console.tables import AuditRow, User
+from console.users import ensure_admin
 from tests.console.conftest import PASSWORD, add_branch, add_token, add_user
 
 NEW_PASSWORD = "another long password 42"
