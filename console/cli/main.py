@@ -51,7 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     host, port = args.host or config.server.host, args.port or config.server.port
     app = create_app(config)
     print(f"中心控制台 / central console: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True,
+                forwarded_allow_ips=config.server.forwarded_allow_ips)
     return 0
 
 
