@@ -84,7 +84,7 @@ def list_persons(session: Session, actor: Principal, f: PersonFilter) -> dict[st
     """``{items: [PersonRow], total}`` of the persons ``actor`` may see, newest change first."""
     clauses = _where(actor, f)
     total = session.scalar(select(func.count()).select_from(Person).where(*clauses)) or 0
-    rows = session.scalars(select(Person).where(*clauses).order_by(Person.updated_at.desc(), Person.id)
+    rows = session.scalars(select(Person).where(*clauses).order_by(Person.updated_at.desc(), Person.id.desc())
                            .limit(max(1, min(f.limit, MAX_LIMIT))).offset(max(0, f.offset))
                            .options(selectinload(Person.photos), selectinload(Person.plates),
                                     selectinload(Person.consents), selectinload(Person.scope_branches))).all()
