@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from console import audit, branches, consent, enrolment, plates
@@ -90,6 +91,11 @@ class RowImporter:
             outcome = RowOutcome.failed(row, "photo_missing", exc.reason)
         except VisionError as exc:  # the engine pool busy or closed: this row, not the file, failed
             outcome = RowOutcome.failed(row, "engine_error", str(exc))
+        except (SQLAlchemyError, OSError):
+            raise  # the database or the disk: every row would fail, so the job stops (resumable)
+        except Exception as exc:  # a fault of this row's data the services did not foresee: the rest go on
+            logger.exception("import job %s: row %d failed unexpectedly", job_id, row.line)
+            outcome = RowOutcome.failed(row, "internal_error", f"{type(exc).__name__}: {exc}")
         with self.ctx.db.transaction() as session:
             if outcome.status in ("created", "updated") and outcome.person_id:
                 audit.record(session, self.actor, f"import_{outcome.status[:-1]}", object_type="person",

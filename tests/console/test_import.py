@@ -310,3 +310,34 @@ def test_two_rows_with_one_face_enrol_the_first_even_when_the_second_is_checked_
     assert [(o.external_id, o.status, o.code) for o in report] == [("E1", "created", ""),
                                                                    ("E2", "failed", "duplicate")]
     assert "奥巴马" in report[1].reason
+
+
+def test_a_stopped_job_keeps_its_finished_rows_and_the_same_file_resumes_it(
+        console_ctx: ConsoleContext, photo_bytes: Callable[[str], bytes]) -> None:
+    from console.importer.jobs import JobRun
+    from console.importer.rows import RowImporter
+    from console.importer.service import create_job
+
+    add_branch(console_ctx, "SH001")
+    admin = _admin(console_ctx)
+    photos = ZipPhotos(io.BytesIO(zip_bytes({"obama.jpg": photo_bytes("obama.jpg"),
+                                             "biden.jpg": photo_bytes("biden.jpg")})))
+    data = csv_bytes(f"E1,奥巴马,vip,gold,SH001,,,obama.jpg,,{CONSENT}",
+                     *[f"X{i},某人,vip,gold,NOPE,,,obama.jpg,,{CONSENT}" for i in range(6)],
+                     f"E2,拜登,vip,gold,SH001,,,biden.jpg,,{CONSENT}")
+    parsed = parse_csv(data)
+    job_id = str(create_job(console_ctx, admin, "people.csv", parsed)["id"])
+    run = JobRun(console_ctx, job_id, admin, RowImporter(console_ctx, admin, photos),
+                 on_row=lambda _outcome: run.stop.set())
+    # when the console stops the job after its first row (the rows already handed out still finish)
+    stopped = run.run(parsed)
+    with console_ctx.db.transaction() as session:
+        job = session.get_one(ImportJob, job_id)
+        assert (job.status, job.done, job.ok, job.failed) == ("failed", len(stopped), 1, len(stopped) - 1)
+        assert job.error is not None and "stopped" in job.error and len(job.report) == len(stopped)
+    assert 1 < len(stopped) < parsed.total  # Biden's row, the last, was never started
+    # then the same file, run again, skips the finished person and goes on with the rest
+    again = run_in_foreground(console_ctx, admin, "people.csv", parsed, photos)[1]
+    assert [(o.external_id, o.status) for o in again if o.status != "failed"] == [("E1", "unchanged"),
+                                                                                  ("E2", "created")]
+    photos.close()
