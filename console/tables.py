@@ -68,6 +68,8 @@ class Person(Base):
     one branch)."""
 
     __tablename__ = "persons"
+    # the persons list pages newest change first; without this index every page sorts the whole table
+    __table_args__ = (Index("ix_persons_updated_at_id", "updated_at", "id"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     name: Mapped[str] = mapped_column(String(128), index=True)
