@@ -238,15 +238,15 @@ def test_good_rows_go_in_bad_rows_are_reported_a_rerun_changes_nothing_and_a_cha
     assert actions.count("import_start") == actions.count("import_done") == 4
 
 
-def test_staff_rows_rerun_unchanged_and_changed_photos_replace_the_stored_ones(console_ctx: ConsoleContext,
-                                                photo_bytes: Callable[[str], bytes]) -> None:
+def test_staff_rows_rerun_unchanged_and_changed_photos_plates_scope_and_consent_update_a_person(
+        console_ctx: ConsoleContext, photo_bytes: Callable[[str], bytes]) -> None:
     add_branch(console_ctx, "SH001")
     admin = _admin(console_ctx)
     photos = {"o1.jpg": photo_bytes("obama.jpg"), "o2.jpg": photo_bytes("obama2.jpg"),
               "biden.jpg": photo_bytes("biden.jpg")}
     header = "external_id,name,role,tier,home_branch,scope,photos,notes,consent_purpose,consent_date,consent_operator"
     first = csv_bytes(f"E1,奥巴马,vip,gold,SH001,,o1.jpg,,{CONSENT}",
-                      f"E2,拜登,staff,,SH001,all,biden.jpg,​ 常驻  大堂 ,{CONSENT}", header=header)
+                      f"E2,拜登,staff,,SH001,all,biden.jpg,\u200b 常驻  大堂 ,{CONSENT}", header=header)
     created = _run(console_ctx, admin, first, photos)
     assert [o.status for o in created] == ["created", "created"]
     with console_ctx.db.transaction() as session:
@@ -263,6 +263,19 @@ def test_staff_rows_rerun_unchanged_and_changed_photos_replace_the_stored_ones(c
         assert person.name == "奥巴马" and len(person.photos) == 1 and len(person.consents) == 1
     assert [o.status for o in _run(console_ctx, admin, csv_bytes("E1,o2.jpg", header="external_id,photos"),
                                    photos)] == ["unchanged"]
+    # plates, scope and a new consent, without any photo work
+    header = "external_id,plates,scope,consent_purpose,consent_date,consent_operator"
+    changes = _changes(console_ctx)
+    report = _run(console_ctx, admin, csv_bytes("E1,沪A11111;沪B22222,region:east,VIP迎宾,2026-02-01,王五",
+                                                header=header), photos)
+    assert [(o.status, o.reason) for o in report] == [("updated", "scope, plates, consent")]
+    assert _changes(console_ctx) > changes
+    report = _run(console_ctx, admin, csv_bytes("E1,沪B22222,region:east,,,", header=header), photos)
+    assert [(o.status, o.reason) for o in report] == [("updated", "plates")]
+    with console_ctx.db.transaction() as session:
+        person = session.scalars(select(Person).where(Person.external_id == "E1")).one()
+        assert [p.plate for p in person.plates] == ["沪B22222"]
+        assert (person.scope_kind, person.scope_region, len(person.consents)) == ("region", "east", 2)
 
 
 def test_the_cli_imports_a_folder_prints_the_summary_and_writes_the_report(
