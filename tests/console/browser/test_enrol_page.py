@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from tests.console.browser.conftest import Console, Watch, sign_in
+from vision.imageio import decode_image
 
 pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e .[dev])")
 from playwright.sync_api import Page, expect
@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 def blurred_copy(photos_dir: Path, name: str, out: Path) -> Path:
     """A real photo made blurred (a strong Gaussian blur): the face is still found but its sharpness fails."""
-    image = cv2.imdecode(np.frombuffer((photos_dir / name).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    image = decode_image((photos_dir / name).read_bytes())
     cv2.imwrite(str(out), cv2.GaussianBlur(image, (0, 0), 6))
     return out
 

@@ -10,10 +10,10 @@ import zipfile
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from tests.console.browser.conftest import Console, Watch, sign_in
+from vision.imageio import decode_image
 
 pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e .[dev])")
 from playwright.sync_api import Page, expect
@@ -49,7 +49,7 @@ def build_upload(faces: Path, obama: bytes, out: Path) -> tuple[Path, Path, int]
         for i, (name, photo) in enumerate(people, start=1):
             z.write(photo, f"{name}.jpg")
             writer.writerow([f"EA{i:03d}", name, "vip", "gold", "SH001", "", "", f"{name}.jpg", "", *CONSENT])
-        image = cv2.imdecode(np.frombuffer(obama, np.uint8), cv2.IMREAD_COLOR)
+        image = decode_image(obama)
         z.writestr("blur.jpg", cv2.imencode(".jpg", cv2.GaussianBlur(image, (0, 0), 6))[1].tobytes())
     writer.writerow(["BAD-NOPHOTO", "无照片", "vip", "gold", "SH001", "", "", "missing.jpg", "", *CONSENT])
     writer.writerow(["BAD-BRANCH", "错网点", "vip", "gold", "NOPE", "", "", f"{people[0][0]}.jpg", "", *CONSENT])
