@@ -480,6 +480,10 @@
       me = data;
       renderMe();
       return data;
+    }, function (err) {
+      // without the user the page cannot work: say why, and go no further
+      notice(errorText(err), 'error');
+      return new Promise(function () { /* never settles */ });
     });
   }
 
