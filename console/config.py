@@ -66,6 +66,25 @@ class AuthConfig(_Strict):
     lockout_s: float = Field(default=300.0, ge=0, le=86400)
 
 
+class MqttConfig(_Strict):
+    host: str = Field(description="The MQTT broker (Mosquitto) that announces new gallery versions to the edges.")
+    port: int = Field(default=1883, ge=1, le=65535)
+    topic_prefix: str = Field(default="smartbranch", min_length=1, max_length=64,
+                              description="Messages go to <prefix>/gallery/<branch code>, retained, QoS 1.")
+
+
+class SyncConfig(_Strict):
+    long_poll_max_s: float = Field(default=30.0, ge=0, le=120,
+                                   description="The longest an edge's gallery long-poll is held (its wait is capped).")
+    mqtt: MqttConfig | None = Field(default=None, description="Optional push: without it the long-poll alone serves.")
+    register_max_failures: int = Field(default=10, ge=1, le=10000,
+                                       description="Failed edge registrations allowed per client address in "
+                                                   "register_window_s; more are refused with 429 (codes are short).")
+    register_window_s: float = Field(default=600.0, gt=0, le=86400)
+    page_max_mb: float = Field(default=32.0, gt=0, le=512,
+                               description="A gallery page stops adding persons once its photos pass this size.")
+
+
 class FaceSettings(_Strict):
     engine: Annotated[DlibEngineConfig | InsightFaceEngineConfig, Field(discriminator="type")] = Field(
         default_factory=DlibEngineConfig, description="Face engine: type dlib (the default) or insightface.")
@@ -95,6 +114,7 @@ class ConsoleConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     face: FaceSettings = Field(default_factory=FaceSettings)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
 
     @property
     def database_url(self) -> str:

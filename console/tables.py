@@ -61,6 +61,23 @@ class Edge(Base):
     gallery_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     model_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     camera_health: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # its token is refused from then on
+
+
+class EdgeCode(Base):
+    """A one-time registration code for a new edge box of a branch: only its sha256 is kept; it is good once,
+    until ``expires_at``, and ``edge_id`` names the edge that redeemed it."""
+
+    __tablename__ = "edge_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    edge_id: Mapped[int | None] = mapped_column(ForeignKey("edges.id", ondelete="SET NULL"), nullable=True)
 
 
 class Person(Base):
