@@ -13,8 +13,9 @@ The importer adds no rules of its own about persons: every refusal is the servic
    photo is decoded, so re-running a file after a crash skips the finished rows at database speed;
 3. only new photos go through the face engine (about 0.5 s each with dlib), outside any transaction.
 
-A changed row is written in the service's transactions (fields, then photos, then plates and consent):
-a crash between two of them leaves the person partly updated, and running the file again completes it.
+A changed row is written in the service's transactions (photos, then fields, then plates and consent): the
+photos go first because only they can still be refused after the checks (not the same person, a duplicate).
+A crash or refusal between two of them leaves the person partly updated; running the file again completes it.
 """
 
 from __future__ import annotations
@@ -217,10 +218,13 @@ class RowImporter:
         turn()
         detail = {"import": job_id, "row": row.line}
         person_id = stored.person_id
+        try:  # the photos first: the service may still refuse one (not the same person, a duplicate)
+            self._swap_photos(person_id, checked, to_remove, detail)
+        except ConsoleError as exc:
+            raise _named(exc) from exc
         if fields:
             enrolment.update_person(self.ctx, self.actor, person_id, enrolment.PersonChanges(**fields),
                                     audit_detail=detail)
-        self._swap_photos(person_id, checked, to_remove, detail)
         if plate_set != stored.plates or new_consent:
             with self.ctx.db.transaction() as session:
                 person = session.get_one(Person, person_id)

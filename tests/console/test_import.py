@@ -276,6 +276,13 @@ def test_staff_rows_rerun_unchanged_and_changed_photos_plates_scope_and_consent_
         person = session.scalars(select(Person).where(Person.external_id == "E1")).one()
         assert [p.plate for p in person.plates] == ["沪B22222"]
         assert (person.scope_kind, person.scope_region, len(person.consents)) == ("region", "east", 2)
+    # a photo of someone else is refused by the service, and the row's other changes are not applied
+    report = _run(console_ctx, admin, csv_bytes("E1,新名字,biden.jpg", header="external_id,name,photos"), photos)
+    assert report[0].status == "failed" and report[0].code in ("not_same_person", "duplicate")
+    assert report[0].reason.startswith("biden.jpg: ")
+    with console_ctx.db.transaction() as session:
+        person = session.scalars(select(Person).where(Person.external_id == "E1")).one()
+        assert person.name == "奥巴马" and len(person.photos) == 1
 
 
 def test_the_cli_imports_a_folder_prints_the_summary_and_writes_the_report(
