@@ -85,6 +85,11 @@ class InteractionPayload(BaseModel):
     duration_s: float | None = Field(default=None, ge=0, description="Service time in seconds; None at start.")
     wait_s: float | None = Field(default=None, ge=0,
                                  description="How long the customer waited in a waiting zone before service.")
+    closes: list[str] = Field(default_factory=list, max_length=16,
+                              description="interaction_started only: ids of the 「无人接待」 alerts this service "
+                                          "answers. A terminal closes those cards, showing who served and when; "
+                                          "the message is stored and replayed like any alert, so a reloaded "
+                                          "tablet closes them too.")
 
 
 class CustomerUnattendedPayload(BaseModel):
@@ -158,7 +163,7 @@ class HubMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["alert", "ack", "hello"]
+    type: Literal["alert", "ack", "hello", "ping"]
     alert: Alert | None = None
     ack: AckEvent | None = None
     last_seq: int | None = None
@@ -167,6 +172,9 @@ class HubMessage(BaseModel):
     reset: bool | None = Field(default=None, description="hello only: the terminal's cursor was of another epoch "
                                                          "or ahead of the log, so the replay starts from the "
                                                          "beginning and the terminal drops what it shows.")
+    heartbeat_s: float | None = Field(default=None, gt=0,
+                                      description="hello only: the server pings this often; a terminal that "
+                                                  "hears nothing for a few intervals treats the link as dead.")
     missed: int | None = Field(default=None, ge=0,
                                description="hello only: how many older alerts the terminal missed beyond the replay "
                                            "limit; they are not replayed (the newest are), so the page says so.")

@@ -15,6 +15,7 @@ both the edge and the console write them; nothing here depends on either.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 
 MAX_COMBINING_MARKS = 3  # per base letter; real scripts need at most two or three after NFKC
@@ -51,3 +52,10 @@ def display_text(value: str, *, compatibility: bool = True) -> str:
             pending_space = False
         out.append(ch)
     return unicodedata.normalize("NFKC" if compatibility else "NFC", "".join(out))
+
+
+def whole_seconds(seconds: float) -> int:
+    """The one rounding rule for a duration shown to people (tablet, printer, review page, console): the
+    nearest whole second, halves up (4.78 s is 5 s, 4.5 s is 5 s, 4.49 s is 4 s). Python's ``round`` and
+    ``format(.0f)`` round halves to even, so they are not used for this."""
+    return max(0, math.floor(seconds + 0.5))

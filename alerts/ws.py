@@ -7,6 +7,15 @@ no stream is closed with :data:`CLOSE_BAD_CURSOR` and a reason, before the termi
 A refused token is closed with a code and a reason the page can tell apart: no token and an unknown
 token are :data:`CLOSE_UNAUTHORISED` (reasons :data:`REASON_MISSING`, :data:`REASON_INVALID`); a known
 token without the lobby role is :data:`CLOSE_FORBIDDEN`.
+
+Heartbeat: TCP says nothing when a tablet's Wi-Fi dies, so the socket would look open on both ends for
+minutes. The box sends ``{"type": "ping"}`` every ``heartbeat_s`` (announced in the hello) and the page
+answers ``{"type": "pong"}``; a page that hears nothing for :data:`SILENCE_FACTOR` intervals drops the
+socket, shows the outage and reconnects, and the box closes a terminal silent that long with
+:data:`CLOSE_SILENT` (so a dead tablet is not counted).
+
+An ack may name the person who tapped it (``{"type": "ack", "alert_id", "by"}``, chosen on the tablet
+once per shift); without a name it is the token's name. The name is cleaned like every shown text.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
 
@@ -26,6 +36,7 @@ from alerts.cursor import Cursor
 from alerts.envelope import HubMessage
 from alerts.errors import BadCursor
 from alerts.hub import Hub, Subscription
+from alerts.text import display_text
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +44,9 @@ CLOSE_UNAUTHORISED = 4401  # no token, or one the box does not know
 CLOSE_FORBIDDEN = 4403  # a known token without the lobby role
 CLOSE_TOO_SLOW = 4408
 CLOSE_BAD_CURSOR = 1008  # policy violation: since/epoch that fit no stream
+CLOSE_SILENT = 4410  # the terminal answered no ping for SILENCE_FACTOR heartbeats
+SILENCE_FACTOR = 3
+ACK_NAME_MAX = 64
 REASON_MISSING = "missing token"
 REASON_INVALID = "invalid token"
 REASON_FORBIDDEN = "token lacks the lobby_manager role"
@@ -49,13 +63,22 @@ _CLOSES = {Refusal.INVALID: (CLOSE_UNAUTHORISED, REASON_INVALID),
            Refusal.FORBIDDEN: (CLOSE_FORBIDDEN, REASON_FORBIDDEN)}
 
 Authorize = Callable[[str], "str | Refusal"]
+DEFAULT_HEARTBEAT_S = 2.0
+PING = HubMessage(type="ping")
 
 
 class ClientMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(max_length=32, description="Message kind; only ``ack`` is acted upon.")
+    type: str = Field(max_length=32, description="Message kind: ``ack`` or ``pong`` (anything else is ignored).")
     alert_id: str | None = Field(default=None, max_length=64, description="The alert acknowledged.")
+    by: str | None = Field(default=None, max_length=256, description="Who tapped the ack (a person's name).")
+
+
+def ack_author(by: str | None, principal: str) -> str:
+    """The name an ack is recorded under: the person named on the tablet, else the token's name."""
+    name = display_text(by or "")[:ACK_NAME_MAX].strip()
+    return name or principal
 
 
 def terminal_page() -> str:
@@ -85,9 +108,32 @@ async def _sender(ws: WebSocket, sub: Subscription) -> None:
         overflow.cancel()
 
 
-async def _receiver(ws: WebSocket, hub: Hub, principal: str) -> None:
+@dataclass
+class _Liveness:
+    """When the terminal was last heard from (the event loop's clock)."""
+
+    heard_at: float
+
+
+async def _heartbeat(ws: WebSocket, sub: Subscription, live: _Liveness, interval_s: float) -> None:
+    """Queue a ping every ``interval_s`` (through the sender, so frames never interleave); close a silent peer."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval_s)
+        if loop.time() - live.heard_at > SILENCE_FACTOR * interval_s:
+            logger.info("terminal %s answered no ping for %.1f s; closing it", sub.client, loop.time() - live.heard_at)
+            with contextlib.suppress(Exception):
+                await ws.close(code=CLOSE_SILENT, reason="no pong")
+            return
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue is the overflow policy's to handle
+            sub.queue.put_nowait(PING)
+
+
+async def _receiver(ws: WebSocket, hub: Hub, principal: str, live: _Liveness) -> None:
+    loop = asyncio.get_running_loop()
     while True:
         frame = await ws.receive()
+        live.heard_at = loop.time()
         if frame["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(frame.get("code", 1000), frame.get("reason"))
         text = frame.get("text")
@@ -100,12 +146,16 @@ async def _receiver(ws: WebSocket, hub: Hub, principal: str) -> None:
             logger.info("terminal %s sent an invalid message", principal)
             continue
         if msg.type == "ack" and msg.alert_id:
-            await asyncio.to_thread(hub.ack, msg.alert_id, principal)
+            by = ack_author(msg.by, principal)
+            logger.info("terminal %s: alert %s acknowledged by %s", principal, msg.alert_id, by)
+            await asyncio.to_thread(hub.ack, msg.alert_id, by)
 
 
-async def _serve(ws: WebSocket, hub: Hub, sub: Subscription, principal: str) -> None:
-    """Push live messages and take acks until either side stops."""
-    tasks = {asyncio.ensure_future(_sender(ws, sub)), asyncio.ensure_future(_receiver(ws, hub, principal))}
+async def _serve(ws: WebSocket, hub: Hub, sub: Subscription, principal: str, heartbeat_s: float) -> None:
+    """Push live messages, ping, and take acks and pongs until either side stops."""
+    live = _Liveness(asyncio.get_running_loop().time())
+    tasks = {asyncio.ensure_future(_sender(ws, sub)), asyncio.ensure_future(_receiver(ws, hub, principal, live)),
+             asyncio.ensure_future(_heartbeat(ws, sub, live, heartbeat_s))}
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -120,7 +170,7 @@ async def _serve(ws: WebSocket, hub: Hub, sub: Subscription, principal: str) -> 
             logger.warning("terminal %s connection ended: %r", principal, exc)
 
 
-def terminal_router(hub: Hub, authorize: Authorize) -> APIRouter:
+def terminal_router(hub: Hub, authorize: Authorize, *, heartbeat_s: float = DEFAULT_HEARTBEAT_S) -> APIRouter:
     """``authorize(token)`` (a non-empty token) returns the principal's name, or the :class:`Refusal`."""
     router = APIRouter()
 
@@ -150,11 +200,11 @@ def terminal_router(hub: Hub, authorize: Authorize) -> APIRouter:
         try:
             async with hub.connection(principal, cursor.since, cursor.epoch) as (sub, replay):
                 hello = HubMessage(type="hello", last_seq=replay.last_seq, epoch=replay.epoch, reset=replay.reset,
-                                   missed=replay.missed)
+                                   missed=replay.missed, heartbeat_s=heartbeat_s)
                 await ws.send_text(hello.model_dump_json())
                 for alert in replay.alerts:
                     await ws.send_text(HubMessage(type="alert", alert=alert, epoch=replay.epoch).model_dump_json())
-                await _serve(ws, hub, sub, principal)
+                await _serve(ws, hub, sub, principal, heartbeat_s)
         except WebSocketDisconnect:
             pass
 

@@ -17,6 +17,7 @@ from edge.errors import ConfigError
 from edge.faces.config import FaceConfig, VipArrivalRuleConfig
 from edge.parking.config import PlatesConfig, VipVehicleRuleConfig
 from edge.redact import redact_text
+from edge.sync.config import SyncConfig
 
 DEFAULT_CONFIG_NAME = "smartbranch.yaml"
 
@@ -59,6 +60,10 @@ class ServerConfig(_Strict):
     client_queue_size: int = Field(default=256, ge=1, le=100000,
                                    description="Per-terminal send queue; a terminal that falls further "
                                                "behind is closed and replays on reconnect.")
+    terminal_heartbeat_s: float = Field(default=2.0, ge=0.2, le=60,
+                                        description="The terminal WebSocket is pinged this often; a tablet that "
+                                                    "hears nothing for three intervals shows itself disconnected "
+                                                    "and reconnects, and the box closes a tablet silent that long.")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest photo upload.")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024,
                                 description="Largest request body of every other route (JSON bodies); a larger "
@@ -105,6 +110,8 @@ class EdgeConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Tokens and roles.")
     paths: PathsConfig = Field(default_factory=PathsConfig, description="Where state is kept.")
+    sync: SyncConfig = Field(default_factory=SyncConfig,
+                             description="Sync with the central console (gallery down, status up).")
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> EdgeConfig:

@@ -10,11 +10,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alert_vip_vehicle": "【VIP 车辆到达】{name}（{tier}）· 车牌 {plate} · 摄像头 {camera} · {time} · 序号 {seq}",
         "driver_confirmed": " · 驾驶员人脸已确认",
         "alert_service_start": "【开始服务】{staff} → {customer} · 摄像头 {camera} · {time} · 序号 {seq}",
-        "alert_service_end": ("【服务结束】{staff} → {customer} · 时长 {duration:.0f} 秒"
+        "alert_service_end": ("【服务结束】{staff} → {customer} · 时长 {duration} 秒"
                               " · 摄像头 {camera} · {time} · 序号 {seq}"),
-        "alert_unattended": ("【{title}】{customer} 在 {zone} 已等待 {waited:.0f} 秒"
+        "alert_unattended": ("【{title}】{customer} 在 {zone} 已等待 {waited} 秒"
                              " · 摄像头 {camera} · {time} · 序号 {seq}"),
-        "alert_unstaffed": "【柜台无人】{zone} 已 {gap:.0f} 秒无员工 · 摄像头 {camera} · {time} · 序号 {seq}",
+        "alert_unstaffed": "【柜台无人】{zone} 已 {gap} 秒无员工 · 摄像头 {camera} · {time} · 序号 {seq}",
         "unidentified_staff": "未识别员工",
         "a_customer": "顾客",
         "plate_added": "已登记车牌：{plate}（{kind}）→ {name}，编号 {id}",
@@ -55,11 +55,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alert_vip_vehicle": "[VIP vehicle] {name} ({tier}) · plate {plate} · camera {camera} · {time} · seq {seq}",
         "driver_confirmed": " · driver's face confirmed",
         "alert_service_start": "[Service started] {staff} -> {customer} · camera {camera} · {time} · seq {seq}",
-        "alert_service_end": ("[Service ended] {staff} -> {customer} · {duration:.0f} s"
+        "alert_service_end": ("[Service ended] {staff} -> {customer} · {duration} s"
                               " · camera {camera} · {time} · seq {seq}"),
-        "alert_unattended": ("[{title}] {customer} waiting {waited:.0f} s in {zone}"
+        "alert_unattended": ("[{title}] {customer} waiting {waited} s in {zone}"
                              " · camera {camera} · {time} · seq {seq}"),
-        "alert_unstaffed": ("[Counter unstaffed] {zone} without staff for {gap:.0f} s"
+        "alert_unstaffed": ("[Counter unstaffed] {zone} without staff for {gap} s"
                             " · camera {camera} · {time} · seq {seq}"),
         "unidentified_staff": "unidentified staff",
         "a_customer": "a customer",

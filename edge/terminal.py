@@ -11,6 +11,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from alerts.envelope import Alert
+from alerts.text import whole_seconds
 from edge.i18n import t
 
 
@@ -41,15 +42,15 @@ def alert_printer(lang: str) -> Callable[[Alert], None]:
             staff = p.staff_name or t("unidentified_staff", lang)
             customer = f"{p.vip_name}（{p.vip_tier}）" if p.vip_name else t("a_customer", lang)
             key = "alert_service_start" if p.kind == "interaction_started" else "alert_service_end"
-            print(t(key, lang, staff=staff, customer=customer, duration=p.duration_s or 0.0, camera=p.camera_name,
-                    time=local, seq=alert.seq), flush=True)
+            print(t(key, lang, staff=staff, customer=customer, duration=whole_seconds(p.duration_s or 0.0),
+                    camera=p.camera_name, time=local, seq=alert.seq), flush=True)
         elif p.kind == "customer_unattended":
             customer = f"{p.name}（{p.tier}）" if p.name else t("a_customer", lang)
-            print(t("alert_unattended", lang, title=alert.title, customer=customer, zone=p.zone, waited=p.waited_s,
-                    camera=p.camera_name, time=local, seq=alert.seq), flush=True)
+            print(t("alert_unattended", lang, title=alert.title, customer=customer, zone=p.zone,
+                    waited=whole_seconds(p.waited_s), camera=p.camera_name, time=local, seq=alert.seq), flush=True)
         elif p.kind == "counter_unstaffed":
-            print(t("alert_unstaffed", lang, zone=p.zone, gap=p.unstaffed_s, camera=p.camera_name, time=local,
-                    seq=alert.seq), flush=True)
+            print(t("alert_unstaffed", lang, zone=p.zone, gap=whole_seconds(p.unstaffed_s), camera=p.camera_name,
+                    time=local, seq=alert.seq), flush=True)
     return show
 
 

@@ -32,6 +32,7 @@ from edge.api.schemas import (
     PersonPublic,
     PlateCreate,
     PlatePublic,
+    TerminalPeople,
 )
 from edge.cameras.readers import describe
 from edge.errors import EnrolmentError
@@ -88,7 +89,7 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
             return Refusal.INVALID
         return principal.name if principal.may("lobby_manager", branch_id) else Refusal.FORBIDDEN
 
-    app.include_router(terminal_router(runtime.hub, ws_authorize))
+    app.include_router(terminal_router(runtime.hub, ws_authorize, heartbeat_s=server.terminal_heartbeat_s))
     camera_names = {c.id: c.display_name for c in runtime.config.cameras}
     app.include_router(review_router(runtime.review, gate, tz=runtime.config.branch.tz, clip_key=runtime.clip_key,
                                      names=names_source(runtime.store.list_persons, camera_names)))
@@ -155,6 +156,12 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
         if alert is None:
             raise HTTPException(404, {"code": "not_found", "message": f"no alert {alert_id}"})
         return alert
+
+    @app.get("/api/terminal/people", response_model=TerminalPeople)
+    def terminal_people(_: LobbyManager) -> TerminalPeople:
+        """The names a tablet offers when someone picks who they are for the shift: the branch's staff."""
+        names = {p.name for p in runtime.store.list_persons() if p.role == "staff" and p.name.strip()}
+        return TerminalPeople(people=sorted(names))
 
     async def read_upload(photo: UploadFile) -> bytes:
         limit = runtime.enroller.policy.max_bytes

@@ -94,3 +94,9 @@ class PlatePublic(BaseModel):
     def of(cls, plate: Plate) -> PlatePublic:
         return cls(id=plate.id, person_id=plate.person_id, plate=plate.plate, kind=plate.kind,
                    created_at=plate.created_at)
+
+
+class TerminalPeople(BaseModel):
+    """Who may be named on an acknowledgement: picked on the tablet once per shift."""
+
+    people: list[str] = Field(description="The branch's enrolled staff, by name, sorted.")

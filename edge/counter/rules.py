@@ -7,11 +7,17 @@
 
 The pipeline already raises each event once (per interaction, per wait, per unstaffed spell), so the
 rule needs no cooldown of its own.
+
+A service answers a wait: the ``interaction_started`` of a customer names, in ``closes``, the
+``customer_unattended`` alerts raised for that customer on that camera (the same person track, or the
+same VIP on another track after the tracker lost them), and the terminal closes those cards showing who
+served and when. The rule remembers the open waits itself (a bounded list per camera).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
@@ -39,6 +45,7 @@ TITLES = {
     AlertType.COUNTER_UNSTAFFED: "柜台无人",
 }
 VIP_UNATTENDED_TITLE = "VIP 无人接待"
+OPEN_WAITS_PER_CAMERA = 64  # unattended alerts remembered per camera until a service answers them
 
 
 class InteractionLog(Protocol):
@@ -66,6 +73,22 @@ class CounterRule:
         self._publish = publish
         self._log = log
         self._snapshots = snapshots
+        self._waits: dict[str, list[tuple[int, str | None, str]]] = {}  # camera -> (track, vip id, alert id)
+        self._waits_lock = threading.Lock()  # camera threads share the rule
+
+    def _remember_wait(self, camera_id: str, customer_track: int, vip_id: str | None, alert_id: str) -> None:
+        with self._waits_lock:
+            waits = self._waits.setdefault(camera_id, [])
+            waits.append((customer_track, vip_id, alert_id))
+            del waits[:-OPEN_WAITS_PER_CAMERA]
+
+    def _answered_waits(self, camera_id: str, customer_track: int, vip_id: str | None) -> list[str]:
+        """The unattended alerts a service of this customer answers; forgotten once answered."""
+        with self._waits_lock:
+            waits = self._waits.get(camera_id, [])
+            hit = [w for w in waits if w[0] == customer_track or (vip_id is not None and w[1] == vip_id)]
+            self._waits[camera_id] = [w for w in waits if w not in hit]
+        return [alert_id for _, _, alert_id in hit]
 
     def handle(self, event: CounterEvent) -> Alert | None:
         if event.kind in ("interaction_started", "interaction_ended"):
@@ -103,7 +126,8 @@ class CounterRule:
             camera_name=event.camera_name, staff_id=inter.staff_id, staff_name=staff.name if staff else None,
             staff_track=inter.staff_track, customer_track=inter.customer_track, vip_id=inter.vip_id,
             vip_name=vip.name if vip else None, vip_tier=vip.tier if vip else None, started_at=inter.started_at,
-            ended_at=inter.ended_at, duration_s=inter.duration_s, wait_s=event.wait_s)
+            ended_at=inter.ended_at, duration_s=inter.duration_s, wait_s=event.wait_s,
+            closes=self._answered_waits(event.camera_id, inter.customer_track, inter.vip_id) if started else [])
         kind = AlertType.INTERACTION_STARTED if started else AlertType.INTERACTION_ENDED
         return self._publish(self._draft(kind, event, payload, inter.vip_id))
 
@@ -124,6 +148,7 @@ class CounterRule:
         self._log.add_unattended(camera_id=event.camera_id, customer_track=waited.customer_track,
                                  vip_id=waited.vip_id, zone=waited.zone, waited_s=waited.waited_s,
                                  at=event.captured_at, alert_id=alert.id)
+        self._remember_wait(event.camera_id, waited.customer_track, waited.vip_id, alert.id)
         return alert
 
     def _unstaffed(self, event: CounterEvent) -> Alert:

@@ -122,3 +122,35 @@ def test_an_unstaffed_counter_gets_a_card(rule: tuple[CounterRule, ReviewStore, 
 def test_crops_outside_or_degenerate_give_none(box: tuple[float, float, float, float], ok: bool) -> None:
     image = np.full((480, 640, 3), 120, np.uint8)
     assert (crop_jpeg(image, box) is not None) is ok
+
+
+def test_a_service_closes_the_unattended_cards_of_its_customer(
+        rule: tuple[CounterRule, ReviewStore, list[Alert]], store: Store) -> None:
+    counter, _, published = rule
+    staff, vip = enrol(store, "拜登", "staff"), enrol(store, "奥巴马", "vip")
+    box = (100.0, 100.0, 300.0, 600.0)
+    # given three waits: the VIP on track 7, the VIP again on track 9 (the tracker lost him), a stranger on track 8
+    for track, vip_id in ((7, vip.id), (9, vip.id), (8, None)):
+        counter.handle(event("customer_unattended", unattended=UnattendedEvent(track, vip_id, 12.6, box, "等候区",
+                                                                                1000.0), waiting_since=T0))
+    vip_waits = [a.id for a in published if a.payload.kind == "customer_unattended" and a.person_id == vip.id]
+    stranger_wait = next(a.id for a in published if a.payload.kind == "customer_unattended" and a.person_id is None)
+    # when the clerk starts serving the VIP on track 9
+    started = Interaction(staff.id, 9, T0 + timedelta(seconds=13), None, "counter-1", staff_track=3, vip_id=vip.id)
+    counter.handle(event("interaction_started", interaction=started, interaction_id="i1"))
+    # then the start names both of the VIP's waits (not the stranger's), with who serves
+    start = published[-1].payload
+    assert start.kind == "interaction_started"
+    assert sorted(start.closes) == sorted(vip_waits) and stranger_wait not in start.closes
+    assert start.staff_name == "拜登"
+    # and a second service of the VIP closes nothing more; the stranger's service closes the stranger's wait
+    again = Interaction(staff.id, 9, T0 + timedelta(seconds=60), None, "counter-1", staff_track=3, vip_id=vip.id)
+    counter.handle(event("interaction_started", interaction=again, interaction_id="i2"))
+    assert published[-1].payload.closes == []
+    other = Interaction(None, 8, T0 + timedelta(seconds=70), None, "counter-1", staff_track=4)
+    counter.handle(event("interaction_started", interaction=other, interaction_id="i3"))
+    assert published[-1].payload.closes == [stranger_wait]
+    # and an end never closes anything
+    ended = Interaction(staff.id, 9, T0, T0 + timedelta(seconds=95), "counter-1", 3, vip.id, 95.0)
+    counter.handle(event("interaction_ended", interaction=ended, interaction_id="i1"))
+    assert published[-1].payload.closes == []
