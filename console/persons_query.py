@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from console.consent import consent_json
 from console.context import ConsoleContext
 from console.errors import not_found
+from console.paging import capped_count
 from console.plates import plate_json
 from console.security import Principal
 from console.tables import AuditRow, Branch, Person, Photo, Plate
@@ -81,14 +82,15 @@ def _where(actor: Principal, f: PersonFilter) -> list[ColumnElement[bool]]:
 
 
 def list_persons(session: Session, actor: Principal, f: PersonFilter) -> dict[str, Any]:
-    """``{items: [PersonRow], total}`` of the persons ``actor`` may see, newest change first."""
+    """``{items: [PersonRow], total, total_exact}`` of the persons ``actor`` may see, newest change first."""
     clauses = _where(actor, f)
-    total = session.scalar(select(func.count()).select_from(Person).where(*clauses)) or 0
+    total, exact = capped_count(session, select(Person.id).where(*clauses))
+    # both keys descending, so the (updated_at, id) index is read backwards instead of sorting every person
     rows = session.scalars(select(Person).where(*clauses).order_by(Person.updated_at.desc(), Person.id.desc())
                            .limit(max(1, min(f.limit, MAX_LIMIT))).offset(max(0, f.offset))
                            .options(selectinload(Person.photos), selectinload(Person.plates),
                                     selectinload(Person.consents), selectinload(Person.scope_branches))).all()
-    return {"items": [person_row(p, actor) for p in rows], "total": total}
+    return {"items": [person_row(p, actor) for p in rows], "total": total, "total_exact": exact}
 
 
 def photo_url(person_id: str, photo_id: str, *, thumb: bool = False) -> str:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import ColumnElement, Select, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, false, or_, select, true
 
 from console.api.deps import Caller, Ctx
+from console.paging import capped_count
 from console.security import Principal
 from console.tables import AuditRow, Branch
 
@@ -79,9 +80,9 @@ def list_audit(ctx: Ctx, caller: Reader,
         conditions.append(AuditRow.at < _utc(until))
     query: Select[AuditRow] = select(AuditRow).where(*conditions)
     with ctx.db.transaction() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        total, exact = capped_count(session, query)
         rows = session.scalars(query.order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit).offset(offset))
-        return {"items": [row_json(r) for r in rows], "total": int(total)}
+        return {"items": [row_json(r) for r in rows], "total": total, "total_exact": exact}
 
 
 @router.get("/audit/actions")
