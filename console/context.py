@@ -50,6 +50,10 @@ class ConsoleContext:
             return self._engine
 
     def close(self) -> None:
+        for extra in list(self.extras.values()):  # e.g. the bulk import runner: its jobs stop after the rows in
+            closer = getattr(extra, "close", None)  # flight and are marked failed (resumable), not left running
+            if callable(closer):
+                closer()
         with self._lock:
             if self._owns_engine and isinstance(self._engine, EnginePool):
                 self._engine.close()

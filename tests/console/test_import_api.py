@@ -116,3 +116,19 @@ def test_a_bad_file_is_refused_and_makes_no_job(console_ctx: ConsoleContext, cli
         assert answer.json()["error"] == code and says in answer.json()["detail"]
     assert client.get("/api/imports", headers=admin).json() == []
     assert list((console_ctx.config.data_dir / "imports").glob("*")) == []  # no upload left behind
+
+
+def test_closing_the_console_stops_a_running_import_and_marks_it_resumable(
+        console_ctx: ConsoleContext, client: TestClient, photo_bytes: Callable[[str], bytes]) -> None:
+    add_branch(console_ctx, "SH001")
+    admin = _bearer(console_ctx, "boss", "admin")
+    data = csv_bytes(f"E1,奥巴马,vip,gold,SH001,,,obama.jpg,,{CONSENT}",
+                     *[f"X{i},某人,vip,gold,NOPE,,,obama.jpg,,{CONSENT}" for i in range(10)])
+    job = _upload(client, admin, data, zip_bytes({"obama.jpg": photo_bytes("obama.jpg")})).json()
+    # when the console shuts down while the first row's face is being checked
+    console_ctx.close()
+    # then the rows already handed out (if any) finish, the rest are left, and the job says it stopped
+    stopped = client.get(f"/api/imports/{job['id']}", headers=admin).json()
+    assert stopped["status"] == "failed" and "stopped" in stopped["error"]
+    assert stopped["done"] < stopped["total"] == 11  # none, or the few already handed out
+    assert list((console_ctx.config.data_dir / "imports").glob("*")) == []  # the upload is deleted
