@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 
 from console.config import ConsoleConfig
 from console.context import ConsoleContext
 from console.errors import ConsoleError
+from console.sync.announce import install_announcer
 from vision.engines.base import FaceEngine
 
 
@@ -34,6 +36,8 @@ def create_app(config: ConsoleConfig, *, context: ConsoleContext | None = None,
     app = FastAPI(title="smartbranch console", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.ctx = ctx
+    app.add_middleware(GZipMiddleware, minimum_size=1000)  # gallery pages and event batches are large JSON
+    install_announcer(ctx)  # MQTT "branch X is at version N" after each gallery change, when sync.mqtt is set
 
     @app.exception_handler(ConsoleError)
     async def _console_error(_request: Request, exc: ConsoleError) -> JSONResponse:

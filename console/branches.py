@@ -113,7 +113,8 @@ def register_edge(session: Session, branch: Branch, name: str) -> tuple[Edge, st
 def edge_json(edge: Edge) -> dict[str, object]:
     return {"id": edge.id, "name": edge.name,
             "last_seen_at": edge.last_seen_at.isoformat() if edge.last_seen_at else None,
-            "gallery_version": edge.gallery_version, "model_id": edge.model_id, "camera_health": edge.camera_health}
+            "gallery_version": edge.gallery_version, "model_id": edge.model_id, "camera_health": edge.camera_health,
+            "revoked_at": edge.revoked_at.isoformat() if edge.revoked_at else None}
 
 
 def branch_json(branch: Branch, edges: list[Edge]) -> dict[str, object]:

@@ -17,6 +17,9 @@ ALL += [_persons.router, _photos.router]
 from console.api import audit as _audit, auth as _auth, users as _users  # noqa: E402, I001  (H1)
 ALL += [_auth.router, _users.router, _audit.router]
 
+from console.api import edges as _edges, sync as _sync  # noqa: E402, I001  (S1)
+ALL += [_edges.router, _sync.router]
+
 from console.web.pages import router as web_pages  # noqa: E402  (the pages mount after the API)
 
 ALL.append(web_pages)

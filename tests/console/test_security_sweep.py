@@ -29,6 +29,7 @@ from console.tables import ApiToken, Consent, Edge, ImportJob, Person, Photo, Pl
 from tests.console.conftest import add_branch, add_token, add_user
 
 PUBLIC = {("POST", "/api/auth/login"),
+          ("POST", "/api/sync/register"),  # an edge redeems a one-time code: the code is the credential (rate limited)
           ("GET", "/api/docs"), ("GET", "/api/openapi.json")}  # the API's description: shapes, no data
 PRIVATE_NOUNS = {"persons", "photos", "plates", "consents", "imports", "users", "tokens", "audit", "search"}
 PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")

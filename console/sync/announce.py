@@ -1,0 +1,142 @@
+"""MQTT announcements: after a gallery change commits, ``{"version": V}`` goes, QoS 1 and retained, to
+``<prefix>/gallery/<branch code>`` for every branch the change touches, so that a subscribed edge pulls at once.
+
+- The hook sits on the console's session factory, so every writer of gallery changes (enrolment, plates,
+  imports) is covered without knowing about MQTT: ``after_flush`` notes the new
+  :class:`~console.tables.GalleryChange` rows, ``before_commit`` works out the branches while the transaction
+  can still read, ``after_commit`` publishes (nothing is announced for a rolled-back change).
+- Which branches: the person's scope now. An erasure, or a change of the person's scope (kind, region, branches
+  or home), goes to every branch, because the branches that held the person before are not known after the
+  commit; announcing too widely costs an empty pull, announcing too narrowly a stale edge until its long-poll.
+- MQTT is only a hint. The client connects in the background and reconnects by itself; when the broker is down
+  a publish is logged and dropped, the commit stands, and the edges' long-polls still bring the change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from console.config import MqttConfig
+from console.context import ConsoleContext
+from console.sync.scope import branch_codes_for
+from console.tables import Branch, GalleryChange, Person
+
+log = logging.getLogger(__name__)
+EXTRA_KEY = "sync_announcer"
+_CHANGES, _SCOPE_MOVED, _PENDING = "sync_changes", "sync_scope_moved", "sync_announce"
+_SCOPE_FIELDS = ("scope_kind", "scope_region", "scope_branches", "home_branch_id", "role")
+
+
+def topic(prefix: str, branch_code: str) -> str:
+    return f"{prefix}/gallery/{branch_code}"
+
+
+class Announcer:
+    """One MQTT client per console process, with its own network thread (paho's loop)."""
+
+    def __init__(self, config: MqttConfig) -> None:
+        import paho.mqtt.client as mqtt  # imported here: a console without a broker never loads it
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.config = config
+        self._ok = mqtt.MQTT_ERR_SUCCESS
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=f"smartbranch-console-{secrets.token_hex(4)}")
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.connect_async(config.host, config.port, keepalive=30)
+        self.client.loop_start()
+
+    def publish(self, branch_codes: Iterable[str], version: int) -> int:
+        """Publish ``version`` to each branch's topic; returns how many were handed to the client."""
+        payload = json.dumps({"version": version})
+        sent = 0
+        for code in sorted(set(branch_codes)):
+            try:
+                info = self.client.publish(topic(self.config.topic_prefix, code), payload, qos=1, retain=True)
+            except (ValueError, OSError) as exc:
+                log.warning("MQTT announcement of version %d to %s failed: %s", version, code, exc)
+                continue
+            if info.rc != self._ok:
+                log.warning("MQTT broker %s:%d not reachable; version %d for %s left to the long-poll (rc %s)",
+                            self.config.host, self.config.port, version, code, info.rc)
+                continue
+            sent += 1
+        return sent
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _scope_moved(person: Person) -> bool:
+    state = inspect(person)
+    return any(state.attrs[name].history.has_changes() for name in _SCOPE_FIELDS)
+
+
+def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    moved = session.info.setdefault(_SCOPE_MOVED, set())
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, Person) and (obj in session.deleted or _scope_moved(obj)):
+            moved.add(obj.id)
+
+
+def _after_flush(session: Session, _context: Any) -> None:
+    changes = session.info.setdefault(_CHANGES, [])
+    changes.extend((obj.seq, obj.person_id, obj.kind) for obj in session.new if isinstance(obj, GalleryChange))
+
+
+def affected_branches(session: Session, changes: list[tuple[int, str, str]], moved: set[str]) -> set[str]:
+    codes: set[str] = set()
+    for _seq, person_id, kind in changes:
+        person = session.get(Person, person_id) if kind != "erase" and person_id not in moved else None
+        if person is None:
+            return set(session.scalars(select(Branch.code)))
+        codes |= branch_codes_for(session, person)
+    return codes
+
+
+def _before_commit(session: Session) -> None:
+    try:
+        session.flush()
+        changes = session.info.pop(_CHANGES, [])
+        moved = session.info.pop(_SCOPE_MOVED, set())
+        if changes:
+            session.info[_PENDING] = (affected_branches(session, changes, moved), max(c[0] for c in changes))
+    except Exception:  # an announcement must never cost the change itself
+        log.exception("could not work out which branches a gallery change touches; not announced")
+        session.info.pop(_PENDING, None)
+
+
+def _forget(session: Session, *_args: Any) -> None:
+    for key in (_CHANGES, _SCOPE_MOVED, _PENDING):
+        session.info.pop(key, None)
+
+
+def install_announcer(ctx: ConsoleContext) -> Announcer | None:
+    """Hook MQTT announcements into ``ctx``'s sessions when the config has ``sync.mqtt``; idempotent."""
+    existing = ctx.extras.get(EXTRA_KEY)
+    if isinstance(existing, Announcer) or ctx.config.sync.mqtt is None:
+        return existing if isinstance(existing, Announcer) else None
+    announcer = Announcer(ctx.config.sync.mqtt)
+    ctx.extras[EXTRA_KEY] = announcer
+
+    def after_commit(session: Session) -> None:
+        pending = session.info.pop(_PENDING, None)
+        if pending:
+            codes, version = pending
+            announcer.publish(codes, version)
+
+    factory = ctx.db.sessions
+    event.listen(factory, "before_flush", _before_flush)
+    event.listen(factory, "after_flush", _after_flush)
+    event.listen(factory, "before_commit", _before_commit)
+    event.listen(factory, "after_commit", after_commit)
+    event.listen(factory, "after_rollback", _forget)
+    return announcer
