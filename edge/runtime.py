@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from edge.parking.registry import PlateRegistry
 from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.review.store import ReviewStore
 from edge.store.datadir import open_data_folder
+from edge.sync.service import SyncService
 from models.errors import ModelPackError
 from vault.clip_file import CLIP_KEY_PURPOSE
 from vision.engines.base import FaceEngine
@@ -80,7 +82,7 @@ class EdgeRuntime:
         # before any camera runs: salvage clips and close interactions that a killed process left open
         recover_clips(self.review, config.clips.resolve_dir(data_dir), self.clip_key)
         self.engine, self._owns_engine = self._engine_pool(config, engine)
-        self.gallery_dir = data_dir / "gallery"
+        self.gallery_dir = self.data.gallery_dir  # gallery/, or the version folder a console sync wrote
         self.gallery = self._load_gallery()
         self.hub = Hub(self.store, queue_size=config.server.client_queue_size)
         self.hub.add_listener(lambda alert: self.metrics.alerts.labels(alert.type.value).inc())
@@ -90,6 +92,12 @@ class EdgeRuntime:
             engine=self.engine, gallery=self.gallery, gallery_dir=self.gallery_dir, store=self.store,
             policy=policy_from_config(config.face, max_bytes=config.server.max_upload_bytes))
         self.plates = PlateRegistry(self.store, config.plates.matcher.matcher_config())
+        self.sync: SyncService | None = None  # with sync.console_url: the console's gallery, applied atomically
+        if config.sync.enabled:
+            self.sync = SyncService(config.sync, data_dir=data_dir, store=self.store, cipher=self.data.key.fernet,
+                                    gallery=self.gallery, engine=self.engine, enroller=self.enroller,
+                                    plates=self.plates, cameras=self.camera_report)
+        self._frames_seen: dict[str, tuple[int, float]] = {}  # camera id -> (frames, monotonic time) at last report
         self.vehicle_rule = VipVehicleRule(config.rules.vip_vehicle_arrival, branch_id=config.branch.id,
                                            lookup=self.store.get_person, publish=self.hub.publish)
         self.plate_reader: PlateReader | None = None
@@ -210,9 +218,13 @@ class EdgeRuntime:
             worker.source.start()
             worker.start()
         self.retention.start()  # clips, their leftovers and alert snapshots
+        if self.sync is not None:
+            self.sync.start()
         logger.info("edge %s started with %s camera(s)", self.config.branch.id, len(self.workers))
 
     def stop(self) -> None:
+        if self.sync is not None:
+            self.sync.stop()
         for worker in self.workers:
             worker.source.stop()
         for worker in self.workers:
@@ -237,4 +249,20 @@ class EdgeRuntime:
             self.metrics.camera_up.labels(cam.id).set(1 if health.state == "ok" else 0)
             self.metrics.camera_reconnects.labels(cam.id).set(health.reconnects)
             out.append(CameraStatus(cam.id, cam.display_name, cam.role, health, worker.processed, worker.errors))
+        return out
+
+    def camera_report(self) -> list[dict[str, object]]:
+        """Every camera's health as the console's status report wants it (fps since the previous report)."""
+        now = time.monotonic()
+        out: list[dict[str, object]] = []
+        for status in self.camera_status():
+            frames, then = self._frames_seen.get(status.camera_id, (status.health.frames, now))
+            fps = (status.health.frames - frames) / (now - then) if now > then else 0.0
+            self._frames_seen[status.camera_id] = (status.health.frames, now)
+            last = status.health.last_frame_at
+            out.append({"id": status.camera_id, "name": status.name, "role": status.role,
+                        "status": status.health.state, "fps": round(max(fps, 0.0), 2),
+                        "last_frame_at": last.isoformat() if last is not None else None})
+        out.extend({"id": camera_id, "name": camera_id, "role": "", "status": "not_opened", "fps": 0.0,
+                    "last_frame_at": None} for camera_id in self.not_opened)
         return out

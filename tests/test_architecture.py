@@ -196,7 +196,7 @@ def test_checker_rejects_unparseable_source() -> None:
 EDGE_FLOORS: dict[str, int] = {
     "edge": 0, "edge.errors": 0, "edge.i18n": 0, "edge.redact": 0, "edge.metrics": 0, "edge.terminal": 0,
     "edge.store": 1, "edge.cameras": 1, "edge.faces": 1, "edge.parking": 1, "edge.counter": 1, "edge.clips": 1,
-    "edge.review": 1,
+    "edge.review": 1, "edge.sync": 1,
     "edge.config": 2,
     "edge.runtime": 3,
     "edge.api": 4, "edge.evaluation": 4,

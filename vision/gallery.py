@@ -122,6 +122,26 @@ class Gallery:
             results.append(SearchResult(tuple(hits)))
         return results
 
+    def clone(self) -> Gallery:
+        """An independent copy (same model, seal and entries), to edit beside this one and then :meth:`take`."""
+        copy = Gallery(self.model_id, self.dim, seal=self.seal)
+        with self._lock:
+            copy._index = faiss.clone_index(self._index)  # type: ignore[assignment]
+            copy._owner = dict(self._owner)
+            copy._next = self._next
+        return copy
+
+    def take(self, other: Gallery) -> None:
+        """Become ``other`` at once, under one lock: a search sees the old entries or the new ones, never a mix.
+        Everyone holding this object (pipelines, the enroller) sees the new entries; ``other`` is not used after."""
+        if other.model_id != self.model_id or other.dim != self.dim:
+            raise GalleryError(f"cannot take a gallery of {other.model_id} ({other.dim}-d) into {self.model_id} "
+                               f"({self.dim}-d)")
+        with other._lock:
+            index, owner, next_id = other._index, dict(other._owner), other._next
+        with self._lock:
+            self._index, self._owner, self._next = index, owner, next_id
+
     def files(self, folder: Path) -> list[Path]:
         """This model's gallery files in ``folder``: the id map and the index."""
         return gallery_files(folder, self.model_id)

@@ -32,6 +32,7 @@ from edge.api.schemas import (
     PersonPublic,
     PlateCreate,
     PlatePublic,
+    SyncHealthPublic,
     TerminalPeople,
 )
 from edge.cameras.readers import describe
@@ -122,12 +123,18 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
                                       reconnects=c.health.reconnects, last_frame_at=c.health.last_frame_at)
                    for c in runtime.camera_status()]
         not_opened = [CameraNotOpenedPublic(id=k, reason=redact_text(v)) for k, v in runtime.not_opened.items()]
-        status = "ok" if all(c.healthy for c in cameras) and not not_opened else "degraded"
+        sync = runtime.sync.status() if runtime.sync is not None else None
+        sync_broken = sync is not None and sync.state in ("not_registered", "revoked", "error")
+        status = "ok" if all(c.healthy for c in cameras) and not not_opened and not sync_broken else "degraded"
         if bearer_token(request) is None:
             return HealthLive(status=status)
         gate.check(request, ("branch_it",), action="health_details")  # 401 or 403 unless it may see them
+        sync_public = None if sync is None else SyncHealthPublic(
+            state=sync.state, console_url=sync.console_url, branch=sync.branch, gallery_version=sync.version,
+            error=redact_text(sync.error) if sync.error else None, last_ok_at=sync.last_ok_at,
+            mqtt_connected=sync.mqtt_connected)
         return HealthPublic(status=status, branch_id=branch_id, cameras=cameras, cameras_not_opened=not_opened,
-                            gallery_size=len(runtime.gallery), terminals=runtime.hub.client_count)
+                            gallery_size=len(runtime.gallery), terminals=runtime.hub.client_count, sync=sync_public)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

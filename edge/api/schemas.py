@@ -61,6 +61,21 @@ class HealthLive(BaseModel):
     status: str = Field(description="ok, or degraded when a camera is unhealthy or could not be opened.")
 
 
+class SyncHealthPublic(BaseModel):
+    """The sync with the central console, as ``/healthz`` shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: str = Field(description="not_registered, starting, ok, retrying (console not reached), revoked (the "
+                                   "console refused the token) or error.")
+    console_url: str | None
+    branch: str | None = Field(description="The console branch code this box joined.")
+    gallery_version: int = Field(description="The console gallery version applied here.")
+    error: str | None
+    last_ok_at: datetime | None
+    mqtt_connected: bool | None = Field(description="None when no MQTT broker is configured.")
+
+
 class HealthPublic(BaseModel):
     """``/healthz`` for a branch_it or admin token: every camera's health."""
 
@@ -73,6 +88,7 @@ class HealthPublic(BaseModel):
                                                             description="Enabled cameras that are not running.")
     gallery_size: int
     terminals: int
+    sync: SyncHealthPublic | None = Field(default=None, description="None when sync.console_url is not set.")
 
 
 class PlateCreate(BaseModel):

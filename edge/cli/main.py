@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--exit-when-done", action="store_true",
                      help="所有文件源播完后退出 / exit when every file source has ended")
     run.set_defaults(func=cmd_edge_run)
+    from edge.cli.sync import register as register_edge_sync
+
+    register_edge_sync(edge)
 
     enroll = sub.add_parser("enroll", help="本地登记人员 / enrol a person locally")
     enroll.add_argument("--config", type=Path, required=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alerts.text import display_text
@@ -60,6 +62,22 @@ class Enroller:
         self._store = store
         self.policy = policy
         self._lock = threading.Lock()
+
+    @property
+    def gallery_dir(self) -> Path:
+        """Where the gallery files are saved after each enrolment."""
+        return self._gallery_dir
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold off every enrolment while the caller replaces the gallery (a console sync); ``move_gallery``
+        then says where the files went."""
+        with self._lock:
+            yield
+
+    def move_gallery(self, gallery_dir: Path) -> None:
+        """From now on save the gallery to ``gallery_dir`` (call inside :meth:`exclusive`)."""
+        self._gallery_dir = gallery_dir
 
     def enrol(self, *, name: str, tier: str, photo: bytes, consent: str, role: str = "vip") -> Person:
         # what terminals show is what is stored: no bidi overrides, zero-width or control characters

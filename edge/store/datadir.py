@@ -24,6 +24,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,8 @@ LOCK_FILE = ".lock"
 META_KEY_ID = "key_id"
 META_PREVIOUS_KEY_ID = "key_previous_id"  # the key before the last rotation, named in a refusal
 META_GALLERY_REJECTED = "gallery_rejected"  # the last gallery files refused as not authentic, and where they went
+META_GALLERY_FILE = "gallery_file"  # the sub-folder of gallery/ that holds the gallery in use (set by sync)
+GALLERY_VERSION_DIR = re.compile(r"sync-[0-9]{1,20}-[0-9a-f]{8}")  # the names such a sub-folder may have
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +122,15 @@ class DataFolder:
         self._lock = lock
 
     @property
-    def gallery_dir(self) -> Path:
+    def gallery_root(self) -> Path:
         return self.path / GALLERY_DIR
+
+    @property
+    def gallery_dir(self) -> Path:
+        """The folder of the gallery in use: ``gallery/`` itself, or the versioned sub-folder that the meta row
+        ``gallery_file`` names (a console sync writes each new gallery beside the old one and moves this pointer
+        in the same transaction as the rows, so rows and gallery change together)."""
+        return gallery_dir_of(self.store, self.path)
 
     @property
     def gallery_seal(self) -> GallerySeal:
@@ -168,6 +178,16 @@ class DataFolder:
         for name in (DB_FILE, *DB_COMPANIONS):
             make_private(self.path / name)
         self._lock.release()
+
+
+def gallery_dir_of(store: Store, data_dir: Path) -> Path:
+    """The gallery folder ``store``'s meta points to under ``data_dir`` (``gallery/`` when it points nowhere; a
+    pointer that is not a version folder's name is ignored, so it can never lead outside ``gallery/``)."""
+    pointer = store.meta(META_GALLERY_FILE)
+    root = data_dir / GALLERY_DIR
+    if pointer is None or not GALLERY_VERSION_DIR.fullmatch(pointer):
+        return root
+    return root / pointer
 
 
 def gallery_seal(key: DataKey, epoch: str) -> GallerySeal:

@@ -1,0 +1,187 @@
+"""The puller: one thread that keeps this box's gallery at the console's version, and reports the box's status.
+
+It long-polls ``GET /api/sync/gallery?since=<applied>`` (the console answers at once when something changed, or
+after ``long_poll_s`` with nothing), follows pages (``more``), collects every page of a snapshot before applying it
+once, applies each change set atomically (:mod:`edge.sync.apply`), then posts ``/api/sync/status``. The status
+also goes out every ``status_interval_s``: the long-poll's wait is cut so that it is never late.
+
+The box must never go down with the WAN: a network error, a timeout or a 5xx backs off (0.5 s doubling to 30 s,
+with jitter) and tries again. A 401 means the console revoked this box's token: that is logged as an error, shown
+as the sync error in ``/healthz``, and the puller waits ``revoked_retry_s`` before it asks again (someone has to
+register the box anew). A message on the MQTT topic (:mod:`edge.sync.mqtt`) wakes a waiting puller at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.sync.apply import GalleryApplier
+from edge.sync.changes import ChangeSet, ChangeSetError, parse_answer
+from edge.sync.client import ConsoleClient, ConsoleError, ConsoleUnauthorized
+from edge.sync.config import SyncConfig
+
+logger = logging.getLogger(__name__)
+
+
+class Backoff:
+    """0.5 s doubling to 30 s; each wait is drawn from [half, all] of the step so that a thousand branches that
+    lost the same WAN do not come back in the same second."""
+
+    def __init__(self, first_s: float = 0.5, cap_s: float = 30.0) -> None:
+        self.first_s = first_s
+        self.cap_s = cap_s
+        self._step = first_s
+
+    def next(self) -> float:
+        wait = random.uniform(self._step / 2, self._step)
+        self._step = min(self._step * 2, self.cap_s)
+        return wait
+
+    def reset(self) -> None:
+        self._step = self.first_s
+
+
+@dataclass(frozen=True, slots=True)
+class SyncHealth:
+    state: str  # starting | ok | retrying | revoked | error
+    version: int
+    error: str | None
+    last_ok_at: datetime | None
+    last_error_at: datetime | None
+
+
+class SyncPuller:
+    def __init__(self, *, client: ConsoleClient, applier: GalleryApplier, config: SyncConfig, model_id: str,
+                 software: str, cameras: Callable[[], list[dict[str, Any]]]) -> None:
+        self._client = client
+        self._applier = applier
+        self._config = config
+        self._model_id = model_id
+        self._software = software
+        self._cameras = cameras
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._backoff = Backoff()
+        self._thread: threading.Thread | None = None
+        self._state = "starting"
+        self._error: str | None = None
+        self._last_ok: datetime | None = None
+        self._last_error: datetime | None = None
+        self._status_due = 0.0
+        self.applied = threading.Condition()  # notified after each applied change set (tests and the demo wait on it)
+
+    # -- the thread ------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sync-puller", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop asking. A long-poll in flight is not interrupted; its answer is dropped unapplied."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def wake(self, version: int | None = None) -> None:
+        """Pull at once (a broker announced ``version``); ignored when that version is already applied."""
+        if version is None or version > self._applier.version:
+            self._wake.set()
+
+    @property
+    def health(self) -> SyncHealth:
+        return SyncHealth(self._state, self._applier.version, self._error, self._last_ok, self._last_error)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except ConsoleUnauthorized as exc:
+                self._failed("revoked", f"the console refused this box's token (revoked?): {exc}; register the "
+                                        "box again with `smartbranch edge register`")
+                logger.error("SYNC STOPPED: %s; next try in %.0f s", self._error, self._config.revoked_retry_s)
+                self._stop.wait(self._config.revoked_retry_s)
+            except (ConsoleError, ChangeSetError) as exc:
+                wait = self._backoff.next()
+                self._failed("retrying", str(exc))
+                logger.warning("sync: %s; trying again in %.1f s", exc, wait)
+                self._sleep(wait)
+            except Exception as exc:  # never take the box down: an apply that failed is retried from the same since
+                wait = self._backoff.next()
+                self._failed("error", f"{type(exc).__name__}: {exc}")
+                logger.exception("sync: unexpected error; trying again in %.1f s", wait)
+                self._sleep(wait)
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _failed(self, state: str, error: str) -> None:
+        self._state, self._error, self._last_error = state, error, datetime.now(UTC)
+
+    def _ok(self) -> None:
+        self._state, self._error, self._last_ok = "ok", None, datetime.now(UTC)
+        self._backoff.reset()
+
+    # -- one round -------------------------------------------------------------------------------------------------
+    def step(self) -> ChangeSet | None:
+        """One long-poll (all pages of it), its apply and, when due, the status report; the applied change set."""
+        if time.monotonic() >= self._status_due:
+            self.report()
+        wait = max(0.0, min(self._config.long_poll_s, self._status_due - time.monotonic()))
+        if self._wake.is_set():
+            self._wake.clear()
+            wait = 0.0
+        changes = self.fetch(wait)
+        if self._stop.is_set():
+            return None
+        applied: ChangeSet | None = None
+        if not changes.empty or changes.snapshot or changes.version != self._applier.version:
+            self._applier.apply(changes)
+            applied = changes
+            with self.applied:
+                self.applied.notify_all()
+            self.report()
+        self._ok()
+        if applied is None and wait < 0.5:  # a console that does not hold the request: do not spin
+            self._sleep(0.5)
+        return applied
+
+    def fetch(self, wait_s: float) -> ChangeSet:
+        """Every page of the answer to ``since=<applied>``: a snapshot is merged whole, a delta stops at a page
+        boundary (each delta page is complete up to its version, so it may be applied alone)."""
+        since = self._applier.version
+        extra: dict[str, Any] = {}
+        merged: ChangeSet | None = None
+        while True:
+            body = self._client.gallery(since=since, model_id=self._model_id, wait_s=wait_s,
+                                        limit=self._config.page_limit, extra=extra)
+            page, more = parse_answer(body)
+            if merged is None:
+                merged = page
+            else:
+                merged.merge(page)
+            if not more or not merged.snapshot or self._stop.is_set():
+                return merged
+            since, wait_s = page.version, 0.0
+            extra = {"snapshot": 1, **({"cursor": body["cursor"]} if "cursor" in body else {})}
+
+    def report(self) -> dict[str, Any]:
+        """Post the status; the erasures it confirms stop being reported once the console took them."""
+        erased = self._applier.erased_pending()
+        failures = self._applier.embed_failures()
+        report = {"gallery_version": self._applier.version, "model_id": self._model_id, "software": self._software,
+                  "cameras": self._cameras(), "erased_confirmed": erased,
+                  "embed_failures": [{"person_id": k, "code": v} for k, v in sorted(failures.items())]}
+        self._status_due = time.monotonic() + self._config.status_interval_s
+        answer = self._client.status(report)
+        if erased:
+            self._applier.confirmed(erased)
+        return answer
