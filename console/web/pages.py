@@ -27,6 +27,7 @@ PAGES: dict[str, str] = {
     "/import": "import.html",
     "/audit": "audit.html",
     "/branches": "branches.html",
+    "/stats": "stats.html",
 }
 PERSON_PAGE = "person.html"
 PERSON_ID = r"^[A-Za-z0-9_-]+$"  # what console/tables.py Person.id holds (String(32))

@@ -37,7 +37,16 @@ ADMIN_PASSWORD = "correct horse battery staple"
 BRANCHES = (("SH001", "上海陆家嘴支行", "east"), ("BJ001", "北京金融街支行", "north"))
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Response, sync_playwright
+    from playwright.sync_api import (
+        Browser,
+        BrowserContext,
+        ConsoleMessage,
+        Page,
+        Request,
+        Response,
+        expect,
+        sync_playwright,
+    )
 except ImportError:  # pragma: no cover - dev extra missing
     sync_playwright = None  # type: ignore[assignment]
 
@@ -55,6 +64,8 @@ def browser() -> Iterator[Browser]:
     why = _why_no_browser()
     if why:
         pytest.skip(why)
+    # a loaded CI machine runs dlib slowly: a face check may take seconds, so assertions wait up to 20 s
+    expect.set_options(timeout=20_000)
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
@@ -162,7 +173,7 @@ def watch() -> Watch:
 def context(browser: Browser, console: Console, watch: Watch) -> Iterator[BrowserContext]:
     """A fresh browser profile (no cookies, no localStorage) at 1280x800, its pages watched."""
     ctx = browser.new_context(base_url=console.url, viewport={"width": 1280, "height": 800}, locale="zh-CN")
-    ctx.set_default_timeout(15_000)
+    ctx.set_default_timeout(20_000)
 
     def watch_page(page: Page) -> None:
         page.on("console", watch.on_console)

@@ -136,11 +136,15 @@ def test_pages_fit_a_tablet_and_a_signed_out_browser_is_sent_to_sign_in(page: Pa
                                                                          watch: Watch) -> None:
     page.set_viewport_size({"width": 1024, "height": 768})
     sign_in(page, start="/persons")
-    for path in ("/persons", "/enrol", "/import", "/audit", "/branches"):
-        page.goto(path)
-        page.wait_for_selector("#me:not(:empty)")
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 1024, f"{path} scrolls sideways on a 1024 px tablet ({width} px)"
+    for lang in ("zh", "en"):
+        for path in ("/persons", "/enrol", "/import", "/audit", "/branches"):
+            page.goto(path)
+            page.wait_for_selector("#me:not(:empty)")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 1024, f"{path} ({lang}) scrolls sideways on a 1024 px tablet ({width} px)"
+            bar = page.locator("#topbar").bounding_box()
+            assert bar and bar["height"] < 64, f"{path} ({lang}): the top bar wraps ({bar})"
+        page.click("#lang")  # then the same in English, and back to Chinese
     # a session that ended: the API answers 401 and the page goes to /login, and back after signing in
     page.click("#logout")
     page.wait_for_url(re.compile(r"/login$"))
