@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from edge.clips.types import ClipParticipants, ClipWritten, InteractionRecord
+from edge.review.outbox_events import clip_body, interaction_body
 from edge.review.tables import (
     AuditRow,
     ClipRow,
@@ -142,6 +143,7 @@ class ReviewStore:
                 raise UnknownInteractionError(f"no interaction {interaction_id}")
             row.ended_at = ended_at
             row.duration_s = duration_s
+            self._store.stage_event(s, kind="interaction", at=ended_at, body=interaction_body(s, row))
 
     def close_interrupted_interactions(self) -> list[InteractionRecord]:
         """Close every interaction that is still open, in one transaction; call it at start, before any camera
@@ -162,6 +164,7 @@ class ReviewStore:
                 ended = max(row.started_at, seen.get(row.id, row.started_at))
                 row.ended_at, row.interrupted = ended, True
                 row.duration_s = round((ended - row.started_at).total_seconds(), 3)
+                self._store.stage_event(s, kind="interaction", at=ended, body=interaction_body(s, row))
             return [_interaction(r) for r in rows]
 
     def get_interaction(self, interaction_id: str) -> InteractionRecord | None:
@@ -220,13 +223,16 @@ class ReviewStore:
             raise ValueError("clip sizes and frame counts must be >= 0")
         try:
             with self._session() as s, s.begin():
-                s.add(ClipRow(id=written.clip_id, interaction_id=p.interaction_id, camera_id=p.camera_id,
+                s.add(clip := ClipRow(id=written.clip_id, interaction_id=p.interaction_id, camera_id=p.camera_id,
                               staff_track=p.staff_track, customer_track=p.customer_track, staff_id=p.staff_id,
                               vip_id=p.vip_id, path=str(written.path), sha256=written.sha256,
                               size_bytes=written.size_bytes, started_at=written.started_at,
                               ended_at=written.ended_at, duration_s=written.duration_s, frames=written.frames,
                               pre_roll_frames=written.pre_roll_frames, dropped_frames=written.dropped_frames,
                               created_at=datetime.now(UTC), hold=False))
+                s.flush()
+                self._store.stage_event(s, kind="clip", at=written.ended_at, body=clip_body(s, clip))
+                self._store.queue_clip_upload(s, written.clip_id)
         except IntegrityError as exc:
             raise DuplicateRecordError(f"clip {written.clip_id} is already stored") from exc
 

@@ -12,6 +12,7 @@ created 0600 (SQLite gives its ``-wal`` and ``-shm`` files the same mode).
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from alerts.envelope import Alert, AlertDraft
 from alerts.text import display_text
 from edge.store.tables import (
     AlertRow,
+    ClipUploadRow,
     MetaRow,
+    OutboxRow,
     PersonPhotoRow,
     PersonRow,
     PlateRow,
@@ -68,6 +71,17 @@ def _person(row: PersonRow) -> Person:
     characters) are cleaned here too, so no reader of the store ever shows a spoofed name."""
     return Person(row.id, display_text(row.name), display_text(row.tier), row.role, row.consent, row.model_id,
                   row.created_at)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def event_json(body: dict[str, object]) -> str:
+    """An outbox body as JSON text (datetimes as ISO 8601)."""
+    return json.dumps(body, default=_json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def _alert(row: AlertRow) -> Alert:
@@ -245,6 +259,18 @@ class Store:
             row = s.get(SnapshotRow, snapshot_id)
             return None if row is None else decrypt(self._cipher, row.jpeg)
 
+    # -- outbox (the sync's store-and-forward queue, edge.sync.outbox reads it) -------------------
+    @staticmethod
+    def stage_event(session: Session, *, kind: str, at: datetime, body: str | dict[str, object]) -> None:
+        """Add an outbox event to ``session``: it is committed with (and only with) the thing it reports."""
+        text = body if isinstance(body, str) else event_json(body)
+        session.add(OutboxRow(kind=kind, at=at, body=text, sent=False))
+
+    @staticmethod
+    def queue_clip_upload(session: Session, clip_id: str) -> None:
+        """Owe the console this clip's file (the sender uploads it in the background, under its cap)."""
+        session.add(ClipUploadRow(clip_id=clip_id, state="pending", attempts=0, updated_at=datetime.now(UTC)))
+
     # -- alerts (AlertLog) ---------------------------------------------------------------------
     def append(self, draft: AlertDraft) -> Alert:
         with self._seq_lock, self.session() as s, s.begin():
@@ -254,6 +280,7 @@ class Store:
             s.add(AlertRow(id=alert.id, branch_id=alert.branch_id, seq=alert.seq, type=alert.type.value,
                            camera_id=alert.camera_id, person_id=alert.person_id,
                            body=alert.model_dump_json(), created_at=alert.created_at))
+            self.stage_event(s, kind="alert", at=alert.created_at, body=alert.model_dump_json())
         return alert
 
     def since(self, seq: int, limit: int = 500) -> list[Alert]:
@@ -276,6 +303,8 @@ class Store:
             if row.acked_at is None:
                 row.acked_at = datetime.now(UTC)
                 row.acked_by = by
+                self.stage_event(s, kind="ack", at=row.acked_at,
+                                 body={"alert_id": row.id, "seq": row.seq, "acked_at": row.acked_at, "acked_by": by})
             return _alert(row)
 
     def last_seq(self) -> int:

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -132,6 +134,37 @@ class SnapshotRow(Base):
     camera_id: Mapped[str] = mapped_column(String(64))
     jpeg: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class OutboxRow(Base):
+    """One event waiting for (or already taken by) the console: the store-and-forward outbox of the sync.
+
+    ``seq`` is AUTOINCREMENT so a seq is never handed out twice, even after sent rows are pruned: the console
+    keys events on (edge, epoch, seq) and would take a reused seq for a duplicate. ``kind``: alert |
+    interaction | stats_hourly | camera_health | clip | ack; ``body`` is JSON text."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_sent_seq", "sent", "seq"), {"sqlite_autoincrement": True})
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    body: Mapped[str] = mapped_column(Text)
+    sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ClipUploadRow(Base):
+    """A clip file the sender still owes the console (``state`` pending), has sent (uploaded) or cannot send
+    because retention removed the file first (gone). Queued with the clip's index row, in its transaction."""
+
+    __tablename__ = "clip_uploads"
+    __table_args__ = (Index("ix_clip_uploads_state", "state"),)
+
+    clip_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

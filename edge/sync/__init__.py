@@ -7,6 +7,8 @@ __all__ = [  # the modules other capability folders may import
     "client",
     "config",
     "credentials",
+    "outbox",
     "puller",
+    "sender",
     "service",
 ]
