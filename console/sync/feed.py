@@ -149,14 +149,17 @@ def changes_page(ctx: ConsoleContext, session: Session, edge: EdgeCaller, req: F
     wanted = {i: p is not None and in_scope(p, edge.branch_id, edge.branch_region) for i, p in
               ((i, loaded.get(i)) for i in first)}
     outside = [i for i, ok in wanted.items() if not ok]
-    born = dict(session.execute(select(GalleryChange.person_id, func.min(GalleryChange.seq))
-                                .where(GalleryChange.person_id.in_(outside))
-                                .group_by(GalleryChange.person_id)).tuples().all()) if outside else {}
+    born: dict[str, int] = {}
+    if outside:
+        for person_id, seq in session.execute(select(GalleryChange.person_id, func.min(GalleryChange.seq))
+                                              .where(GalleryChange.person_id.in_(outside))
+                                              .group_by(GalleryChange.person_id)):
+            born[person_id] = int(seq)
     persons: list[dict[str, Any]] = []
     erased: list[str] = []
-    for sent, (person_id, seq) in enumerate(first.items()):  # in the order of their first change
+    for sent, (person_id, first_seq) in enumerate(first.items()):  # in the order of their first change
         if sent and writer.bytes > max_bytes:
-            complete = seq - 1  # everything before this person's first change is in the page
+            complete = first_seq - 1  # everything before this person's first change is in the page
             break
         person = loaded.get(person_id)
         if person is not None and wanted[person_id]:
