@@ -14,6 +14,7 @@
       "nav_import": "批量导入",
       "nav_audit": "审计日志",
       "nav_branches": "网点",
+      "nav_stats": "统计",
       "logout": "退出登录",
       "langButton": "EN",
       "langTitle": "Switch to English",
@@ -123,6 +124,7 @@
       "nav_import": "Bulk import",
       "nav_audit": "Audit log",
       "nav_branches": "Branches",
+      "nav_stats": "Statistics",
       "logout": "Sign out",
       "langButton": "中文",
       "langTitle": "切换到中文",
@@ -235,7 +237,8 @@
              ['/enrol', 'nav_enrol', ['admin', 'enroller']],
              ['/import', 'nav_import', ['admin', 'enroller']],
              ['/audit', 'nav_audit', ['admin', 'compliance']],
-             ['/branches', 'nav_branches', null]];
+             ['/branches', 'nav_branches', null],
+             ['/stats', 'nav_stats', ['admin', 'regional_manager', 'compliance']]];
   var ROLES_OF = { enrol: ['admin', 'enroller'], erase: ['admin', 'enroller', 'compliance'] };
 
   function readPageStrings() {

@@ -175,7 +175,7 @@ def test_a_compliance_officer_sees_only_what_their_role_allows(page: Page, conso
     sign_in(page, "auditor", "another long password", start=f"/persons/{person['id']}")
     expect(page.locator("#me")).to_have_text("合规专员 · 合规")
     nav = page.locator("#topbar .nav a:visible")
-    expect(nav).to_have_text(["人员", "审计日志", "网点"])
+    expect(nav).to_have_text(["人员", "审计日志", "网点", "统计"])
     expect(page.locator("#name")).to_have_text("奥巴马")
     expect(page.locator("#erase")).to_be_visible()  # compliance may erase (the right to be forgotten)
     expect(page.locator("#plate-form")).to_be_hidden()
