@@ -21,6 +21,7 @@ from edge.clips.config import ClipConfig
 from edge.clips.encoder import ENCODER_ERRORS, Mp4Writer, finalise_clip, make_private_dirs
 from edge.clips.frames import prepare_image
 from edge.clips.manifest import ClipManifest, manifest_path, part_path, write_manifest
+from edge.clips.participants import ParticipantLinker
 from edge.clips.ring import RingEntry
 from edge.clips.types import ClipParticipants, ClipWritten
 from vision.types import Frame
@@ -106,7 +107,7 @@ class _Clip:
 
     clip_id: str
     participants: ClipParticipants
-    keep: frozenset[int] | None  # track ids never blurred; None: blur nobody
+    linker: ParticipantLinker | None  # who is a participant, frame by frame; None: blur nobody
     pre_roll_frames: int
     writer: Mp4Writer | None = None
     final: Path | None = None
@@ -162,25 +163,30 @@ class EncoderWorker:
     def _handle(self, job: OpenClip | ClipFrame | CloseClip) -> None:
         if isinstance(job, OpenClip):
             p = job.participants
-            keep = frozenset({p.staff_track, p.customer_track}) if self._config.blur_non_participants else None
-            clip = self._clips[job.clip_id] = _Clip(job.clip_id, p, keep, job.pre_roll_frames)
-            for entry in job.pre_roll:
-                self._encode(clip, entry)
+            linker = (ParticipantLinker((p.staff_track, p.customer_track), (p.staff_id, p.vip_id))
+                      if self._config.blur_non_participants else None)
+            clip = self._clips[job.clip_id] = _Clip(job.clip_id, p, linker, job.pre_roll_frames)
+            # the pre-roll may show the participants under earlier tracks: linked back from the newest frame
+            keeps = linker.backfill([e.people for e in job.pre_roll]) if linker is not None else None
+            for i, entry in enumerate(job.pre_roll):
+                self._encode(clip, entry, None if keeps is None else keeps[i])
         elif isinstance(job, ClipFrame):
             found = self._clips.get(job.clip_id)
             if found is not None:
-                self._encode(found, job.entry)
+                keep = None if found.linker is None else found.linker.next(job.entry.people)
+                self._encode(found, job.entry, keep)
         else:
             found = self._clips.pop(job.clip_id, None)
             if found is not None:
                 self._close(found, job.dropped_frames, job.reason)
 
-    def _encode(self, clip: _Clip, entry: RingEntry) -> None:
+    def _encode(self, clip: _Clip, entry: RingEntry, keep: frozenset[int] | None) -> None:
+        """Encode one frame; ``keep``: the participants' tracks in it (everyone else is blurred), None: nobody."""
         if clip.failed:
             return
         started = time.perf_counter()
         frame = entry.frame
-        image = prepare_image(frame.image, entry.people, clip.keep, self._config.max_width)
+        image = prepare_image(frame.image, entry.people, keep, self._config.max_width)
         try:
             if clip.writer is None:
                 self._create(clip, frame)
