@@ -29,6 +29,7 @@ from edge.parking.registry import PlateRegistry
 from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.review.store import ReviewStore
 from edge.store.datadir import open_data_folder
+from edge.sync.sender import Sender, SenderConfig
 from edge.sync.service import SyncService
 from models.errors import ModelPackError
 from vault.clip_file import CLIP_KEY_PURPOSE
@@ -97,6 +98,13 @@ class EdgeRuntime:
             self.sync = SyncService(config.sync, data_dir=data_dir, store=self.store, cipher=self.data.key.fernet,
                                     gallery=self.gallery, engine=self.engine, enroller=self.enroller,
                                     plates=self.plates, cameras=self.camera_report)
+        self.sender: Sender | None = None  # with a console token: the outbox's events and the clips go up
+        if self.sync is not None and self.sync.credentials is not None and config.sync.console_url:
+            token = self.sync.credentials.token
+            self.sender = Sender(SenderConfig(config.sync.console_url, clip_upload_kbps=config.sync.clip_upload_kbps,
+                                              request_timeout_s=config.sync.request_timeout_s),
+                                 store=self.store, review=self.review, token=lambda: token, clip_key=self.clip_key,
+                                 tz=config.branch.tz, cameras=self.camera_report)
         self._frames_seen: dict[str, tuple[int, float]] = {}  # camera id -> (frames, monotonic time) at last report
         self.vehicle_rule = VipVehicleRule(config.rules.vip_vehicle_arrival, branch_id=config.branch.id,
                                            lookup=self.store.get_person, publish=self.hub.publish)
@@ -220,9 +228,13 @@ class EdgeRuntime:
         self.retention.start()  # clips, their leftovers and alert snapshots
         if self.sync is not None:
             self.sync.start()
+        if self.sender is not None:
+            self.sender.start()
         logger.info("edge %s started with %s camera(s)", self.config.branch.id, len(self.workers))
 
     def stop(self) -> None:
+        if self.sender is not None:
+            self.sender.stop()
         if self.sync is not None:
             self.sync.stop()
         for worker in self.workers:

@@ -20,6 +20,9 @@ ALL += [_auth.router, _users.router, _audit.router]
 from console.api import edges as _edges, sync as _sync  # noqa: E402, I001  (S1)
 ALL += [_edges.router, _sync.router]
 
+from console.api import clips as _clips, events as _events, stats as _stats  # noqa: E402, I001  (S3)
+ALL += [_events.router, _clips.router, _stats.router]
+
 from console.web.pages import router as web_pages  # noqa: E402  (the pages mount after the API)
 
 ALL.append(web_pages)
