@@ -63,7 +63,7 @@ async def get_gallery(ctx: Ctx, edge: EdgeDep, since: Annotated[int, Query(ge=0)
                       limit: Annotated[int, Query(ge=1, le=500)] = 200, snapshot: bool = False,
                       after: Annotated[str | None, Query(max_length=32)] = None) -> dict[str, Any]:
     request = FeedRequest(since, model_id, limit, snapshot, after)
-    if snapshot or after is not None or since == 0 or wait <= 0:
+    if snapshot or after is not None or wait <= 0:
         return await run_in_threadpool(gallery_page, ctx, edge, request)
     deadline = time.monotonic() + min(wait, ctx.config.sync.long_poll_max_s)
     while True:
