@@ -139,24 +139,29 @@ class SyncPuller:
         if self._wake.is_set():
             self._wake.clear()
             wait = 0.0
+        since = self._applier.version
         changes = self.fetch(wait)
         if self._stop.is_set():
             return None
         applied: ChangeSet | None = None
-        if not changes.empty or changes.snapshot or changes.version != self._applier.version:
+        # an empty snapshot at the version held changes nothing (a console with no persons yet answers since=0 so)
+        idle_snapshot = (changes.snapshot and changes.empty and changes.version == since
+                         and not self._applier.synced_ids())
+        if not idle_snapshot and (not changes.empty or changes.snapshot or changes.version != since):
             self._applier.apply(changes)
             applied = changes
             with self.applied:
                 self.applied.notify_all()
             self.report()
         self._ok()
-        if applied is None and wait < 0.5:  # a console that does not hold the request: do not spin
-            self._sleep(0.5)
+        if applied is None and (wait < 0.5 or since == 0):  # a console that does not hold the request: no spinning
+            self._sleep(min(5.0, max(0.5, self._config.long_poll_s)) if since == 0 else 0.5)
         return applied
 
     def fetch(self, wait_s: float) -> ChangeSet:
-        """Every page of the answer to ``since=<applied>``: a snapshot is merged whole, a delta stops at a page
-        boundary (each delta page is complete up to its version, so it may be applied alone)."""
+        """Every page of the answer to ``since=<applied>``: a snapshot is merged whole (its next pages are asked with
+        ``since=<its version>&after=<cursor>``), a delta stops at a page boundary (each delta page is complete up to
+        its version, so it is applied alone and the next round asks from there)."""
         since = self._applier.version
         extra: dict[str, Any] = {}
         merged: ChangeSet | None = None
@@ -170,8 +175,10 @@ class SyncPuller:
                 merged.merge(page)
             if not more or not merged.snapshot or self._stop.is_set():
                 return merged
-            since, wait_s = page.version, 0.0
-            extra = {"snapshot": 1, **({"cursor": body["cursor"]} if "cursor" in body else {})}
+            if not body.get("cursor"):
+                raise ChangeSetError("a snapshot page says more=true but gives no cursor")
+            since, wait_s = page.version, 0.0  # the snapshot's version, and the last person id it holds
+            extra = {"after": str(body["cursor"])}
 
     def report(self) -> dict[str, Any]:
         """Post the status; the erasures it confirms stop being reported once the console took them."""
