@@ -59,8 +59,10 @@ def _why_no_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """One chromium for this folder's tests. Package scope, not session: Playwright's sync API runs one instance
+    per thread at a time, and other folders (tests/edge/browser) start their own after this one has stopped."""
     why = _why_no_browser()
     if why:
         pytest.skip(why)
@@ -84,10 +86,6 @@ class Console:
     config: ConsoleConfig
     app: Any
 
-    def branch_ids(self) -> dict[str, int]:
-        ctx = self.app.state.ctx
-        with ctx.db.transaction() as session:
-            return {b.code: b.id for b in session.query(Branch).all()}
 
 
 @pytest.fixture()
