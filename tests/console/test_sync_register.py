@@ -33,8 +33,8 @@ def register(client: TestClient, code: str) -> tuple[int, dict[str, object]]:
 
 
 def status(client: TestClient, token: str) -> int:
-    return client.post("/api/sync/status", json={"gallery_version": 0},
-                       headers={"Authorization": f"Bearer {token}"}).status_code
+    answer = client.post("/api/sync/status", json={"gallery_version": 0}, headers={"Authorization": f"Bearer {token}"})
+    return int(answer.status_code)
 
 
 def test_a_code_registers_one_edge_once(client: TestClient, console_ctx: ConsoleContext) -> None:
