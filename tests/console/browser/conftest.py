@@ -68,10 +68,13 @@ def browser() -> Iterator[Browser]:
         pytest.skip(why)
     # a loaded CI machine runs dlib slowly: a face check may take seconds, so assertions wait up to 20 s
     expect.set_options(timeout=20_000)
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    try:
+        with sync_playwright() as p:
+            launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
+    finally:
+        expect.set_options(timeout=5_000)  # Playwright's default, for other folders' browser tests
 
 
 def _free_port() -> int:
