@@ -21,10 +21,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -89,9 +89,11 @@ def ingest(session: Session, edge: EdgeCaller, epoch: str, events: Sequence[InEv
     now = utcnow()
     rows = [{"edge_id": edge.edge_id, "branch_id": edge.branch_id, "epoch": epoch, "seq": e.seq, "kind": e.kind,
              "at": e.at, "body": e.body, "received_at": now} for e in unique.values()]
-    stmt = (insert_for(session, EdgeEvent).values(rows)
-            .on_conflict_do_nothing(index_elements=["edge_id", "epoch", "seq"]).returning(EdgeEvent.seq))
-    new = {int(s) for s in session.scalars(stmt)}
+    table = EdgeEvent.__table__
+    stmt = (insert_for(session, table).on_conflict_do_nothing(index_elements=["edge_id", "epoch", "seq"])
+            .returning(table.c.seq))
+    # one compiled statement, executed for many rows (SQLAlchemy's "insertmanyvalues" batches them with RETURNING)
+    new = {int(s) for s in session.connection().execute(stmt, rows).scalars()}
     if new:
         branch = session.get_one(Branch, edge.branch_id)
         _project(session, edge, branch_zone(branch.timezone), [unique[s] for s in sorted(new)])
@@ -123,11 +125,13 @@ def _project(session: Session, edge: EdgeCaller, tz: ZoneInfo, events: Sequence[
             if hour is not None:
                 edge_stats[hour] = body
                 hours.setdefault(hour, Counter())
+    connection = session.connection()
     if clips:
-        session.execute(insert_for(session, CentralClip).values(clips).on_conflict_do_nothing(index_elements=["id"]))
+        connection.execute(insert_for(session, CentralClip.__table__).on_conflict_do_nothing(index_elements=["id"]),
+                           clips)
     if episodes:
-        session.execute(insert_for(session, CentralInteraction).values(episodes)
-                        .on_conflict_do_nothing(index_elements=["id"]))
+        connection.execute(insert_for(session, CentralInteraction.__table__)
+                           .on_conflict_do_nothing(index_elements=["id"]), episodes)
     _link_clips(session, clips, episodes)
     for hour, counts in hours.items():
         _add_hour(session, edge.branch_id, hour, counts, edge_stats.get(hour))
@@ -172,26 +176,24 @@ def _clip(edge: EdgeCaller, body: dict[str, Any]) -> dict[str, Any] | None:
 
 def _link_clips(session: Session, clips: list[dict[str, Any]], episodes: list[dict[str, Any]]) -> None:
     """An episode names its clip: the clip usually arrives after the episode (post-roll), sometimes before."""
-    for clip in clips:
-        if clip["interaction_id"]:
-            session.execute(update(CentralInteraction).where(CentralInteraction.id == clip["interaction_id"],
-                                                             CentralInteraction.clip_id.is_(None))
-                            .values(clip_id=clip["id"]))
-    waiting = [e["id"] for e in episodes if e["clip_id"] is None]
+    links = {c["interaction_id"]: c["id"] for c in clips if c["interaction_id"]}
+    waiting = [e["id"] for e in episodes if e["clip_id"] is None and e["id"] not in links]
     if waiting:
         found = session.execute(select(CentralClip.interaction_id, CentralClip.id)
                                 .where(CentralClip.interaction_id.in_(waiting)))
-        for interaction_id, clip_id in found:
-            session.execute(update(CentralInteraction).where(CentralInteraction.id == interaction_id,
-                                                             CentralInteraction.clip_id.is_(None))
-                            .values(clip_id=clip_id))
+        links.update({str(interaction_id): str(clip_id) for interaction_id, clip_id in found})
+    if links:
+        table = cast(Table, CentralInteraction.__table__)
+        stmt = (update(table).where(table.c.id == bindparam("iid"), table.c.clip_id.is_(None))
+                .values(clip_id=bindparam("cid")))
+        session.connection().execute(stmt, [{"iid": i, "cid": c} for i, c in links.items()])
 
 
 def _add_hour(session: Session, branch_id: int, hour: datetime, counts: Counter[str], stats: Any) -> None:
     columns = ("vip_arrivals", "unattended", "unstaffed", "interactions")
     values = {c: int(counts.get(c, 0)) for c in columns}
-    stmt = insert_for(session, CentralHour).values(branch_id=branch_id, hour=hour, edge_stats=stats, **values)
     table = CentralHour.__table__
+    stmt = insert_for(session, table).values(branch_id=branch_id, hour=hour, edge_stats=stats, **values)
     changes: dict[str, Any] = {c: table.c[c] + stmt.excluded[c] for c in columns}
     if stats is not None:
         changes["edge_stats"] = stmt.excluded.edge_stats
