@@ -26,7 +26,7 @@ from console.context import ConsoleContext
 from console.db import make_engine
 from console.migrate import upgrade
 from console.security import digest, new_secret
-from console.tables import Branch, CentralClip, CentralInteraction, Edge, EdgeEvent
+from console.tables import Branch, CentralClip, CentralHour, CentralInteraction, Edge, EdgeEvent
 from edge.review.store import ReviewStore
 from edge.store.db import Store
 from edge.store.tables import OutboxRow
@@ -156,6 +156,9 @@ def test_events_arrive_exactly_once_across_a_console_restart_and_a_lost_ack(
     assert len(events) == 45
     assert sorted(seq for _, seq, _ in events) == list(range(1, 46))
     assert {epoch for epoch, _, _ in events} == {store.epoch}
+    # and the real alert envelopes were counted once each as VIP arrivals of the branch's hours
+    with console.ctx.db.transaction() as session:
+        assert session.scalar(select(func.sum(CentralHour.vip_arrivals))) == 45
 
 
 def test_a_clip_goes_up_whole_after_its_event_and_a_wrong_file_is_refused(
