@@ -14,6 +14,7 @@ from console.config import ConsoleConfig
 from console.context import ConsoleContext
 from console.errors import ConsoleError
 from console.sync.announce import install_announcer
+from console.sync.gzip_body import GzipRequestMiddleware
 from vision.engines.base import FaceEngine
 
 
@@ -37,6 +38,7 @@ def create_app(config: ConsoleConfig, *, context: ConsoleContext | None = None,
                   openapi_url="/api/openapi.json")
     app.state.ctx = ctx
     app.add_middleware(GZipMiddleware, minimum_size=1000)  # gallery pages and event batches are large JSON
+    app.add_middleware(GzipRequestMiddleware)  # an edge gzips its bodies over ~1 KB (only /api/sync/ is inflated)
     install_announcer(ctx)  # MQTT "branch X is at version N" after each gallery change, when sync.mqtt is set
 
     @app.exception_handler(ConsoleError)
