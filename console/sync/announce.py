@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,6 +72,7 @@ class Announcer:
         return sent
 
     def close(self) -> None:
+        """Stop the client's thread; closing twice is harmless."""
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -126,6 +128,7 @@ def install_announcer(ctx: ConsoleContext) -> Announcer | None:
         return existing if isinstance(existing, Announcer) else None
     announcer = Announcer(ctx.config.sync.mqtt)
     ctx.extras[EXTRA_KEY] = announcer
+    weakref.finalize(ctx, announcer.close)  # the client's thread ends with the context (or at exit)
 
     def after_commit(session: Session) -> None:
         pending = session.info.pop(_PENDING, None)
