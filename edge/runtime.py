@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import faiss
@@ -29,6 +30,7 @@ from edge.parking.registry import PlateRegistry
 from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.review.store import ReviewStore
 from edge.store.datadir import open_data_folder
+from edge.sync.outbox import UNREGISTERED_KEEP, Outbox
 from edge.sync.sender import Sender, SenderConfig
 from edge.sync.service import SyncService
 from models.errors import ModelPackError
@@ -230,6 +232,8 @@ class EdgeRuntime:
             self.sync.start()
         if self.sender is not None:
             self.sender.start()
+        else:  # no console to send to: the outbox keeps a month, not for ever
+            Outbox(self.store).drop_unsent(older_than=datetime.now(UTC) - UNREGISTERED_KEEP)
         logger.info("edge %s started with %s camera(s)", self.config.branch.id, len(self.workers))
 
     def stop(self) -> None:

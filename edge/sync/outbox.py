@@ -31,6 +31,7 @@ from edge.store.tables import ClipUploadRow, MetaRow, OutboxRow
 STATS_HOUR_META = "outbox_stats_hour"  # UTC start of the last local hour whose stats_hourly event was written
 MAX_STATS_BACKLOG_HOURS = 48  # after a long stop, the hours further back are not reported (no records anyway)
 BATCH_LIMIT = 500
+UNREGISTERED_KEEP = timedelta(days=30)  # a box without a console keeps its unsent events this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,15 @@ class Outbox:
         """Delete events the console took before ``sent_before``; returns how many."""
         with self._store.session() as s, s.begin():
             result = s.execute(delete(OutboxRow).where(OutboxRow.sent.is_(True), OutboxRow.sent_at < sent_before))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def drop_unsent(self, *, older_than: datetime) -> int:
+        """Delete unsent events written before ``older_than``: only for a box that has no console to send them
+        to (never registered), so that its outbox does not grow for ever; returns how many."""
+        with self._store.session() as s, s.begin():
+            result = s.execute(delete(OutboxRow).where(OutboxRow.sent.is_(False), OutboxRow.at < older_than))
+            s.execute(delete(ClipUploadRow).where(ClipUploadRow.state == "pending",
+                                                  ClipUploadRow.updated_at < older_than))
             return int(getattr(result, "rowcount", 0) or 0)
 
     # -- clip uploads --------------------------------------------------------------------------

@@ -150,3 +150,13 @@ def test_camera_health_is_one_event(store: Store) -> None:
     rows = outbox_rows(store)
     assert [r.kind for r in rows] == ["camera_health"]
     assert json.loads(rows[0].body) == {"cameras": [{"id": "c1", "state": "ok", "fps": 12.0}]}
+
+
+def test_a_box_without_a_console_drops_only_old_unsent_events(store: Store) -> None:
+    store.append(draft(1))
+    store.append(draft(2))
+    outbox = Outbox(store)
+    assert outbox.drop_unsent(older_than=datetime.now(UTC) - timedelta(days=30)) == 0
+    outbox.mark_sent([1])
+    assert outbox.drop_unsent(older_than=datetime.now(UTC) + timedelta(seconds=1)) == 1  # seq 2; sent rows stay
+    assert [r.seq for r in outbox_rows(store)] == [1]
