@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,8 @@ from sqlalchemy import select, update
 
 from console.context import ConsoleContext
 from console.db import utcnow
+from console.errors import ConsoleError
+from console.sync.codes import Registration, redeem
 from console.tables import AuditRow, Edge, EdgeCode
 from tests.console.conftest import add_branch, add_token, add_user, session_headers
 
@@ -63,7 +66,8 @@ def test_an_expired_or_unknown_code_is_refused(client: TestClient, console_ctx: 
     code = make_code(client, console_ctx)
     with console_ctx.db.transaction() as session:
         session.execute(update(EdgeCode).values(expires_at=utcnow() - timedelta(seconds=1)))
-    assert register(client, code) == (401, {"error": "bad_code", "detail": register(client, code)[1]["detail"]})
+    got, body = register(client, code)
+    assert (got, body["error"]) == (401, "bad_code")
     assert register(client, "ZZZZ-ZZZZ")[1]["error"] == "bad_code"
     assert register(client, "not a code")[1]["error"] == "bad_code"
 
@@ -129,3 +133,26 @@ def test_users_never_reach_sync_routes_and_edges_never_reach_user_routes(client:
     assert client.post("/api/sync/status", json={"gallery_version": 1}, headers=csrf).status_code == 403
     client.cookies.clear()
     assert client.get("/api/sync/gallery").status_code == 401
+
+
+def test_a_second_box_redeeming_the_code_while_the_first_commits_gets_bad_code(client: TestClient,
+                                                                                 console_ctx: ConsoleContext) -> None:
+    add_branch(console_ctx, "BJ001")
+    code = make_code(client, console_ctx)
+    second: list[object] = []
+
+    def redeem_too() -> None:
+        with console_ctx.db.transaction() as session:
+            second.append(redeem(session, console_ctx.config.sync, code, "dlib", "1.0", "10.0.0.2"))
+
+    with console_ctx.db.transaction() as session:  # the first box's redemption, not yet committed
+        first = redeem(session, console_ctx.config.sync, code, "dlib", "1.0", "10.0.0.1")
+        assert isinstance(first, Registration)
+        other = threading.Thread(target=redeem_too)
+        other.start()
+        other.join(0.5)
+        assert other.is_alive()  # it waits for the first transaction (row lock / SQLite's write lock)
+    other.join()
+    assert len(second) == 1 and isinstance(second[0], ConsoleError) and second[0].code == "bad_code"
+    with console_ctx.db.transaction() as session:
+        assert [e.id for e in session.scalars(select(Edge))] == [first.edge.id]
