@@ -224,12 +224,12 @@ class EdgeRuntime:
         if self._started:
             return
         self._started = True
+        if self.sync is not None:  # first the console's newest gallery, then the cameras
+            self.sync.start()
         for worker in self.workers:
             worker.source.start()
             worker.start()
         self.retention.start()  # clips, their leftovers and alert snapshots
-        if self.sync is not None:
-            self.sync.start()
         if self.sender is not None:
             self.sender.start()
         else:  # no console to send to: the outbox keeps a month, not for ever

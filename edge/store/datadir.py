@@ -72,7 +72,11 @@ class FolderParts:
 
 def survey(data_dir: Path, clips_dir: Path) -> FolderParts:
     gallery = data_dir / GALLERY_DIR
-    gallery_files = tuple(sorted(p.name for p in gallery.iterdir() if p.is_file())) if gallery.is_dir() else ()
+    gallery_files: tuple[str, ...] = ()
+    if gallery.is_dir():  # the files of gallery/ and of its version folders (a console sync writes those)
+        gallery_files = tuple(sorted(str(p.relative_to(gallery)) for p in gallery.iterdir() if p.is_file())) + tuple(
+            sorted(str(p.relative_to(gallery)) for d in gallery.iterdir()
+                   if d.is_dir() and GALLERY_VERSION_DIR.fullmatch(d.name) for p in d.iterdir() if p.is_file()))
     clips = clips_dir.is_dir() and any(p.is_file() for p in clips_dir.rglob("*"))
     return FolderParts(db=(data_dir / DB_FILE).exists(),
                        db_companions=tuple(n for n in DB_COMPANIONS if (data_dir / n).exists()),

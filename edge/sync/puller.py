@@ -130,6 +130,30 @@ class SyncPuller:
         self._state, self._error, self._last_ok = "ok", None, datetime.now(UTC)
         self._backoff.reset()
 
+    def catch_up(self, max_rounds: int = 1000) -> int:
+        """Before the cameras start: pull and apply without waiting until the console has nothing newer, so that a
+        box that was off during changes greets nobody from an old gallery. Returns the version held; a console
+        that cannot be reached is logged and the box starts on what it has (the thread goes on trying)."""
+        try:
+            for _ in range(max_rounds):
+                since = self._applier.version
+                changes = self.fetch(0.0)
+                if changes.empty and changes.version == since and (not changes.snapshot or not since):
+                    break
+                self._applier.apply(changes)
+                if changes.version == since and not changes.snapshot:
+                    break
+            self.report()
+            self._ok()
+        except ConsoleUnauthorized as exc:
+            self._failed("revoked", f"the console refused this box's token (revoked?): {exc}")
+            logger.error("sync: catching up at start failed: %s", self._error)
+        except (ConsoleError, ChangeSetError) as exc:
+            self._failed("retrying", str(exc))
+            logger.warning("sync: could not catch up with the console at start (%s); starting on gallery version "
+                           "%s", exc, self._applier.version)
+        return self._applier.version
+
     # -- one round -------------------------------------------------------------------------------------------------
     def step(self) -> ChangeSet | None:
         """One long-poll (all pages of it), its apply and, when due, the status report; the applied change set."""

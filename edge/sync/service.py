@@ -78,9 +78,12 @@ class SyncService:
         if config.mqtt is not None:
             self.waker = MqttWaker(config.mqtt, self.credentials.branch_code, self.puller.wake)
 
-    def start(self) -> None:
+    def start(self, *, catch_up: bool = True) -> None:
+        """Clean what a killed apply left, catch up with the console (before the cameras start), then keep pulling."""
         self.applier.clean_orphans()
         if self.puller is not None:
+            if catch_up:
+                self.puller.catch_up()
             self.puller.start()
         if self.waker is not None:
             self.waker.start()

@@ -207,3 +207,23 @@ def test_a_revoked_box_says_so_in_its_health_and_keeps_its_gallery(
         sync = http.get("/healthz", headers={"Authorization": f"Bearer {IT_TOKEN}"}).json()["sync"]
     assert sync["state"] == "revoked" and "register" in sync["error"] and sync["branch"] == "A001"
     assert obama in runtime.gallery.persons  # the box keeps greeting with what it has
+
+
+def test_a_box_that_was_off_during_changes_catches_up_before_its_cameras_start(
+        live_console: LiveConsole, edge_yaml: Path, engine_pool: EnginePool, photo_bytes: Callable[[str], bytes],
+        boxes: Callable[[Path], EdgeRuntime]) -> None:
+    assert register(edge_yaml, live_console, live_console.code("A001")) == 0
+    first = live_console.enrol("奥巴马", [photo_bytes("obama.jpg")], ("A001",))
+    runtime = boxes(edge_yaml)
+    assert runtime.store.get_person(first) is not None  # start() returned with the snapshot applied
+    runtime.stop()
+    # when three changes happen while the box is off
+    second = live_console.enrol("拜登", [photo_bytes("biden.jpg")], ("A001",))
+    live_console.erase(first)
+    third = live_console.enrol("奥巴马（重新登记）", [photo_bytes("obama3.jpg")], ("A001",))
+    version = live_console_version(live_console)
+    # then, as soon as start() returns (before any camera frame), the box holds all three
+    runtime = boxes(edge_yaml)
+    assert runtime.sync is not None and runtime.sync.applier.version == version
+    assert runtime.gallery.persons == {second, third}
+    assert runtime.store.get_person(first) is None
