@@ -229,13 +229,12 @@ class Sender:
         return len(events) >= self.config.batch and len(acked) == len(events)
 
     def upload_clips(self) -> bool:
-        """Upload owed clip files (a few per round); True when more are owed."""
-        owed = self.outbox.clips_to_upload()
-        for clip_id in owed:
-            if self._stop.is_set():
-                return True
-            self._upload(clip_id)
-        return len(owed) >= 20
+        """Upload the oldest owed clip file; True when more are owed. One per round, so that new events never
+        wait behind a queue of clips going up under the cap."""
+        owed = self.outbox.clips_to_upload(limit=2)
+        if owed and not self._stop.is_set():
+            self._upload(owed[0])
+        return len(owed) > 1
 
     def _upload(self, clip_id: str) -> None:
         clip = self._review.get_clip(clip_id)
