@@ -42,6 +42,7 @@ class MqttWaker:
         self.topic = topic(config, branch_code)
         self._wake = wake
         self.connected = False
+        self.last_version: int | None = None  # the newest version announced (health and tests)
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -81,4 +82,5 @@ class MqttWaker:
         if version is None:
             logger.warning("sync: MQTT message on %s is not {\"version\": N}; ignored", message.topic)
             return
+        self.last_version = version if self.last_version is None else max(self.last_version, version)
         self._wake(version)

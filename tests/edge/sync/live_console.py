@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from alerts.server import ServerThread
 from console.app import create_app
-from console.config import ConsoleConfig, DatabaseConfig
+from console.config import ConsoleConfig, DatabaseConfig, SyncConfig
 from console.context import ConsoleContext
 from console.db import make_engine
 from console.enrol_photos import PhotoUpload
@@ -43,9 +43,10 @@ def wait_for(condition: Callable[[], object], timeout_s: float = 60.0, what: str
 
 
 class LiveConsole:
-    def __init__(self, folder: Path, engine_pool: EnginePool) -> None:
+    def __init__(self, folder: Path, engine_pool: EnginePool, *, sync: SyncConfig | None = None) -> None:
         config = ConsoleConfig(data_dir=folder / "console",
-                               database=DatabaseConfig(url=f"sqlite:///{(folder / 'console.db').as_posix()}"))
+                               database=DatabaseConfig(url=f"sqlite:///{(folder / 'console.db').as_posix()}"),
+                               sync=sync or SyncConfig())
         engine = make_engine(config.database_url)
         upgrade(engine)
         engine.dispose()
