@@ -247,3 +247,35 @@ def test_times_without_zone_are_utc() -> None:
     assert parse_time("2026-03-02T01:00:00") == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
     assert parse_time("not a time") is None
     assert parse_time(None) is None
+
+
+def test_the_same_batch_from_two_replicas_at_once_is_stored_once(console_ctx: ConsoleContext) -> None:
+    import threading
+
+    from console.sync.auth import EdgeCaller
+    from console.sync.events import InEvent, ingest, parse_time
+
+    branch = add_branch(console_ctx, "BJ001")
+    add_edge(console_ctx, branch)
+    with console_ctx.db.transaction() as session:
+        edge_id = session.scalars(select(Edge.id)).one()
+    caller = EdgeCaller(edge_id, "box-1", branch, "BJ001", "east")
+    events = [InEvent(e["seq"], e["kind"], parse_time(e["at"]) or datetime.now(UTC), e["body"]) for e in KNOWN_DAY]
+    start = threading.Barrier(4)
+    answers: list[list[int]] = []
+
+    def send() -> None:
+        start.wait()
+        with console_ctx.db.transaction() as session:
+            answers.append(ingest(session, caller, EPOCH, events))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert answers == [list(range(1, 13))] * 4
+    assert count(console_ctx, EdgeEvent) == 12
+    with console_ctx.db.transaction() as session:
+        assert session.scalar(select(func.sum(CentralHour.vip_arrivals))) == 3
+        assert session.scalar(select(func.count()).select_from(CentralInteraction)) == 5
