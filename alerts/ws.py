@@ -50,6 +50,7 @@ ACK_NAME_MAX = 64
 REASON_MISSING = "missing token"
 REASON_INVALID = "invalid token"
 REASON_FORBIDDEN = "token lacks the lobby_manager role"
+REASON_REVOKED = "access revoked"  # the credential that opened the socket was refused at a later heartbeat
 
 
 class Refusal(Enum):
@@ -115,11 +116,18 @@ class _Liveness:
     heard_at: float
 
 
-async def _heartbeat(ws: WebSocket, sub: Subscription, live: _Liveness, interval_s: float) -> None:
-    """Queue a ping every ``interval_s`` (through the sender, so frames never interleave); close a silent peer."""
+async def _heartbeat(ws: WebSocket, sub: Subscription, live: _Liveness, interval_s: float,
+                     still_allowed: Callable[[], bool]) -> None:
+    """Queue a ping every ``interval_s`` (through the sender, so frames never interleave); close a silent peer,
+    and one whose credential was revoked meanwhile."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval_s)
+        if not await asyncio.to_thread(still_allowed):
+            logger.info("terminal %s: its access was revoked; closing it", sub.client)
+            with contextlib.suppress(Exception):
+                await ws.close(code=CLOSE_UNAUTHORISED, reason=REASON_REVOKED)
+            return
         if loop.time() - live.heard_at > SILENCE_FACTOR * interval_s:
             logger.info("terminal %s answered no ping for %.1f s; closing it", sub.client, loop.time() - live.heard_at)
             with contextlib.suppress(Exception):
@@ -151,11 +159,12 @@ async def _receiver(ws: WebSocket, hub: Hub, principal: str, live: _Liveness) ->
             await asyncio.to_thread(hub.ack, msg.alert_id, by)
 
 
-async def _serve(ws: WebSocket, hub: Hub, sub: Subscription, principal: str, heartbeat_s: float) -> None:
+async def _serve(ws: WebSocket, hub: Hub, sub: Subscription, principal: str, heartbeat_s: float,
+                 still_allowed: Callable[[], bool]) -> None:
     """Push live messages, ping, and take acks and pongs until either side stops."""
     live = _Liveness(asyncio.get_running_loop().time())
     tasks = {asyncio.ensure_future(_sender(ws, sub)), asyncio.ensure_future(_receiver(ws, hub, principal, live)),
-             asyncio.ensure_future(_heartbeat(ws, sub, live, heartbeat_s))}
+             asyncio.ensure_future(_heartbeat(ws, sub, live, heartbeat_s, still_allowed))}
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -170,8 +179,13 @@ async def _serve(ws: WebSocket, hub: Hub, sub: Subscription, principal: str, hea
             logger.warning("terminal %s connection ended: %r", principal, exc)
 
 
-def terminal_router(hub: Hub, authorize: Authorize, *, heartbeat_s: float = DEFAULT_HEARTBEAT_S) -> APIRouter:
-    """``authorize(token)`` (a non-empty token) returns the principal's name, or the :class:`Refusal`."""
+def terminal_router(hub: Hub, authorize: Authorize, *, heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+                    cookie: str | None = None, authorize_cookie: Authorize | None = None) -> APIRouter:
+    """``authorize(token)`` (a non-empty token) returns the principal's name, or the :class:`Refusal`.
+
+    Without a ``?token=``, a socket may authenticate by the cookie named ``cookie`` (a paired tablet's session):
+    ``authorize_cookie(value)`` decides it. Either is asked again at every heartbeat, so a revoked credential
+    loses its socket within one interval."""
     router = APIRouter()
 
     @router.get("/terminal", response_class=HTMLResponse, include_in_schema=False)
@@ -183,11 +197,13 @@ def terminal_router(hub: Hub, authorize: Authorize, *, heartbeat_s: float = DEFA
         # Accept first, then close with an application code: a refused handshake reaches the
         # browser only as 1006 and the page could not tell a bad token from a dead server.
         await ws.accept()
-        token = ws.query_params.get("token")
-        if not token:
+        credential, check = ws.query_params.get("token"), authorize
+        if not credential and cookie and authorize_cookie is not None and ws.cookies.get(cookie):
+            credential, check = ws.cookies.get(cookie), authorize_cookie
+        if not credential:
             await ws.close(code=CLOSE_UNAUTHORISED, reason=REASON_MISSING)
             return
-        principal = authorize(token)
+        principal = await asyncio.to_thread(check, credential)
         if isinstance(principal, Refusal):
             code, reason = _CLOSES[principal]
             await ws.close(code=code, reason=reason)
@@ -204,7 +220,8 @@ def terminal_router(hub: Hub, authorize: Authorize, *, heartbeat_s: float = DEFA
                 await ws.send_text(hello.model_dump_json())
                 for alert in replay.alerts:
                     await ws.send_text(HubMessage(type="alert", alert=alert, epoch=replay.epoch).model_dump_json())
-                await _serve(ws, hub, sub, principal, heartbeat_s)
+                await _serve(ws, hub, sub, principal, heartbeat_s,
+                             lambda: not isinstance(check(credential), Refusal))
         except WebSocketDisconnect:
             pass
 

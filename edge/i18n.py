@@ -21,6 +21,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "plate_removed": "已删除车牌：{plate}",
         "plate_failed": "车牌登记失败：{message}（{code}）",
         "plates_none": "没有登记的车牌。",
+        "pair_code": "平板配对码（{name}）：{code}    {minutes} 分钟内有效，只能使用一次",
+        "pair_hint": "在平板浏览器中打开 http://{host}:{port}/terminal ，输入上面的配对码。",
+        "pairings_none": "没有配对的平板。",
+        "pairing_revoked": "已撤销配对：{name}（{id}）",
+        "pairing_not_found": "没有编号为 {id} 的配对。",
         "serving": "终端页面：{url}",
         "serving_hint": "在平板浏览器中打开上面的链接（链接内含访问令牌）。按 Ctrl+C 退出。",
         "serving_hint_no_token": ("在平板浏览器中打开上面的链接，并在地址后加上 ?token=<大堂经理令牌>"
@@ -67,6 +72,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "plate_removed": "Plate removed: {plate}",
         "plate_failed": "Plate refused: {message} ({code})",
         "plates_none": "No plates registered.",
+        "pair_code": "Tablet pairing code ({name}): {code}    valid for {minutes} minutes, once",
+        "pair_hint": "Open http://{host}:{port}/terminal in the tablet's browser and enter the code above.",
+        "pairings_none": "No paired tablets.",
+        "pairing_revoked": "Pairing revoked: {name} ({id})",
+        "pairing_not_found": "No pairing with id {id}.",
         "serving": "Terminal page: {url}",
         "serving_hint": "Open the link above on the tablet (it carries the access token). Ctrl+C to quit.",
         "serving_hint_no_token": ("Open the link above on the tablet with ?token=<lobby manager token> added to it "

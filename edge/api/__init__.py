@@ -2,4 +2,4 @@
 compliance review routes and page (static/review.html). The server thread is alerts.server (the console
 runs one too)."""
 
-__all__ = ["app", "auth"]  # the modules other capability folders may import
+__all__ = ["app", "auth", "pairing"]  # the modules other capability folders may import

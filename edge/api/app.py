@@ -21,6 +21,9 @@ from edge.api.auth import Authenticator, Gate, GuardFirstRoute, Principal
 from edge.api.errors import field_for_code, install_error_handlers
 from edge.api.http import bearer_token
 from edge.api.limits import FORM_OVERHEAD_BYTES, BodyLimitMiddleware, PhotoSlots, SlotsBusy
+from edge.api.pairing import COOKIE as PAIR_COOKIE
+from edge.api.pairing import Pairings
+from edge.api.pairing_routes import paired_principal, pairing_router
 from edge.api.refusals import RefusalLog, RefusalPolicy, flush_every
 from edge.api.review import review_router
 from edge.api.review_names import names_source
@@ -59,7 +62,9 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
     server = runtime.config.server
     refusals = RefusalLog(RefusalPolicy(window_s=server.refusal_window_s, burst=server.refusal_burst,
                                         block_s=server.refusal_window_s), runtime.review.audit)
-    gate = Gate(auth, branch_id, refusals)
+    pairings = Pairings(runtime.store)
+    gate = Gate(auth, branch_id, refusals,
+                paired=lambda request: paired_principal(pairings, branch_id, request.cookies.get(PAIR_COOKIE)))
     photo_slots = PhotoSlots(server.photo_checks, server.photo_check_wait_s)
 
     @asynccontextmanager
@@ -90,7 +95,13 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
             return Refusal.INVALID
         return principal.name if principal.may("lobby_manager", branch_id) else Refusal.FORBIDDEN
 
-    app.include_router(terminal_router(runtime.hub, ws_authorize, heartbeat_s=server.terminal_heartbeat_s))
+    def ws_authorize_paired(secret: str) -> str | Refusal:
+        principal = paired_principal(pairings, branch_id, secret)
+        return Refusal.INVALID if principal is None else principal.name
+
+    app.include_router(terminal_router(runtime.hub, ws_authorize, heartbeat_s=server.terminal_heartbeat_s,
+                                       cookie=PAIR_COOKIE, authorize_cookie=ws_authorize_paired))
+    app.include_router(pairing_router(pairings, gate))
     camera_names = {c.id: c.display_name for c in runtime.config.cameras}
     app.include_router(review_router(runtime.review, gate, tz=runtime.config.branch.tz, clip_key=runtime.clip_key,
                                      names=names_source(runtime.store.list_persons, camera_names)))

@@ -66,10 +66,14 @@ def client_source(request: Request) -> str:
 class Gate:
     """The one place that turns a request into a :class:`Principal` or a refusal."""
 
-    def __init__(self, auth: Authenticator, branch_id: str, refusals: RefusalLog) -> None:
+    def __init__(self, auth: Authenticator, branch_id: str, refusals: RefusalLog,
+                 paired: Callable[[Request], Principal | None] | None = None) -> None:
+        """``paired(request)``: the principal of a paired tablet's session cookie (edge.api.pairing), tried
+        when the request carries no token."""
         self.auth = auth
         self.branch_id = branch_id
         self.refusals = refusals
+        self.paired = paired
 
     def require(self, *roles: str, action: str | None = None) -> RoleGuard:
         """A dependency passing callers with any of ``roles`` (admin passes too); ``action`` names the
@@ -92,7 +96,10 @@ class Gate:
                                       "message": "too many refused requests from this address; "
                                                  f"retry after {math.ceil(wait)} s"},
                                 headers={"Retry-After": str(math.ceil(wait))})
-        principal = self.auth.principal(bearer_token(request))
+        token = bearer_token(request)
+        principal = self.auth.principal(token)
+        if principal is None and not token and self.paired is not None:
+            principal = self.paired(request)
         if principal is None:
             self.refusals.refused(source=source, actor="anonymous", status=401, reason="missing or invalid token",
                                   action=action, clip_id=clip_id, where=where)

@@ -195,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_faces_calibrate(sub)
     plates_cli.register(sub, _subcommands(sub, "eval", "评测 / evaluation"))  # after eval faces: joins its group
     from edge.cli.keys import register as register_keys
+    from edge.cli.pairing import register as register_pairing
 
     register_keys(sub)
+    register_pairing(sub)
     return parser
 
 

@@ -104,6 +104,23 @@ class AlertRow(Base):
     acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class PairingRow(Base):
+    """A tablet paired to the box (edge.api.pairing): a one-time code until it is redeemed, then the hash of
+    the session secret its HttpOnly cookie carries. Revoked rows stay, for the list."""
+
+    __tablename__ = "pairings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    code_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    code_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    secret_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    paired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class PlateRow(Base):
     __tablename__ = "plates"
 

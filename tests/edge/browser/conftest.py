@@ -149,7 +149,7 @@ class Watch:
 
     allowed: list[re.Pattern[str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # every URL the pages requested, WebSockets included
 
     def allow(self, pattern: str) -> None:
         """A problem matching ``pattern`` (a regex) is what the test provokes (a refused token, a stopped box)."""
@@ -181,6 +181,7 @@ class Watch:
         page.on("console", self.on_console)
         page.on("pageerror", self.on_page_error)
         page.on("request", self.on_request)
+        page.on("websocket", lambda ws: self.requests.append(ws.url))
         page.on("requestfailed", self.on_request_failed)
         page.on("response", self.on_response)
 
