@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from console.cli import branches, imports, users
+from console.cli import edges as edge_cli  # (S1)
 
 
 def register_all(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for module in (branches, users, imports):
+    for module in (branches, users, imports, edge_cli):
         module.register(sub)
