@@ -80,6 +80,7 @@ from console.enrol_photos import (
     matches_for,
     photo_row,
     put_photos,
+    refuse_duplicates,
     same_person,
 )
 from console.errors import ConsoleError, not_found
@@ -87,11 +88,12 @@ from console.person_fields import (
     clean_external_id,
     clean_text,
     ensure_external_id_free,
+    plate_free_for,
     require_consent,
     resolve_scope,
 )
 from console.persons_query import loaded_person, person_id_by_external_id, photo_hashes, visible_person
-from console.plates import ensure_plate_free, validate_plate
+from console.plates import validate_plate
 from console.security import Principal
 from console.tables import Consent, GalleryChange, Person, PersonBranch, Photo, Plate, Tombstone
 from vision.enrolment import mean_template
@@ -131,6 +133,7 @@ class PersonInput:
     external_id: str | None = None
     notes: str = ""
     plates: tuple[str, ...] = ()
+    distinct_from: tuple[str, ...] = ()  # enrolled persons a 409 showed whom the enroller confirmed as others
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,7 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
             evidence_type(consent.evidence)
         for text_ in data.plates:
             plates.append(validate_plate(text_))
-            _plate_free(session, actor, plates[-1][0])
+            plate_free_for(session, actor, plates[-1][0])
     photos_ok = [ensure_checked(ctx, p) for p in photos]
     if len({p.sha256 for p in photos_ok}) < len(photos_ok):
         raise ConsoleError("duplicate_photo", "同一张照片上传了两次 / the same photo was uploaded twice", 409)
@@ -208,12 +211,11 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
             kind, region, scope_branches = resolve_scope(session, data.scope_kind, data.scope_region,
                                                          data.scope_branches, home, data.role)
             ensure_external_id_free(session, external_id)
-            for photo in photos_ok:
-                match = find_duplicate(ctx, actor, photo.face.embedding, session=session)
-                if match is not None:
-                    raise duplicate_error(match, photo.upload.field)
+            confirmed = [m for photo in photos_ok for m in refuse_duplicates(
+                ctx, actor, photo.face.embedding, photo_field=photo.upload.field, distinct_from=data.distinct_from,
+                session=session)]
             for plate_text, _kind in plates:
-                _plate_free(session, actor, plate_text)
+                plate_free_for(session, actor, plate_text)
             person = Person(id=secrets.token_hex(16), external_id=external_id, name=name, role=data.role, tier=tier,
                             notes=notes, home_branch_id=home.id, scope_kind=kind, scope_region=region,
                             template=TemplateCipher(ctx.key).encrypt(template), model_id=photos_ok[0].model_id,
@@ -230,22 +232,12 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
             record(session, actor, "enrol", object_type="person", object_id=person.id, branch_code=home.code,
                    detail={"role": data.role, "tier": tier, "photos": len(photos_ok), "plates": len(plates),
                            "seq": seq, **(audit_detail or {})})
+            for match in {m.person_id: m for m in confirmed}.values():  # the enroller said: another person
+                record(session, actor, "duplicate_override", object_type="person", object_id=person.id,
+                       branch_code=home.code, detail={"match": match.person_id, "score": round(match.score, 4)})
             return loaded_person(session, person.id)
     except BaseException:
         delete_blobs(ctx, keys)
-        raise
-
-
-def _plate_free(session: Session, actor: Principal, plate: str) -> None:
-    """ensure_plate_free, with the other person's id left out when ``actor`` may not see them."""
-    try:
-        ensure_plate_free(session, plate)
-    except ConsoleError as exc:
-        match = exc.extra.get("match")
-        if isinstance(match, dict) and match.get("person_id"):
-            holder = session.get(Person, match["person_id"])
-            if holder is None or not actor.sees_branch(holder.home_branch_id):
-                exc.extra["match"] = {k: v for k, v in match.items() if k != "person_id"}
         raise
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from alerts.text import display_text
 from console.branches import branch_by_code
 from console.errors import ConsoleError
-from console.security import SCOPE_KINDS
+from console.plates import ensure_plate_free
+from console.security import SCOPE_KINDS, Principal
 from console.tables import Branch, Person
 
 
@@ -59,3 +60,16 @@ def ensure_external_id_free(session: Session, external_id: str | None, person_id
     if other is not None and other != person_id:
         raise ConsoleError("external_id_taken", f"外部编号 {external_id} 已被使用 / external id {external_id} is "
                                                 "already in use", 409, field="external_id")
+
+
+def plate_free_for(session: Session, actor: Principal, plate: str) -> None:
+    """ensure_plate_free, with the other person's id left out when ``actor`` may not see them."""
+    try:
+        ensure_plate_free(session, plate)
+    except ConsoleError as exc:
+        match = exc.extra.get("match")
+        if isinstance(match, dict) and match.get("person_id"):
+            holder = session.get(Person, match["person_id"])
+            if holder is None or not actor.sees_branch(holder.home_branch_id):
+                exc.extra["match"] = {k: v for k, v in match.items() if k != "person_id"}
+        raise

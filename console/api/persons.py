@@ -87,6 +87,8 @@ def post_person(ctx: Ctx, caller: Caller, name: Annotated[str, Form(max_length=1
                 scope_branches: Annotated[str, Form(max_length=4000)] = "",
                 external_id: Annotated[str | None, Form(max_length=200)] = None,
                 plates: Annotated[str, Form(max_length=1000)] = "",
+                distinct_from: Annotated[str, Form(max_length=400, description=(
+                    "ids of enrolled persons a 409 duplicate showed, confirmed by the enroller as other people"))] = "",
                 consent_purpose: Annotated[str, Form(max_length=1000)] = "",
                 consent_date: Annotated[str, Form(max_length=32)] = "",
                 consent_operator: Annotated[str, Form(max_length=1000)] = "",
@@ -99,7 +101,8 @@ def post_person(ctx: Ctx, caller: Caller, name: Annotated[str, Form(max_length=1
     evidence_name = consent_evidence.filename if consent_evidence is not None else None
     data = PersonInput(name=name, role=role.strip().lower(), tier=tier, home_branch=home_branch,
                        scope_kind=scope_kind.strip().lower(), scope_region=scope_region,
-                       scope_branches=_csv(scope_branches), external_id=external_id, notes=notes, plates=_csv(plates))
+                       scope_branches=_csv(scope_branches), external_id=external_id, notes=notes, plates=_csv(plates),
+                       distinct_from=_csv(distinct_from))
     consent = ConsentInput(consent_purpose, _day(consent_date), consent_operator, evidence or None, evidence_name)
     person = enrolment.create_person(ctx, caller, data, photos, consent)
     return _detail(ctx, caller, person.id)

@@ -105,3 +105,27 @@ def test_a_second_replica_sees_an_enrolment_and_an_erasure_at_its_next_check(
             assert other.post("/api/photos/check", files=probe, headers=bank.admin).json()["duplicate"] is None
     finally:
         replica.close()
+
+
+def test_an_enroller_may_confirm_a_shown_match_is_another_person_and_that_is_audited(
+        console_ctx: ConsoleContext, client: TestClient, photo_bytes: PhotoBytes) -> None:
+    # dlib scores some different East-Asian people above the threshold: the enroller who sees the match
+    # (photo, name, branch) may say "another person"; only the ids the 409 showed are accepted
+    bank = make_bank(console_ctx)
+    obama = enrol(client, bank.admin, photo_bytes("obama.jpg"), "Barack Obama").json()
+    refused = enrol(client, bank.admin, photo_bytes("obama2.jpg"), "Look-alike")
+    assert refused.status_code == 409 and refused.json()["match"]["person_id"] == obama["id"]
+
+    wrong_id = enrol(client, bank.admin, photo_bytes("obama2.jpg"), "Look-alike", distinct_from="0" * 32)
+    assert wrong_id.status_code == 409  # confirming some other id does not pass this match
+
+    confirmed = enrol(client, bank.admin, photo_bytes("obama2.jpg"), "Look-alike", distinct_from=obama["id"])
+    assert confirmed.status_code == 201, confirmed.text
+    assert count(console_ctx, Person) == 2
+    overrides = [a for a in actions(console_ctx) if a == "duplicate_override"]
+    assert overrides == ["duplicate_override"]
+
+    # an enroller who may not see the match gets no id, so cannot confirm it: the refusal stands
+    other = bearer(console_ctx, "beijing", "enroller", scope_kind="branches", branch_ids=(bank.b,))
+    hidden = enrol(client, other, photo_bytes("obama3.jpg"), "Third", home="BJ001", distinct_from=obama["id"])
+    assert hidden.status_code == 409 and "person_id" not in hidden.json()["match"]

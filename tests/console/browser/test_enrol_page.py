@@ -130,9 +130,16 @@ def test_the_same_face_under_another_name_shows_the_match(page: Page, console: C
     page.click("#submit")
     refusal = r"^该人脸已登记为 奥巴马（上海陆家嘴支行，相似度 0\.\d\d）$"
     expect(page.locator("#notice")).to_have_text(re.compile(refusal))
-    page.click("#result-link")
-    expect(page.locator("#name")).to_have_text("奥巴马")
     assert page.request.get("/api/persons").json()["total"] == 1
+    # the enroller has compared the photos and says it is another person: enrolled, and audited as such
+    expect(page.locator("#confirm-distinct")).to_be_visible()
+    page.click("#confirm-distinct")
+    expect(page.locator("#notice")).to_have_text("已登记 欧阳明")
+    assert page.request.get("/api/persons").json()["total"] == 2
+    overrides = page.request.get("/api/audit?action=duplicate_override").json()["items"]
+    assert len(overrides) == 1 and overrides[0]["detail"]["score"] >= 0.9
+    page.click("#result-link")
+    expect(page.locator("#name")).to_have_text("欧阳明")
 
 
 def test_pages_fit_a_tablet_and_a_signed_out_browser_is_sent_to_sign_in(page: Page, console: Console,
