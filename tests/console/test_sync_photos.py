@@ -20,7 +20,15 @@ from console.app import create_app
 from console.config import MqttConfig
 from console.context import ConsoleContext
 from console.dupindex import TemplateCipher
-from console.enrolment import ConsentInput, PersonInput, PhotoUpload, create_person, erase_person
+from console.enrolment import (
+    ConsentInput,
+    PersonChanges,
+    PersonInput,
+    PhotoUpload,
+    create_person,
+    erase_person,
+    update_person,
+)
 from console.sync.announce import EXTRA_KEY, Announcer
 from console.tables import Person
 from tests.console.conftest import add_branch
@@ -107,9 +115,13 @@ def test_an_enrolment_is_announced_on_the_real_broker(console_ctx: ConsoleContex
             person = enrol(console_ctx, [photo_bytes("obama.jpg")])  # scoped to A001 only
             topic, payload, _retained = received.get(timeout=10)
             assert (topic, payload) == (f"{prefix}/gallery/A001", {"version": person.version})
+            # moved from A to B: A must hear of it too (to drop them), so a scope change goes to every branch
+            moved = update_person(console_ctx, admin(console_ctx), person.id, PersonChanges(scope_branches=("B001",)))
+            told = sorted((m[0], m[1]["version"]) for m in (received.get(timeout=10) for _ in range(2)))
+            assert told == [(f"{prefix}/gallery/{b}", moved.version) for b in ("A001", "B001")]
             erase_person(console_ctx, admin(console_ctx), person.id)  # an erasure goes to every branch
             erased = sorted((m[0], m[1]["version"]) for m in (received.get(timeout=10) for _ in range(2)))
-            assert erased == [(f"{prefix}/gallery/{b}", person.version + 1) for b in ("A001", "B001")]
+            assert erased == [(f"{prefix}/gallery/{b}", moved.version + 1) for b in ("A001", "B001")]
             announcer.close()
         # retained: a box that subscribes later still learns the newest version at once
         late: queue.Queue[tuple[str, dict[str, int], bool]] = queue.Queue()
@@ -119,7 +131,7 @@ def test_an_enrolment_is_announced_on_the_real_broker(console_ctx: ConsoleContex
         box.connect(*BROKER)
         box.loop_start()
         try:
-            assert late.get(timeout=10) == (f"{prefix}/gallery/B001", {"version": person.version + 1}, True)
+            assert late.get(timeout=10) == (f"{prefix}/gallery/B001", {"version": moved.version + 1}, True)
         finally:
             box.loop_stop()
             box.disconnect()
