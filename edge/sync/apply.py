@@ -13,6 +13,10 @@ mix, and the next pull repeats the same ``since`` when it holds the old one. The
 4. The in-memory gallery takes the new entries (one lock swap), the enroller saves to the new folder, the plate
    matcher is rebuilt, and the old files are deleted.
 
+A snapshot of several pages is staged in the store page by page (:mod:`edge.sync.stage`) and streamed into the
+transaction of step 3, which also empties the stage. A change set with nothing for this branch only moves the
+version (one meta row): no gallery is rewritten for changes elsewhere in the bank.
+
 A crash before 3 leaves the pointer on the old files; the unnamed new folder is removed at the next start
 (:meth:`GalleryApplier.clean_orphans`). A crash after 3 starts on the new files (the data folder loads the gallery
 the meta points to). Local enrolments hold the enroller's lock, so none is lost between 2 and 4.
@@ -29,7 +33,7 @@ import re
 import secrets
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +47,7 @@ from edge.store.datadir import GALLERY_DIR, GALLERY_VERSION_DIR, META_GALLERY_FI
 from edge.store.db import Store
 from edge.store.tables import AlertRow, MetaRow, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow
 from edge.sync.changes import ChangeSet, PersonChange
+from edge.sync.stage import SnapshotStage
 from edge.sync.tables import META_EMBED_FAILURES, META_ERASED_PENDING, META_VERSION, SyncedPersonRow, create_tables
 from vision.engines.base import FaceEngine
 from vision.enrolment import embed_photo, mean_template
@@ -131,43 +136,64 @@ class GalleryApplier:
 
     # -- applying ------------------------------------------------------------------------------------------------
     def apply(self, changes: ChangeSet) -> ApplyReport:
+        """Apply one change set held in memory (a delta page, or a snapshot of one page)."""
         with self._lock:
-            vectors, failures = self._embed(changes)
+            if changes.empty and not changes.snapshot:  # changes outside this branch's scope: only the version moves
+                return self._advance(changes.version)
+            vectors: dict[str, FloatArray] = {}
+            failures: dict[str, str] = {}
+            for person in changes.persons.values():
+                vector, failure = self.embed(person)
+                if vector is not None:
+                    vectors[person.id] = vector
+                if failure is not None:
+                    failures[person.id] = failure
             with self._enroller.exclusive():
-                return self._commit(changes, vectors, failures)
+                return self._commit(changes.version, changes.snapshot, set(changes.persons), changes.erased,
+                                    vectors, failures, lambda _s: iter(changes.persons.values()))
 
-    def _embed(self, changes: ChangeSet) -> tuple[dict[str, FloatArray], dict[str, str]]:
-        vectors: dict[str, FloatArray] = {}
-        failures: dict[str, str] = {}
-        for person in changes.persons.values():
-            if not person.photos:
-                failures[person.id] = "no_photo"
-                continue
-            if (person.template is not None and person.template_model == self._engine.model_id
-                    and person.template.shape == (self._engine.dim,)):
-                vectors[person.id] = person.template
-                continue
-            found = [v for v in (embed_photo(self._engine, p.data) for p in person.photos) if v is not None]
-            if not found:
-                failures[person.id] = "no_face"
-                logger.error("sync: no photo of person %s gives a face with %s; stored without a gallery entry",
-                             person.id, self._engine.model_id)
-                continue
-            vectors[person.id] = mean_template(found)
-        return vectors, failures
+    def stage(self, version: int) -> SnapshotStage:
+        """A stage for a snapshot of several pages (:mod:`edge.sync.stage`); then :meth:`apply_staged`."""
+        return SnapshotStage(self._store, version, self.embed)
 
-    def _commit(self, changes: ChangeSet, vectors: dict[str, FloatArray], failures: dict[str, str]) -> ApplyReport:
+    def apply_staged(self, stage: SnapshotStage) -> ApplyReport:
+        """Apply a whole staged snapshot in one transaction, which also empties the stage."""
+        with self._lock, self._enroller.exclusive():
+            return self._commit(stage.version, True, stage.ids(), [], stage.vectors, stage.failures, stage.persons,
+                                clear=stage.clear)
+
+    def embed(self, person: PersonChange) -> tuple[FloatArray | None, str | None]:
+        """(the person's template for this box's engine, or None and why not)."""
+        if not person.photos:
+            return None, "no_photo"
+        if (person.template is not None and person.template_model == self._engine.model_id
+                and person.template.shape == (self._engine.dim,)):
+            return person.template, None
+        found = [v for v in (embed_photo(self._engine, p.data) for p in person.photos) if v is not None]
+        if not found:
+            logger.error("sync: no photo of person %s gives a face with %s; stored without a gallery entry",
+                         person.id, self._engine.model_id)
+            return None, "no_face"
+        return mean_template(found), None
+
+    def _advance(self, version: int) -> ApplyReport:
+        self._store.set_meta(META_VERSION, str(version))
+        return ApplyReport(version, 0, 0, 0, {}, gallery_dir_of(self._store, self._data_dir))
+
+    def _commit(self, version: int, snapshot: bool, ids: set[str], erased: list[str], vectors: dict[str, FloatArray],
+                failures: dict[str, str], persons: Callable[[Session], Iterator[PersonChange]], *,
+                clear: Callable[[Session], None] | None = None) -> ApplyReport:
         root = self._data_dir / GALLERY_DIR
         old_dir = gallery_dir_of(self._store, self._data_dir)
         synced = self.synced_ids()
-        dropped = (synced - set(changes.persons)) if changes.snapshot else set()
-        gone = set(changes.erased) | dropped
+        dropped = (synced - ids) if snapshot else set()
+        gone = (set(erased) | dropped) - ids
         new = self._gallery.clone()
-        for person_id in set(changes.persons) | gone:
+        for person_id in ids | gone:
             new.remove(person_id)
         for person_id, vector in vectors.items():
             new.add(person_id, vector[None, :])
-        folder = root / f"sync-{changes.version}-{secrets.token_hex(4)}"
+        folder = root / f"sync-{version}-{secrets.token_hex(4)}"
         try:
             new.save(folder)
             self._checkpoint("gallery_written")
@@ -175,15 +201,16 @@ class GalleryApplier:
                 if gone:
                     s.execute(text("PRAGMA secure_delete=ON"))  # freed pages of erased photos are zeroed
                     self._delete_persons(s, gone)
-                stored = self._write_persons(s, changes, synced - gone)
+                stored = self._write_persons(s, persons(s), (synced - gone) | ids)
+                if clear is not None:
+                    clear(s)
                 old_failures = json.loads(self._get(s, META_EMBED_FAILURES) or "{}")
-                kept = {k: v for k, v in old_failures.items() if k not in set(changes.persons) | gone}
-                all_failures = {**kept, **failures}
+                kept = {k: v for k, v in old_failures.items() if k not in ids | gone}
                 pending = json.loads(self._get(s, META_ERASED_PENDING) or "[]")
-                pending += [i for i in changes.erased if i not in pending]
-                self._put(s, META_EMBED_FAILURES, json.dumps(all_failures))
+                pending += [i for i in erased if i not in pending]
+                self._put(s, META_EMBED_FAILURES, json.dumps({**kept, **failures}))
                 self._put(s, META_ERASED_PENDING, json.dumps(pending))
-                self._put(s, META_VERSION, str(changes.version))
+                self._put(s, META_VERSION, str(version))
                 self._put(s, META_GALLERY_FILE, folder.name)
             self._checkpoint("committed")
         except BaseException:
@@ -197,8 +224,8 @@ class GalleryApplier:
         if gone:
             self._checkpoint_wal()
         logger.info("sync: gallery version %s applied (%s persons stored, %s erased, %s dropped, %s not embedded)",
-                    changes.version, stored, len(changes.erased), len(dropped), len(failures))
-        return ApplyReport(changes.version, stored, len(changes.erased), len(dropped), failures, folder)
+                    version, stored, len(erased), len(dropped), len(failures))
+        return ApplyReport(version, stored, len(erased), len(dropped), failures, folder)
 
     @staticmethod
     def _get(s: Session, key: str) -> str | None:
@@ -220,19 +247,22 @@ class GalleryApplier:
         s.execute(delete(SyncedPersonRow).where(SyncedPersonRow.person_id.in_(ids)))
         s.execute(delete(PersonRow).where(PersonRow.id.in_(ids)))
 
-    def _write_persons(self, s: Session, changes: ChangeSet, synced: set[str]) -> int:
+    def _write_persons(self, s: Session, persons: Iterator[PersonChange], console_ids: set[str]) -> int:
+        """Write each person (streamed: a staged snapshot is never all in memory), then every plate (a plate the
+        console moved between two of its persons is free only once both were written)."""
         now = datetime.now(UTC)
-        stored = [p for p in changes.persons.values() if p.photos]
-        ids = [p.id for p in stored]
-        s.execute(delete(PlateRow).where(PlateRow.person_id.in_(ids)))
-        s.execute(delete(PersonPhotoRow).where(PersonPhotoRow.person_id.in_(ids)))
-        s.flush()
-        for person in stored:
+        plates: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+        for person in persons:
+            if not person.photos:
+                continue
+            s.execute(delete(PlateRow).where(PlateRow.person_id == person.id))
+            s.execute(delete(PersonPhotoRow).where(PersonPhotoRow.person_id == person.id))
             self._write_person(s, person, now)
+            plates.append((person.id, person.plates))
         s.flush()
-        for person in stored:
-            self._write_plates(s, person, synced | set(ids), now)
-        return len(stored)
+        for person_id, person_plates in plates:
+            self._write_plates(s, person_id, person_plates, console_ids, now)
+        return len(plates)
 
     def _write_person(self, s: Session, person: PersonChange, now: datetime) -> None:
         cipher = self._store.cipher
@@ -254,24 +284,25 @@ class GalleryApplier:
                                  photo_sha256=photo.sha256, created_at=now))
         s.merge(SyncedPersonRow(person_id=person.id, version=person.version, synced_at=now))
 
-    def _write_plates(self, s: Session, person: PersonChange, console_ids: set[str], now: datetime) -> None:
-        for raw, _kind in person.plates:
+    def _write_plates(self, s: Session, person_id: str, plates: tuple[tuple[str, str], ...], console_ids: set[str],
+                      now: datetime) -> None:
+        for raw, _kind in plates:
             try:
                 info = parse(raw)
             except InvalidPlateError as exc:
-                logger.error("sync: plate %r of person %s is not a valid plate (%s); left out", raw, person.id, exc)
+                logger.error("sync: plate %r of person %s is not a valid plate (%s); left out", raw, person_id, exc)
                 continue
             owner = s.scalar(select(PlateRow).where(PlateRow.plate == info.text))
-            if owner is not None and owner.person_id == person.id:
+            if owner is not None and owner.person_id == person_id:
                 continue
             if owner is not None:
                 if owner.person_id not in console_ids:
                     logger.error("sync: plate %s of console person %s is registered on this box to local person "
-                                 "%s; the local registration is kept", info.text, person.id, owner.person_id)
+                                 "%s; the local registration is kept", info.text, person_id, owner.person_id)
                     continue
                 s.delete(owner)  # the console moved the plate from one of its persons to another
                 s.flush()
-            s.add(PlateRow(id=secrets.token_hex(16), person_id=person.id, plate=info.text, kind=info.kind.value,
+            s.add(PlateRow(id=secrets.token_hex(16), person_id=person_id, plate=info.text, kind=info.kind.value,
                            created_at=now))
             s.flush()
 

@@ -1,9 +1,9 @@
 """A gallery change set as the console sends it (``GET /api/sync/gallery``), parsed and checked.
 
 The wire shape is the protocol's (issue 11): persons in full, each with all photos (the first is the card photo),
-a template when the console's model is the edge's, plates; erased ids; a version; a snapshot flag. Pages of one
-snapshot are merged into one change set, so that the whole snapshot is applied at once. A photo whose bytes do not
-match its sha256 is dropped (and said so): a corrupted transfer must not become someone's face.
+a template when the console's model is the edge's, plates; erased ids; a version; a snapshot flag (the pages of a
+snapshot are staged, :mod:`edge.sync.stage`). A photo whose bytes do not match its sha256 is dropped (and said so):
+a corrupted transfer must not become someone's face.
 """
 
 from __future__ import annotations
@@ -56,18 +56,6 @@ class ChangeSet:
     @property
     def empty(self) -> bool:
         return not self.persons and not self.erased
-
-    def merge(self, page: ChangeSet) -> None:
-        """Add a later page of the same answer (a snapshot's next page): the later state of a person wins."""
-        for person_id in page.erased:
-            self.persons.pop(person_id, None)
-            if person_id not in self.erased:
-                self.erased.append(person_id)
-        for person_id, person in page.persons.items():
-            if person_id in self.erased:
-                self.erased.remove(person_id)
-            self.persons[person_id] = person
-        self.version = max(self.version, page.version)
 
 
 def _template(raw: Any) -> tuple[str | None, FloatArray | None]:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.sync.apply import GalleryApplier
-from edge.sync.changes import ChangeSet, ChangeSetError, parse_answer
+from edge.sync.changes import ChangeSetError, parse_answer
 from edge.sync.client import ConsoleClient, ConsoleError, ConsoleUnauthorized
 from edge.sync.config import SyncConfig
 
@@ -136,12 +136,7 @@ class SyncPuller:
         that cannot be reached is logged and the box starts on what it has (the thread goes on trying)."""
         try:
             for _ in range(max_rounds):
-                since = self._applier.version
-                changes = self.fetch(0.0)
-                if changes.empty and changes.version == since and (not changes.snapshot or not since):
-                    break
-                self._applier.apply(changes)
-                if changes.version == since and not changes.snapshot:
+                if not self.pull(0.0):
                     break
             self.report()
             self._ok()
@@ -155,8 +150,8 @@ class SyncPuller:
         return self._applier.version
 
     # -- one round -------------------------------------------------------------------------------------------------
-    def step(self) -> ChangeSet | None:
-        """One long-poll (all pages of it), its apply and, when due, the status report; the applied change set."""
+    def step(self) -> bool:
+        """One long-poll (all pages of a snapshot), its apply and, when due, the status report; whether it applied."""
         if time.monotonic() >= self._status_due:
             self.report()
         wait = max(0.0, min(self._config.long_poll_s, self._status_due - time.monotonic()))
@@ -164,45 +159,50 @@ class SyncPuller:
             self._wake.clear()
             wait = 0.0
         since = self._applier.version
-        changes = self.fetch(wait)
+        applied = self.pull(wait)
         if self._stop.is_set():
-            return None
-        applied: ChangeSet | None = None
-        # an empty snapshot at the version held changes nothing (a console with no persons yet answers since=0 so)
-        idle_snapshot = (changes.snapshot and changes.empty and changes.version == since
-                         and not self._applier.synced_ids())
-        if not idle_snapshot and (not changes.empty or changes.snapshot or changes.version != since):
-            self._applier.apply(changes)
-            applied = changes
+            return False
+        if applied:
             with self.applied:
                 self.applied.notify_all()
             self.report()
         self._ok()
-        if applied is None and (wait < 0.5 or since == 0):  # a console that does not hold the request: no spinning
+        if not applied and (wait < 0.5 or since == 0):  # a console that does not hold the request: no spinning
             self._sleep(min(5.0, max(0.5, self._config.long_poll_s)) if since == 0 else 0.5)
         return applied
 
-    def fetch(self, wait_s: float) -> ChangeSet:
-        """Every page of the answer to ``since=<applied>``: a snapshot is merged whole (its next pages are asked with
-        ``since=<its version>&after=<cursor>``), a delta stops at a page boundary (each delta page is complete up to
-        its version, so it is applied alone and the next round asks from there)."""
+    def pull(self, wait_s: float) -> bool:
+        """Ask for the changes since the version held and apply them; whether anything was applied.
+
+        A delta page is complete up to its version, so it is applied alone (a next page comes in the next round).
+        A snapshot of one page is applied as it is; one of several pages is staged page by page in the store
+        (:mod:`edge.sync.stage`: never all in memory), its next pages asked with ``since=<its version>&after=
+        <cursor>``, and applied once after the last one.
+        """
         since = self._applier.version
-        extra: dict[str, Any] = {}
-        merged: ChangeSet | None = None
-        while True:
-            body = self._client.gallery(since=since, model_id=self._model_id, wait_s=wait_s,
-                                        limit=self._config.page_limit, extra=extra)
-            page, more = parse_answer(body)
-            if merged is None:
-                merged = page
-            else:
-                merged.merge(page)
-            if not more or not merged.snapshot or self._stop.is_set():
-                return merged
-            if not body.get("cursor"):
-                raise ChangeSetError("a snapshot page says more=true but gives no cursor")
-            since, wait_s = page.version, 0.0  # the snapshot's version, and the last person id it holds
-            extra = {"after": str(body["cursor"])}
+        body = self._client.gallery(since=since, model_id=self._model_id, wait_s=wait_s,
+                                    limit=self._config.page_limit)
+        page, more = parse_answer(body)
+        if self._stop.is_set():
+            return False
+        if page.snapshot and more:
+            stage = self._applier.stage(page.version)
+            while True:
+                stage.add(page, list(body.get("persons") or []))
+                if not more:
+                    break
+                if not body.get("cursor") or self._stop.is_set():
+                    raise ChangeSetError("a snapshot page says more=true but gives no cursor" if not self._stop.is_set()
+                                         else "stopped in the middle of a snapshot")
+                body = self._client.gallery(since=page.version, model_id=self._model_id, wait_s=0,
+                                            limit=self._config.page_limit, extra={"after": str(body["cursor"])})
+                page, more = parse_answer(body)
+            self._applier.apply_staged(stage)
+            return True
+        if page.empty and page.version == since and (not page.snapshot or not self._applier.synced_ids()):
+            return False  # nothing new (an empty snapshot at the version held: a console with nobody in scope yet)
+        self._applier.apply(page)
+        return True
 
     def report(self) -> dict[str, Any]:
         """Post the status; the erasures it confirms stop being reported once the console took them."""

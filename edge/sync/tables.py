@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from edge.store.tables import Base, UTCDateTime
+from edge.store.tables import ENCRYPTED, Base, UTCDateTime
 
 META_VERSION = "gallery_version"  # the console version this box applied completely
 META_ERASED_PENDING = "sync_erased_pending"  # erased ids applied here, not yet confirmed to the console (JSON list)
@@ -28,6 +28,20 @@ class SyncedPersonRow(Base):
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class StagedPersonRow(Base):
+    """One person of a snapshot that arrives in several pages, held here (not in memory) until the last page
+    came and the whole snapshot is applied in one transaction; emptied in that transaction. ``entry`` is the
+    console's JSON entry as sent (photos and template included), encrypted with the data key like every other
+    photo and embedding of the store."""
+
+    __tablename__ = "sync_staged"
+
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    snapshot_version: Mapped[int] = mapped_column(Integer)
+    entry: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
+
+
 def create_tables(engine: Engine) -> None:
-    """Add the sync's table to a store made before sync existed (``create_all`` only adds what is missing)."""
-    Base.metadata.create_all(engine, tables=[SyncedPersonRow.__table__])  # type: ignore[list-item]
+    """Add the sync's tables to a store made before sync existed (``create_all`` only adds what is missing)."""
+    tables = [SyncedPersonRow.__table__, StagedPersonRow.__table__]
+    Base.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from edge.api.app import create_app
 from edge.cli.main import main
@@ -21,6 +22,7 @@ from edge.sync.apply import GalleryApplier
 from edge.sync.changes import parse_answer
 from edge.sync.client import ConsoleClient
 from edge.sync.credentials import read_credentials, token_path
+from edge.sync.tables import StagedPersonRow
 from tests.edge.conftest import IT_TOKEN
 from tests.edge.sync.live_console import LiveConsole, live_console, wait_for
 from vision.engines.base import FaceEngine
@@ -227,3 +229,21 @@ def test_a_box_that_was_off_during_changes_catches_up_before_its_cameras_start(
     assert runtime.sync is not None and runtime.sync.applier.version == version
     assert runtime.gallery.persons == {second, third}
     assert runtime.store.get_person(first) is None
+
+
+def test_a_snapshot_of_several_pages_is_staged_and_applied_once(
+        live_console: LiveConsole, make_config: Callable[..., EdgeConfig], tmp_path: Path,
+        boxes: Callable[[Path], EdgeRuntime], photo_bytes: Callable[[str], bytes]) -> None:
+    # given two VIPs of A at the console and a box that asks for one person per page
+    make_config(sync={**SYNC, "page_limit": 1})
+    edge_yaml = tmp_path / "smartbranch.yaml"
+    assert register(edge_yaml, live_console, live_console.code("A001")) == 0
+    people = {live_console.enrol(name, [photo_bytes(photo)], ("A001",))
+              for name, photo in (("奥巴马", "obama.jpg"), ("拜登", "biden.jpg"))}
+    # when the box starts (its first snapshot comes in pages)
+    runtime = boxes(edge_yaml)
+    # then every page arrived and the whole snapshot was applied at once, the stage emptied in that transaction
+    assert runtime.sync is not None and runtime.sync.applier.version == live_console_version(live_console)
+    assert runtime.gallery.persons == people and {p.id for p in runtime.store.list_persons()} == people
+    with runtime.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(StagedPersonRow)) == 0
