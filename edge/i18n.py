@@ -28,7 +28,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "pairing_not_found": "没有编号为 {id} 的配对。",
         "serving": "终端页面：{url}",
         "serving_hint": "在平板浏览器中打开上面的链接（链接内含访问令牌）。按 Ctrl+C 退出。",
-        "serving_hint_no_token": ("在平板浏览器中打开上面的链接，并在地址后加上 ?token=<大堂经理令牌>"
+        "serving_hint_no_token": ("在平板浏览器中打开上面的链接，输入配对码（由 smartbranch pair --name <平板名称> "
+                                  "生成），或在地址后加上 ?token=<大堂经理令牌>"
                                   "（由 smartbranch token new --roles lobby_manager 生成；本服务只保存令牌的哈希，"
                                   "无法显示令牌）。按 Ctrl+C 退出。"),
         "enrolled": "已登记：{name}（{tier}，{role}），编号 {id}",
@@ -79,7 +80,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "pairing_not_found": "No pairing with id {id}.",
         "serving": "Terminal page: {url}",
         "serving_hint": "Open the link above on the tablet (it carries the access token). Ctrl+C to quit.",
-        "serving_hint_no_token": ("Open the link above on the tablet with ?token=<lobby manager token> added to it "
+        "serving_hint_no_token": ("Open the link above on the tablet and enter a pairing code (made by smartbranch "
+                                  "pair --name <tablet>), or add ?token=<lobby manager token> to it "
                                   "(made by smartbranch token new --roles lobby_manager; this service keeps only "
                                   "token hashes and cannot show one). Ctrl+C to quit."),
         "enrolled": "Enrolled: {name} ({tier}, {role}), id {id}",

@@ -87,8 +87,9 @@ class EdgeBox:
     """A real edge runtime and its app on a fixed port; :meth:`stop` and :meth:`start` restart it on the same
     data folder (the same store, so the same epoch)."""
 
-    def __init__(self, config: EdgeConfig, engine: EnginePool) -> None:
+    def __init__(self, config: EdgeConfig, engine: EnginePool, path: Path) -> None:
         self.config = config
+        self.path = path  # its config file, for the command line
         self.port = config.server.port
         self._engine = engine
         self.runtime: EdgeRuntime | None = None
@@ -137,7 +138,7 @@ def box(tmp_path_factory: pytest.TempPathFactory, engine_pool: EnginePool) -> It
     cfg["server"] = {"host": "127.0.0.1", "port": free_port(), "terminal_heartbeat_s": HEARTBEAT_S}
     path = root / "smartbranch.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    edge = EdgeBox(load_config(path), engine_pool)
+    edge = EdgeBox(load_config(path), engine_pool, path)
     edge.start()
     yield edge
     edge.stop()

@@ -4,6 +4,8 @@ to pair again once an admin revokes it."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from alerts.envelope import AlertDraft, AlertType, VipArrivalPayload
 from edge.api.pairing import COOKIE, Pairings
+from edge.cli.main import main as cli
 from edge.store.db import Person
 from tests.edge.browser.conftest import PHONE, TABLET, EdgeBox, Watch, shot
 from tests.edge.conftest import ADMIN_TOKEN
@@ -52,12 +55,18 @@ def paired_tablet(ctx: BrowserContext, box: EdgeBox, watch: Watch, name: str) ->
     page.fill("#pair-code", "AAAA-AAAA")
     page.click("#pair-submit")
     expect(page.locator("#pair-error")).to_have_text("配对码错误、已使用或已过期")
-    issued = Pairings(box.rt.store).issue(name)  # what `smartbranch pair` does (its test runs the command)
-    page.fill("#pair-code", issued.code.lower())
+    # the code, from the command line, beside the running box (the data folder's lock is shared)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert cli(["pair", "--config", str(box.path), "--name", name]) == 0
+    code = re.search(r"[0-9A-Z]{4}-[0-9A-Z]{4}", out.getvalue())
+    assert code is not None, out.getvalue()
+    page.fill("#pair-code", code.group(0).lower())
     page.click("#pair-submit")
     expect(page.locator("#status")).to_have_attribute("data-state", "open")
     expect(page.locator("#pair")).to_be_hidden()
-    return page, issued.pairing_id
+    [pairing] = [p for p in Pairings(box.rt.store).list() if p.name == name]
+    assert pairing.state == "paired"
+    return page, pairing.id
 
 
 def test_a_paired_tablet_works_by_its_cookie_and_no_url_carries_a_token(
