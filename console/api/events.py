@@ -1,15 +1,14 @@
 """The routes an edge sends up with: its outbox events (``POST /api/sync/events``) and its clip files
 (``PUT /api/sync/clips/{id}``). Both take the edge's token (``console.api.sync.EdgeDep``) and are idempotent.
 
-Bodies are read here, with limits, before any database work: a gzip body is inflated at most to
-:data:`MAX_EVENTS_BYTES` (a compression bomb is refused, 413), a clip at most :data:`MAX_CLIP_BYTES`.
+Bodies are read here, with limits, before any database work: a batch at most :data:`MAX_EVENTS_BYTES` once
+inflated (the app's gzip layer, :mod:`console.sync.gzip_body`, inflates it), a clip at most :data:`MAX_CLIP_BYTES`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -54,17 +53,6 @@ async def _read(request: Request, limit: int) -> bytes:
     return bytes(data)
 
 
-def _inflate(data: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise ConsoleError("bad_gzip", f"the gzip body does not inflate: {exc}", 400) from exc
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise ConsoleError("too_large", f"the inflated body passes {limit} bytes", 413)
-    return out
-
-
 def _events(payload: EventsIn) -> list[InEvent]:
     out: list[InEvent] = []
     for i, event in enumerate(payload.events):
@@ -80,9 +68,7 @@ def _events(payload: EventsIn) -> list[InEvent]:
 @router.post("/events")
 async def post_events(request: Request, ctx: Ctx, edge: EdgeDep) -> dict[str, list[int]]:
     """Store a batch of the edge's outbox events once each; answers every seq the console now holds."""
-    raw = await _read(request, MAX_EVENTS_BYTES)
-    if "gzip" in request.headers.get("content-encoding", "").lower():
-        raw = _inflate(raw, MAX_EVENTS_BYTES)
+    raw = await _read(request, MAX_EVENTS_BYTES)  # a gzip body arrives inflated (console.sync.gzip_body)
     try:
         payload = EventsIn.model_validate(json.loads(raw))
     except (ValueError, ValidationError) as exc:
