@@ -37,7 +37,7 @@ def create_app(config: ConsoleConfig, *, context: ConsoleContext | None = None,
     app = FastAPI(title="smartbranch console", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.ctx = ctx
-    app.add_middleware(GZipMiddleware, minimum_size=1000)  # gallery pages and event batches are large JSON
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)  # large JSON: gallery pages, lists
     app.add_middleware(GzipRequestMiddleware)  # an edge gzips its bodies over ~1 KB (only /api/sync/ is inflated)
     install_announcer(ctx)  # MQTT "branch X is at version N" after each gallery change, when sync.mqtt is set
 
