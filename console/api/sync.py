@@ -3,7 +3,8 @@
 The gallery route is async on purpose: an edge's long-poll may wait up to 30 s, and 50 edges waiting must not
 hold 50 server threads (the thread pool has 40) or 50 database connections. It sleeps with asyncio between
 short version checks, each run in the thread pool on a connection it gives back at once. The check reads the
-database, not this process's memory, so a change made through any replica ends every replica's waits.
+database, not this process's memory, so a change made through any replica ends every replica's waits. Changes
+that concern only other branches' people do not end a wait: the edge is told the newer version when it ends.
 """
 
 from __future__ import annotations
@@ -68,10 +69,14 @@ async def get_gallery(ctx: Ctx, edge: EdgeDep, since: Annotated[int, Query(ge=0)
     deadline = time.monotonic() + min(wait, ctx.config.sync.long_poll_max_s)
     while True:
         version = await run_in_threadpool(poll_version, ctx)
-        if version != since:  # newer, or older after a restore (a snapshot)
-            return await run_in_threadpool(gallery_page, ctx, edge, request)
+        if version != request.since:  # newer, or older after a restore (a snapshot)
+            page = await run_in_threadpool(gallery_page, ctx, edge, request)
+            if page["persons"] or page["erased"] or page["snapshot"] or page["more"]:
+                return page
+            # the changes were all other branches' people: wait on from there instead of waking the edge
+            request = FeedRequest(int(page["version"]), model_id, limit, snapshot, after)
         if time.monotonic() >= deadline:
-            return empty_answer(edge, since)
+            return empty_answer(edge, request.since)
         await asyncio.sleep(POLL_INTERVAL_S)
 
 

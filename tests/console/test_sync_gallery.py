@@ -59,6 +59,21 @@ def test_each_branch_gets_its_own_scope(client: TestClient, bank: ConsoleContext
     assert (b_changes["snapshot"], b_changes["persons"], b_changes["erased"]) == (False, [], [])
     assert b_changes["version"] == version_of(bank) and later not in str(b_changes)
     assert ids(pull(client, a_auth, since=since)) == {later}
+    # a long-poll is not woken by other branches' people: B's edge waits on until one of its own changes
+    since = version_of(bank)
+    made: list[str] = []
+
+    def enrol_a_then_b() -> None:
+        time.sleep(0.3)
+        made.append(put_person(bank, "又一位甲行贵宾", "A001", branches=["A001"]))
+        time.sleep(0.5)
+        made.append(put_person(bank, "乙行贵宾", "B001", branches=["B001"]))
+
+    worker = threading.Thread(target=enrol_a_then_b)
+    worker.start()
+    woken = pull(client, b_auth, since=since, wait=10)
+    worker.join()
+    assert (ids(woken), woken["erased"], woken["version"]) == ({made[1]}, [], since + 2)
 
 
 def test_a_person_moved_out_of_scope_or_erased_is_in_the_erased_list(client: TestClient, bank: ConsoleContext) -> None:
