@@ -1,6 +1,10 @@
 """The console's part of ``smartbranch demo``: a console on SQLite with an admin, the demo branch, and the
 demo's people enrolled from their real photos, served in a background thread.
 
+The edge box of the demo joins this console like any box: ``ConsoleDemo.edge_code()`` makes it a one-time
+registration code in-process (revoking the previous demo box of the same name, whose data folder the demo has
+wiped), and the box then receives the demo's people through sync instead of enrolling them itself.
+
 The admin's password is made once and kept in ``<workdir>/admin-password`` (mode 0600), so a second run
 prints the same sign-in; an existing console folder is reused as it is (people already enrolled are not
 enrolled again).
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from sqlalchemy import select
+
 from alerts.server import ServerThread
 from console import enrolment
 from console.app import create_app
@@ -24,11 +30,13 @@ from console.enrol_photos import PhotoUpload
 from console.errors import ConsoleError
 from console.migrate import upgrade
 from console.security import principal_for
-from console.tables import Branch, User
+from console.sync.codes import create_code, revoke
+from console.tables import Branch, Edge, User
 from console.users import ensure_admin, user_by_name
 
 ADMIN = "admin"
 BRANCH_CODE, BRANCH_NAME, BRANCH_REGION = "DEMO01", "演示支行", "华东"
+DEMO_EDGE = "演示边缘盒"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,19 @@ class ConsoleDemo:
     def stop(self) -> None:
         self.server.stop()
         self.ctx.close()
+
+    def edge_code(self, name: str = DEMO_EDGE) -> str:
+        """A one-time code for the demo's edge box at the demo branch. A box of that name registered by an earlier
+        run is revoked first (the demo starts its box on a fresh data folder, so the old token is gone anyway)."""
+        with self.ctx.db.transaction() as session:
+            user = user_by_name(session, ADMIN)
+            assert isinstance(user, User)
+            actor = principal_for(session, user, "session")
+            branch = session.scalars(select(Branch).where(Branch.code == BRANCH_CODE)).one()
+            for edge_id in session.scalars(select(Edge.id).where(Edge.branch_id == branch.id, Edge.name == name,
+                                                                 Edge.revoked_at.is_(None))).all():
+                revoke(session, actor, edge_id)
+            return create_code(session, actor, branch, name)[1]
 
 
 def _password(workdir: Path) -> str:

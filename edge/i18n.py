@@ -50,6 +50,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "demo_counter_skipped": "未安装人体检测模型（make 安装时用 npm 获取），跳过柜台演示。",
         "demo_staff_enrolled": "已登记员工：{name}（照片 {photo}），柜台摄像头演示 VIP 等候、无人接待提醒和一次服务",
         "demo_clips": "柜台服务录像：{count} 段，保存在 {folder}",
+        "demo_synced": "已从控制台同步：{name}（{role}），人脸库版本 {version}；本机未登记任何人",
+        "demo_sync_none": "未从控制台收到 VIP（{error}）；演示照常运行，但不会有 VIP 到店提醒",
         "camera_unhealthy": "摄像头 {camera} 异常：{error}（正在重试）",
         "token_new": "新令牌（只显示一次，请妥善保存）：{token}",
         "token_yaml": "请把下面几行加入配置文件的 auth.tokens：",
@@ -103,6 +105,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "demo_staff_enrolled": ("Enrolled staff: {name} (photo {photo}); the counter camera shows the VIP waiting, "
                                 "an unattended alert and one service"),
         "demo_clips": "Counter service clips: {count}, in {folder}",
+        "demo_synced": "Received from the console: {name} ({role}), gallery version {version}; nobody enrolled here",
+        "demo_sync_none": "No VIP received from the console ({error}); the demo runs, but without a VIP alert",
         "camera_unhealthy": "Camera {camera} unhealthy: {error} (retrying)",
         "token_new": "New token (shown once, keep it safe): {token}",
         "token_yaml": "Add these lines under auth.tokens in the config file:",

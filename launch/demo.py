@@ -2,7 +2,9 @@
 
 The console starts first, on SQLite in ``<workdir>/console`` (its own data folder and key), with an admin
 sign-in and the demo's branch and people enrolled there from the same real photos; its URL and the admin's
-user name and password are printed. Then the edge box's demo runs as before. The console stops with the
+user name and password are printed. Then the edge box's demo runs: it registers at the console with a one-time
+code made here in-process and receives the VIP and the clerk through sync (nobody is enrolled on the box), then
+greets the VIP as he walks in. The console stops with the
 demo, or keeps serving with it under ``--serve``. ``--console-port N`` moves it (default 8090);
 ``--no-console`` runs the edge box's demo alone.
 """
@@ -58,6 +60,6 @@ def run(args: list[str]) -> int:
               DemoPerson(STAFF_NAME, STAFF_TIER, "staff", (photos / STAFF_ENROL_PHOTO).read_bytes())]
     console = start_console_demo(workdir / "console", port=port, people=people, lang=lang)
     try:
-        return edge_main(edge_args)
+        return edge_main([*edge_args, "--console", console.url.rstrip("/"), "--code", console.edge_code()])
     finally:
         console.stop()

@@ -124,7 +124,8 @@ def cmd_token_new(args: argparse.Namespace, lang: str) -> int:
 def cmd_demo(args: argparse.Namespace, lang: str) -> int:
     from edge.demo.run import run_demo
 
-    return run_demo(lang=lang, workdir=args.workdir, port=args.port, keep_serving=args.serve)
+    return run_demo(lang=lang, workdir=args.workdir, port=args.port, keep_serving=args.serve,
+                    console_url=args.console, code=args.code)
 
 
 def _subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
@@ -186,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"))
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--serve", action="store_true", help="视频结束后继续服务 / keep serving after the video")
+    demo.add_argument("--console", default=None,
+                      help="加入此控制台并同步人员 / join this console and receive the people by sync")
+    demo.add_argument("--code", default=None, help="控制台的一次性注册码 / the console's one-time code")
     demo.set_defaults(func=cmd_demo)
 
     from edge.evaluation.calibrate_faces import register as register_faces_calibrate

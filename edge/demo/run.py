@@ -1,11 +1,18 @@
-"""``make demo``: real photos -> a walk-in video -> enrol one VIP -> run the edge box on it."""
+"""``make demo``: real photos -> a walk-in video -> the VIP (and the counter's clerk) -> run the edge box on it.
+
+With the demo console beside it (``smartbranch demo``, see :mod:`launch.demo`) the box does what a branch's box
+does: it registers at the console with a one-time code (``--console URL --code CODE``) and receives the people
+enrolled there through sync, before its cameras start. Without a console (``--no-console``) it enrols them itself.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -27,11 +34,16 @@ from edge.terminal import alert_printer, print_terminal_link, stop_on_sigterm
 from vision.engines.base import DlibEngineConfig
 from vision.engines.registry import build_engine
 
+if TYPE_CHECKING:
+    from edge.runtime import EdgeRuntime
+
 logger = logging.getLogger(__name__)
 
 VIP_NAME = "奥巴马"
 VIP_TIER = "钻石"
 VIP_ENROL_PHOTO = "obama.jpg"
+# the demo box asks the console often, so that a person enrolled at the console during the demo arrives at once
+DEMO_SYNC: dict[str, object] = {"long_poll_s": 5, "status_interval_s": 10}
 
 
 def demo_appearances() -> list[Appearance]:
@@ -54,8 +66,8 @@ def write_entrance_video(builder: SceneBuilder, path: Path) -> float:
     return duration
 
 
-def demo_config(workdir: Path, video: Path, port: int, token: str, counter_frames: Path | None = None
-                ) -> dict[str, object]:
+def demo_config(workdir: Path, video: Path, port: int, token: str, counter_frames: Path | None = None,
+                sync: dict[str, object] | None = None) -> dict[str, object]:
     cameras: list[dict[str, object]] = [{"id": "entrance-1", "name": "正门", "role": "entrance",
                                          "source": {"url": f"file:{video}", "fps": 10}}]
     extra: dict[str, object] = {}
@@ -70,10 +82,11 @@ def demo_config(workdir: Path, video: Path, port: int, token: str, counter_frame
         "auth": {"tokens": [{"name": "demo-admin", "sha256": hash_token(token),
                              "roles": ["admin", "lobby_manager", "enroller"]}]},
         "paths": {"data_dir": str(workdir / "data")},
+        **({"sync": sync} if sync is not None else {}),
     }
 
 
-def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]:
+def prepare(workdir: Path, port: int, lang: str, *, sync: bool = False) -> tuple[EdgeConfig, str, Path]:
     """Fresh demo state: video, config file and token. Returns (config, token, photos folder)."""
     if (workdir / "data").exists():
         shutil.rmtree(workdir / "data")
@@ -93,12 +106,49 @@ def prepare(workdir: Path, port: int, lang: str) -> tuple[EdgeConfig, str, Path]
     print(t("demo_video", lang, path=video, seconds=duration, people=len(demo_appearances())), flush=True)
     token = new_token()
     config_path = workdir / "smartbranch.yaml"
-    config_path.write_text(yaml.safe_dump(demo_config(workdir.resolve(), video, port, token, counter_frames),
-                                          allow_unicode=True, sort_keys=False), encoding="utf-8")
+    settings = demo_config(workdir.resolve(), video, port, token, counter_frames, DEMO_SYNC if sync else None)
+    config_path.write_text(yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return load_config(config_path), token, photos
 
 
-def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
+def join_console(config_path: Path, console_url: str, code: str, lang: str) -> EdgeConfig | None:
+    """Register the demo box at the console with ``code`` as ``smartbranch edge register`` does (token encrypted in
+    the data folder, the URL into the YAML); the config with the sync on, or None when the console refused."""
+    from edge.cli.sync import cmd_edge_register
+
+    args = argparse.Namespace(config=config_path, console=console_url, code=code, timeout=15.0)
+    return load_config(config_path) if cmd_edge_register(args, lang) == 0 else None
+
+
+def enrol_locally(runtime: EdgeRuntime, photos: Path, lang: str) -> None:
+    """Without a console: the box enrols the demo's VIP (and the counter's clerk) itself."""
+    person = runtime.enroller.enrol(name=VIP_NAME, tier=VIP_TIER, photo=(photos / VIP_ENROL_PHOTO).read_bytes(),
+                                    consent="演示：本人同意（示例记录）")
+    print(t("demo_enrolled", lang, name=person.name, tier=person.tier, photo=VIP_ENROL_PHOTO), flush=True)
+    if any(c.role == "counter" for c in runtime.config.cameras):
+        staff = runtime.enroller.enrol(name=STAFF_NAME, tier=STAFF_TIER, role="staff",
+                                       consent="演示：本人同意（示例记录）",
+                                       photo=(photos / STAFF_ENROL_PHOTO).read_bytes())
+        print(t("demo_staff_enrolled", lang, name=staff.name, photo=STAFF_ENROL_PHOTO), flush=True)
+
+
+def receive_from_console(runtime: EdgeRuntime, lang: str) -> list[str]:
+    """Start the box: its sync catches up with the console before the cameras start. Returns the names of the
+    people the console sent (printed), so the VIP is in the gallery before he walks in."""
+    runtime.start()
+    assert runtime.sync is not None
+    synced = runtime.sync.applier.synced_ids()
+    people = sorted((p for p in runtime.store.list_persons() if p.id in synced), key=lambda p: (p.role, p.name))
+    for person in people:
+        print(t("demo_synced", lang, name=person.name, role=person.role, version=runtime.sync.applier.version),
+              flush=True)
+    if not any(p.role == "vip" for p in people):
+        print(t("demo_sync_none", lang, error=runtime.sync.status().error or ""), flush=True)
+    return [p.name for p in people]
+
+
+def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool, console_url: str | None = None,
+             code: str | None = None) -> int:
     from alerts.server import ServerThread
     from edge.api.app import create_app
     from edge.runtime import EdgeRuntime
@@ -107,18 +157,21 @@ def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool) -> int:
     # No throw-away key: without $SMARTBRANCH_DATA_KEY the fresh data folder gets its own key file, so that
     # `smartbranch edge run` on the demo config afterwards opens the same data (a key that is not kept
     # would make the box refuse it).
-    config, token, photos = prepare(workdir, port, lang)
+    with_console = console_url is not None and code is not None
+    config, token, photos = prepare(workdir, port, lang, sync=with_console)
+    if with_console:
+        assert console_url is not None and code is not None
+        joined = join_console(workdir / "smartbranch.yaml", console_url, code, lang)
+        if joined is None:
+            return 2
+        config = joined
     runtime = EdgeRuntime(config)
-    person = runtime.enroller.enrol(name=VIP_NAME, tier=VIP_TIER, photo=(photos / VIP_ENROL_PHOTO).read_bytes(),
-                                    consent="演示：本人同意（示例记录）")
-    print(t("demo_enrolled", lang, name=person.name, tier=person.tier, photo=VIP_ENROL_PHOTO), flush=True)
-    has_counter = any(c.role == "counter" for c in config.cameras)
-    if has_counter:
-        staff = runtime.enroller.enrol(name=STAFF_NAME, tier=STAFF_TIER, role="staff",
-                                       consent="演示：本人同意（示例记录）",
-                                       photo=(photos / STAFF_ENROL_PHOTO).read_bytes())
-        print(t("demo_staff_enrolled", lang, name=staff.name, photo=STAFF_ENROL_PHOTO), flush=True)
     runtime.hub.add_listener(alert_printer(lang))
+    if with_console:
+        receive_from_console(runtime, lang)
+    else:
+        enrol_locally(runtime, photos, lang)
+    has_counter = any(c.role == "counter" for c in config.cameras)
     server = ServerThread(create_app(runtime), config.server.host, config.server.port)
     server.start()
     print_terminal_link(lang, config.server.host, server.port, token)
