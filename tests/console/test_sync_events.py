@@ -115,6 +115,17 @@ def test_a_resent_batch_is_stored_and_counted_once(client: TestClient, console_c
     assert tuple(totals) == (3, 2, 1, 5)
 
 
+def test_an_unknown_kind_from_a_newer_edge_is_stored_and_acknowledged_not_refused(
+        client: TestClient, console_ctx: ConsoleContext) -> None:
+    token = add_edge(console_ctx, add_branch(console_ctx, "BJ001"))
+    newer = {"seq": 1, "kind": "queue_length", "at": z("01:00:00"), "body": {"people": 3}}
+    answer = post(client, token, [newer, KNOWN_DAY[1] | {"seq": 2}])
+    assert answer.status_code == 200 and answer.json()["acked"] == [1, 2]
+    assert count(console_ctx, EdgeEvent) == 2
+    bad = post(client, token, [{**newer, "seq": 3, "kind": "Not A Kind!"}])
+    assert bad.status_code == 422  # a malformed kind is still refused
+
+
 def test_events_need_an_edge_token(client: TestClient, console_ctx: ConsoleContext) -> None:
     branch = add_branch(console_ctx, "BJ001")
     user_token = add_token(console_ctx, add_user(console_ctx, "admin1", "admin"))
@@ -124,8 +135,8 @@ def test_events_need_an_edge_token(client: TestClient, console_ctx: ConsoleConte
     bad = client.post("/api/sync/events", content=b"\x1f\x8bnot gzip", headers={**bearer(token),
                                                                               "Content-Encoding": "gzip"})
     assert (bad.status_code, bad.json()["error"]) == (400, "bad_gzip")
-    unknown = post(client, token, [{"seq": 1, "kind": "selfie", "at": z("01:00:00"), "body": {}}])
-    assert unknown.status_code == 422
+    malformed = post(client, token, [{"seq": 1, "kind": "../selfie", "at": z("01:00:00"), "body": {}}])
+    assert malformed.status_code == 422
     assert count(console_ctx, EdgeEvent) == 0
 
 
