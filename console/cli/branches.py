@@ -7,53 +7,23 @@ it never opens the face engine or the blob store.
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
-from pathlib import Path
 
 from console.branches import create_branch, list_branches
-from console.config import load_console_config
-from console.db import Database, make_engine
+from console.cli.common import add_config_arg, open_database, operator_name
 from console.errors import ConsoleError
-from console.migrate import current_revision, head_revision
-
-
-def _config_arg(parser: argparse.ArgumentParser) -> None:
-    # not console.cli.main's helper: importing main from a registered module would close an import circle
-    parser.add_argument("--config", type=Path, default=None,
-                        help="console.yaml（缺省：全部默认值，SQLite 存于 var/console）/ console config file")
-
-
-def _open(args: argparse.Namespace) -> Database | None:
-    config = load_console_config(args.config)
-    engine = make_engine(config.database_url)
-    current, head = current_revision(engine), head_revision(engine)
-    if current != head:
-        engine.dispose()
-        print(f"数据库版本 {current or '空'} 不是最新的 {head}：请先运行 smartbranch console migrate\n"
-              f"The database is at revision {current or 'empty'}, not {head}: run `smartbranch console migrate`.",
-              file=sys.stderr)
-        return None
-    return Database(engine)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def cmd_branch_add(args: argparse.Namespace) -> int:
     from console import audit
 
-    db = _open(args)
+    db = open_database(args)
     if db is None:
         return 2
     try:
         with db.transaction() as session:
             branch = create_branch(session, args.code, args.name, args.region, args.timezone)
-            audit.record(session, _actor(), "branch_create", object_type="branch", object_id=branch.code,
+            audit.record(session, operator_name(), "branch_create", object_type="branch", object_id=branch.code,
                          branch_code=branch.code, detail={"name": branch.name, "region": branch.region,
                                                           "timezone": branch.timezone})
             code, name = branch.code, branch.name
@@ -67,7 +37,7 @@ def cmd_branch_add(args: argparse.Namespace) -> int:
 
 
 def cmd_branch_list(args: argparse.Namespace) -> int:
-    db = _open(args)
+    db = open_database(args)
     if db is None:
         return 2
     try:
@@ -90,12 +60,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     branch = sub.add_parser("branch", help="网点 / branches")
     cmds = branch.add_subparsers(dest="branch_cmd", required=True)
     add = cmds.add_parser("add", help="添加网点 / add a branch")
-    _config_arg(add)
+    add_config_arg(add)
     add.add_argument("--code", required=True, help="网点代码 / code: 2-32 of A-Z 0-9 -")
     add.add_argument("--name", required=True, help="网点名称 / name")
     add.add_argument("--region", required=True, help="区域 / region")
     add.add_argument("--timezone", default="Asia/Shanghai", help="IANA 时区 / timezone (default Asia/Shanghai)")
     add.set_defaults(func=cmd_branch_add)
     lst = cmds.add_parser("list", help="列出网点 / list branches")
-    _config_arg(lst)
+    add_config_arg(lst)
     lst.set_defaults(func=cmd_branch_list)

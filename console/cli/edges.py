@@ -7,49 +7,24 @@ The code is printed once (only its sha256 is kept) with the command to run on th
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
-from pathlib import Path
 
 from sqlalchemy import select
 
-from console.config import load_console_config
-from console.db import Database, make_engine
+from console.cli.common import add_config_arg, open_database, operator_name
 from console.errors import ConsoleError
-from console.migrate import current_revision, head_revision
 from console.security import Principal
 from console.sync.codes import create_code, revoke
 from console.tables import Branch, Edge
 
 
-def _config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None,
-                        help="console.yaml（缺省：全部默认值，SQLite 存于 var/console）/ console config file")
-
-
-def _open(args: argparse.Namespace) -> Database | None:
-    engine = make_engine(load_console_config(args.config).database_url)
-    current, head = current_revision(engine), head_revision(engine)
-    if current != head:
-        engine.dispose()
-        print(f"数据库版本 {current or '空'} 不是最新的 {head}：请先运行 smartbranch console migrate\n"
-              f"The database is at revision {current or 'empty'}, not {head}: run `smartbranch console migrate`.",
-              file=sys.stderr)
-        return None
-    return Database(engine)
-
-
 def _operator() -> Principal:
     """The person at the console's machine, with every branch in scope (they hold the database already)."""
-    try:
-        name = f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        name = "cli"
-    return Principal(user_id=0, username=name[:64], role="admin", via="cli", branch_ids=None)
+    return Principal(user_id=0, username=operator_name(), role="admin", via="cli", branch_ids=None)
 
 
 def cmd_code(args: argparse.Namespace) -> int:
-    db = _open(args)
+    db = open_database(args)
     if db is None:
         return 2
     try:
@@ -73,7 +48,7 @@ def cmd_code(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    db = _open(args)
+    db = open_database(args)
     if db is None:
         return 2
     try:
@@ -90,7 +65,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    db = _open(args)
+    db = open_database(args)
     if db is None:
         return 2
     try:
@@ -114,15 +89,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     edge = sub.add_parser("edge", help="边缘设备 / edge boxes")
     cmds = edge.add_subparsers(dest="edge_cmd", required=True)
     code = cmds.add_parser("code", help="生成一次性注册码 / make a one-time registration code")
-    _config_arg(code)
+    add_config_arg(code)
     code.add_argument("--branch", required=True, help="网点代码 / branch code")
     code.add_argument("--name", required=True, help="设备名 / the box's name at its branch")
     code.set_defaults(func=cmd_code)
     rev = cmds.add_parser("revoke", help="吊销边缘设备凭据 / revoke an edge's credential")
-    _config_arg(rev)
+    add_config_arg(rev)
     rev.add_argument("--id", type=int, required=True, help="边缘设备编号 / edge id (smartbranch console edge list)")
     rev.set_defaults(func=cmd_revoke)
     lst = cmds.add_parser("list", help="列出边缘设备 / list edge boxes")
-    _config_arg(lst)
+    add_config_arg(lst)
     lst.add_argument("--branch", default="", help="只列此网点 / only this branch")
     lst.set_defaults(func=cmd_list)

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from console.cli.common import add_config_arg, config_of
+from console.cli.common import add_config_arg, config_of, schema_problem
 from console.context import ConsoleContext
 from console.db import make_engine
 from console.errors import ConsoleError
@@ -23,7 +23,6 @@ from console.importer.csvfile import parse_csv
 from console.importer.jobs import RowOutcome, summary
 from console.importer.photos import PhotoLimits, open_photos
 from console.importer.service import IMPORT_ROLES, run_in_foreground, write_report
-from console.migrate import current_revision, head_revision
 from console.security import Principal, principal_for
 from console.tables import User
 from vision.errors import VisionError
@@ -56,13 +55,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     config = config_of(args)
     engine = make_engine(config.database_url)
     try:
-        current, head = current_revision(engine), head_revision(engine)
+        problem = schema_problem(engine)
     finally:
         engine.dispose()
-    if current != head:
-        return _fail(f"数据库版本 {current or '空'} 不是最新的 {head}：请先运行 smartbranch console migrate",
-                     f"the database is at revision {current or 'empty'}, not {head}: run `smartbranch console "
-                     "migrate`")
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     try:
         data = args.csv.read_bytes()
     except OSError as exc:

@@ -6,11 +6,11 @@ import argparse
 import logging
 import sys
 
-from console.cli.common import add_config_arg, config_of
+from console.cli.common import add_config_arg, config_of, schema_problem
 from console.cli.registry import register_all
 from console.config import ConsoleConfigError
 from console.db import make_engine
-from console.migrate import current_revision, downgrade, head_revision, upgrade
+from console.migrate import current_revision, downgrade, upgrade
 from vault.errors import KeyMaterialError
 
 
@@ -40,13 +40,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if args.migrate:
             upgrade(engine)
-        current, head = current_revision(engine), head_revision(engine)
+        problem = schema_problem(engine)
     finally:
         engine.dispose()
-    if current != head:
-        print(f"数据库版本 {current or '空'} 不是最新的 {head}：请先运行 smartbranch console migrate\n"
-              f"The database is at revision {current or 'empty'}, not {head}: run `smartbranch console migrate` "
-              "first (or `console run --migrate`).", file=sys.stderr)
+    if problem:
+        print(problem + " (or `console run --migrate`)", file=sys.stderr)
         return 2
     host, port = args.host or config.server.host, args.port or config.server.port
     app = create_app(config)

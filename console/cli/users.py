@@ -12,23 +12,18 @@ import getpass
 import sys
 
 from console.audit import record
-from console.cli.common import add_config_arg, config_of
+from console.cli.common import add_config_arg, config_of, operator_name, schema_problem
 from console.context import ConsoleContext
 from console.errors import ConsoleError
-from console.migrate import current_revision, head_revision
 from console.security import ROLES
 from console.users import create_token, create_user, user_by_name
-
-CLI_ACTOR = "cli"
 
 
 def _open(args: argparse.Namespace) -> ConsoleContext | None:
     ctx = ConsoleContext.open(config_of(args))
-    current, head = current_revision(ctx.db.engine), head_revision(ctx.db.engine)
-    if current != head:
-        print(f"数据库版本 {current or '空'} 不是最新的 {head}：请先运行 smartbranch console migrate\n"
-              f"The database is at revision {current or 'empty'}, not {head}: run `smartbranch console migrate`.",
-              file=sys.stderr)
+    problem = schema_problem(ctx.db.engine)
+    if problem:
+        print(problem, file=sys.stderr)
         ctx.close()
         return None
     return ctx
@@ -64,7 +59,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         with ctx.db.transaction() as session:
             user = create_user(session, username=args.username, password=password, role=args.role, scope_kind=kind,
                                scope_region=args.region, branches=codes, display_name=args.display_name or "")
-            record(session, CLI_ACTOR, "user_create", object_type="user", object_id=user.username,
+            record(session, operator_name(), "user_create", object_type="user", object_id=user.username,
                    detail={"role": user.role, "scope_kind": kind, "scope_region": user.scope_region,
                            "branches": sorted(b.code for b in user.branches)})
             scope = {"all": "全部网点 / all branches", "region": f"区域 / region {user.scope_region}",
@@ -88,7 +83,7 @@ def cmd_user_token(args: argparse.Namespace) -> int:
                 print(f"没有用户 {args.username} / no user {args.username}", file=sys.stderr)
                 return 1
             token, secret = create_token(session, user, args.name)
-            record(session, CLI_ACTOR, "token_create", object_type="token", object_id=str(token.id),
+            record(session, operator_name(), "token_create", object_type="token", object_id=str(token.id),
                    detail={"user": user.username, "name": token.name})
     except ConsoleError as exc:
         return _refused(exc)

@@ -10,6 +10,7 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from console.cli.common import operator_name
 from console.cli.main import main as console_main
 from console.context import ConsoleContext
 from console.tables import AuditRow, User
@@ -169,7 +170,7 @@ def test_cli_adds_a_user_who_can_sign_in_and_makes_a_token(client: TestClient, c
     token = capsys.readouterr().out.strip()
     assert client.get("/api/me", headers=bearer(token)).json()["username"] == "wang"
     rows, dumped = audit_dump(console_ctx)
-    assert ("cli", "user_create", "wang") in rows and token not in dumped and PASSWORD not in dumped
+    assert (operator_name(), "user_create", "wang") in rows and token not in dumped and PASSWORD not in dumped
 
 
 def test_cli_refuses_a_short_password_and_a_mismatch(console_ctx: ConsoleContext, tmp_path: Path,
