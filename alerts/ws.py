@@ -29,7 +29,7 @@ from enum import Enum
 from importlib import resources
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alerts.cursor import Cursor
@@ -84,6 +84,21 @@ def ack_author(by: str | None, principal: str) -> str:
 
 def terminal_page() -> str:
     return resources.files("alerts").joinpath("static/terminal.html").read_text(encoding="utf-8")
+
+
+def _static(name: str) -> str:
+    return resources.files("alerts").joinpath(f"static/{name}").read_text(encoding="utf-8")
+
+
+# The terminal installs as an app: full screen, its own icon, opening the page (see static/terminal-sw.js for
+# what works offline). Chinese first, like the page.
+MANIFEST = {
+    "name": "大堂到店提醒", "short_name": "到店提醒", "lang": "zh-CN",
+    "description": "VIP 到店、无人接待与服务动态 / VIP arrivals, waiting customers and service activity",
+    "start_url": "/terminal", "scope": "/", "display": "fullscreen", "display_override": ["fullscreen", "standalone"],
+    "orientation": "any", "background_color": "#eef0f3", "theme_color": "#b4232a",
+    "icons": [{"src": "/terminal-icon.svg", "sizes": "any", "type": "image/svg+xml", "purpose": "any maskable"}],
+}
 
 
 async def _sender(ws: WebSocket, sub: Subscription) -> None:
@@ -191,6 +206,21 @@ def terminal_router(hub: Hub, authorize: Authorize, *, heartbeat_s: float = DEFA
     @router.get("/terminal", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse(terminal_page())
+
+    @router.get("/terminal.webmanifest", include_in_schema=False)
+    async def manifest() -> JSONResponse:
+        return JSONResponse(MANIFEST, media_type="application/manifest+json")
+
+    @router.get("/terminal-sw.js", include_in_schema=False)
+    async def service_worker() -> Response:
+        # served from the root so that its scope covers the page and the media it caches
+        return Response(_static("terminal-sw.js"), media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
+
+    @router.get("/terminal-icon.svg", include_in_schema=False)
+    async def icon() -> Response:
+        return Response(_static("terminal-icon.svg"), media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
     @router.websocket("/ws/terminal")
     async def terminal_ws(ws: WebSocket) -> None:

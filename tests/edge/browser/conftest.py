@@ -66,8 +66,10 @@ def _why_no_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one module. Not for the session: Playwright's sync API keeps an event loop running on the
+    test thread while it is started, and a later test of another folder that calls asyncio.run would fail."""
     why = _why_no_browser()
     if why:
         pytest.skip(why)

@@ -286,3 +286,36 @@ def test_the_token_messages(box: EdgeBox, contexts: Contexts, query: str, says: 
     expect(page.locator("#outage")).to_be_hidden()
     assert "token=" not in page.url
     shot(page, f"terminal-token-{'none' if not query else 'enroller' if ENROLLER_TOKEN in query else 'invalid'}")
+
+
+def test_installed_it_opens_during_an_outage_with_the_last_known_cards_marked_stale(
+        box: EdgeBox, people: dict[str, Person], contexts: Contexts, watch: Watch) -> None:
+    watch.allow(WS_FAILED)
+    watch.allow(r"Failed to load resource: net::ERR_CONNECTION_REFUSED")  # what the worker does not cache
+    page = open_terminal(contexts(TABLET), box.url)
+    # it is an installable app: a manifest for full screen, and a service worker that controls the page
+    manifest = page.evaluate("fetch(document.querySelector('link[rel=manifest]').href).then(r => r.json())")
+    assert (manifest["display"], manifest["start_url"], manifest["name"]) == ("fullscreen", "/terminal", "大堂到店提醒")
+    page.evaluate("navigator.serviceWorker.ready")
+    page.reload()  # from now on the worker serves the page
+    assert page.evaluate("!!navigator.serviceWorker.controller")
+    alert = vip_arrival(box, people["奥巴马"])
+    expect(card(page, alert).locator(".photo img")).to_have_js_property("complete", True)
+    page.wait_for_timeout(500)  # the cards are kept for a reload (300 ms after a change)
+    # when the box is down and the tablet reloads (or the app is started)
+    box.stop()
+    try:
+        page.reload()
+        # then the page opens, with the last known card, its photo, greyed and marked stale under the banner
+        shown = card(page, alert)
+        expect(shown.locator(".name")).to_have_text("奥巴马")
+        expect(shown.locator(".stale-badge")).to_be_visible()
+        expect(page.locator("#outage")).to_be_visible()
+        assert shown.locator(".photo img").evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
+        shot(page, "terminal-offline-app-tablet")
+    finally:
+        box.start()
+    # and once the box is back it is live again
+    connected(page)
+    later = vip_arrival(box, people["奥巴马"])
+    expect(card(page, later)).to_be_visible()
