@@ -95,6 +95,7 @@ from console.person_fields import (
 from console.persons_query import loaded_person, person_id_by_external_id, photo_hashes, visible_person
 from console.plates import validate_plate
 from console.security import Principal
+from console.sync.scrub import scrub_person
 from console.tables import Consent, GalleryChange, Person, PersonBranch, Photo, Plate, Tombstone
 from vision.enrolment import mean_template
 
@@ -374,8 +375,10 @@ def erase_person(ctx: ConsoleContext, actor: Principal, person_id: str, *,
         session.add(change)
         session.flush()
         session.add(Tombstone(person_id=person_id, erased_by=actor.actor[:64], seq=change.seq, home_branch_id=home_id))
+        session.flush()  # the tombstone before the scrub: an ingest waiting on the scrub's lock then sees it
+        scrubbed = scrub_person(session, person_id)  # their name leaves the edges' events (console.sync.scrub)
         record(session, actor, "erase", object_type="person", object_id=person_id, branch_code=branch_code,
-               detail={**counts, "seq": change.seq, **(audit_detail or {})})
+               detail={**counts, "seq": change.seq, "scrubbed": scrubbed, **(audit_detail or {})})
         seq = change.seq
     delete_blobs(ctx, blobs)  # after the commit: the rows that named them are gone for good
     return seq

@@ -299,6 +299,16 @@ class EdgeEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class EdgeEventPerson(Base):
+    """A person id an edge event's body names (revision 0005): erasing the person finds the events to scrub by
+    this index instead of reading every body (console.sync.scrub)."""
+
+    __tablename__ = "edge_event_persons"
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("edge_events.id", ondelete="CASCADE"), primary_key=True,
+                                          index=True)
+
+
 class CentralClip(Base):
     """A clip of some branch, from its edge's ``clip`` event; ``blob_key`` is set once the file is uploaded."""
 
@@ -309,9 +319,9 @@ class CentralClip(Base):
     edge_id: Mapped[int] = mapped_column(ForeignKey("edges.id", ondelete="CASCADE"), index=True)
     interaction_id: Mapped[str] = mapped_column(String(64), index=True)
     camera: Mapped[str] = mapped_column(String(64))
-    staff_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    staff_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # erasure's lookup (0005)
     staff_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    vip_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    vip_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     vip_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
@@ -332,9 +342,9 @@ class CentralInteraction(Base):
     branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"))
     edge_id: Mapped[int] = mapped_column(ForeignKey("edges.id", ondelete="CASCADE"), index=True)
     camera: Mapped[str] = mapped_column(String(64))
-    staff_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    staff_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # erasure's lookup (0005)
     staff_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    vip_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    vip_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     vip_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

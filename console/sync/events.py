@@ -12,6 +12,9 @@ projected. The projections therefore count each event once however often it is s
 - ``stats_hourly`` -> the edge's own statistics row beside the hour's counts;
 - ``camera_health`` and ``ack`` are kept as events only.
 
+The person ids a body names are indexed (``edge_event_persons``) for erasure, and a body naming a person erased
+before it arrived is stored with the name scrubbed (:mod:`console.sync.scrub`).
+
 Hours are the branch's local hours (their start stored in UTC), so a day in the bank view is the branch's day.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,7 +34,8 @@ from sqlalchemy.orm import Session
 from console.db import utcnow
 from console.errors import ConsoleError
 from console.sync.auth import EdgeCaller
-from console.tables import Branch, CentralClip, CentralHour, CentralInteraction, EdgeEvent
+from console.sync.scrub import scrub_incoming
+from console.tables import Branch, CentralClip, CentralHour, CentralInteraction, EdgeEvent, EdgeEventPerson
 
 KINDS = frozenset({"alert", "interaction", "stats_hourly", "camera_health", "clip", "ack"})
 MAX_BATCH = 500
@@ -86,14 +90,22 @@ def ingest(session: Session, edge: EdgeCaller, epoch: str, events: Sequence[InEv
     if not events:
         return []
     unique = {e.seq: e for e in events}  # a seq twice in one batch is the same event
+    # an event naming a person erased meanwhile (an edge that was offline) is stored scrubbed (console.sync.scrub)
+    bodies, named = scrub_incoming(session, [e.body for e in unique.values()])
+    unique = {e.seq: replace(e, body=body) for e, body in zip(unique.values(), bodies, strict=True)}
+    names = dict(zip(unique, named, strict=True))
     now = utcnow()
     rows = [{"edge_id": edge.edge_id, "branch_id": edge.branch_id, "epoch": epoch, "seq": e.seq, "kind": e.kind,
              "at": e.at, "body": e.body, "received_at": now} for e in unique.values()]
     table = EdgeEvent.__table__
     stmt = (insert_for(session, table).on_conflict_do_nothing(index_elements=["edge_id", "epoch", "seq"])
-            .returning(table.c.seq))
+            .returning(table.c.id, table.c.seq))
     # one compiled statement, executed for many rows (SQLAlchemy's "insertmanyvalues" batches them with RETURNING)
-    new = {int(s) for s in session.connection().execute(stmt, rows).scalars()}
+    stored = {int(seq): int(ident) for ident, seq in session.connection().execute(stmt, rows)}
+    new = set(stored)
+    links = [{"person_id": pid, "event_id": stored[seq]} for seq in sorted(new) for pid in sorted(names[seq])]
+    if links:
+        session.connection().execute(insert_for(session, EdgeEventPerson.__table__), links)
     if new:
         branch = session.get_one(Branch, edge.branch_id)
         _project(session, edge, branch_zone(branch.timezone), [unique[s] for s in sorted(new)])
