@@ -198,6 +198,7 @@ EDGE_FLOORS: dict[str, int] = {
     "edge.store": 1, "edge.cameras": 1, "edge.faces": 1, "edge.parking": 1, "edge.counter": 1, "edge.clips": 1,
     "edge.review": 1, "edge.sync": 1,
     "edge.config": 2,
+    "edge.config_edit": 2,
     "edge.runtime": 3,
     "edge.api": 4, "edge.evaluation": 4,
     "edge.demo": 5,

@@ -9,16 +9,11 @@ and replaced atomically; the token never goes into it. A bad code or an unreacha
 from __future__ import annotations
 
 import argparse
-import copy
-import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from edge.config import EdgeConfig, load_config
+from edge.config_edit import set_values
 from edge.errors import ConfigError
 from edge.store.datadir import open_data_folder
 from edge.sync.client import ConsoleClient, ConsoleRefused, ConsoleUnauthorized, ConsoleUnavailable
@@ -54,79 +49,10 @@ def say(key: str, lang: str, **values: object) -> str:
     return MESSAGES[lang if lang in MESSAGES else "zh"][key].format(**values)
 
 
-def _child(node: yaml.Node | None, key: str) -> tuple[yaml.Node, yaml.Node] | None:
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    for k, v in node.value:
-        if isinstance(k, yaml.ScalarNode) and k.value == key:
-            return k, v
-    return None
-
-
-def _edited(text: str, url: str) -> str:
-    """``text`` with ``sync.console_url`` set to ``url``, everything else as it was; ValueError when the layout
-    is one this small editor does not handle (the caller then rewrites the data)."""
-    value = json.dumps(url)  # a JSON string is a YAML double-quoted scalar
-    root = yaml.compose(text)
-    if not isinstance(root, yaml.MappingNode) or root.flow_style:
-        raise ValueError("top level is not a block mapping")
-    sync = _child(root, "sync")
-    if sync is None:
-        tail = "" if text.endswith("\n") or not text else "\n"
-        return f"{text}{tail}sync:\n  console_url: {value}\n"
-    mapping = sync[1]
-    if not isinstance(mapping, yaml.MappingNode) or mapping.flow_style or not mapping.value:
-        raise ValueError("sync is not a non-empty block mapping")
-    found = _child(mapping, "console_url")
-    if found is not None:
-        if not isinstance(found[1], yaml.ScalarNode):
-            raise ValueError("sync.console_url is not a plain value")
-        start, end = found[1].start_mark.index, found[1].end_mark.index
-        return f"{text[:start]}{value}{text[end:]}"
-    first: yaml.Node = mapping.value[0][0]
-    at, column = int(first.start_mark.index), int(first.start_mark.column)
-    line = text.rfind("\n", 0, at) + 1
-    if text[line:at].strip():
-        raise ValueError("sync's first key does not start its line")
-    indent = " " * column
-    return f"{text[:line]}{indent}console_url: {value}\n{text[line:]}"
-
-
 def set_console_url(path: Path, url: str) -> EdgeConfig:
-    """Write ``sync.console_url`` into the YAML at ``path`` atomically; refuse a result that would not load."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    wanted: dict[str, Any] = copy.deepcopy(data) if isinstance(data, dict) else {}
-    section = wanted.get("sync") or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"config {path}: sync is not a mapping")
-    wanted["sync"] = {**section, "console_url": url}
-    try:
-        new_text = _edited(text, url)
-        if yaml.safe_load(new_text) != wanted:
-            raise ValueError("the in-place edit changed other values")
-    except (ValueError, yaml.YAMLError):
-        new_text = yaml.safe_dump(wanted, allow_unicode=True, sort_keys=False)
-    tmp = path.with_name(f".{path.name}.register.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(new_text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        try:
-            config = load_config(tmp)
-        except ConfigError as exc:
-            raise ConfigError(str(exc).replace(str(tmp), str(path))) from exc
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write config {path}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return config
+    """Write ``sync.console_url`` into the YAML at ``path`` (comments kept where possible), atomically, only
+    when the result loads; ConfigError otherwise (nothing written)."""
+    return set_values(path, ("sync",), {"console_url": url}).config
 
 
 def cmd_edge_register(args: argparse.Namespace, lang: str) -> int:

@@ -40,9 +40,9 @@ import cv2
 import numpy as np
 
 from edge.config import load_config
+from edge.config_edit import set_voter_values
 from edge.errors import EvalDataError
 from edge.evaluation.calibrate_tracks import SpaceTracks, calibrate_in, enrol_protocol, single_photo
-from edge.evaluation.config_edit import set_voter_values
 from edge.evaluation.eval_faces import add_adapt_arguments, add_data_arguments, positive_int
 from edge.evaluation.face_adapt import adaptation_json, fit, write_transform
 from edge.evaluation.face_data import Embeddings, check_root, embed_images, read_manifest

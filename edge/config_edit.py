@@ -1,4 +1,5 @@
-"""Set ``face.voter`` values in a YAML config file in place: comments, order and layout are kept.
+"""Set values of one section of a YAML config file in place (``face.voter`` after a calibration,
+``sync.console_url`` after registering with the console): comments, order and layout are kept.
 
 The file is composed with PyYAML to find each value's exact text span; only those spans change
 (missing keys are inserted beside their siblings). The edited text must load to exactly the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -23,10 +25,12 @@ from edge.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-Value = float | int
+Value = float | int | str
 
 
 def _format(value: Value) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
     return str(value) if isinstance(value, int) else repr(float(value))
 
 
@@ -59,36 +63,39 @@ def _insert_into(text: str, mapping: yaml.MappingNode, items: list[str]) -> tupl
     return start, start, "".join(f"{indent}{item}\n" for item in items)
 
 
-def _edits(text: str, values: dict[str, Value]) -> list[tuple[int, int, str]]:
+def _edits(text: str, section: tuple[str, ...], values: dict[str, Value]) -> list[tuple[int, int, str]]:
     root = yaml.compose(text)
-    face = _child(root, "face")
-    if face is None:
-        if not isinstance(root, yaml.MappingNode) or root.flow_style:
-            raise ValueError("top level is not a block mapping")
-        tail = "" if text.endswith("\n") or not text else "\n"
-        items = ", ".join(f"{k}: {_format(v)}" for k, v in values.items())
-        return [(len(text), len(text), f"{tail}face:\n  voter: {{{items}}}\n")]
-    voter = _child(face[1], "voter")
-    if voter is None:
-        if not isinstance(face[1], yaml.MappingNode):
-            raise ValueError("face is not a mapping")
-        items = ", ".join(f"{k}: {_format(v)}" for k, v in values.items())
-        return [_insert_into(text, face[1], [f"voter: {{{items}}}"])]
-    mapping = voter[1]
-    if not isinstance(mapping, yaml.MappingNode):
-        raise ValueError("face.voter is not a mapping")
+    if not isinstance(root, yaml.MappingNode) or root.flow_style:
+        raise ValueError("top level is not a block mapping")
+    items = ", ".join(f"{k}: {_format(v)}" for k, v in values.items())
+    node: yaml.Node = root
+    for depth, key in enumerate(section):
+        found = _child(node, key)
+        if found is None:  # the rest of the section is new: one flow mapping holding it
+            inner = f"{{{items}}}"
+            for deeper in reversed(section[depth + 1:]):
+                inner = f"{{{deeper}: {inner}}}"
+            if node is root:
+                tail = "" if text.endswith("\n") or not text else "\n"
+                return [(len(text), len(text), f"{tail}{key}: {inner}\n")]
+            assert isinstance(node, yaml.MappingNode)
+            return [_insert_into(text, node, [f"{key}: {inner}"])]
+        node = found[1]
+        if not isinstance(node, yaml.MappingNode):
+            raise ValueError(f"{'.'.join(section[:depth + 1])} is not a mapping")
+    assert isinstance(node, yaml.MappingNode)  # every level was checked above
     edits: list[tuple[int, int, str]] = []
     missing: list[str] = []
     for key, value in values.items():
-        found = _child(mapping, key)
+        found = _child(node, key)
         if found is None:
             missing.append(f"{key}: {_format(value)}")
         elif isinstance(found[1], yaml.ScalarNode):
             edits.append((found[1].start_mark.index, found[1].end_mark.index, _format(value)))
         else:
-            raise ValueError(f"face.voter.{key} is not a plain value")
+            raise ValueError(f"{'.'.join(section)}.{key} is not a plain value")
     if missing:
-        edits.append(_insert_into(text, mapping, missing))
+        edits.append(_insert_into(text, node, missing))
     return edits
 
 
@@ -101,15 +108,15 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
     return text
 
 
-def _expected(data: object, values: dict[str, Value]) -> dict[str, object]:
+def _expected(data: object, section: tuple[str, ...], values: dict[str, Value]) -> dict[str, object]:
     out = copy.deepcopy(data) if isinstance(data, dict) else {}
-    face = out.setdefault("face", {})
-    if not isinstance(face, dict):
-        raise ConfigError("face is not a mapping")
-    voter = face.setdefault("voter", {})
-    if not isinstance(voter, dict):
-        raise ConfigError("face.voter is not a mapping")
-    voter.update(values)
+    node: dict[str, object] = out
+    for depth, key in enumerate(section):
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(section[:depth + 1])} is not a mapping")
+        node = child
+    node.update(values)
     return out
 
 
@@ -121,6 +128,12 @@ class EditResult:
 
 def set_voter_values(path: Path, values: dict[str, Value]) -> EditResult:
     """Write ``values`` under ``face.voter`` of ``path`` atomically; refuse when the result would not load."""
+    return set_values(path, ("face", "voter"), values)
+
+
+def set_values(path: Path, section: tuple[str, ...], values: dict[str, Value]) -> EditResult:
+    """Write ``values`` into the mapping at ``section`` of ``path`` atomically (the file keeps its comments
+    when an in-place edit is possible); refuse when the result would not load."""
     try:
         text = path.read_text(encoding="utf-8")
         data = yaml.safe_load(text)
@@ -128,10 +141,10 @@ def set_voter_values(path: Path, values: dict[str, Value]) -> EditResult:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
-    wanted = _expected(data, values)
+    wanted = _expected(data, section, values)
     new_text: str | None
     try:
-        new_text = _apply(text, _edits(text, values))
+        new_text = _apply(text, _edits(text, section, values))
         if yaml.safe_load(new_text) != wanted:
             new_text = None
     except (ValueError, yaml.YAMLError) as exc:
@@ -140,7 +153,7 @@ def set_voter_values(path: Path, values: dict[str, Value]) -> EditResult:
     comments_kept = new_text is not None
     if new_text is None:
         new_text = yaml.safe_dump(wanted, allow_unicode=True, sort_keys=False)
-    tmp = path.with_name(f".{path.name}.calibrate.tmp")
+    tmp = path.with_name(f".{path.name}.edit.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             fh.write(new_text)
@@ -151,7 +164,7 @@ def set_voter_values(path: Path, values: dict[str, Value]) -> EditResult:
             config = load_config(tmp)
         except ConfigError as exc:
             reason = str(exc).replace(str(tmp), str(path))
-            raise ConfigError(f"refusing to write {path}: the calibrated config would not load: {reason}") from exc
+            raise ConfigError(f"refusing to write {path}: the edited config would not load: {reason}") from exc
         os.replace(tmp, path)
     except OSError as exc:
         raise ConfigError(f"cannot write config {path}: {exc}") from exc

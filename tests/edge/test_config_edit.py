@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.config_edit import set_voter_values
 from edge.errors import ConfigError
-from edge.evaluation.config_edit import set_voter_values
 
 VALUES = {"threshold": 0.9123, "min_margin": 0.02, "min_votes": 2}
 BRANCH = "# the box at Pudong\nbranch: {id: b1}  # keep\n"
