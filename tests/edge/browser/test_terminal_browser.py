@@ -319,3 +319,36 @@ def test_installed_it_opens_during_an_outage_with_the_last_known_cards_marked_st
     connected(page)
     later = vip_arrival(box, people["奥巴马"])
     expect(card(page, later)).to_be_visible()
+
+
+def test_on_a_phone_the_newest_card_is_in_view_above_the_service_drawer(
+        box: EdgeBox, people: dict[str, Person], contexts: Contexts) -> None:
+    vip, clerk = people["奥巴马"], people["拜登"]
+    # given a busy phone: earlier cards, service lines in the drawer it keeps open, sound not enabled yet
+    for n in range(8):
+        now = datetime.now(UTC)
+        box.rt.counter_rule.handle(CounterEvent(
+            "interaction_started", "counter-1", "1号柜台", now, interaction_id=f"i-phone-{n}",
+            interaction=Interaction(clerk.id, 100 + n, now, None, "counter-1", staff_track=3)))
+    for _ in range(3):
+        vip_arrival(box, vip)
+    ctx = contexts(PHONE)
+    ctx.add_init_script("if (location.protocol === 'http:') localStorage.setItem('sb_feed', 'open')")
+    page = open_terminal(ctx, box.url)
+    connected(page)
+    expect(page.locator("#feed")).to_have_class(re.compile(r"\bopen\b"))
+    page.mouse.wheel(0, 4000)
+    page.wait_for_timeout(1100)  # what comes in the first second after the hello is taken for replay, not news
+    # when a VIP arrives
+    alert = vip_arrival(box, vip)
+    # then his card is wholly in view, below the top bar and above the drawer
+    shown = card(page, alert)
+    expect(shown).to_be_visible()
+    page.wait_for_timeout(1500)  # the smooth scroll
+    top_bar = page.locator(".topbar").bounding_box()
+    drawer = page.locator("#feed").bounding_box()
+    box_ = shown.bounding_box()
+    shot(page, "terminal-newest-phone")
+    assert top_bar and drawer and box_
+    assert box_["y"] >= top_bar["y"] + top_bar["height"] - 1, (box_, top_bar)
+    assert box_["y"] + box_["height"] <= drawer["y"] + 1, (box_, drawer)
