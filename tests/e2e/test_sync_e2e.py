@@ -43,7 +43,7 @@ from console.users import ensure_admin
 from edge.cli.main import main as edge_cli
 from edge.demo.counter_demo import CLIP_SETTINGS, COUNTER_SETTINGS, counter_camera, render_counter_frames
 from tests.console.conftest import PG_SERVER, add_token, pg_problem
-from tests.e2e.cluster import ROOT, SYNC, ConsoleReplica, EdgeBox, entrance, env, wait_for, walk_frames
+from tests.e2e.cluster import ROOT, SYNC, ConsoleReplica, EdgeBox, Process, entrance, env, wait_for, walk_frames
 from vision.engines.base import FaceEngine
 from vision.imageio import decode_image
 
@@ -154,10 +154,10 @@ def world(pg_database: str, tmp_path_factory: pytest.TempPathFactory, photos_dir
     b = EdgeBox("box-b", folder / "b", [entrance(frames)])
     world = World(ctx, r1, r2, a, b, admin, photos, frames)
     try:
-        for process in (r1, r2):  # both replicas start at once (the test's context made the shared key file)
-            process.start()
-        for process in (r1, r2):
-            process.ready()
+        for replica in (r1, r2):  # both replicas start at once (the test's context made the shared key file)
+            replica.start()
+        for replica in (r1, r2):
+            replica.ready()
         # A's clerk (staff: his home branch alone), enrolled before the boxes join, so they start on a version > 0
         world.people["biden"] = world.enrol(r1, "拜登", "biden.jpg", role="staff", scope_kind="branches")[0]
         _register(a, r1, "A001", admin)
@@ -168,7 +168,8 @@ def world(pg_database: str, tmp_path_factory: pytest.TempPathFactory, photos_dir
             box.ready()
         yield world
     finally:
-        for process in (a, b, r1, r2):
+        processes: list[Process] = [a, b, r1, r2]
+        for process in processes:
             process.stop()
             print(process.tail(15))
         ctx.close()
