@@ -12,7 +12,6 @@ enrolled again).
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -33,6 +32,7 @@ from console.security import principal_for
 from console.sync.codes import create_code, revoke
 from console.tables import Branch, Edge, User
 from console.users import ensure_admin, user_by_name
+from vault.files import write_private
 
 ADMIN = "admin"
 BRANCH_CODE, BRANCH_NAME, BRANCH_REGION = "DEMO01", "演示支行", "华东"
@@ -74,9 +74,7 @@ def _password(workdir: Path) -> str:
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     password = secrets.token_urlsafe(12)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(password + "\n")
+    write_private(path, (password + "\n").encode("utf-8"))
     return password
 
 

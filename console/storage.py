@@ -7,13 +7,13 @@ four methods. Keys are random (never a person's name or id), so a listing of the
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from typing import Protocol
 
 from cryptography.fernet import Fernet
 
+from vault.files import write_private
 from vault.keys import DataKey, decrypt
 
 BLOB_PURPOSE = "console-blobs"
@@ -56,18 +56,7 @@ class LocalBlobStore:
         key = secrets.token_hex(16)
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        token = self._cipher.encrypt(data)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(token)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_private(path, self._cipher.encrypt(data), tmp_name=f"{key}.tmp")
         return key
 
     def get(self, key: str) -> bytes:

@@ -9,11 +9,12 @@ replaced silently.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+
+from vault.files import write_private
 
 TOKEN_FILE = "console.token"
 
@@ -43,17 +44,8 @@ def write_credentials(data_dir: Path, cipher: Fernet, credentials: Credentials) 
     path = token_path(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     blob = cipher.encrypt(json.dumps(asdict(credentials)).encode("utf-8"))
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)  # left by a crash mid-write
+    write_private(path, blob)
     return path
 
 
