@@ -1,4 +1,5 @@
 """The SQLite store (db, its tables), re-encryption of its values (reencrypt), the data folder check and lock
-(datadir, datadir_text) and key rotation (rotation, rekey_journal)."""
+(datadir, datadir_text), key rotation (rotation, rekey_journal) and the persons each alert and outbox event names,
+with the erasure's scrub of them (mentions)."""
 
-__all__ = ["datadir", "datadir_text", "db", "rotation", "tables"]  # the modules other capability folders may import
+__all__ = ["datadir", "datadir_text", "db", "mentions", "rotation", "tables"]  # what other capability folders import

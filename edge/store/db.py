@@ -1,7 +1,8 @@
 """The edge store: SQLite in WAL mode through SQLAlchemy 2.0.
 
 Holds persons (encrypted enrolment photos: the first on the person's row, extra ones in
-``person_photos``), alerts with a per-branch monotonic ``seq`` and their acks.
+``person_photos``), alerts with a per-branch monotonic ``seq`` and their acks, and the outbox; each alert and
+event is indexed by the person ids it names (:mod:`edge.store.mentions`), so that an erasure can scrub them.
 It implements :class:`alerts.envelope.AlertLog`.
 
 Every column that holds data encrypted with the data key is declared with ``info=ENCRYPTED``, in
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.envelope import Alert, AlertDraft
 from alerts.text import display_text
+from edge.store.mentions import index_existing, note_alert, note_event
 from edge.store.tables import (
     AlertRow,
     ClipUploadRow,
@@ -97,6 +99,8 @@ class Store:
         self._cipher = cipher
         self._seq_lock = threading.Lock()
         self.epoch = self._ensure_meta("epoch", uuid.uuid4().hex)
+        with self.session() as s, s.begin():  # once per store: what was stored before the erasure index
+            index_existing(s)
 
     def _ensure_meta(self, key: str, default: str) -> str:
         """The stored value of ``key``; ``default`` is stored first when the key is new."""
@@ -264,7 +268,9 @@ class Store:
     def stage_event(session: Session, *, kind: str, at: datetime, body: str | dict[str, object]) -> None:
         """Add an outbox event to ``session``: it is committed with (and only with) the thing it reports."""
         text = body if isinstance(body, str) else event_json(body)
-        session.add(OutboxRow(kind=kind, at=at, body=text, sent=False))
+        row = OutboxRow(kind=kind, at=at, body=text, sent=False)
+        session.add(row)
+        note_event(session, row, json.loads(text))  # the persons it names, for erasure (edge.store.mentions)
 
     @staticmethod
     def queue_clip_upload(session: Session, clip_id: str) -> None:
@@ -277,10 +283,12 @@ class Store:
             last = s.scalar(select(func.max(AlertRow.seq)).where(AlertRow.branch_id == draft.branch_id))
             alert = Alert(**draft.model_dump(), id=uuid.uuid4().hex, seq=int(last or 0) + 1,
                           created_at=datetime.now(UTC))
+            body = alert.model_dump_json()
             s.add(AlertRow(id=alert.id, branch_id=alert.branch_id, seq=alert.seq, type=alert.type.value,
-                           camera_id=alert.camera_id, person_id=alert.person_id,
-                           body=alert.model_dump_json(), created_at=alert.created_at))
-            self.stage_event(s, kind="alert", at=alert.created_at, body=alert.model_dump_json())
+                           camera_id=alert.camera_id, person_id=alert.person_id, body=body,
+                           created_at=alert.created_at))
+            note_alert(s, alert.id, json.loads(body))
+            self.stage_event(s, kind="alert", at=alert.created_at, body=body)
         return alert
 
     def since(self, seq: int, limit: int = 500) -> list[Alert]:

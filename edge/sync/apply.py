@@ -22,7 +22,10 @@ A crash before 3 leaves the pointer on the old files; the unnamed new folder is 
 the meta points to). Local enrolments hold the enroller's lock, so none is lost between 2 and 4.
 
 Erasure removes the person's row, photos (the rows' encrypted blobs; SQLite's secure_delete overwrites the freed
-pages and the WAL is checkpointed), plates, gallery entries and the alert snapshots of their alerts.
+pages and the WAL is checkpointed), plates, gallery entries and the alert snapshots of their alerts, and scrubs
+their name, tier, photo URL and plate from the alerts and outbox events that name them (they stay, nameless:
+:mod:`edge.store.mentions`). A person a snapshot drops (out of this branch's scope) is scrubbed alike: the box
+cannot tell that from an erasure, and it keeps no name of a person it no longer holds.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from edge.faces.enrol import Enroller
 from edge.parking.registry import PlateRegistry
 from edge.store.datadir import GALLERY_DIR, GALLERY_VERSION_DIR, META_GALLERY_FILE, gallery_dir_of
 from edge.store.db import Store
+from edge.store.mentions import scrub_persons
 from edge.store.tables import AlertRow, MetaRow, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow
 from edge.sync.changes import ChangeSet, PersonChange
 from edge.sync.stage import SnapshotStage
@@ -246,6 +250,7 @@ class GalleryApplier:
         s.execute(delete(PersonPhotoRow).where(PersonPhotoRow.person_id.in_(ids)))
         s.execute(delete(SyncedPersonRow).where(SyncedPersonRow.person_id.in_(ids)))
         s.execute(delete(PersonRow).where(PersonRow.id.in_(ids)))
+        scrub_persons(s, gone)  # their name leaves the alerts and the outbox (edge.store.mentions)
 
     def _write_persons(self, s: Session, persons: Iterator[PersonChange], console_ids: set[str]) -> int:
         """Write each person (streamed: a staged snapshot is never all in memory), then every plate (a plate the
