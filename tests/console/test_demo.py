@@ -3,7 +3,6 @@ photos, and a second run on the same folder reuses it (same password, nobody enr
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,12 +10,7 @@ import httpx
 import pytest
 
 from console.demo import ADMIN, DemoPerson, start_console_demo
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.waiting import free_port
 
 
 def test_the_demo_console_serves_an_admin_and_the_demo_people(tmp_path: Path, photo_bytes: Callable[[str], bytes],
@@ -24,7 +18,7 @@ def test_the_demo_console_serves_an_admin_and_the_demo_people(tmp_path: Path, ph
     people = [DemoPerson("奥巴马", "钻石", "vip", photo_bytes("obama.jpg")),
               DemoPerson("拜登", "柜员", "staff", photo_bytes("biden.jpg"))]
     for run in range(2):
-        demo = start_console_demo(tmp_path / "console", port=_free_port(), people=people)
+        demo = start_console_demo(tmp_path / "console", port=free_port(), people=people)
         try:
             password = (tmp_path / "console" / "admin-password").read_text(encoding="utf-8").strip()
             printed = capsys.readouterr().out

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from console.db import make_engine
 from console.migrate import upgrade
 from console.security import hash_password
 from console.tables import Branch, User
+from tests.waiting import free_port
 from vision.engines.owner import EnginePool
 
 CHROMIUM = Path(os.environ.get("SMARTBRANCH_CHROMIUM", "/usr/bin/chromium"))  # Debian's; never a download
@@ -77,10 +77,6 @@ def browser() -> Iterator[Browser]:
         expect.set_options(timeout=5_000)  # Playwright's default, for other folders' browser tests
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -106,7 +102,7 @@ def console(tmp_path: Path, engine_pool: EnginePool) -> Iterator[Console]:
         session.add_all([Branch(code=c, name=n, region=r, timezone="Asia/Shanghai") for c, n, r in BRANCHES])
         session.add(User(username=ADMIN, display_name="管理员", password_hash=hash_password(ADMIN_PASSWORD),
                          role="admin", scope_kind="all"))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="console-under-test", daemon=True)
     thread.start()

@@ -4,9 +4,7 @@ own services (face checks on the session's real dlib engine pool)."""
 
 from __future__ import annotations
 
-import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -24,22 +22,8 @@ from console.migrate import upgrade
 from console.security import Principal, hash_password, principal_for
 from console.sync.codes import create_code, revoke
 from console.tables import AuditRow, Branch, Edge, User
+from tests.waiting import free_port
 from vision.engines.owner import EnginePool
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float = 60.0, what: str = "condition") -> None:
-    """Poll until ``condition()`` is true; fail after ``timeout_s`` (a guard against hanging, not a measurement)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class LiveConsole:

@@ -24,7 +24,8 @@ from edge.sync.client import ConsoleClient
 from edge.sync.credentials import read_credentials, token_path
 from edge.sync.tables import StagedPersonRow
 from tests.edge.conftest import IT_TOKEN
-from tests.edge.sync.live_console import LiveConsole, live_console, wait_for
+from tests.edge.sync.live_console import LiveConsole, live_console
+from tests.waiting import wait_for
 from vision.engines.base import FaceEngine
 from vision.engines.owner import EnginePool
 from vision.enrolment import embed_photo

@@ -21,7 +21,8 @@ from edge.config import EdgeConfig, load_config
 from edge.runtime import EdgeRuntime
 from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttWaker, parse_version
-from tests.edge.sync.live_console import LiveConsole, free_port, wait_for
+from tests.edge.sync.live_console import LiveConsole
+from tests.waiting import free_port, wait_for
 from vision.engines.owner import EnginePool
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,24 +31,10 @@ from edge.store.db import Store
 from edge.store.tables import OutboxRow
 from edge.sync.sender import Backoff, Sender, SenderConfig, TokenBucket
 from tests.edge.review_helpers import clip_written, interaction
+from tests.waiting import free_port, wait_for
 from vault.clip_file import encrypt_bytes
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float = 60.0, what: str = "condition") -> None:
-    """Poll until true; fails after ``timeout_s`` (a guard against hanging, not a measurement)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Console:
