@@ -6,8 +6,9 @@ but they stop saying *who*. The rule, one place for the edge and the console ali
 body, an id field that names an erased person keeps the id (it is only the tombstone's id now, tied to nobody)
 and loses what it was paired with:
 
-- ``person_id``: ``name`` becomes :data:`ERASED_NAME`; ``tier``, ``photo_url`` and the licence plate (``plate``,
-  ``plate_read``) become empty; ``crop_url`` (the snapshot of their face, deleted with them) becomes null;
+- ``person_id``: ``name`` becomes :data:`ERASED_NAME`; ``tier``, ``photo_url``, the licence plate (``plate``,
+  ``plate_read``) and the bank's customer number (``external_id``, in an import report) become empty;
+  ``crop_url`` (the snapshot of their face, deleted with them) becomes null;
 - ``staff_id``: ``staff_name`` becomes :data:`ERASED_NAME`;
 - ``vip_id``: ``vip_name`` becomes :data:`ERASED_NAME`, ``vip_tier`` null.
 
@@ -28,7 +29,7 @@ _NAME, _EMPTY, _NULL = ERASED_NAME, "", None
 # id field -> {paired field: what it becomes}
 PAIRED: dict[str, dict[str, str | None]] = {
     "person_id": {"name": _NAME, "tier": _EMPTY, "photo_url": _EMPTY, "plate": _EMPTY, "plate_read": _EMPTY,
-                  "crop_url": _NULL},
+                  "crop_url": _NULL, "external_id": _EMPTY},
     "staff_id": {"staff_name": _NAME},
     "vip_id": {"vip_name": _NAME, "vip_tier": _NULL},
 }

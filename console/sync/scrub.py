@@ -7,6 +7,8 @@ events the edges sent about them stay, because the bank view counts them, but st
 - :func:`scrub_person`, in the erasure's own transaction: the event bodies that name the person (found by
   ``edge_event_persons``, indexed), and ``staff_name`` / ``vip_name`` of ``central_interactions`` and
   ``central_clips`` (indexed ids). Counts and service times are untouched; the audit is never touched.
+- the bulk-import reports that list the person (name and customer number), in the same transaction; a report
+  that an import still running saves again afterwards is not covered (erase after the import finished);
 - :func:`scrub_incoming`, in the ingest's transaction: an edge that was offline may send, after the erasure, an
   old event naming the person; a body naming a tombstoned id is scrubbed before it is stored or projected.
 
@@ -22,11 +24,12 @@ import copy
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, text, update
+from sqlalchemy import Table, Text, bindparam, delete, select, text, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from alerts.erasure import ERASED_NAME, person_ids, scrub
-from console.tables import CentralClip, CentralInteraction, EdgeEvent, EdgeEventPerson, Tombstone
+from console.tables import CentralClip, CentralInteraction, EdgeEvent, EdgeEventPerson, ImportJob, Tombstone
 
 ERASURE_LOCK_KEY = 0x5342_4552  # "SBER": pg_advisory lock between an erasure and the ingests
 PAGE = 500
@@ -73,7 +76,25 @@ def scrub_person(session: Session, person_id: str) -> dict[str, int]:
                                                          name_column != ERASED_NAME)
                                      .values({name_column: ERASED_NAME}).execution_options(synchronize_session=False))
             counts[key] += int(getattr(result, "rowcount", 0) or 0)
+    counts["imports"] = _scrub_import_reports(session, person_id)
     return counts
+
+
+def _scrub_import_reports(session: Session, person_id: str) -> int:
+    """The bulk-import reports that list the person (a line per row: name, customer number, person id). Few jobs,
+    long reports: the database picks the ones whose text holds the id, only those are read."""
+    table = cast(Table, ImportJob.__table__)
+    found = session.execute(select(table.c.id, table.c.report)
+                            .where(sql_cast(table.c.report, Text).contains(person_id))).all()
+    changed = []
+    for ident, report in found:
+        clean = copy.deepcopy(report)
+        if scrub(clean, {person_id}):
+            changed.append({"jid": ident, "clean": clean})
+    if changed:
+        session.connection().execute(update(table).where(table.c.id == bindparam("jid"))
+                                     .values(report=bindparam("clean")), changed)
+    return len(changed)
 
 
 def scrub_incoming(session: Session, bodies: Iterable[Any]) -> tuple[list[Any], list[set[str]]]:

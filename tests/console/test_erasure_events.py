@@ -33,6 +33,7 @@ from console.tables import (
     Edge,
     EdgeEvent,
     EdgeEventPerson,
+    ImportJob,
     Tombstone,
 )
 from tests.console.test_persons_api import PhotoBytes, enrol, make_bank
@@ -116,6 +117,13 @@ def test_erasing_a_vip_scrubs_their_name_from_every_event_and_projection_and_kee
     bank, vip, staff = enrol_two(client, console_ctx, photo_bytes)
     token = add_edge(console_ctx, bank.a)
     assert post(client, token, day_events(vip, staff)).status_code == 200
+    report = [{"row": 2, "external_id": "E123", "name": VIP, "status": "created", "code": "", "reason": "",
+               "person_id": vip},
+              {"row": 3, "external_id": "E124", "name": STAFF, "status": "created", "code": "", "reason": "",
+               "person_id": staff}]
+    with console_ctx.db.transaction() as session:  # a bulk import listed both
+        session.add(ImportJob(id="j" * 32, created_by="admin", filename="vips.csv", status="done", total=2, done=2,
+                              ok=2, report=report))
     before = client.get(f"/api/stats/daily?{DAY}", headers=bank.admin).json()["rows"]
     assert before[0]["vip_arrivals"] == 1 and before[0]["service_p50_s"] == 300.0 and before[0]["wait_p50_s"] == 40
     assert VIP in stored_text(console_ctx) and "沪A12345" in stored_text(console_ctx)
@@ -141,7 +149,11 @@ def test_erasing_a_vip_scrubs_their_name_from_every_event_and_projection_and_kee
         enrolled = session.scalars(select(AuditRow).where(AuditRow.action == "enrol",
                                                           AuditRow.object_id == vip)).one()
     assert client.get(f"/api/stats/daily?{DAY}", headers=bank.admin).json()["rows"] == before
-    assert erase.detail["scrubbed"] == {"events": 6, "interactions": 1, "clips": 1}
+    assert erase.detail["scrubbed"] == {"events": 6, "interactions": 1, "clips": 1, "imports": 1}
+    with console_ctx.db.transaction() as session:
+        lines = session.get_one(ImportJob, "j" * 32).report
+    assert [(r["name"], r["external_id"], r["person_id"]) for r in lines] == [(ERASED_NAME, "", vip),
+                                                                              (STAFF, "E124", staff)]
     assert enrolled.object_id == vip  # the audit rows are never touched
 
     # erasing the staff member too leaves no name at all
