@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -85,6 +85,12 @@ class Hub:
             event = AckEvent(alert_id=alert.id, seq=alert.seq, acked_at=alert.acked_at, acked_by=alert.acked_by)
             self._fanout_threadsafe(HubMessage(type="ack", ack=event, epoch=self.epoch))
         return alert
+
+    def refresh(self, alerts: Iterable[Alert]) -> None:
+        """Push stored alerts again, as they are now (an erasure scrubbed the name from them): a terminal that
+        shows one replaces it. Any thread. The hub keeps no alerts of its own; replays read the log."""
+        for alert in alerts:
+            self._fanout_threadsafe(HubMessage(type="alert", alert=alert, epoch=self.epoch))
 
     def _fanout_threadsafe(self, message: HubMessage) -> None:
         loop = self._loop

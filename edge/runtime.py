@@ -100,6 +100,7 @@ class EdgeRuntime:
             self.sync = SyncService(config.sync, data_dir=data_dir, store=self.store, cipher=self.data.key.fernet,
                                     gallery=self.gallery, engine=self.engine, enroller=self.enroller,
                                     plates=self.plates, cameras=self.camera_report)
+            self.sync.applier.add_scrub_listener(self._refresh_alerts)  # an erasure's scrubbed cards, pushed again
         self.sender: Sender | None = None  # with a console token: the outbox's events and the clips go up
         if self.sync is not None and self.sync.credentials is not None and config.sync.console_url:
             token = self.sync.credentials.token
@@ -266,6 +267,10 @@ class EdgeRuntime:
             self.metrics.camera_reconnects.labels(cam.id).set(health.reconnects)
             out.append(CameraStatus(cam.id, cam.display_name, cam.role, health, worker.processed, worker.errors))
         return out
+
+    def _refresh_alerts(self, alert_ids: tuple[str, ...]) -> None:
+        """The alerts an erasure scrubbed, pushed again as they are now: an open terminal drops the name too."""
+        self.hub.refresh([a for a in map(self.store.get_alert, alert_ids) if a is not None])
 
     def camera_report(self) -> list[dict[str, object]]:
         """Every camera's health as the console's status report wants it (fps since the previous report)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, delete, select
@@ -94,34 +95,40 @@ def _loads(text: str) -> Any:
         return None
 
 
-def scrub_persons(session: Session, erased: Collection[str]) -> dict[str, int]:
+@dataclass(frozen=True, slots=True)
+class Scrubbed:
+    alerts: tuple[str, ...]  # ids of the alerts that changed (a terminal showing one may take it again)
+    events: int  # outbox events that changed
+
+
+def scrub_persons(session: Session, erased: Collection[str]) -> Scrubbed:
     """Scrub the ``erased`` persons from every alert and outbox event that names them, in ``session``'s
-    transaction; returns how many alerts and events changed."""
+    transaction; returns what changed."""
     ids = set(erased)
-    counts = {"alerts": 0, "events": 0}
     if not ids:
-        return counts
+        return Scrubbed((), 0)
     alerts = select(AlertPersonRow.alert_id).where(AlertPersonRow.person_id.in_(ids))
-    counts["alerts"] = _scrub_pages(session, AlertRow, AlertRow.id, alerts, ids)
+    changed = _scrub_pages(session, AlertRow, AlertRow.id, alerts, ids)
     events = select(OutboxPersonRow.seq).where(OutboxPersonRow.person_id.in_(ids))
-    counts["events"] = _scrub_pages(session, OutboxRow, OutboxRow.seq, events, ids)
+    count = len(_scrub_pages(session, OutboxRow, OutboxRow.seq, events, ids))
     session.execute(delete(AlertPersonRow).where(AlertPersonRow.person_id.in_(ids)))
     session.execute(delete(OutboxPersonRow).where(OutboxPersonRow.person_id.in_(ids)))
     session.flush()
-    return counts
+    return Scrubbed(tuple(str(k) for k in changed), count)
 
 
 def _scrub_pages(session: Session, model: type[AlertRow] | type[OutboxRow], key: Any, wanted: Any,
-                 ids: set[str]) -> int:
+                 ids: set[str]) -> list[Any]:
     """Scrub the rows of ``model`` whose ``key`` is in ``wanted``, a page at a time (a staff member is named by
-    every episode they served; the pages leave the session once written)."""
-    changed, last = 0, None
+    every episode they served; the pages leave the session once written); returns the keys of those changed."""
+    changed: list[Any] = []
+    last = None
     while True:
         query = select(model).where(key.in_(wanted)).order_by(key).limit(PAGE)
         rows: list[AlertRow | OutboxRow] = list(session.scalars(query if last is None else query.where(key > last)))
         if not rows:
             return changed
-        changed += sum([_scrub_row(row, ids) for row in rows])
+        changed += [getattr(row, key.key) for row in rows if _scrub_row(row, ids)]
         session.flush()
         for row in rows:
             session.expunge(row)

@@ -98,6 +98,7 @@ class GalleryApplier:
         self._plates = plates
         self._checkpoint = checkpoint
         self._lock = threading.Lock()
+        self._scrub_listeners: list[Callable[[tuple[str, ...]], None]] = []
         create_tables(store.engine)
 
     # -- what is applied -----------------------------------------------------------------------------------------
@@ -201,10 +202,11 @@ class GalleryApplier:
         try:
             new.save(folder)
             self._checkpoint("gallery_written")
+            scrubbed: tuple[str, ...] = ()
             with self._store.session() as s, s.begin():
                 if gone:
                     s.execute(text("PRAGMA secure_delete=ON"))  # freed pages of erased photos are zeroed
-                    self._delete_persons(s, gone)
+                    scrubbed = self._delete_persons(s, gone)
                 stored = self._write_persons(s, persons(s), (synced - gone) | ids)
                 if clear is not None:
                     clear(s)
@@ -227,6 +229,7 @@ class GalleryApplier:
         self._remove_old(old_dir, root)
         if gone:
             self._checkpoint_wal()
+        self._tell_scrubbed(scrubbed)
         logger.info("sync: gallery version %s applied (%s persons stored, %s erased, %s dropped, %s not embedded)",
                     version, stored, len(erased), len(dropped), len(failures))
         return ApplyReport(version, stored, len(erased), len(dropped), failures, folder)
@@ -240,7 +243,18 @@ class GalleryApplier:
     def _put(s: Session, key: str, value: str) -> None:
         s.merge(MetaRow(key=key, value=value))
 
-    def _delete_persons(self, s: Session, gone: set[str]) -> None:
+    def add_scrub_listener(self, listener: Callable[[tuple[str, ...]], None]) -> None:
+        """``listener(alert_ids)`` after a committed erasure scrubbed those alerts (the hub pushes them again)."""
+        self._scrub_listeners.append(listener)
+
+    def _tell_scrubbed(self, alert_ids: tuple[str, ...]) -> None:
+        for listener in self._scrub_listeners if alert_ids else []:
+            try:
+                listener(alert_ids)
+            except Exception:  # the erasure is committed; a listener must not undo the apply's report
+                logger.exception("sync: a listener of scrubbed alerts failed")
+
+    def _delete_persons(self, s: Session, gone: set[str]) -> tuple[str, ...]:
         ids = list(gone)
         bodies = s.scalars(select(AlertRow.body).where(AlertRow.person_id.in_(ids)))
         snapshots = {m for body in bodies for m in SNAPSHOT_URL.findall(body)}
@@ -250,7 +264,7 @@ class GalleryApplier:
         s.execute(delete(PersonPhotoRow).where(PersonPhotoRow.person_id.in_(ids)))
         s.execute(delete(SyncedPersonRow).where(SyncedPersonRow.person_id.in_(ids)))
         s.execute(delete(PersonRow).where(PersonRow.id.in_(ids)))
-        scrub_persons(s, gone)  # their name leaves the alerts and the outbox (edge.store.mentions)
+        return scrub_persons(s, gone).alerts  # their name leaves the alerts and the outbox (edge.store.mentions)
 
     def _write_persons(self, s: Session, persons: Iterator[PersonChange], console_ids: set[str]) -> int:
         """Write each person (streamed: a staged snapshot is never all in memory), then every plate (a plate the

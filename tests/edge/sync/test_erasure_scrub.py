@@ -1,12 +1,14 @@
 """Erasure reaches the box's alerts and outbox: when the sync apply erases a console person, the alerts, the
 terminal's replay and the outbox events (sent or not) that named them lose the name, tier, photo URL and plate,
-and stay (the review rows keep their service times); a store written before the erasure index is indexed once.
+and stay (the review rows keep their service times); an open terminal is sent the scrubbed cards; a store written
+before the erasure index is indexed once.
 
 A real box (EdgeRuntime: store, hub, review store, gallery) and the real dlib engine; alerts go through the hub
 as the rules publish them, episodes and clips through the review store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from alerts.envelope import (
     AlertDraft,
     AlertType,
     CustomerUnattendedPayload,
+    HubMessage,
     InteractionPayload,
     VipArrivalPayload,
     VipVehicleArrivalPayload,
@@ -30,6 +33,7 @@ from edge.runtime import EdgeRuntime
 from edge.store.db import Store
 from edge.store.mentions import META_INDEXED, AlertPersonRow, OutboxPersonRow
 from edge.store.tables import MetaRow, OutboxRow
+from edge.sync.changes import parse_answer
 from edge.sync.outbox import Outbox
 from tests.edge.sync.helpers import answer, person_entry
 from tests.edge.sync.test_gallery_apply import apply
@@ -146,3 +150,29 @@ def test_a_store_written_before_the_index_is_indexed_once_at_start(
         reopened.engine.dispose()
     apply(box, answer(2, erased=[VIP_ID]))
     assert VIP not in alerts_text(box) and VIP not in outbox_text(box.store)
+
+
+def test_an_open_terminal_is_sent_the_scrubbed_cards_after_the_erasure(
+        make_config: Callable[..., EdgeConfig], engine_pool: EnginePool,
+        photo_bytes: Callable[[str], bytes]) -> None:
+    # a box with a console (not registered yet: its sync applies what it is given) and a tablet connected
+    runtime = EdgeRuntime(make_config(sync={"console_url": "http://127.0.0.1:9"}), engine=engine_pool)
+    try:
+        assert runtime.sync is not None
+        a_morning(runtime, photo_bytes)
+        changes, _ = parse_answer(answer(2, erased=[VIP_ID]))
+
+        async def tablet() -> list[HubMessage]:
+            sub, replay = await runtime.hub.subscribe("tablet", 0, runtime.hub.epoch)
+            assert VIP in json.dumps([a.model_dump(mode="json") for a in replay.alerts], ensure_ascii=False)
+            assert runtime.sync is not None
+            await asyncio.to_thread(runtime.sync.applier.apply, changes)  # the puller's thread applies it
+            return [await asyncio.wait_for(sub.queue.get(), 5) for _ in range(4)]
+
+        pushed = asyncio.run(tablet())
+    finally:
+        runtime.stop()
+    alerts = [m.alert for m in pushed if m.type == "alert" and m.alert is not None]
+    assert len(alerts) == 4 and {a.id for a in alerts} == {a.id for a in runtime.store.since(0)}
+    text = json.dumps([a.model_dump(mode="json") for a in alerts], ensure_ascii=False)
+    assert VIP not in text and "沪A12345" not in text and ERASED_NAME in text
