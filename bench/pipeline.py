@@ -169,6 +169,8 @@ def alert_latency(engine: FaceEngine, builder: SceneBuilder, photos: Path, workd
                     continue
                 if msg["type"] == "alert":
                     received.append((time.time(), msg["alert"]))
+                elif msg["type"] == "ping":  # the box's heartbeat: a silent terminal is closed as dead
+                    ws.send('{"type": "pong"}')
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()

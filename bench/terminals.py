@@ -127,6 +127,8 @@ class Terminal:
             await self._alert(ws, msg["alert"], received_at)
         elif kind == "ack":
             self.ack_events += 1
+        elif kind == "ping":  # the box's heartbeat: a terminal that does not answer is closed as dead
+            await ws.send('{"type": "pong"}')
         return False
 
     async def _alert(self, ws: ClientConnection, alert: dict[str, Any], received_at: float) -> None:
