@@ -172,6 +172,9 @@ class HubMessage(BaseModel):
     reset: bool | None = Field(default=None, description="hello only: the terminal's cursor was of another epoch "
                                                          "or ahead of the log, so the replay starts from the "
                                                          "beginning and the terminal drops what it shows.")
+    replace: bool | None = Field(default=None,
+                                 description="alert only: the alert as it is now (an erasure scrubbed it), sent again; "
+                                             "a terminal that shows it replaces what it shows.")
     heartbeat_s: float | None = Field(default=None, gt=0,
                                       description="hello only: the server pings this often; a terminal that "
                                                   "hears nothing for a few intervals treats the link as dead.")

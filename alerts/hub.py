@@ -90,7 +90,7 @@ class Hub:
         """Push stored alerts again, as they are now (an erasure scrubbed the name from them): a terminal that
         shows one replaces it. Any thread. The hub keeps no alerts of its own; replays read the log."""
         for alert in alerts:
-            self._fanout_threadsafe(HubMessage(type="alert", alert=alert, epoch=self.epoch))
+            self._fanout_threadsafe(HubMessage(type="alert", alert=alert, epoch=self.epoch, replace=True))
 
     def _fanout_threadsafe(self, message: HubMessage) -> None:
         loop = self._loop

@@ -116,9 +116,12 @@ async def _sender(ws: WebSocket, sub: Subscription) -> None:
                 return
             message = getter.result()
             if message.type == "alert" and message.alert is not None:
-                if message.alert.seq <= sub.last_seq:
+                if message.replace:
+                    pass  # an alert sent before, as it is now: always goes out
+                elif message.alert.seq <= sub.last_seq:
                     continue  # already sent in the replay
-                sub.last_seq = message.alert.seq
+                else:
+                    sub.last_seq = message.alert.seq
             await ws.send_text(message.model_dump_json())
     finally:
         overflow.cancel()

@@ -54,7 +54,7 @@ def test_vip_walk_in_alerts_once_replays_and_shares_acks(
         hello = json.loads(terminal_a.recv(timeout=5))
         assert hello == {"type": "hello", "alert": None, "ack": None, "last_seq": 0,
                          "epoch": edge.runtime.store.epoch, "reset": False, "missed": 0,
-                         "heartbeat_s": config.server.terminal_heartbeat_s}
+                         "heartbeat_s": config.server.terminal_heartbeat_s, "replace": None}
 
         # when the video plays through the pipeline
         edge.runtime.start()

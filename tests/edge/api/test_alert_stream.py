@@ -82,7 +82,8 @@ def test_a_terminal_ahead_of_the_log_is_told_the_truth_and_replayed(edge: LiveEd
     hello, messages = hello_and_replay(edge, since=57)
     # then the hello tells the box's last seq and epoch, and that the terminal's cursor was reset
     assert hello == {"type": "hello", "alert": None, "ack": None, "last_seq": 53, "epoch": runtime.store.epoch,
-                     "reset": True, "missed": 0, "heartbeat_s": runtime.config.server.terminal_heartbeat_s}
+                     "reset": True, "missed": 0, "heartbeat_s": runtime.config.server.terminal_heartbeat_s,
+                     "replace": None}
     # and every alert from 1 comes, each with the epoch
     assert [m["alert"]["seq"] for m in messages] == list(range(1, 54))
     assert {m["epoch"] for m in messages} == {runtime.store.epoch}

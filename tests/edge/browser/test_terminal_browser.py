@@ -20,6 +20,7 @@ pytest.importorskip("playwright.sync_api", reason="the playwright package is not
 from playwright.sync_api import BrowserContext, Page, expect
 
 from alerts.envelope import Alert, AlertDraft, AlertType, VipArrivalPayload
+from alerts.erasure import ERASED_NAME, scrub
 from edge.counter.pipeline import CounterEvent, crop_jpeg
 from edge.store.db import Person
 from tests.edge.browser.conftest import PHONE, TABLET, Blackhole, EdgeBox, Watch, shot
@@ -352,3 +353,22 @@ def test_on_a_phone_the_newest_card_is_in_view_above_the_service_drawer(
     assert top_bar and drawer and box_
     assert box_["y"] >= top_bar["y"] + top_bar["height"] - 1, (box_, top_bar)
     assert box_["y"] + box_["height"] <= drawer["y"] + 1, (box_, drawer)
+
+
+def test_a_card_scrubbed_by_an_erasure_is_replaced_on_the_tablet_and_in_what_it_keeps(
+        box: EdgeBox, people: dict[str, Person], contexts: Contexts, photos_dir: Any) -> None:
+    erased = box.enrol("李四", "vip", (photos_dir / "biden.jpg").read_bytes())
+    page = open_terminal(contexts(TABLET), box.url)
+    connected(page)
+    alert = vip_arrival(box, erased)
+    expect(card(page, alert).locator(".name")).to_have_text("李四")
+    # when an erasure scrubs the stored alert and the box sends it again, as it is now
+    body = alert.model_dump(mode="json")
+    assert scrub(body, {erased.id})
+    box.rt.hub.refresh([Alert.model_validate(body)])
+    # then the tablet shows the card without the name, and keeps nothing of it for a reload
+    expect(card(page, alert).locator(".name")).to_have_text(ERASED_NAME)
+    assert page.locator(f'article[data-alert-id="{alert.id}"]').count() == 1
+    page.wait_for_timeout(500)  # kept 300 ms after a change
+    assert "李四" not in (page.evaluate("localStorage.getItem('sb_cards')") or "")
+    assert "李四" not in page.locator("#cards").inner_text()
