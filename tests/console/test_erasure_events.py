@@ -1,12 +1,14 @@
 """Erasure reaches the events, on both backends: an erased VIP's name, tier, photo URL and plate leave every
 event body and projection that named them while the bank view's counts and service times stay; an event that
-arrives after the erasure (an edge that was offline) is stored scrubbed; the audit is never touched; events
-stored before revision 0005 are indexed and scrubbed by the migration."""
+arrives after the erasure (an edge that was offline) is stored scrubbed, and one being stored while the erasure
+runs is scrubbed by it; the audit is never touched; events stored before revision 0005 are indexed and scrubbed
+by the migration."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +27,8 @@ from alerts.erasure import ERASED_NAME
 from console.context import ConsoleContext
 from console.db import make_engine
 from console.migrate import upgrade
+from console.sync.auth import EdgeCaller
+from console.sync.events import InEvent, ingest
 from console.tables import (
     AuditRow,
     Branch,
@@ -214,3 +218,37 @@ def test_the_migration_indexes_stored_events_and_scrubs_persons_erased_before_it
         assert links == {(kept, 1)}  # nothing will look for the erased id again
     finally:
         engine.dispose()
+
+
+def test_an_ingest_in_flight_during_the_erasure_is_scrubbed_by_it(
+        console_ctx: ConsoleContext, client: TestClient, photo_bytes: PhotoBytes) -> None:
+    # an edge's batch naming the VIP is being stored (its transaction open, not committed) when the VIP is erased
+    bank, vip, staff = enrol_two(client, console_ctx, photo_bytes)
+    add_edge(console_ctx, bank.a)
+    with console_ctx.db.transaction() as session:
+        edge_row = session.scalars(select(Edge)).one()
+        caller = EdgeCaller(edge_row.id, edge_row.name, bank.a, "SH001", "east")
+    events = [InEvent(e["seq"], e["kind"], datetime.fromisoformat(e["at"]), e["body"])
+              for e in day_events(vip, staff)]
+    stored, release = threading.Event(), threading.Event()
+
+    def in_flight() -> None:
+        with console_ctx.db.transaction() as session:
+            ingest(session, caller, "x" * 32, events)
+            stored.set()
+            release.wait(30)
+
+    ingesting = threading.Thread(target=in_flight)
+    ingesting.start()
+    assert stored.wait(30)
+    answers: list[int] = []
+    erasing = threading.Thread(target=lambda: answers.append(
+        client.delete(f"/api/persons/{vip}", headers=bank.admin).status_code))
+    erasing.start()
+    erasing.join(1.0)  # the erasure waits for the ingest's transaction (it would miss its rows otherwise)
+    release.set()
+    ingesting.join(30)
+    erasing.join(30)
+    assert answers == [200]
+    assert VIP not in stored_text(console_ctx) and STAFF in stored_text(console_ctx)
+    assert names(console_ctx) == [(STAFF, ERASED_NAME), (STAFF, ERASED_NAME)]
