@@ -91,15 +91,15 @@ def stored_text(ctx: ConsoleContext) -> str:
     """Every event body and projection row the console holds, as one text to search."""
     with ctx.db.transaction() as session:
         bodies = list(session.scalars(select(EdgeEvent.body)))
-        rows = [[r.staff_id, r.staff_name, r.vip_id, r.vip_name] for model in (CentralInteraction, CentralClip)
-                for r in session.scalars(select(model))]
+        rows = [list(r) for model in (CentralInteraction, CentralClip)
+                for r in session.execute(select(model.staff_id, model.staff_name, model.vip_id, model.vip_name))]
     return json.dumps([bodies, rows], ensure_ascii=False)
 
 
 def names(ctx: ConsoleContext) -> list[tuple[str | None, str | None]]:
     with ctx.db.transaction() as session:
-        return [(r.staff_name, r.vip_name) for model in (CentralInteraction, CentralClip)
-                for r in session.scalars(select(model))]
+        return [(r[0], r[1]) for model in (CentralInteraction, CentralClip)
+                for r in session.execute(select(model.staff_name, model.vip_name))]
 
 
 def vip_payloads(ctx: ConsoleContext) -> list[dict[str, Any]]:
@@ -153,9 +153,11 @@ def test_erasing_a_vip_scrubs_their_name_from_every_event_and_projection_and_kee
         enrolled = session.scalars(select(AuditRow).where(AuditRow.action == "enrol",
                                                           AuditRow.object_id == vip)).one()
     assert client.get(f"/api/stats/daily?{DAY}", headers=bank.admin).json()["rows"] == before
+    assert erase.detail is not None
     assert erase.detail["scrubbed"] == {"events": 6, "interactions": 1, "clips": 1, "imports": 1}
     with console_ctx.db.transaction() as session:
         lines = session.get_one(ImportJob, "j" * 32).report
+    assert lines is not None
     assert [(r["name"], r["external_id"], r["person_id"]) for r in lines] == [(ERASED_NAME, "", vip),
                                                                               (STAFF, "E124", staff)]
     assert enrolled.object_id == vip  # the audit rows are never touched
@@ -197,16 +199,16 @@ def test_the_migration_indexes_stored_events_and_scrubs_persons_erased_before_it
         body = {"id": "i1", "camera": "c", "staff_id": kept, "staff_name": STAFF, "vip_id": erased, "vip_name": VIP}
         now = datetime(2026, 3, 2, tzinfo=UTC)
         with engine.begin() as conn:
-            conn.execute(insert(Branch.__table__).values(
+            conn.execute(insert(Branch).values(
                 id=1, code="SH001", name="上海", region="east", timezone="Asia/Shanghai"))
-            conn.execute(insert(Edge.__table__).values(
+            conn.execute(insert(Edge).values(
                 id=1, branch_id=1, name="box", token_hash="h" * 64, created_at=now))
-            conn.execute(insert(EdgeEvent.__table__).values(id=1, edge_id=1, branch_id=1, epoch="x", seq=1,
+            conn.execute(insert(EdgeEvent).values(id=1, edge_id=1, branch_id=1, epoch="x", seq=1,
                                                             kind="interaction", at=now, body=body, received_at=now))
-            conn.execute(insert(CentralInteraction.__table__).values(
+            conn.execute(insert(CentralInteraction).values(
                 id="i1", branch_id=1, edge_id=1, camera="c", staff_id=kept, staff_name=STAFF, vip_id=erased,
                 vip_name=VIP, started_at=now, interrupted=False))
-            conn.execute(insert(Tombstone.__table__).values(person_id=erased, erased_by="admin", seq=1,
+            conn.execute(insert(Tombstone).values(person_id=erased, erased_by="admin", seq=1,
                                                             erased_at=now, home_branch_id=1))
         upgrade(engine)
         with engine.begin() as conn:

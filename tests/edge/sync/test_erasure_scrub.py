@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 
 from alerts.envelope import (
     AlertDraft,
+    AlertPayload,
     AlertType,
     CustomerUnattendedPayload,
     HubMessage,
@@ -59,7 +60,7 @@ def a_morning(box: EdgeRuntime, photo_bytes: Callable[[str], bytes]) -> None:
     photo = f"/api/persons/{VIP_ID}/photo"
     snap = box.store.add_snapshot(camera_id="counter", jpeg=photo_bytes("obama2.jpg"))
     branch = box.config.branch.id
-    payloads = [
+    payloads: list[tuple[AlertType, AlertPayload]] = [
         (AlertType.VIP_ARRIVAL, VipArrivalPayload(person_id=VIP_ID, name=VIP, tier="钻石", photo_url=photo,
                                                   score=0.9, margin=0.2, votes=3, track_id=1, camera_name="大门",
                                                   first_seen_at=now)),
@@ -109,12 +110,11 @@ def test_the_apply_s_erasure_scrubs_alerts_replay_and_outbox_and_keeps_the_recor
     for text in (replayed, queued):
         assert VIP not in text and "钻石" not in text and "沪A12345" not in text and f"{VIP_ID}/photo" not in text
         assert STAFF in text and ERASED_NAME in text and VIP_ID in text  # the events stay, only nameless
-    arrival, car, waiting, started = box.store.since(0)
-    assert (arrival.payload.name, arrival.payload.tier, arrival.payload.photo_url) == (ERASED_NAME, "", "")
-    assert (car.payload.plate, car.payload.plate_read) == ("", "")
-    assert waiting.payload.crop_url is None and waiting.payload.name == ERASED_NAME
-    assert (started.payload.vip_name, started.payload.vip_tier, started.payload.staff_name) == (ERASED_NAME, None,
-                                                                                                 STAFF)
+    arrival, car, waiting, started = [a.payload.model_dump() for a in box.store.since(0)]
+    assert (arrival["name"], arrival["tier"], arrival["photo_url"]) == (ERASED_NAME, "", "")
+    assert (car["plate"], car["plate_read"]) == ("", "")
+    assert waiting["crop_url"] is None and waiting["name"] == ERASED_NAME
+    assert (started["vip_name"], started["vip_tier"], started["staff_name"]) == (ERASED_NAME, None, STAFF)
     episode = [e.body for e in outbox.pending() if e.kind == "interaction"]
     assert [(b["vip_name"], b["staff_name"], b["duration_s"]) for b in episode] == [(ERASED_NAME, STAFF, 300.0)]
     # what was sent stays sent, what waits still waits; the review rows keep their service times
