@@ -9,7 +9,6 @@ fail the test unless the test said it expects that status from that path (``watc
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -19,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    expect,
+)
 
 from console.app import create_app
 from console.config import ConsoleConfig, DatabaseConfig
@@ -26,57 +34,26 @@ from console.db import make_engine
 from console.migrate import upgrade
 from console.security import hash_password
 from console.tables import Branch, User
+from tests.browser import chromium
 from tests.waiting import free_port
 from vision.engines.owner import EnginePool
 
-CHROMIUM = Path(os.environ.get("SMARTBRANCH_CHROMIUM", "/usr/bin/chromium"))  # Debian's; never a download
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 ADMIN = "admin"
 ADMIN_PASSWORD = "correct horse battery staple"
 BRANCHES = (("SH001", "上海陆家嘴支行", "east"), ("BJ001", "北京金融街支行", "north"))
 
-try:
-    from playwright.sync_api import (
-        Browser,
-        BrowserContext,
-        ConsoleMessage,
-        Page,
-        Request,
-        Response,
-        expect,
-        sync_playwright,
-    )
-except ImportError:  # pragma: no cover - dev extra missing
-    sync_playwright = None  # type: ignore[assignment]
 
 
-def _why_no_browser() -> str | None:
-    if sync_playwright is None:
-        return "the playwright package is not installed (pip install -e .[dev])"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is absent (apt-get install chromium); browser tests need Debian's chromium"
-    return None
-
-
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One chromium for this folder's tests. Package scope, not session: Playwright's sync API runs one instance
-    per thread at a time, and other folders (tests/edge/browser) start their own after this one has stopped."""
-    why = _why_no_browser()
-    if why:
-        pytest.skip(why)
+    """One chromium per module (tests.browser says why never per session)."""
     # a loaded CI machine runs dlib slowly: a face check may take seconds, so assertions wait up to 20 s
     expect.set_options(timeout=20_000)
     try:
-        with sync_playwright() as p:
-            launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with chromium() as launched:
             yield launched
-            launched.close()
     finally:
         expect.set_options(timeout=5_000)  # Playwright's default, for other folders' browser tests
-
-
 
 
 @dataclass

@@ -24,18 +24,26 @@ from typing import Any
 
 import pytest
 import yaml
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    ViewportSize,
+)
 
 from alerts.server import ServerThread
 from edge.api.app import create_app
 from edge.config import EdgeConfig, hash_token, load_config
 from edge.runtime import EdgeRuntime
 from edge.store.db import Person
+from tests.browser import chromium
 from tests.edge.conftest import config_dict
+from tests.waiting import free_port
 from vision.engines.owner import EnginePool
 
-CHROMIUM = Path(os.environ.get("SMARTBRANCH_CHROMIUM", "/usr/bin/chromium"))  # Debian's; never a download
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(os.environ.get("SMARTBRANCH_SCREENSHOTS", Path(__file__).resolve().parents[3] / "var"
                                   / "screenshots"))
 TABLET: ViewportSize = {"width": 1024, "height": 768}
@@ -43,46 +51,13 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 COMPLIANCE_TOKEN = "compliance-token-for-browser-tests"
 HEARTBEAT_S = 0.5  # the box pings this often, so a dead link shows within 1.5 s
 
-try:
-    from playwright.sync_api import (
-        Browser,
-        BrowserContext,
-        ConsoleMessage,
-        Page,
-        Request,
-        Response,
-        ViewportSize,
-        sync_playwright,
-    )
-except ImportError:  # pragma: no cover - dev extra missing
-    sync_playwright = None  # type: ignore[assignment]
-
-
-def _why_no_browser() -> str | None:
-    if sync_playwright is None:
-        return "the playwright package is not installed (pip install -e .[dev])"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is absent (apt-get install chromium); browser tests need Debian's chromium"
-    return None
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Chromium for one module. Not for the session: Playwright's sync API keeps an event loop running on the
-    test thread while it is started, and a later test of another folder that calls asyncio.run would fail."""
-    why = _why_no_browser()
-    if why:
-        pytest.skip(why)
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    """One chromium per module (tests.browser says why never per session)."""
+    with chromium() as launched:
         yield launched
-        launched.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EdgeBox:
