@@ -205,6 +205,7 @@ def snapshot(world: World, persons: int) -> dict[str, Any]:
     import edge.sync.client as client_module
     from edge.config import load_config
     from edge.runtime import EdgeRuntime
+    from edge.store.datadir import open_data_folder
     from edge.sync.credentials import Credentials, write_credentials
     from edge.sync.puller import SyncPuller
 
@@ -218,12 +219,15 @@ def snapshot(world: World, persons: int) -> dict[str, Any]:
         "face": {"engine_instances": 1}, "sync": {"console_url": world.url, "page_limit": 500,
                                                   "request_timeout_s": 300}}), encoding="utf-8")
     config = load_config(box / "smartbranch.yaml")
+    data_dir = config.paths.data_dir
+    folder = open_data_folder(data_dir, branch_id=config.branch.id, clips_dir=config.clips.resolve_dir(data_dir))
+    try:  # what `smartbranch edge register` writes: the token, encrypted with the box's data key
+        write_credentials(data_dir, folder.key.fernet, Credentials(
+            token=login.token, edge_id="0", branch_code=login.branch, branch_name="", branch_timezone=""))
+    finally:
+        folder.close()
     runtime = EdgeRuntime(config)
     try:
-        write_credentials(config.paths.data_dir, runtime.data.key.fernet, Credentials(
-            token=login.token, edge_id="0", branch_code=login.branch, branch_name="", branch_timezone=""))
-        runtime.stop()
-        runtime = EdgeRuntime(config)
         assert runtime.sync is not None and runtime.sync.puller is not None
         received = [0, 0]
         decode = client_module._decode

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import logging
 import multiprocessing
 import time
 from dataclasses import dataclass, field
@@ -174,6 +175,7 @@ async def _events_all(plan: EventPlan) -> tuple[int, float, list[str]]:
 
 
 def _child(kind: str, plan: Any, out: multiprocessing.Queue, ready: Any) -> None:  # type: ignore[type-arg]
+    logging.getLogger("edge.sync.mqtt").setLevel(logging.ERROR)  # fifty wakers saying goodbye at the end
     if kind != "pull":
         ready.set()
     out.put(asyncio.run(_pull_all(plan, ready) if kind == "pull" else _events_all(plan)))
