@@ -36,18 +36,32 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # how stale an API token's last_used_at may be
 
-_hasher = PasswordHasher()
-# verifying against this when the user does not exist takes as long as a real check (no user enumeration)
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+class _Passwords:
+    """The argon2id hasher (argon2-cffi's defaults: RFC 9106's low-memory profile, 64 MiB, 3 passes) and a hash
+    to verify against when the user does not exist, so that such a check takes as long as a real one."""
+
+    def __init__(self, hasher: PasswordHasher) -> None:
+        self.hasher = hasher
+        self.dummy = hasher.hash(secrets.token_urlsafe(16))
+
+
+_passwords = _Passwords(PasswordHasher())
+
+
+def use_password_hasher(hasher: PasswordHasher) -> None:
+    """Hash new passwords with ``hasher`` from now on (stored hashes carry their own parameters and still verify).
+    The test suite uses argon2's smallest parameters, which cost well under a millisecond instead of ~0.1 s."""
+    global _passwords
+    _passwords = _Passwords(hasher)
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _passwords.hasher.hash(password)
 
 
 def verify_password(stored: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _passwords.hasher.verify(stored or _passwords.dummy, password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -1,28 +1,36 @@
 """Console fixtures: a fresh real database per test, on SQLite and on PostgreSQL (127.0.0.1:5432), and an app.
 
-``backend`` is parametrised over both; a test that takes ``console_ctx`` or ``client`` runs twice. Each
-PostgreSQL test gets a database of its own (created and dropped here), migrated to the newest revision.
-``$SMARTBRANCH_TEST_PG`` overrides the server URL; without a reachable server the PostgreSQL half is skipped
-with the reason (CI starts the server in .ci/run).
+``backend`` is parametrised over both; a test that takes ``console_ctx`` or ``client`` runs twice. Each test
+gets a database of its own at the newest revision: the migrations run once per session into a template (a
+SQLite file that each test copies; a PostgreSQL database each test's is created from), which is the same
+schema they would give each test (tests/console/test_skeleton.py runs them from empty on both backends).
+``database_url`` is an empty database for the migration tests. ``$SMARTBRANCH_TEST_PG`` overrides the server
+URL; without a reachable server the PostgreSQL half is skipped with the reason (CI starts it in .ci/run).
+
+Passwords are hashed with argon2's smallest parameters in this suite (``use_password_hasher``): the real ones
+cost about 0.1 s per hash and per sign-in, and what they protect is not what these tests check.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from console.app import create_app
 from console.config import ConsoleConfig, DatabaseConfig
 from console.context import ConsoleContext
 from console.db import make_engine, utcnow
 from console.migrate import upgrade
-from console.security import digest, hash_password, new_secret, start_session
+from console.security import digest, hash_password, new_secret, start_session, use_password_hasher
 from console.tables import ApiToken, Branch, User
 from vision.engines.base import FaceEngine
 
@@ -50,6 +58,39 @@ def pg_problem() -> str | None:
     return _PG_PROBLEM[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    use_password_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    yield
+    use_password_hasher(PasswordHasher())
+
+
+def _pg_admin() -> Engine:
+    return create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+
+
+def _pg_url(name: str) -> str:
+    return f"{PG_SERVER.rsplit('/', 1)[0]}/{name}"
+
+
+_DROPS: list[threading.Thread] = []
+
+
+def _drop_later(name: str) -> None:
+    """Drop a test's database on a thread of its own (a drop costs a few hundred ms of waiting on the server)."""
+    def drop() -> None:
+        admin = _pg_admin()
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+    thread = threading.Thread(target=drop, name=f"drop-{name}")
+    thread.start()
+    _DROPS.append(thread)
+
+
 @pytest.fixture()
 def pg_url() -> Iterator[str]:
     """A new, empty PostgreSQL database for one test (dropped afterwards)."""
@@ -57,16 +98,43 @@ def pg_url() -> Iterator[str]:
     if problem:
         pytest.skip(problem)
     name = f"sbtest_{secrets.token_hex(6)}"
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    admin = _pg_admin()
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = PG_SERVER.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    admin.dispose()
+    yield _pg_url(name)
+    _drop_later(name)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database at the newest revision, the template of every test's migrated database."""
+    problem = pg_problem()
+    if problem:
+        pytest.skip(problem)
+    name = f"sbtemplate_{secrets.token_hex(6)}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(_pg_url(name))
+    upgrade(engine)
+    engine.dispose()  # a template must have no open connection when it is copied
+    yield name
+    for thread in _DROPS:
+        thread.join(30)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the newest revision, copied for every test (its WAL is folded in at the last close)."""
+    path = tmp_path_factory.mktemp("console-template") / "console.db"
+    engine = make_engine(f"sqlite:///{path.as_posix()}")
+    upgrade(engine)
+    engine.dispose()
+    return path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -83,8 +151,26 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
 
 @pytest.fixture()
-def console_config(database_url: str, tmp_path: Path) -> ConsoleConfig:
-    return ConsoleConfig(data_dir=tmp_path / "console", database=DatabaseConfig(url=database_url))
+def migrated_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of this test's own on ``backend``, at the newest revision."""
+    if backend == "sqlite":
+        path = tmp_path / "console.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path.as_posix()}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"sbtest_{secrets.token_hex(6)}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    yield _pg_url(name)
+    _drop_later(name)
+
+
+@pytest.fixture()
+def console_config(migrated_url: str, tmp_path: Path) -> ConsoleConfig:
+    return ConsoleConfig(data_dir=tmp_path / "console", database=DatabaseConfig(url=migrated_url))
 
 
 class LazyEngine:
@@ -95,9 +181,6 @@ class LazyEngine:
 @pytest.fixture()
 def console_ctx(console_config: ConsoleConfig, request: pytest.FixtureRequest) -> Iterator[ConsoleContext]:
     """A migrated console on ``backend`` whose face engine is the session's real dlib pool (built on first use)."""
-    engine = make_engine(console_config.database_url)
-    upgrade(engine)
-    engine.dispose()
     ctx = ConsoleContext.open(console_config)
     # the session's real pool, built only if a test asks the context for its engine
     pool_holder: list[FaceEngine] = []
