@@ -207,18 +207,18 @@ def test_a_vip_enrolled_for_all_branches_is_applied_and_greeted_at_both_boxes(wo
 
 def test_a_vip_of_branch_a_never_reaches_box_b(world: World) -> None:
     # when a second VIP is enrolled at replica 2 for branch A alone
-    hanks, version = world.enrol(world.r2, GUEST, GUEST_PHOTO, scope_kind="branches", branches="A001")
-    world.people["hanks"] = hanks
+    guest, version = world.enrol(world.r2, GUEST, GUEST_PHOTO, scope_kind="branches", branches="A001")
+    world.people["guest"] = guest
     wait_for(lambda: world.a.version() >= version and world.b.version() >= version, 30, "both boxes at the version")
     # then A holds him and greets him; B (which applied the same version) has him nowhere
-    at_a = world.a.holds(hanks)
+    at_a = world.a.holds(guest)
     assert at_a["store"] and at_a["synced"] and at_a["gallery"]
-    wait_for(lambda: world.a.vip_alerts(hanks), 60, "A greeting him")
+    wait_for(lambda: world.a.vip_alerts(guest), 60, "A greeting him")
     # though B's camera shows him on every pass: wait for two more passes of Obama there (they alternate)
     seen = len(world.b.vip_alerts(world.people["obama"]))
     wait_for(lambda: len(world.b.vip_alerts(world.people["obama"])) >= seen + 2, 60, "two more passes at B")
-    assert not any(world.b.holds(hanks).values())
-    assert all(a["person_id"] != hanks for a in world.b.alerts())
+    assert not any(world.b.holds(guest).values())
+    assert all(a["person_id"] != guest for a in world.b.alerts())
     assert all(GUEST not in str(a["payload"]) for a in world.b.alerts())
     assert world.b.holds(world.people["biden"]) == dict.fromkeys(world.b.holds(world.people["biden"]), False)
 
@@ -250,16 +250,16 @@ def test_box_b_off_during_three_changes_catches_up_before_it_greets_anyone(world
     assert world.b.stop() == 0
     last_seq = int(world.b.query("SELECT max(seq) FROM alerts")[0][0])
     world.call(world.r2, "PATCH", f"/persons/{obama}", {"tier": "白金"})
-    world.call(world.r1, "PATCH", f"/persons/{world.people['hanks']}", {"scope_kind": "all"})
+    world.call(world.r1, "PATCH", f"/persons/{world.people['guest']}", {"scope_kind": "all"})
     version = world.call(world.r2, "POST", f"/persons/{obama}/plates", {"plate": "京A12345"})
     assert int(world.b.meta("gallery_version") or 0) < version
     # then B, as soon as it serves again, holds the console's version (its cameras start after the catch-up)
     world.b.up()
     assert world.b.version() == version
-    assert world.b.holds(obama)["plates"] and world.b.holds(world.people["hanks"])["gallery"]
+    assert world.b.holds(obama)["plates"] and world.b.holds(world.people["guest"])["gallery"]
     # and every greeting after the restart is from the new gallery: Obama as 白金, and the guest, new in B's scope
     wait_for(lambda: [a for a in world.b.vip_alerts(obama) if a["seq"] > last_seq]
-             and [a for a in world.b.vip_alerts(world.people["hanks"]) if a["seq"] > last_seq], 60,
+             and [a for a in world.b.vip_alerts(world.people["guest"]) if a["seq"] > last_seq], 60,
              "B greeting both after the restart")
     after = [a for a in world.b.alerts() if a["seq"] > last_seq and a["type"] == "vip_arrival"]
     assert {a["payload"]["tier"] for a in after if a["person_id"] == obama} == {"白金"}
