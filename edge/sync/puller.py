@@ -158,7 +158,7 @@ class SyncPuller:
         if self._wake.is_set():
             self._wake.clear()
             wait = 0.0
-        since = self._applier.version
+        started = time.monotonic()
         applied = self.pull(wait)
         if self._stop.is_set():
             return False
@@ -167,8 +167,8 @@ class SyncPuller:
                 self.applied.notify_all()
             self.report()
         self._ok()
-        if not applied and (wait < 0.5 or since == 0):  # a console that does not hold the request: no spinning
-            self._sleep(min(5.0, max(0.5, self._config.long_poll_s)) if since == 0 else 0.5)
+        if not applied and time.monotonic() - started < 0.5:  # answered at once with nothing: no spinning
+            self._sleep(0.5)
         return applied
 
     def pull(self, wait_s: float) -> bool:
