@@ -122,10 +122,11 @@ def cmd_token_new(args: argparse.Namespace, lang: str) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, lang: str) -> int:
+    from edge.cli.sync import join_console
     from edge.demo.run import run_demo
 
     return run_demo(lang=lang, workdir=args.workdir, port=args.port, keep_serving=args.serve,
-                    console_url=args.console, code=args.code)
+                    console_url=args.console, code=args.code, join_console=join_console)
 
 
 def _subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,

@@ -93,6 +93,14 @@ def cmd_edge_register(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
+def join_console(config_path: Path, console_url: str, code: str, lang: str) -> EdgeConfig | None:
+    """Register the box at ``config_path`` with ``code`` exactly as ``smartbranch edge register`` does (token
+    encrypted in the data folder, the URL into the YAML); the config with the sync on, or None when refused.
+    The demo (a lower floor) is handed this step by ``cmd_demo``."""
+    args = argparse.Namespace(config=config_path, console=console_url, code=code, timeout=15.0)
+    return load_config(config_path) if cmd_edge_register(args, lang) == 0 else None
+
+
 def register(edge: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``register`` to the ``edge`` command group."""
     reg = edge.add_parser("register", help="用注册码加入控制台的网点 / join a branch at the console with a code")

@@ -7,10 +7,10 @@ enrolled there through sync, before its cameras start. Without a console (``--no
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,13 +111,9 @@ def prepare(workdir: Path, port: int, lang: str, *, sync: bool = False) -> tuple
     return load_config(config_path), token, photos
 
 
-def join_console(config_path: Path, console_url: str, code: str, lang: str) -> EdgeConfig | None:
-    """Register the demo box at the console with ``code`` as ``smartbranch edge register`` does (token encrypted in
-    the data folder, the URL into the YAML); the config with the sync on, or None when the console refused."""
-    from edge.cli.sync import cmd_edge_register
-
-    args = argparse.Namespace(config=config_path, console=console_url, code=code, timeout=15.0)
-    return load_config(config_path) if cmd_edge_register(args, lang) == 0 else None
+JoinConsole = Callable[[Path, str, str, str], "EdgeConfig | None"]
+"""Registers the box whose config is at the path with the console URL and one-time code (and the language): the
+config with the sync on, or None when the console refused. The CLI hands in ``edge register``'s own step."""
 
 
 def enrol_locally(runtime: EdgeRuntime, photos: Path, lang: str) -> None:
@@ -148,7 +144,7 @@ def receive_from_console(runtime: EdgeRuntime, lang: str) -> list[str]:
 
 
 def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool, console_url: str | None = None,
-             code: str | None = None) -> int:
+             code: str | None = None, join_console: JoinConsole | None = None) -> int:
     from alerts.server import ServerThread
     from edge.api.app import create_app
     from edge.runtime import EdgeRuntime
@@ -157,10 +153,10 @@ def run_demo(*, lang: str, workdir: Path, port: int, keep_serving: bool, console
     # No throw-away key: without $SMARTBRANCH_DATA_KEY the fresh data folder gets its own key file, so that
     # `smartbranch edge run` on the demo config afterwards opens the same data (a key that is not kept
     # would make the box refuse it).
-    with_console = console_url is not None and code is not None
+    with_console = console_url is not None and code is not None and join_console is not None
     config, token, photos = prepare(workdir, port, lang, sync=with_console)
     if with_console:
-        assert console_url is not None and code is not None
+        assert console_url is not None and code is not None and join_console is not None
         joined = join_console(workdir / "smartbranch.yaml", console_url, code, lang)
         if joined is None:
             return 2

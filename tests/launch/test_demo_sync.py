@@ -17,6 +17,7 @@ from alerts.envelope import Alert
 from console.demo import DEMO_EDGE, DemoPerson, start_console_demo
 from console.tables import Edge
 from edge.api.auth import new_token
+from edge.cli.sync import join_console
 from edge.demo.counter_demo import STAFF_ENROL_PHOTO, STAFF_NAME, STAFF_TIER
 from edge.demo.run import (
     DEMO_SYNC,
@@ -24,7 +25,6 @@ from edge.demo.run import (
     VIP_NAME,
     VIP_TIER,
     demo_config,
-    join_console,
     receive_from_console,
 )
 from edge.runtime import EdgeRuntime
