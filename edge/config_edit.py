@@ -153,6 +153,12 @@ def set_values(path: Path, section: tuple[str, ...], values: dict[str, Value]) -
     comments_kept = new_text is not None
     if new_text is None:
         new_text = yaml.safe_dump(wanted, allow_unicode=True, sort_keys=False)
+    return EditResult(write_config_text(path, new_text), comments_kept)
+
+
+def write_config_text(path: Path, new_text: str) -> EdgeConfig:
+    """Replace ``path`` with ``new_text`` atomically (same mode) if it loads with :func:`edge.config.load_config`;
+    a config that would not load is never written (ConfigError naming the problem)."""
     tmp = path.with_name(f".{path.name}.edit.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
@@ -170,4 +176,4 @@ def set_values(path: Path, section: tuple[str, ...], values: dict[str, Value]) -
         raise ConfigError(f"cannot write config {path}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    return EditResult(config, comments_kept)
+    return config
