@@ -33,10 +33,26 @@ class Gallery:
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._owner: dict[int, str] = {}
         self._next = 1
+        self._revision = 0  # counts edits, so a view built from the entries knows when it is stale
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._owner)
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever the entries do (add, remove, replace, take, load)."""
+        with self._lock:
+            return self._revision
+
+    def entries(self) -> tuple[int, list[str], FloatArray]:
+        """The revision, the owner of each vector and the vectors (N, dim), read together under the lock."""
+        with self._lock:
+            ids = sorted(self._owner)
+            if not ids:
+                return self._revision, [], np.zeros((0, self.dim), np.float32)
+            vectors = np.asarray(self._index.reconstruct_batch(np.asarray(ids, np.int64)), np.float32)
+            return self._revision, [self._owner[i] for i in ids], vectors
 
     @property
     def persons(self) -> set[str]:
@@ -61,6 +77,7 @@ class Gallery:
         ids = np.arange(self._next, self._next + arr.shape[0], dtype=np.int64)
         self._index.add_with_ids(arr, ids)
         self._next += arr.shape[0]
+        self._revision += 1
         for i in ids:
             self._owner[int(i)] = person_id
         return [int(i) for i in ids]
@@ -71,6 +88,7 @@ class Gallery:
             self._index.remove_ids(np.asarray(ids, np.int64))  # type: ignore[arg-type]
             for i in ids:
                 del self._owner[i]
+            self._revision += 1
         return len(ids)
 
     def remove(self, person_id: str) -> int:
@@ -141,6 +159,7 @@ class Gallery:
             index, owner, next_id = other._index, dict(other._owner), other._next
         with self._lock:
             self._index, self._owner, self._next = index, owner, next_id
+            self._revision += 1
 
     def files(self, folder: Path) -> list[Path]:
         """This model's gallery files in ``folder``: the id map and the index."""

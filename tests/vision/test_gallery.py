@@ -385,3 +385,22 @@ def test_a_person_with_many_close_photos_does_not_hide_the_runner_up() -> None:
     # then bob is still the runner-up and the margin is alice's lead over him
     assert [h.person_id for h in result.hits] == ["alice", "bob"]
     assert result.margin == pytest.approx(0.05, abs=0.02)
+
+
+def test_every_edit_changes_the_revision_and_entries_are_read_together() -> None:
+    # given a gallery of two persons
+    gallery = _gallery("alice", "bob")
+    revision, owners, vectors = gallery.entries()
+    assert owners == ["alice", "bob"] and vectors.shape == (2, DIM)
+    np.testing.assert_allclose(vectors[1], _v("bob"), atol=1e-6)
+    seen = {revision}
+    # when it is edited in every way, then each edit gives a new revision
+    for edit in (lambda: gallery.add("carol", _v("carol")[None, :]), lambda: gallery.remove("alice"),
+                 lambda: gallery.replace("bob", _v("bob2")[None, :]), lambda: gallery.take(_gallery("dave"))):
+        edit()
+        assert gallery.revision not in seen
+        seen.add(gallery.revision)
+    assert gallery.entries()[1] == ["dave"]
+    # and an empty gallery has no entries
+    _, no_owners, no_vectors = Gallery(MODEL, DIM).entries()
+    assert no_owners == [] and no_vectors.shape == (0, DIM)
