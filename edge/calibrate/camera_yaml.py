@@ -88,4 +88,4 @@ def set_camera(text: str, camera: dict[str, Any]) -> str:
         logger.info("in-place edit of camera %s did not reproduce the data; rewriting the config", camera["id"])
     except (ValueError, IndexError, yaml.YAMLError) as exc:
         logger.info("in-place edit of camera %s not possible (%s); rewriting the config", camera["id"], exc)
-    return yaml.safe_dump(wanted, allow_unicode=True, sort_keys=False)
+    return str(yaml.safe_dump(wanted, allow_unicode=True, sort_keys=False))

@@ -70,7 +70,7 @@ class ConfigVersions:
         except OSError as exc:
             raise ConfigError(f"cannot read config {self.path}: {exc}") from exc
 
-    def list(self) -> list[VersionInfo]:
+    def history(self) -> list[VersionInfo]:
         """The kept versions, newest first."""
         return [self._info(n) for n in sorted(self._numbers(), reverse=True)]
 

@@ -69,7 +69,7 @@ def test_a_save_writes_a_version_with_user_and_diff_and_rolls_back(tmp_path: Pat
     # Then the file holds it, loads with the zone, and two versions exist: the original and the save
     assert saved.config.cameras[0].counter is not None
     assert saved.config.cameras[0].counter.waiting_zones[0].name == "等候区"
-    listed = versions.list()
+    listed = versions.history()
     assert [v.version for v in listed] == [2, 1]
     assert listed[0].user == "it-1" and listed[0].summary == "counter-1: zones"
     assert "+" in saved.diff and "等候区" in saved.diff
@@ -79,7 +79,7 @@ def test_a_save_writes_a_version_with_user_and_diff_and_rolls_back(tmp_path: Pat
     assert path.read_text(encoding="utf-8") == original
     assert back.version == 3 and back.config.cameras[0].counter is None
     assert "-" in back.diff and "等候区" in back.diff
-    assert versions.list()[0].summary.startswith("rollback to version 1")
+    assert versions.history()[0].summary.startswith("rollback to version 1")
 
 
 def test_an_invalid_config_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_an_invalid_config_is_refused_and_nothing_is_written(tmp_path: Path) -> 
         versions.save(bad, user="it-1", summary="bad")
     # Then the file is unchanged and no version was recorded
     assert path.read_text(encoding="utf-8") == before
-    assert versions.list() == []
+    assert versions.history() == []
 
 
 def test_only_the_last_n_versions_are_kept(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_only_the_last_n_versions_are_kept(tmp_path: Path) -> None:
     for i in range(5):
         cam = {**CAMERA, "name": f"柜台{i}"}
         versions.save(set_camera(path.read_text(encoding="utf-8"), cam), user="it-1", summary=f"save {i}")
-    assert [v.version for v in versions.list()] == [6, 5, 4]
+    assert [v.version for v in versions.history()] == [6, 5, 4]
     with pytest.raises(ConfigError, match="version 1"):
         versions.rollback(1, user="it-1")
 
@@ -117,7 +117,7 @@ def test_an_edit_made_outside_is_kept_as_its_own_version(tmp_path: Path) -> None
     # When the next save comes through the store
     versions.save(set_camera(hand, {**CAMERA, "name": "B"}), user="it-1", summary="b")
     # Then the hand edit is a version of its own, so a rollback can return to it
-    listed = versions.list()
+    listed = versions.history()
     assert [v.summary for v in listed[:2]] == ["b", "changed outside the calibration page"]
     versions.rollback(listed[1].version, user="it-1")
     assert path.read_text(encoding="utf-8") == hand
