@@ -58,7 +58,7 @@ def _in_place(text: str, camera: dict[str, Any]) -> str:
                 end -= 1
             return text[:start] + _block(camera, item.start_mark.column) + text[end:]
     last = node.value[-1]
-    end = last.end_mark.index
+    end: int = last.end_mark.index
     while end > 0 and text[end - 1] in "\n ":
         end -= 1
     dash_col = last.start_mark.column - 2
