@@ -52,19 +52,20 @@ def _in_place(text: str, camera: dict[str, Any]) -> str:
             raise ValueError("a camera entry is not a block mapping")
         found = next((v for k, v in item.value if isinstance(k, yaml.ScalarNode) and k.value == "id"), None)
         if isinstance(found, yaml.ScalarNode) and found.value == camera["id"]:
-            start, end = item.start_mark.index, item.end_mark.index
+            start: int = item.start_mark.index
+            end: int = item.end_mark.index
             # a block mapping's end mark can sit at the start of the next line: keep that line break
             while end > start and text[end - 1] in "\n ":
                 end -= 1
             return text[:start] + _block(camera, item.start_mark.column) + text[end:]
     last = node.value[-1]
-    end: int = last.end_mark.index
+    end = last.end_mark.index
     while end > 0 and text[end - 1] in "\n ":
         end -= 1
-    dash_col = last.start_mark.column - 2
+    dash_col: int = last.start_mark.column - 2
     if dash_col < 0 or text[_line_start(text, last.start_mark.index) + dash_col] != "-":
         raise ValueError("cannot find the list's dash")
-    entry = "\n" + " " * dash_col + "- " + _block(camera, last.start_mark.column)
+    entry = "\n" + " " * int(dash_col) + "- " + _block(camera, int(last.start_mark.column))
     return text[:end] + entry + text[end:]
 
 
