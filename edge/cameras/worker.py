@@ -11,6 +11,7 @@ from typing import Generic, Protocol, TypeVar
 
 from edge.cameras.config import CameraConfig
 from edge.cameras.sources import FrameSource
+from edge.cameras.tap import FrameTap
 from edge.metrics import EdgeMetrics
 from vision.types import Frame
 
@@ -44,6 +45,7 @@ class CameraWorker(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{source.camera_id}", daemon=True)
         self.processed = 0
         self.errors = 0
+        self.tap = FrameTap()  # newest processed frame (+ overlay while watched), for the live preview
 
     def start(self) -> None:
         self._thread.start()
@@ -72,6 +74,7 @@ class CameraWorker(Generic[T]):
                 self.errors += 1
                 continue
             self.processed += 1
+            self.tap.put(frame, self.pipeline)
             if self._metrics is not None:
                 self._metrics.frame_age.labels(frame.camera_id).observe(time.monotonic() - frame.t_mono)
 

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge.cameras.config import CameraConfig
+from edge.cameras.tap import Overlay, OverlayBox, OverlayLink
 from edge.clips.types import ClipParticipants
 from edge.counter.config import CounterConfig
 from edge.faces.config import FaceConfig
@@ -112,6 +113,7 @@ class CounterPipeline:
         self._frames = 0
         self._last: Frame | None = None
         self.roles: dict[int, Role] = {}  # last role of each live person track (read by tests and the bench)
+        self._people_now: list[Participant] = []  # the last frame's people, for the live preview's overlay
 
     def _timed(self, stage: str, start: float) -> float:
         now = time.perf_counter()
@@ -132,7 +134,7 @@ class CounterPipeline:
         for track in ended:
             self._roles.forget(track.track_id)
             self.roles.pop(track.track_id, None)
-        people = [self._participant(v, frame.t_mono) for v in views]
+        people = self._people_now = [self._participant(v, frame.t_mono) for v in views]
         events = self._interaction_events(self._interactions.update(people, frame.image.shape[1], frame.t_mono,
                                                                     frame.captured_at), frame)
         customers = [p for p in people if p.role == "customer"]
@@ -161,6 +163,15 @@ class CounterPipeline:
         if self._recorder is not None:
             self._recorder.flush()
         return events
+
+    def overlay(self) -> Overlay:
+        """The last frame's people (staff, customer, VIP) with track ids, and the interactions in progress."""
+        boxes = tuple(OverlayBox(p.box, "staff" if p.role == "staff" else "vip" if p.person_id else "customer",
+                                 p.track_id, p.person_id) for p in self._people_now)
+        where = {p.track_id: ((p.box[0] + p.box[2]) / 2, (p.box[1] + p.box[3]) / 2) for p in self._people_now}
+        links = tuple(OverlayLink(where[i.staff_track], where[i.customer_track], i.staff_track, i.customer_track)
+                      for i in self._interactions.active if i.staff_track in where and i.customer_track in where)
+        return Overlay(boxes, links)
 
     @staticmethod
     def _at(frame: Frame, t_mono: float) -> datetime:

@@ -6,8 +6,9 @@ import logging
 
 from calibration.zones import PolygonZone
 from edge.cameras.config import CameraConfig
+from edge.cameras.tap import Overlay, OverlayBox
 from edge.faces.config import FaceConfig
-from edge.faces.tracks import FaceTracks, TrackFace
+from edge.faces.tracks import FaceTracks, FaceUpdate, TrackFace
 from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.metrics import EdgeMetrics
 from vision.engines.base import FaceEngine
@@ -29,10 +30,12 @@ class FacePipeline:
         self._metrics = metrics
         zone = PolygonZone(f"{camera.id}-zone", tuple(camera.zone)) if camera.zone else None
         self._tracks = FaceTracks(camera.id, face, engine=engine, gallery=gallery, zone=zone, metrics=metrics)
+        self._last: FaceUpdate | None = None  # the last frame's faces, for the live preview's overlay
 
     def process(self, frame: Frame) -> list[Sighting]:
         """Run one frame; return the tracks newly decided as a known person."""
         update = self._tracks.update(frame)
+        self._last = update
         sightings: list[Sighting] = []
         newly = set(update.newly_decided)
         for tid in update.track_ids:
@@ -47,6 +50,17 @@ class FacePipeline:
         if self._metrics is not None:
             self._metrics.frames.labels(self.camera.id).inc()
         return sightings
+
+    def overlay(self) -> Overlay:
+        """The last frame's faces with track ids; a face decided as an enrolled person is marked identified."""
+        if self._last is None:
+            return Overlay()
+        boxes = []
+        for box, tid in zip(self._last.faces.xyxy.tolist(), self._last.track_ids, strict=False):
+            person_id = self._tracks.person_id(tid)
+            boxes.append(OverlayBox((box[0], box[1], box[2], box[3]), "identified" if person_id else "face",
+                                    tid, person_id))
+        return Overlay(tuple(boxes))
 
     def flush(self) -> list[Sighting]:
         """Nothing to decide when the source ends: identity is decided while the face is in view."""
