@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from console.errors import ConsoleError
 from console.security import digest, new_secret
+from console.sync.region import region_moved
 from console.tables import Branch, Edge
 
 CODE_RE = re.compile(r"[A-Z0-9-]{2,32}")
@@ -83,7 +84,8 @@ def create_branch(session: Session, code: str, name: str, region: str, timezone:
 
 def update_branch(session: Session, branch: Branch, *, name: str | None = None, region: str | None = None,
                   timezone: str | None = None) -> dict[str, list[str]]:
-    """Apply the given fields; returns ``{field: [old, new]}`` of what changed (for the audit)."""
+    """Apply the given fields; returns ``{field: [old, new]}`` of what changed (for the audit). A new region is a
+    gallery change for the persons scoped to either region (:mod:`console.sync.region`)."""
     changed: dict[str, list[str]] = {}
     updates = {"name": _check_text(name, "name", 128, "网点名称") if name is not None else None,
                "region": _check_text(region, "region", 64, "区域") if region is not None else None,
@@ -93,6 +95,8 @@ def update_branch(session: Session, branch: Branch, *, name: str | None = None, 
             changed[field] = [getattr(branch, field), value]
             setattr(branch, field, value)
     session.flush()
+    if "region" in changed:
+        region_moved(session, branch, *changed["region"])
     return changed
 
 

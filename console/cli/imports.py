@@ -3,7 +3,9 @@
 It is the web import's own code (:mod:`console.importer`), run on this thread as a named console user (their
 role and branch scope apply, and the audit names them). Exit code 0 when every row went in (created, updated
 or unchanged), 1 when some row failed (the report says which and why) or the run stopped midway (run the
-same file again to go on), 2 when the files or the user are unusable and nothing was imported.
+same file again to go on), 2 when the files or the user are unusable and nothing was imported. With ``sync.mqtt``
+configured it announces the new gallery version to the branches it touched (:mod:`console.sync.announce`) and
+waits for the broker to take the announcements before it exits.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from console.importer.jobs import RowOutcome, summary
 from console.importer.photos import PhotoLimits, open_photos
 from console.importer.service import IMPORT_ROLES, run_in_foreground, write_report
 from console.security import Principal, principal_for
+from console.sync.announce import install_announcer
 from console.tables import User
 from vision.errors import VisionError
+
+ANNOUNCE_WAIT_S = 5.0  # how long the command waits for the MQTT broker, at its start and before it exits
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,9 +71,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"无法读取 CSV 文件 {args.csv}", f"cannot read the CSV file {args.csv}: {exc}")
     ctx = ConsoleContext.open(config)
+    announcer = install_announcer(ctx)  # the edges hear of the import as they do of one run in the console
+    if announcer is not None and not announcer.wait_connected(ANNOUNCE_WAIT_S):
+        print("MQTT 代理未连接，边缘设备将在下次轮询时获取导入结果 / the MQTT broker is not reachable; the edges get "
+              "the import at their next poll", file=sys.stderr)
     try:
         return _run(ctx, args, data)
     finally:
+        if announcer is not None:
+            announcer.flush(ANNOUNCE_WAIT_S)
         ctx.close()
 
 

@@ -8,6 +8,7 @@
 - Which branches: the person's scope now. An erasure, or a change of the person's scope (kind, region, branches
   or home), goes to every branch, because the branches that held the person before are not known after the
   commit; announcing too widely costs an empty pull, announcing too narrowly a stale edge until its long-poll.
+  A branch moved to another region is announced besides (:mod:`console.sync.region`).
 - MQTT is only a hint. The client connects in the background and reconnects by itself; when the broker is down
   a publish is logged and dropped, the commit stands, and the edges' long-polls still bring the change.
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
+import time
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -26,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from console.config import MqttConfig
 from console.context import ConsoleContext
+from console.sync.region import ALSO_ANNOUNCE
 from console.sync.scope import branch_codes_for
 from console.tables import Branch, GalleryChange, Person
 
@@ -51,6 +55,9 @@ class Announcer:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=f"smartbranch-console-{secrets.token_hex(4)}")
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._connected = threading.Event()
+        self._sent: list[Any] = []  # the MessageInfo of each publish not yet known to be delivered (see flush)
+        self.client.on_connect = lambda *_args: self._connected.set()
         self.client.connect_async(config.host, config.port, keepalive=30)
         self.client.loop_start()
 
@@ -69,7 +76,24 @@ class Announcer:
                             self.config.host, self.config.port, version, code, info.rc)
                 continue
             sent += 1
+            self._sent = [*(i for i in self._sent if not i.is_published()), info]
         return sent
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Whether the broker took the connection within ``timeout_s`` (a short-lived process waits before its
+        first change, so that its announcement is not dropped for want of a connection)."""
+        return self._connected.wait(timeout_s)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every announcement made is with the broker, at most ``timeout_s``; whether all are (a
+        process that exits right after its change calls this before :meth:`close`)."""
+        deadline = time.monotonic() + timeout_s
+        for info in list(self._sent):
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError) as exc:
+                log.warning("MQTT announcement not delivered: %s", exc)
+        return all(i.is_published() for i in self._sent)
 
     def close(self) -> None:
         """Stop the client's thread; closing twice is harmless."""
@@ -109,15 +133,17 @@ def _before_commit(session: Session) -> None:
         session.flush()
         changes = session.info.pop(_CHANGES, [])
         moved = session.info.pop(_SCOPE_MOVED, set())
+        also = session.info.pop(ALSO_ANNOUNCE, set())
         if changes:
-            session.info[_PENDING] = (affected_branches(session, changes, moved), max(c[0] for c in changes))
+            codes = affected_branches(session, changes, moved) | also
+            session.info[_PENDING] = (codes, max(c[0] for c in changes))
     except Exception:  # an announcement must never cost the change itself
         log.exception("could not work out which branches a gallery change touches; not announced")
         session.info.pop(_PENDING, None)
 
 
 def _forget(session: Session, *_args: Any) -> None:
-    for key in (_CHANGES, _SCOPE_MOVED, _PENDING):
+    for key in (_CHANGES, _SCOPE_MOVED, _PENDING, ALSO_ANNOUNCE):
         session.info.pop(key, None)
 
 
