@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,8 @@ from vision.plates.ocr import PpOcr
 from vision.plates.reader import PlateReader
 
 logger = logging.getLogger(__name__)
+
+AnyWorker = CameraWorker[Sighting] | CameraWorker[VehicleSighting] | CameraWorker[CounterEvent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,7 @@ class EdgeRuntime:
         self.vehicle_rule = VipVehicleRule(config.rules.vip_vehicle_arrival, branch_id=config.branch.id,
                                            lookup=self.store.get_person, publish=self.hub.publish)
         self.plate_reader: PlateReader | None = None
-        self.workers: list[CameraWorker[Sighting] | CameraWorker[VehicleSighting] | CameraWorker[CounterEvent]] = []
+        self.workers: list[AnyWorker] = []
         self.counter_rule = CounterRule(branch_id=config.branch.id, lookup=self.store.get_person,
                                         publish=self.hub.publish, log=self.review, snapshots=self.store)
         self.person_detector: NanoDetPersonDetector | None = None
@@ -124,21 +127,60 @@ class EdgeRuntime:
                                       snapshot_days=config.clips.snapshot_retention_days)
         self.recorders: list[ClipRecorder] = []
         for camera in config.cameras:
-            if camera.enabled and camera.role == "parking":
-                self.workers.append(self._parking_worker(camera))
-                continue
-            if camera.enabled and camera.role == "counter":
-                worker = self._counter_worker(camera)
-                if worker is not None:
-                    self.workers.append(worker)
-                continue
-            if not camera.enabled:
-                continue
-            source = FrameSource(camera.id, camera.source)
-            pipeline = FacePipeline(camera, config.face, engine=self.engine, gallery=self.gallery,
-                                    rule=self.vip_rule, metrics=self.metrics)
-            self.workers.append(CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics))
+            worker = self._camera_worker(camera)
+            if worker is not None:
+                self.workers.append(worker)
         self._started = False
+        self._apply_lock = threading.Lock()
+
+    def _camera_worker(self, camera: CameraConfig) -> AnyWorker | None:
+        """The worker of one camera (not started); None when it is disabled or cannot be opened."""
+        if not camera.enabled:
+            return None
+        if camera.role == "parking":
+            return self._parking_worker(camera)
+        if camera.role == "counter":
+            return self._counter_worker(camera)
+        source = FrameSource(camera.id, camera.source)
+        pipeline = FacePipeline(camera, self.config.face, engine=self.engine, gallery=self.gallery,
+                                rule=self.vip_rule, metrics=self.metrics)
+        return CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics)
+
+    def apply_cameras(self, config: EdgeConfig) -> list[str]:
+        """Take ``config``'s cameras without a restart; returns the ids of the cameras that changed.
+
+        A camera whose settings changed gets a new worker (the old one is stopped first, its clip recorder
+        closed); a removed or disabled camera is stopped; a new one is built, and started when the runtime
+        runs. The other cameras keep their workers. Only the cameras section takes effect here.
+        """
+        with self._apply_lock:
+            old = {c.id: c for c in self.config.cameras}
+            new = {c.id: c for c in config.cameras}
+            changed = [i for i in dict.fromkeys([*old, *new]) if old.get(i) != new.get(i)]
+            self.config = self.config.model_copy(update={"cameras": config.cameras})
+            for camera_id in changed:
+                self._stop_camera(camera_id)
+                camera = new.get(camera_id)
+                worker = self._camera_worker(camera) if camera is not None else None
+                if worker is None:
+                    continue
+                self.workers = [*self.workers, worker]  # a new list: readers never see it half-changed
+                if self._started:
+                    worker.source.start()
+                    worker.start()
+                logger.info("camera %s applied without a restart", camera_id)
+            return changed
+
+    def _stop_camera(self, camera_id: str) -> None:
+        self.not_opened.pop(camera_id, None)
+        gone = [w for w in self.workers if w.pipeline.camera.id == camera_id]
+        self.workers = [w for w in self.workers if w.pipeline.camera.id != camera_id]
+        for worker in gone:
+            worker.source.stop()
+            worker.stop()
+        for recorder in [r for r in self.recorders if r.camera_id == camera_id]:
+            recorder.close()
+            self.recorders.remove(recorder)
 
     def _abandon(self) -> None:
         """Undo a runtime whose assembly failed: its engine owners stop and the data folder's lock is released
