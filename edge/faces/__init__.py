@@ -1,6 +1,8 @@
-"""Faces: tracks, the face pipeline, the VIP arrival rule (vip_rule), enrolment and the gallery rebuild."""
+"""Faces: tracks, the face pipeline, the VIP arrival rule (vip_rule), enrolment, the gallery rebuild and learning
+the branch's face population (adapt)."""
 
 __all__ = [  # the modules other capability folders may import
+    "adapt",
     "config",
     "enrol",
     "gallery_rebuild",

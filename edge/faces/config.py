@@ -32,6 +32,32 @@ class VoterSettings(_Strict):
                                   description="Embeddings per track before it is settled as unknown.")
 
 
+class AdaptationSettings(_Strict):
+    """Learning the branch's face population (:mod:`edge.faces.adapt`): aggregates only, refitted, guarded."""
+
+    learn: bool = Field(default=True,
+                        description="Keep the running count, mean and scatter of every live face the entrance and "
+                                    "lobby cameras embed (never an individual embedding), encrypted in the store.")
+    apply: bool = Field(default=False,
+                        description="Compare faces in the fitted population space once the guard accepts it. Off by "
+                                    "default: on the development sets the transform helped East-Asian pairs but "
+                                    "not LFW nor the track hit rate (python -m bench.face_population); turn it on "
+                                    "where smartbranch faces calibrate --adapt shows a gain on the branch's faces.")
+    min_faces: int = Field(default=256, ge=2, le=1_000_000,
+                           description="Live faces seen before the first fit; fewer keep the box unadapted. 256 is "
+                                       "twice the dlib embedding's dimension.")
+    refit_interval_s: float = Field(default=3600.0, ge=0, le=30 * 86400,
+                                    description="Seconds between refits (and saves of the aggregates) once the "
+                                                "first fit was made.")
+    shrinkage: float = Field(default=0.8, ge=0, le=1,
+                             description="Share of the identity in the shrunk covariance (1 only centres, 0 "
+                                         "whitens fully); 0.8 was chosen by python -m bench.face_population.")
+    max_fpir_ratio: float = Field(default=1.0, gt=0, le=100,
+                                  description="Guard: the largest allowed ratio of the estimated stranger match "
+                                              "rate at the calibrated threshold, adapted over unadapted. 1 means "
+                                              "adaptation may never raise it.")
+
+
 class FaceConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
@@ -50,6 +76,9 @@ class FaceConfig(_Strict):
                     "threads). Cameras and enrolment requests send their work to whichever owner is free; two let "
                     "both cores detect at once (dlib releases the GIL). About 60 MB each.")
     voter: VoterSettings = Field(default_factory=VoterSettings, description="Open-set identity decision.")
+    adaptation: AdaptationSettings = Field(default_factory=AdaptationSettings,
+                                           description="Learning the branch's face population without labels, "
+                                                       "and when its transform is used.")
     reembed_interval_s: float = Field(default=0.05, ge=0, le=10,
                                       description="Minimum gap between embeddings of one undecided track.")
     quality_gain: float = Field(default=0.1, ge=0, le=1,

@@ -184,6 +184,17 @@ class ClipUploadRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class PopulationRow(Base):
+    """The face population's aggregates of one face model (:mod:`edge.store.population`), encrypted."""
+
+    __tablename__ = "face_population"
+
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    stats: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

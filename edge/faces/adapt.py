@@ -1,0 +1,208 @@
+"""The box learns its branch's face population, and compares faces in the fitted space only when that is safe.
+
+- Learning: every live face the entrance and lobby cameras embed is added to running aggregates (count, mean,
+  scatter: :class:`vision.population.PopulationStats`); the vector itself is dropped at once. The aggregates are
+  saved encrypted (:mod:`edge.store.population`) at each refit and at shutdown, and read back at start.
+- Fitting: once ``min_faces`` faces were seen, and every ``refit_interval_s`` after that, the shrunk whitening is
+  fitted again (:func:`vision.population.fit_whitening`).
+- Guard: a fit is used only when :func:`vision.population_guard.check_transform` accepts it against the
+  current templates at the voter's calibrated threshold; otherwise the box stays unadapted and says why.
+- Consistency: probes and templates always go through the same transform. The transform, the gallery revision it
+  was checked against, the templates transformed by it and the score map are one immutable view, replaced by one
+  reference write; an edit of the gallery (enrolment, sync, erasure) makes the view stale, and the next search
+  builds a new one from the gallery's entries before it searches.
+
+A fresh box starts neutral (unadapted): nothing it has not seen yet can say which way its population leans.
+Thread-safe: camera threads call :meth:`PopulationAdapter.search` concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+
+from edge.faces.config import AdaptationSettings
+from edge.store.db import Store
+from edge.store.population import load_population, save_population
+from vision.errors import PopulationFileError
+from vision.gallery import Gallery
+from vision.population import PopulationStats, Whitening, WhiteningConfig, fit_whitening
+from vision.population_guard import GuardConfig, GuardVerdict, ScoreMap, check_transform
+from vision.types import FloatArray, GalleryHit, SearchResult
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptationState:
+    """What ``/healthz`` reports: whether the box learns, whether the transform is in use, and why not."""
+
+    learning: bool
+    applied: bool
+    faces_seen: int
+    version: int  # of the fitted transform; 0 while none was fitted
+    digest: str | None  # of the transform in use; None while unadapted
+    reason: str | None  # why the box is unadapted; None while adapted
+    fitted_at: datetime | None
+    fpir_before: float | None  # the guard's estimates at the calibrated threshold
+    fpir_after: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """A gallery revision and how it is searched: unadapted (``adapted`` None) or through one transform."""
+
+    revision: int
+    whitening: Whitening
+    verdict: GuardVerdict
+    adapted: Gallery | None
+    score_map: ScoreMap
+
+
+class PopulationAdapter:
+    """Searches ``gallery`` for live faces, learning from them and adapting when the guard allows."""
+
+    def __init__(self, settings: AdaptationSettings, *, gallery: Gallery, store: Store, threshold: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._gallery = gallery
+        self._store = store
+        self._threshold = threshold
+        self._clock = clock
+        self.model_id, self.dim = gallery.model_id, gallery.dim
+        self._whitening_config = WhiteningConfig(shrinkage=settings.shrinkage, min_faces=settings.min_faces)
+        self._guard = GuardConfig(max_fpir_ratio=settings.max_fpir_ratio)
+        self._stats_lock = threading.Lock()
+        self._fit_lock = threading.Lock()
+        self._stats = self._load()
+        self._fitted_t: float | None = None
+        self._fitted_at: datetime | None = None
+        self._version = 0
+        self._whitening = Whitening.identity(self.model_id, self.dim, self._not_fitted_reason(self._stats.count))
+        self._view = self._build_view(self._whitening)
+        if self._stats.count >= settings.min_faces:
+            self.refit()
+
+    # ---------------------------------------------------------------------------------------- searching
+
+    def search(self, vectors: FloatArray, k: int = 5) -> list[SearchResult]:
+        """The gallery's hits for live faces (unadapted vectors); scores are on the calibrated scale."""
+        arr = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self._settings.learn and arr.ndim == 2 and arr.shape[0]:
+            self._observe(arr)
+        view = self._current_view()
+        if view.adapted is None:
+            return self._gallery.search(arr, k)
+        results = view.adapted.search(view.whitening.apply(self.model_id, arr), k)
+        mapping = view.score_map
+        return [SearchResult(tuple(GalleryHit(h.person_id, mapping(h.score)) for h in r.hits)) for r in results]
+
+    def _current_view(self) -> _View:
+        view = self._view
+        if view.revision == self._gallery.revision:
+            return view
+        with self._fit_lock:  # the gallery was edited: check and transform its templates again
+            if self._view.revision != self._gallery.revision:
+                self._view = self._build_view(self._whitening)
+            return self._view
+
+    def _build_view(self, whitening: Whitening) -> _View:
+        revision, owners, templates = self._gallery.entries()
+        if not whitening.adapted:
+            return _View(revision, whitening, GuardVerdict(False, whitening.reason, ScoreMap()), None, ScoreMap())
+        with self._stats_lock:
+            stats = self._stats
+        verdict = check_transform(stats, whitening, templates, owners, self._threshold, self._guard)
+        if not self._settings.apply:
+            verdict = GuardVerdict(False, "face.adaptation.apply is off (learning only)", ScoreMap(),
+                                   verdict.fpir_before, verdict.fpir_after)
+        if not verdict.accepted:
+            return _View(revision, whitening, verdict, None, ScoreMap())
+        adapted = Gallery(self.model_id, self.dim)
+        for person in dict.fromkeys(owners):
+            rows = templates[[i for i, owner in enumerate(owners) if owner == person]]
+            adapted.add(person, whitening.apply(self.model_id, rows))
+        return _View(revision, whitening, verdict, adapted, verdict.score_map)
+
+    # ----------------------------------------------------------------------------------------- learning
+
+    def _observe(self, arr: FloatArray) -> None:
+        with self._stats_lock:
+            self._stats = self._stats.add(self.model_id, arr)
+            count = self._stats.count
+        if count < self._settings.min_faces:
+            return
+        now = self._clock()
+        if self._fitted_t is None or now - self._fitted_t >= self._settings.refit_interval_s:
+            self.refit(blocking=False)
+
+    def refit(self, *, blocking: bool = True) -> AdaptationState:
+        """Fit the transform on what was seen so far, save the aggregates, and swap in the checked view."""
+        if not self._fit_lock.acquire(blocking=blocking):
+            return self.state()  # another camera is refitting
+        try:
+            with self._stats_lock:
+                stats = self._stats
+            self._fitted_t = self._clock()
+            fitted = fit_whitening(stats, self._whitening_config, version=self._version + 1)
+            if fitted.adapted:
+                self._version = fitted.version
+                self._fitted_at = datetime.now(UTC)
+            self._whitening = fitted if fitted.adapted else Whitening.identity(
+                self.model_id, self.dim, fitted.reason or "not fitted", count=stats.count)
+            self._view = self._build_view(self._whitening)
+            self._save(stats)
+        finally:
+            self._fit_lock.release()
+        state = self.state()
+        logger.info("face population refitted on %s faces: %s", state.faces_seen,
+                    f"adapted (transform {state.digest})" if state.applied else f"unadapted: {state.reason}")
+        return state
+
+    def close(self) -> None:
+        """Save the aggregates (at shutdown)."""
+        with self._stats_lock:
+            stats = self._stats
+        self._save(stats)
+
+    def _save(self, stats: PopulationStats) -> None:
+        try:
+            save_population(self._store, stats)
+        except SQLAlchemyError as exc:  # a busy or full disk costs the box some learning, never its cameras
+            logger.warning("face population not saved (%s faces): %s", stats.count, exc)
+
+    def _load(self) -> PopulationStats:
+        try:
+            stats = load_population(self._store, self.model_id)
+        except PopulationFileError as exc:
+            logger.error("the stored face population is unreadable, learning afresh: %s", exc)
+            stats = None
+        if stats is None or stats.dim != self.dim:
+            return PopulationStats.empty(self.model_id, self.dim)
+        logger.info("face population of %s loaded: %s faces", self.model_id, stats.count)
+        return stats
+
+    def _not_fitted_reason(self, count: int) -> str:
+        return f"too few faces: {count} < {self._settings.min_faces}"
+
+    # ------------------------------------------------------------------------------------------- status
+
+    def state(self) -> AdaptationState:
+        view = self._view
+        with self._stats_lock:
+            count = self._stats.count
+        applied = view.adapted is not None
+        reason = None if applied else view.verdict.reason
+        if not applied and not view.whitening.adapted and count < self._settings.min_faces:
+            reason = self._not_fitted_reason(count)
+        return AdaptationState(learning=self._settings.learn, applied=applied, faces_seen=count,
+                               version=self._version, digest=view.whitening.digest if applied else None,
+                               reason=reason, fitted_at=self._fitted_at, fpir_before=view.verdict.fpir_before,
+                               fpir_after=view.verdict.fpir_after)
