@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.cameras.undistort import LensConfig
 from edge.counter.config import CounterCameraConfig
 from edge.redact import redact_url
 
@@ -74,6 +75,9 @@ class CameraConfig(_Strict):
         default=None, description="Optional polygon (image pixels); faces outside it are ignored. On a parking "
                                   "camera it is the entry zone: only plates inside it are read.")
 
+    lens: LensConfig | None = Field(
+        default=None, description="Lens intrinsics and distortion (smartbranch calibrate lens); when set, frames are "
+                                  "undistorted before detection and zones are drawn on the undistorted picture.")
     counter: CounterCameraConfig | None = Field(
         default=None, description="Counter cameras only: staff zone, waiting zones, counter zones and floor "
                                   "calibration.")

@@ -12,6 +12,7 @@ from typing import Generic, Protocol, TypeVar
 from edge.cameras.config import CameraConfig
 from edge.cameras.sources import FrameSource
 from edge.cameras.tap import FrameTap
+from edge.cameras.undistort import undistorter_for
 from edge.metrics import EdgeMetrics
 from vision.types import Frame
 
@@ -45,6 +46,7 @@ class CameraWorker(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{source.camera_id}", daemon=True)
         self.processed = 0
         self.errors = 0
+        self.undistorter = undistorter_for(pipeline.camera)  # lens maps, built once per camera config
         self.tap = FrameTap()  # newest processed frame (+ overlay while watched), for the live preview
 
     def start(self) -> None:
@@ -70,6 +72,8 @@ class CameraWorker(Generic[T]):
                 continue
             last = frame.index
             self.source.mark_consumed(frame.index)
+            if self.undistorter is not None:  # the pipeline, its overlay and the tap see the undistorted frame
+                frame = self.undistorter(frame)
             if not self._hand_over(partial(self.pipeline.process, frame), f"frame {frame.index}"):
                 self.errors += 1
                 continue
