@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.cameras.config import CameraConfig
+from edge.cameras.scheduler import SchedulerConfig
 from edge.clips.config import ClipConfig
 from edge.counter.config import CounterConfig
 from edge.errors import ConfigError
@@ -101,6 +102,8 @@ class PathsConfig(_Strict):
 class EdgeConfig(_Strict):
     branch: BranchConfig = Field(description="The branch this box serves.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras of the branch.")
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig,
+                                       description="How the cameras share the cores: priorities, budgets, slots.")
     face: FaceConfig = Field(default_factory=FaceConfig, description="Face recognition.")
     plates: PlatesConfig = Field(default_factory=PlatesConfig, description="Plate recognition (parking cameras).")
     counter: CounterConfig = Field(default_factory=CounterConfig,

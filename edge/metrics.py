@@ -21,6 +21,14 @@ class EdgeMetrics:
         self.frame_age = Histogram("smartbranch_frame_age_seconds",
                                    "Capture-to-processed delay of each frame", ["camera"],
                                    registry=self.registry, buckets=_LATENCY_BUCKETS)
+        self.queue_age = Histogram("smartbranch_queue_age_seconds",
+                                   "Capture-to-start delay of each processed frame (waiting for a core included)",
+                                   ["camera"], registry=self.registry, buckets=_LATENCY_BUCKETS)
+        self.frames_dropped = Counter("smartbranch_frames_dropped_total",
+                                      "Frames never processed: a newer one was taken instead (newest-wins)",
+                                      ["camera"], registry=self.registry)
+        self.camera_fps = Gauge("smartbranch_camera_processed_fps", "Frames processed per second (last 5 s)",
+                                ["camera"], registry=self.registry)
         self.alerts = Counter("smartbranch_alerts_total", "Alerts published", ["type"], registry=self.registry)
         self.camera_up = Gauge("smartbranch_camera_up", "1 when the camera delivers frames", ["camera"],
                                registry=self.registry)

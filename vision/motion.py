@@ -36,8 +36,8 @@ Region = tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels (x2, y2 exc
 class MotionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(default=True, description="Gate face and person detection on motion. Off: every "
-                                                    "frame is detected whole.")
+    enabled: bool = Field(default=False, description="Gate face and person detection on motion. Off (the default "
+                                                     "for now): every frame is detected whole.")
     width: int = Field(default=320, ge=32, le=1920, description="Width in pixels of the shrunk grey frame "
                                                                 "that is compared with the background.")
     threshold: int = Field(default=18, ge=1, le=255,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge.cameras.undistort import LensConfig
 from edge.counter.config import CounterCameraConfig
 from edge.redact import redact_url
+from vision.motion import MotionConfig
 
 
 class _Strict(BaseModel):
@@ -75,6 +76,9 @@ class CameraConfig(_Strict):
         default=None, description="Optional polygon (image pixels); faces outside it are ignored. On a parking "
                                   "camera it is the entry zone: only plates inside it are read.")
 
+    motion: MotionConfig = Field(default_factory=MotionConfig,
+                                 description="Motion gating: faces and people are detected only where the picture "
+                                             "moves, plus a whole-frame look every refresh_s (vision.motion).")
     lens: LensConfig | None = Field(
         default=None, description="Lens intrinsics and distortion (smartbranch calibrate lens); when set, frames are "
                                   "undistorted before detection and zones are drawn on the undistorted picture.")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
 from edge.cameras.config import CameraConfig
+from edge.cameras.scheduler import FrameScheduler
 from edge.cameras.sources import FrameSource
 from edge.cameras.tap import FrameTap
 from edge.cameras.undistort import undistorter_for
@@ -19,6 +21,7 @@ from vision.types import Frame
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+FPS_WINDOW_S = 5.0  # processed frames per second are counted over this window
 T_co = TypeVar("T_co", covariant=True)
 
 
@@ -37,8 +40,10 @@ class CameraWorker(Generic[T]):
     """Owns the pipeline's thread; a failing frame is logged and counted, never fatal."""
 
     def __init__(self, source: FrameSource, pipeline: FramePipeline[T], deliver: Callable[[T], object],
-                 metrics: EdgeMetrics | None = None) -> None:
+                 metrics: EdgeMetrics | None = None, scheduler: FrameScheduler | None = None) -> None:
         self.source = source
+        self._scheduler = scheduler  # shares the cores with the branch's other cameras (edge.cameras.scheduler)
+        self._recent: deque[float] = deque()  # when the last FPS_WINDOW_S of frames were processed
         self.pipeline = pipeline
         self._deliver = deliver
         self._metrics = metrics
@@ -70,17 +75,35 @@ class CameraWorker(Generic[T]):
                     self._hand_over(self.pipeline.flush, "closing tracks")
                     return
                 continue
-            last = frame.index
-            self.source.mark_consumed(frame.index)
-            if self.undistorter is not None:  # the pipeline, its overlay and the tap see the undistorted frame
-                frame = self.undistorter(frame)
-            if not self._hand_over(partial(self.pipeline.process, frame), f"frame {frame.index}"):
-                self.errors += 1
+            if self._scheduler is None:
+                last = self._step(frame, last)
                 continue
-            self.processed += 1
-            self.tap.put(frame, self.pipeline)
-            if self._metrics is not None:
-                self._metrics.frame_age.labels(frame.camera_id).observe(time.monotonic() - frame.t_mono)
+            with self._scheduler.slot(self.source.camera_id):
+                # newest-wins: a frame that arrived while this camera waited for its slot replaces the older one
+                last = self._step(self.source.wait_newer(frame.index - 1, timeout=0.0) or frame, last)
+
+    def _step(self, frame: Frame, last: int) -> int:
+        """Process one frame; returns its index (the frames between ``last`` and it were dropped)."""
+        self.source.mark_consumed(frame.index)
+        if self.undistorter is not None:  # the pipeline, its overlay and the tap see the undistorted frame
+            frame = self.undistorter(frame)
+        if self._metrics is not None:
+            self._metrics.queue_age.labels(frame.camera_id).observe(time.monotonic() - frame.t_mono)
+            if last and frame.index > last + 1:
+                self._metrics.frames_dropped.labels(frame.camera_id).inc(frame.index - last - 1)
+        if not self._hand_over(partial(self.pipeline.process, frame), f"frame {frame.index}"):
+            self.errors += 1
+            return frame.index
+        self.processed += 1
+        self.tap.put(frame, self.pipeline)
+        if self._metrics is not None:
+            now = time.monotonic()
+            self._metrics.frame_age.labels(frame.camera_id).observe(now - frame.t_mono)
+            self._recent.append(now)
+            while self._recent[0] < now - FPS_WINDOW_S:
+                self._recent.popleft()
+            self._metrics.camera_fps.labels(frame.camera_id).set(len(self._recent) / FPS_WINDOW_S)
+        return frame.index
 
     def _hand_over(self, produce: Callable[[], Sequence[T]], what: str) -> bool:
         try:

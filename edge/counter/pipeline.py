@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -29,6 +30,7 @@ from edge.faces.tracks import FaceTracks
 from edge.metrics import EdgeMetrics
 from vision.attendance import UnattendedEvent, UnstaffedEvent
 from vision.engines.base import FaceEngine
+from vision.engines.gated import CameraGate, GatedDetector, GatedFaceEngine
 from vision.gallery import Gallery
 from vision.interaction import InteractionDetector, InteractionEvent, Participant
 from vision.people import PeopleTracker, PersonView
@@ -97,7 +99,12 @@ class CounterPipeline:
                  recorder: Recorder | None = None, metrics: EdgeMetrics | None = None) -> None:
         self.camera = camera
         self._counter = counter
-        self._persons = persons
+        # people and faces are detected only where the picture moves (vision.motion), unless turned off
+        self.gate = CameraGate(camera.motion) if camera.motion.enabled else None
+        self._persons = GatedDetector(persons, self.gate) if self.gate is not None else persons
+        engine = GatedFaceEngine(engine, self.gate) if self.gate is not None else engine
+        # the person detector (onnxruntime, releases the GIL) runs beside the face engine, not after it
+        self._beside = ThreadPoolExecutor(1, thread_name_prefix=f"persons-{camera.id}")
         self._role_of = role_of
         self._tz = tz
         self._recorder = recorder
@@ -121,13 +128,24 @@ class CounterPipeline:
             self._metrics.stage.labels(self.camera.id, stage).observe(now - start)
         return now
 
-    def process(self, frame: Frame) -> list[CounterEvent]:
+    def _detect_persons(self, image: Image) -> Detections:
         t0 = time.perf_counter()
-        persons = self._persons.detect(frame.image)
+        persons = self._persons.detect(image)
         self._timed("persons", t0)
+        return persons
+
+    def process(self, frame: Frame) -> list[CounterEvent]:
+        if self.gate is not None:
+            t0 = time.perf_counter()
+            self.gate.observe(frame.image, frame.t_mono)
+            self._timed("motion", t0)
         faces = Detections.empty()
         if self._frames % self._counter.face_every == 0:
+            beside = self._beside.submit(self._detect_persons, frame.image)
             faces = self._faces.update(frame).faces
+            persons = beside.result()
+        else:
+            persons = self._detect_persons(frame.image)
         self._frames += 1
         self._last = frame
         views, ended = self._people.update(persons, faces, self._faces.identities(), frame.t_mono)

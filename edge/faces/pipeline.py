@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from calibration.zones import PolygonZone
 from edge.cameras.config import CameraConfig
@@ -12,6 +13,7 @@ from edge.faces.tracks import FaceTracks, FaceUpdate, TrackFace
 from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.metrics import EdgeMetrics
 from vision.engines.base import FaceEngine
+from vision.engines.gated import CameraGate, GatedFaceEngine
 from vision.gallery import Gallery
 from vision.types import Frame
 
@@ -29,11 +31,19 @@ class FacePipeline:
         self._rule = rule
         self._metrics = metrics
         zone = PolygonZone(f"{camera.id}-zone", tuple(camera.zone)) if camera.zone else None
-        self._tracks = FaceTracks(camera.id, face, engine=engine, gallery=gallery, zone=zone, metrics=metrics)
+        # faces are detected only where the picture moves (vision.motion), when the camera turns it on
+        self.gate = CameraGate(camera.motion) if camera.motion.enabled else None
+        gated = GatedFaceEngine(engine, self.gate) if self.gate is not None else engine
+        self._tracks = FaceTracks(camera.id, face, engine=gated, gallery=gallery, zone=zone, metrics=metrics)
         self._last: FaceUpdate | None = None  # the last frame's faces, for the live preview's overlay
 
     def process(self, frame: Frame) -> list[Sighting]:
         """Run one frame; return the tracks newly decided as a known person."""
+        if self.gate is not None:
+            t0 = time.perf_counter()
+            self.gate.observe(frame.image, frame.t_mono)
+            if self._metrics is not None:
+                self._metrics.stage.labels(self.camera.id, "motion").observe(time.perf_counter() - t0)
         update = self._tracks.update(frame)
         self._last = update
         sightings: list[Sighting] = []

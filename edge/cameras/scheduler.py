@@ -1,0 +1,146 @@
+"""One scheduler across the branch's cameras: which camera's newest frame is processed next.
+
+The rule:
+
+- At most ``slots`` frames are processed at once, over all cameras (one per core: more threads than cores
+  only make every frame later, and a VIP's frame waits behind a counter's).
+- When a slot frees, it goes to a waiting camera in this order:
+  1. cameras still *under budget* (fewer frames processed in the last ``window_s`` than their role's
+     ``budget_fps`` allows) before cameras over it;
+  2. then by role priority: entrance and parking (0) before lobby (1) before counter (2);
+  3. then the camera furthest behind its budget; then the one that has waited longest.
+  A camera over budget still gets a slot nobody under budget wants: idle cores are never left idle.
+- Drop policy **newest-wins**: a camera never queues frames. Its reader keeps only the newest frame, a
+  waiting camera processes the newest frame once it is granted a slot, and every frame it never processed
+  is counted as dropped (``FrameSource.health().dropped``, exported per camera in /metrics).
+
+Each camera's pipeline thread asks for a slot with :meth:`FrameScheduler.slot`; the scheduler's state is
+guarded by one condition variable and changed only inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CameraRole = Literal["entrance", "lobby", "counter", "parking"]
+DEFAULT_BUDGET_FPS: dict[CameraRole, float] = {"entrance": 10.0, "parking": 5.0, "lobby": 5.0, "counter": 5.0}
+DEFAULT_PRIORITY: dict[CameraRole, int] = {"entrance": 0, "parking": 0, "lobby": 1, "counter": 2}
+
+
+class SchedulerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="Share the cores between cameras by priority and budget. "
+                                                    "Off: every camera processes frames as fast as it can.")
+    slots: int | None = Field(default=None, ge=1, le=256,
+                              description="Frames processed at once over all cameras; None: one per core this "
+                                          "process may run on.")
+    window_s: float = Field(default=1.0, gt=0.0, le=60.0,
+                            description="Window over which a camera's processed frames are counted for its budget.")
+    budget_fps: dict[CameraRole, float] = Field(
+        default_factory=lambda: dict(DEFAULT_BUDGET_FPS),
+        description="Frames per second each role is due before cameras over their budget are served.")
+    priority: dict[CameraRole, int] = Field(
+        default_factory=lambda: dict(DEFAULT_PRIORITY),
+        description="Lower is served first among cameras under budget.")
+
+
+@dataclass(slots=True)
+class CameraShare:
+    """One camera's place in the scheduler (guarded by the scheduler's condition)."""
+
+    camera_id: str
+    priority: int
+    budget_fps: float
+    recent: deque[float] = field(default_factory=deque)  # grant times within the window
+    waiting_since: float | None = None
+    granted: int = 0
+    waited_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShareStats:
+    camera_id: str
+    granted: int
+    waited_s: float
+
+
+class FrameScheduler:
+    """Grants processing slots to cameras (see the module docstring)."""
+
+    def __init__(self, config: SchedulerConfig | None = None) -> None:
+        self.config = config or SchedulerConfig()
+        self._cond = threading.Condition()
+        self.slots = self.config.slots or len(os.sched_getaffinity(0))
+        self._free = self.slots
+        self._shares: dict[str, CameraShare] = {}
+
+    def register(self, camera_id: str, role: CameraRole) -> None:
+        with self._cond:
+            self._shares[camera_id] = CameraShare(camera_id, self.config.priority.get(role, 1),
+                                                  self.config.budget_fps.get(role, 5.0))
+
+    def _trim(self, share: CameraShare, now: float) -> None:
+        while share.recent and share.recent[0] <= now - self.config.window_s:
+            share.recent.popleft()
+
+    def _rank(self, share: CameraShare, now: float) -> tuple[bool, int, float, float]:
+        self._trim(share, now)
+        due = share.budget_fps * self.config.window_s
+        served = len(share.recent) / max(due, 1e-9)
+        return (served >= 1.0, share.priority, served, share.waiting_since or now)
+
+    def _next(self, now: float) -> str | None:
+        waiting = [s for s in self._shares.values() if s.waiting_since is not None]
+        if not waiting:
+            return None
+        return min(waiting, key=lambda s: self._rank(s, now)).camera_id
+
+    def acquire(self, camera_id: str) -> float:
+        """Wait for a slot; returns the seconds waited."""
+        with self._cond:
+            share = self._shares[camera_id]
+            start = time.monotonic()
+            share.waiting_since = start
+            while not (self._free > 0 and self._next(time.monotonic()) == camera_id):
+                self._cond.wait(0.5)
+            now = time.monotonic()
+            self._free -= 1
+            share.waiting_since = None
+            share.recent.append(now)
+            share.granted += 1
+            share.waited_s += now - start
+            self._cond.notify_all()  # another slot may be free for the next camera in line
+            return now - start
+
+    def release(self) -> None:
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()
+
+    @contextmanager
+    def slot(self, camera_id: str) -> Iterator[float]:
+        """Hold a processing slot for one frame; yields the seconds waited for it."""
+        waited = self.acquire(camera_id)
+        try:
+            yield waited
+        finally:
+            self.release()
+
+    def waiting(self) -> list[str]:
+        """Cameras waiting for a slot now."""
+        with self._cond:
+            return [s.camera_id for s in self._shares.values() if s.waiting_since is not None]
+
+    def stats(self) -> list[ShareStats]:
+        with self._cond:
+            return [ShareStats(s.camera_id, s.granted, s.waited_s) for s in self._shares.values()]

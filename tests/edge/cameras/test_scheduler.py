@@ -1,0 +1,131 @@
+"""The scheduler across cameras: priority, budgets, fairness and the drop policy, with real work in each slot
+(the motion gate run on real-size frames) and real threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from edge.cameras.scheduler import CameraRole, FrameScheduler, SchedulerConfig
+from tests.waiting import wait_for
+from vision.motion import MotionDetector
+
+FRAME = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+
+
+def work(gate: MotionDetector, t: float) -> None:
+    """One frame's real work: the motion gate on a 720p frame."""
+    gate.update(FRAME, t)
+
+
+class Camera(threading.Thread):
+    """A camera's pipeline thread: asks for a slot, works on one frame in it, records the grant order."""
+
+    def __init__(self, scheduler: FrameScheduler, camera_id: str, order: list[str], frames: int = 1) -> None:
+        super().__init__(daemon=True, name=camera_id)
+        self.scheduler, self.camera_id, self.order, self.frames = scheduler, camera_id, order, frames
+        self.gate = MotionDetector()
+
+    def run(self) -> None:
+        for i in range(self.frames):
+            with self.scheduler.slot(self.camera_id):
+                self.order.append(self.camera_id)
+                work(self.gate, float(i))
+
+
+def scheduler_with(cameras: dict[str, CameraRole], **config: object) -> FrameScheduler:
+    scheduler = FrameScheduler(SchedulerConfig.model_validate({"slots": 1, **config}))
+    for camera_id, role in cameras.items():
+        scheduler.register(camera_id, role)
+    return scheduler
+
+
+def queue_behind_a_held_slot(scheduler: FrameScheduler, holder: str, waiting: list[str]) -> list[str]:
+    """``waiting`` cameras queue while ``holder`` holds the only slot; returns the order they are served in."""
+    order: list[str] = []
+    scheduler.acquire(holder)
+    threads = []
+    for camera_id in waiting:
+        thread = Camera(scheduler, camera_id, order)
+        thread.start()
+        threads.append(thread)
+        queued = len(threads)
+        wait_for(lambda: len(scheduler.waiting()) == queued, timeout_s=10)  # noqa: B023 (used at once)
+    scheduler.release()
+    for thread in threads:
+        thread.join(10)
+    return order
+
+
+def test_entrance_is_served_before_lobby_before_counter() -> None:
+    scheduler = scheduler_with({"hold": "counter", "c1": "counter", "l1": "lobby", "e1": "entrance", "p1": "parking"})
+    order = queue_behind_a_held_slot(scheduler, "hold", ["c1", "l1", "e1", "p1"])
+    assert order == ["e1", "p1", "l1", "c1"]  # entrance and parking share a priority: the longer wait first
+
+
+def test_a_camera_over_its_budget_waits_behind_one_under_it() -> None:
+    # given an entrance that has used its budget (3 frames in a 60 s window) and a counter that has not
+    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "desk": "counter"},
+                               window_s=60.0, budget_fps={"entrance": 0.05, "counter": 5.0})
+    Camera(scheduler, "door", [], frames=3).run()
+    # when both wait for the slot, then the counter goes first although the entrance has priority
+    assert queue_behind_a_held_slot(scheduler, "hold", ["door", "desk"]) == ["desk", "door"]
+
+
+def test_a_camera_over_budget_still_gets_an_idle_slot() -> None:
+    scheduler = scheduler_with({"door": "entrance"}, window_s=60.0, budget_fps={"entrance": 0.05})
+    order: list[str] = []
+    Camera(scheduler, "door", order, frames=10).run()
+    assert order == ["door"] * 10
+
+
+def test_cameras_of_one_role_share_the_slots_evenly() -> None:
+    # given four counters competing for two slots, 30 frames each
+    scheduler = scheduler_with({f"c{i}": "counter" for i in range(4)}, slots=2, window_s=60.0)
+    order: list[str] = []
+    threads = [Camera(scheduler, f"c{i}", order, frames=30) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(order) >= 60, timeout_s=60)
+    # then in the first half of the run each has had its share, within a couple of frames
+    counts = [order[:60].count(f"c{i}") for i in range(4)]
+    assert max(counts) - min(counts) <= 3, counts
+    for thread in threads:
+        thread.join(30)
+    assert sorted(s.granted for s in scheduler.stats()) == [30] * 4
+
+
+def test_never_more_work_at_once_than_slots() -> None:
+    scheduler = scheduler_with({f"c{i}": "counter" for i in range(6)}, slots=2)
+    busy = [0]
+    peak = [0]
+    lock = threading.Lock()
+
+    def camera(camera_id: str) -> None:
+        gate = MotionDetector()
+        for i in range(10):
+            with scheduler.slot(camera_id):
+                with lock:
+                    busy[0] += 1
+                    peak[0] = max(peak[0], busy[0])
+                work(gate, float(i))
+                time.sleep(0.001)
+                with lock:
+                    busy[0] -= 1
+
+    threads = [threading.Thread(target=camera, args=(f"c{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert peak[0] == 2
+
+
+@pytest.mark.parametrize("bad", [{"slots": 0}, {"window_s": 0}, {"budget_fps": {"atm": 5}}, {"turbo": True}])
+def test_bad_config_is_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        SchedulerConfig.model_validate(bad)
