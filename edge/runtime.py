@@ -12,6 +12,7 @@ from pathlib import Path
 import faiss
 
 from alerts.hub import Hub
+from calibration.errors import CalibrationError
 from edge.cameras.config import CameraConfig
 from edge.cameras.sources import FrameSource, SourceHealth
 from edge.cameras.worker import CameraWorker
@@ -21,6 +22,7 @@ from edge.clips.retention import RetentionJob
 from edge.config import EdgeConfig
 from edge.counter.pipeline import CounterEvent, CounterPipeline
 from edge.counter.rules import CounterRule
+from edge.faces.adapt import PopulationAdapter
 from edge.faces.enrol import Enroller, policy_from_config
 from edge.faces.gallery_rebuild import needs_rebuild, rebuild_gallery
 from edge.faces.pipeline import FacePipeline
@@ -90,6 +92,9 @@ class EdgeRuntime:
         self.engine, self._owns_engine = self._engine_pool(config, engine)
         self.gallery_dir = self.data.gallery_dir  # gallery/, or the version folder a console sync wrote
         self.gallery = self._load_gallery()
+        # entrance and lobby cameras search through it: it learns the branch's face population (aggregates only)
+        self.adaptation = PopulationAdapter(config.face.adaptation, gallery=self.gallery, store=self.store,
+                                            threshold=config.face.voter.threshold)
         self.hub = Hub(self.store, queue_size=config.server.client_queue_size)
         self.hub.add_listener(lambda alert: self.metrics.alerts.labels(alert.type.value).inc())
         self.vip_rule = VipArrivalRule(config.rules.vip_arrival, branch_id=config.branch.id,
@@ -142,7 +147,7 @@ class EdgeRuntime:
         if camera.role == "counter":
             return self._counter_worker(camera)
         source = FrameSource(camera.id, camera.source)
-        pipeline = FacePipeline(camera, self.config.face, engine=self.engine, gallery=self.gallery,
+        pipeline = FacePipeline(camera, self.config.face, engine=self.engine, gallery=self.adaptation,
                                 rule=self.vip_rule, metrics=self.metrics)
         return CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics)
 
@@ -161,7 +166,12 @@ class EdgeRuntime:
             for camera_id in changed:
                 self._stop_camera(camera_id)
                 camera = new.get(camera_id)
-                worker = self._camera_worker(camera) if camera is not None else None
+                try:
+                    worker = self._camera_worker(camera) if camera is not None else None
+                except (CalibrationError, ValueError) as exc:  # a bad zone or lens must not take the service down
+                    logger.error("camera %s: not opened after the change: %s", camera_id, exc)
+                    self.not_opened[camera_id] = f"settings not usable: {exc}"
+                    continue
                 if worker is None:
                     continue
                 self.workers = [*self.workers, worker]  # a new list: readers never see it half-changed
@@ -291,6 +301,7 @@ class EdgeRuntime:
         for recorder in self.recorders:
             recorder.close()
         self.retention.stop()
+        self.adaptation.close()  # the population's aggregates, saved before the store closes
         if self._owns_engine:
             self.engine.close()
         self.data.close()

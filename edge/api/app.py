@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from alerts.cursor import EPOCH_PATTERN, SEQ_LIMIT
 from alerts.envelope import Alert
 from alerts.ws import Refusal, terminal_router
+from edge.api.adaptation import adaptation_public
 from edge.api.auth import Authenticator, Gate, GuardFirstRoute, Principal
 from edge.api.errors import field_for_code, install_error_handlers
 from edge.api.http import bearer_token
@@ -145,7 +146,8 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
             error=redact_text(sync.error) if sync.error else None, last_ok_at=sync.last_ok_at,
             mqtt_connected=sync.mqtt_connected)
         return HealthPublic(status=status, branch_id=branch_id, cameras=cameras, cameras_not_opened=not_opened,
-                            gallery_size=len(runtime.gallery), terminals=runtime.hub.client_count, sync=sync_public)
+                            gallery_size=len(runtime.gallery), terminals=runtime.hub.client_count, sync=sync_public,
+                            adaptation=adaptation_public(runtime.adaptation))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

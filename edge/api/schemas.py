@@ -76,6 +76,23 @@ class SyncHealthPublic(BaseModel):
     mqtt_connected: bool | None = Field(description="None when no MQTT broker is configured.")
 
 
+class AdaptationHealthPublic(BaseModel):
+    """The face population adaptation (edge.faces.adapt) as branch IT sees it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    learning: bool = Field(description="Whether live faces are added to the population's aggregates.")
+    applied: bool = Field(description="Whether faces are compared in the fitted population space now.")
+    faces_seen: int = Field(description="Live faces in the aggregates.")
+    version: int = Field(description="Refits made so far (0: none yet).")
+    digest: str | None = Field(default=None, description="The transform in use; None while unadapted.")
+    reason: str | None = Field(default=None, description="Why the box is unadapted; None while adapted.")
+    fitted_at: datetime | None = Field(default=None, description="When the last transform was fitted.")
+    fpir_before: float | None = Field(default=None, description="The guard's estimated stranger match rate at the "
+                                                                "calibrated threshold, unadapted.")
+    fpir_after: float | None = Field(default=None, description="The same estimate, adapted.")
+
+
 class HealthPublic(BaseModel):
     """``/healthz`` for a branch_it or admin token: every camera's health."""
 
@@ -89,6 +106,8 @@ class HealthPublic(BaseModel):
     gallery_size: int
     terminals: int
     sync: SyncHealthPublic | None = Field(default=None, description="None when sync.console_url is not set.")
+    adaptation: AdaptationHealthPublic | None = Field(default=None,
+                                                      description="The face population adaptation.")
 
 
 class PlateCreate(BaseModel):

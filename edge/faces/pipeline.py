@@ -9,7 +9,7 @@ from calibration.zones import PolygonZone
 from edge.cameras.config import CameraConfig
 from edge.cameras.tap import Overlay, OverlayBox
 from edge.faces.config import FaceConfig
-from edge.faces.tracks import FaceTracks, FaceUpdate, TrackFace
+from edge.faces.tracks import FaceTracks, FaceUpdate, GallerySearch, TrackFace
 from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.metrics import EdgeMetrics
 from vision.engines.base import FaceEngine
@@ -25,8 +25,8 @@ __all__ = ["FacePipeline", "TrackFace"]
 class FacePipeline:
     """Processes frames of one camera. Not thread-safe: one thread calls :meth:`process`."""
 
-    def __init__(self, camera: CameraConfig, face: FaceConfig, *, engine: FaceEngine, gallery: Gallery,
-                 rule: VipArrivalRule, metrics: EdgeMetrics | None = None) -> None:
+    def __init__(self, camera: CameraConfig, face: FaceConfig, *, engine: FaceEngine,
+                 gallery: Gallery | GallerySearch, rule: VipArrivalRule, metrics: EdgeMetrics | None = None) -> None:
         self.camera = camera
         self._rule = rule
         self._metrics = metrics

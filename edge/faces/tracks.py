@@ -9,6 +9,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from calibration.zones import PolygonZone
 from edge.faces.config import FaceConfig
@@ -17,10 +18,17 @@ from vision.engines.base import FaceEngine
 from vision.gallery import Gallery
 from vision.quality import assess
 from vision.tracker import IoUTracker, TrackerConfig
-from vision.types import Detections, FaceQuality, Frame, Image, Match
+from vision.types import Detections, FaceQuality, FloatArray, Frame, Image, Match, SearchResult
 from vision.voter import IdentityVoter, VoterConfig
 
 logger = logging.getLogger(__name__)
+
+
+class GallerySearch(Protocol):
+    """What a pipeline searches live faces in: a :class:`~vision.gallery.Gallery`, or one seen through the
+    branch's population transform (:class:`edge.faces.adapt.PopulationAdapter`)."""
+
+    def search(self, vectors: FloatArray, k: int = 5) -> list[SearchResult]: ...
 
 
 @dataclass(slots=True)
@@ -48,7 +56,7 @@ class FaceUpdate:
 class FaceTracks:
     """Not thread-safe: the camera's pipeline thread alone calls :meth:`update`."""
 
-    def __init__(self, camera_id: str, face: FaceConfig, *, engine: FaceEngine, gallery: Gallery,
+    def __init__(self, camera_id: str, face: FaceConfig, *, engine: FaceEngine, gallery: Gallery | GallerySearch,
                  zone: PolygonZone | None = None, metrics: EdgeMetrics | None = None) -> None:
         self._camera_id = camera_id
         self._face = face
