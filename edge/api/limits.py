@@ -50,11 +50,17 @@ class BodyLimitMiddleware:
         self.routes = routes  # the app's route list, read per request (routes may be added after this)
 
     def limit_for(self, scope: Scope) -> int:
-        for route in self.routes:
+        return self._limit_in(self.routes, scope) or self.default_bytes
+
+    def _limit_in(self, routes: Sequence[BaseRoute], scope: Scope) -> int | None:
+        for route in routes:
             name = getattr(route, "name", None)
             if name in self.route_limits and route.matches(scope)[0] is Match.FULL:
                 return self.route_limits[name]
-        return self.default_bytes
+            included = getattr(route, "original_router", None)  # FastAPI keeps an included router whole
+            if included is not None and (limit := self._limit_in(included.routes, scope)) is not None:
+                return limit
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
