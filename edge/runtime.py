@@ -14,6 +14,7 @@ import faiss
 from alerts.hub import Hub
 from calibration.errors import CalibrationError
 from edge.cameras.config import CameraConfig
+from edge.cameras.scheduler import FrameScheduler
 from edge.cameras.sources import FrameSource, SourceHealth
 from edge.cameras.worker import CameraWorker
 from edge.clips.recorder import ClipRecorder
@@ -72,6 +73,8 @@ class EdgeRuntime:
         # cameras already run in parallel threads.
         faiss.omp_set_num_threads(1)
         self.metrics = EdgeMetrics()
+        # the cameras share the cores by priority and budget (edge.cameras.scheduler)
+        self.scheduler = FrameScheduler(config.scheduler) if config.scheduler.enabled else None
         # refuses a folder whose key or parts disagree (edge.store.datadir) before anything is written to it
         self.data = open_data_folder(data_dir, branch_id=config.branch.id,
                                      clips_dir=config.clips.resolve_dir(data_dir))
@@ -149,7 +152,8 @@ class EdgeRuntime:
         source = FrameSource(camera.id, camera.source)
         pipeline = FacePipeline(camera, self.config.face, engine=self.engine, gallery=self.adaptation,
                                 rule=self.vip_rule, metrics=self.metrics)
-        return CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics)
+        return CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics,
+                            scheduler=self._share(camera))
 
     def apply_cameras(self, config: EdgeConfig) -> list[str]:
         """Take ``config``'s cameras without a restart; returns the ids of the cameras that changed.
@@ -226,7 +230,8 @@ class EdgeRuntime:
         driver = DriverCheck(self.engine, self.gallery, self.config.face.voter.threshold)
         pipeline = PlatePipeline(camera, self.config.plates, reader=self.plate_reader, registry=self.plates,
                                  rule=self.vehicle_rule, driver=driver, metrics=self.metrics)
-        return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.vehicle_rule.decided, self.metrics)
+        return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.vehicle_rule.decided, self.metrics,
+                            scheduler=self._share(camera))
 
     def _counter_worker(self, camera: CameraConfig) -> CameraWorker[CounterEvent] | None:
         if self.person_detector is None:  # one detector (ONNX session) shared by every counter camera
@@ -247,7 +252,14 @@ class EdgeRuntime:
         pipeline = CounterPipeline(camera, self.config.counter, self.config.face, persons=self.person_detector,
                                    engine=self.engine, gallery=self.gallery, role_of=self._enrolled_role,
                                    tz=self.config.branch.tz, recorder=recorder, metrics=self.metrics)
-        return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.counter_rule.handle, self.metrics)
+        return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.counter_rule.handle, self.metrics,
+                            scheduler=self._share(camera))
+
+    def _share(self, camera: CameraConfig) -> FrameScheduler | None:
+        """The scheduler, with ``camera`` registered in it; None when the cameras do not share the cores."""
+        if self.scheduler is not None:
+            self.scheduler.register(camera.id, camera.role)
+        return self.scheduler
 
     def _enrolled_role(self, person_id: str) -> str | None:
         """A person's enrolled role; asked for every identified person in every counter frame, so it is

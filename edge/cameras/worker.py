@@ -89,7 +89,7 @@ class CameraWorker(Generic[T]):
             frame = self.undistorter(frame)
         if self._metrics is not None:
             self._metrics.queue_age.labels(frame.camera_id).observe(time.monotonic() - frame.t_mono)
-            if last and frame.index > last + 1:
+            if frame.index > last + 1:
                 self._metrics.frames_dropped.labels(frame.camera_id).inc(frame.index - last - 1)
         if not self._hand_over(partial(self.pipeline.process, frame), f"frame {frame.index}"):
             self.errors += 1
