@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, Response
@@ -34,7 +34,7 @@ from edge.calibrate.service import CalibrationService, Saved, check_zones
 from edge.cameras.config import CameraConfig
 from edge.config import EdgeConfig
 from edge.errors import ConfigError
-from edge.redact import redact_text
+from edge.redact import redact_text, redact_url
 from edge.runtime import EdgeRuntime
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,23 @@ def camera_health(runtime: EdgeRuntime) -> dict[str, HealthPublic]:
     return out
 
 
+def shown(camera: CameraConfig) -> dict[str, object]:
+    """A camera's config entry as the page sees it: the source URL without its credentials."""
+    out: dict[str, Any] = camera.model_dump(mode="json")
+    out["source"]["url"] = redact_url(camera.source.url)
+    return out
+
+
+def with_credentials(entry: dict[str, Any], existing: CameraConfig | None) -> dict[str, Any]:
+    """``entry`` with the stored source URL when the page sent it back as it was shown (redacted)."""
+    source = entry.get("source")
+    if existing is None or not isinstance(source, dict):
+        return entry
+    if source.get("url") == redact_url(existing.source.url):
+        return {**entry, "source": {**source, "url": existing.source.url}}
+    return entry
+
+
 def calibrate_router(gate: Gate, *, service: CalibrationService | None, config: Callable[[], EdgeConfig],
                      health: Callable[[], dict[str, HealthPublic]]) -> APIRouter:
     """``config()``: the config in force; ``health()``: each running or refused camera's health by id;
@@ -81,8 +98,10 @@ def calibrate_router(gate: Gate, *, service: CalibrationService | None, config: 
         return service
 
     def parse_camera(body: CameraSave) -> CameraConfig:
+        camera_id = body.camera.get("id")
+        existing = next((c for c in config().cameras if c.id == camera_id), None)
         try:
-            camera = CameraConfig.model_validate(body.camera)
+            camera = CameraConfig.model_validate(with_credentials(body.camera, existing))
             check_zones(camera)
         except ValidationError as exc:
             raise _error(422, "bad_camera", _invalid(exc)) from exc
@@ -93,7 +112,7 @@ def calibrate_router(gate: Gate, *, service: CalibrationService | None, config: 
     def public(saved: Saved, camera_id: str | None) -> SavedPublic:
         cam = next((c for c in saved.config.cameras if c.id == camera_id), None)
         return SavedPublic(version=saved.version, changed=saved.changed, diff=saved.diff,
-                           camera=cam.model_dump(mode="json") if cam is not None else None)
+                           camera=shown(cam) if cam is not None else None)
 
     @router.get("/calibrate", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -116,7 +135,7 @@ def calibrate_router(gate: Gate, *, service: CalibrationService | None, config: 
     def list_cameras(_: BranchIt) -> list[CameraPublic]:
         now = health()
         off = HealthPublic(state="disabled", healthy=False)
-        return [CameraPublic(id=c.id, config=c.model_dump(mode="json"),
+        return [CameraPublic(id=c.id, config=shown(c),
                              health=now.get(c.id, off) if c.enabled else off) for c in config().cameras]
 
     @router.put("/api/calibrate/cameras/{camera_id}", response_model=SavedPublic)
@@ -184,7 +203,7 @@ def calibrate_router(gate: Gate, *, service: CalibrationService | None, config: 
         if found is None:
             raise _error(404, "not_found", f"version {version} is not kept")
         return VersionPublic(version=found.version, at=found.at, user=found.user, summary=found.summary,
-                             diff=found.diff)
+                             diff=redact_text(found.diff))
 
     @router.post("/api/calibrate/versions/{version}/rollback", response_model=SavedPublic)
     def rollback(version: int, principal: BranchIt) -> SavedPublic:

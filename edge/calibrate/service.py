@@ -22,6 +22,7 @@ from edge.calibrate.versions import ConfigVersions, SaveResult
 from edge.cameras.config import CameraConfig
 from edge.config import EdgeConfig, load_config
 from edge.errors import ConfigError
+from edge.redact import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ class CalibrationService:
 
     def _applied(self, result: SaveResult, *, user: str, action: str, what: str) -> Saved:
         changed = self._apply(result.config)
-        detail = f"version {result.version}: {what}; cameras applied: {', '.join(changed) or 'none'}\n{result.diff}"
+        diff = redact_text(result.diff)  # camera passwords never reach the audit log or the page
+        detail = f"version {result.version}: {what}; cameras applied: {', '.join(changed) or 'none'}\n{diff}"
         self._audit(actor=user, action=action, clip_id=None, outcome="saved", detail=detail[:AUDIT_DETAIL_CHARS])
         logger.info("calibration %s by %s: version %s, cameras applied %s", action, user, result.version, changed)
-        return Saved(result.version, changed, result.config, result.diff)
+        return Saved(result.version, changed, result.config, diff)
