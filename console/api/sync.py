@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from console.api.deps import Ctx, client_ip, get_context
@@ -22,7 +23,8 @@ from console.context import ConsoleContext
 from console.security import SESSION_COOKIE
 from console.sync.auth import EdgeCaller, authenticate_edge
 from console.sync.codes import redeem
-from console.sync.feed import FeedRequest, empty_answer, gallery_page, poll_version
+from console.sync.feed import FeedRequest, empty_answer, poll_version
+from console.sync.pages import EncodedPage, encoded_page
 from console.sync.status import StatusReport, apply_status
 
 router = APIRouter(prefix="/api/sync", tags=["sync"])
@@ -58,26 +60,33 @@ def post_register(body: RegisterIn, request: Request, ctx: Ctx) -> dict[str, Any
 
 
 @router.get("/gallery")
-async def get_gallery(ctx: Ctx, edge: EdgeDep, since: Annotated[int, Query(ge=0)] = 0,
+async def get_gallery(request: Request, ctx: Ctx, edge: EdgeDep, since: Annotated[int, Query(ge=0)] = 0,
                       model_id: Annotated[str, Query(max_length=128)] = "",
                       wait: Annotated[float, Query(ge=0, le=120)] = 0.0,
                       limit: Annotated[int, Query(ge=1, le=500)] = 200, snapshot: bool = False,
-                      after: Annotated[str | None, Query(max_length=32)] = None) -> dict[str, Any]:
-    request = FeedRequest(since, model_id, limit, snapshot, after)
+                      after: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+    """Pages come encoded and gzip'd from :mod:`console.sync.pages` (built once for all edges asking the same)."""
+    feed = FeedRequest(since, model_id, limit, snapshot, after)
+    gzip_ok = "gzip" in request.headers.get("accept-encoding", "").lower()
     if snapshot or after is not None or wait <= 0:
-        return await run_in_threadpool(gallery_page, ctx, edge, request)
+        return _answer(await run_in_threadpool(encoded_page, ctx, edge, feed), gzip_ok)
     deadline = time.monotonic() + min(wait, ctx.config.sync.long_poll_max_s)
     while True:
         version = await run_in_threadpool(poll_version, ctx)
-        if version != request.since:  # newer, or older after a restore (a snapshot)
-            page = await run_in_threadpool(gallery_page, ctx, edge, request)
-            if page["persons"] or page["erased"] or page["snapshot"] or page["more"]:
-                return page
+        if version != feed.since:  # newer, or older after a restore (a snapshot)
+            page = await run_in_threadpool(encoded_page, ctx, edge, feed)
+            if page.news:
+                return _answer(page, gzip_ok)
             # the changes were all other branches' people: wait on from there instead of waking the edge
-            request = FeedRequest(int(page["version"]), model_id, limit, snapshot, after)
+            feed = FeedRequest(page.version, model_id, limit, snapshot, after)
         if time.monotonic() >= deadline:
-            return empty_answer(edge, request.since)
+            return JSONResponse(empty_answer(edge, feed.since))
         await asyncio.sleep(POLL_INTERVAL_S)
+
+
+def _answer(page: EncodedPage, gzip_ok: bool) -> Response:
+    headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gzip_ok else {"Vary": "Accept-Encoding"}
+    return Response(page.body(gzip_ok), media_type="application/json", headers=headers)
 
 
 class CameraIn(BaseModel):

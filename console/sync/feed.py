@@ -174,11 +174,12 @@ def changes_page(ctx: ConsoleContext, session: Session, edge: EdgeCaller, req: F
     return _answer(edge, complete, snapshot=False, more=complete < top, persons=persons, erased=erased)
 
 
-def gallery_page(ctx: ConsoleContext, edge: EdgeCaller, req: FeedRequest) -> dict[str, Any]:
-    """One answer to ``GET /api/sync/gallery`` without waiting (the route long-polls around it)."""
+def gallery_page(ctx: ConsoleContext, edge: EdgeCaller, req: FeedRequest, *, top: int | None = None) -> dict[str, Any]:
+    """One answer to ``GET /api/sync/gallery`` without waiting (the route long-polls around it), at version
+    ``top`` (None: the newest; :mod:`console.sync.pages` passes the version its cache key holds)."""
     max_bytes = int(ctx.config.sync.page_max_mb * 1024 * 1024)
     with ctx.db.transaction() as session:
-        top = current_version(session)
+        top = current_version(session) if top is None else top
         if req.after is not None and 0 <= req.since <= top:  # the next page of a snapshot taken at since
             return snapshot_page(ctx, session, edge, req, req.since, max_bytes)
         if req.snapshot or req.since <= 0 or req.since > top:

@@ -51,6 +51,7 @@ from edge.store.db import Store
 from edge.store.mentions import scrub_persons
 from edge.store.tables import AlertRow, MetaRow, PersonPhotoRow, PersonRow, PlateRow, SnapshotRow
 from edge.sync.changes import ChangeSet, PersonChange
+from edge.sync.rows import write_persons
 from edge.sync.stage import SnapshotStage
 from edge.sync.tables import META_EMBED_FAILURES, META_ERASED_PENDING, META_VERSION, SyncedPersonRow, create_tables
 from vision.engines.base import FaceEngine
@@ -267,41 +268,16 @@ class GalleryApplier:
         return scrub_persons(s, gone).alerts  # their name leaves the alerts and the outbox (edge.store.mentions)
 
     def _write_persons(self, s: Session, persons: Iterator[PersonChange], console_ids: set[str]) -> int:
-        """Write each person (streamed: a staged snapshot is never all in memory), then every plate (a plate the
-        console moved between two of its persons is free only once both were written)."""
+        """Write each person (streamed: a staged snapshot is never all in memory; in batches, :mod:`edge.sync.rows`),
+        then every plate (a plate the console moved between two of its persons is free only once both were
+        written)."""
         now = datetime.now(UTC)
-        plates: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-        for person in persons:
-            if not person.photos:
-                continue
-            s.execute(delete(PlateRow).where(PlateRow.person_id == person.id))
-            s.execute(delete(PersonPhotoRow).where(PersonPhotoRow.person_id == person.id))
-            self._write_person(s, person, now)
-            plates.append((person.id, person.plates))
-        s.flush()
+        plates = write_persons(s, persons, cipher=self._store.cipher, model_id=self._engine.model_id, consent=CONSENT,
+                               now=now)
         for person_id, person_plates in plates:
-            self._write_plates(s, person_id, person_plates, console_ids, now)
+            if person_plates:
+                self._write_plates(s, person_id, person_plates, console_ids, now)
         return len(plates)
-
-    def _write_person(self, s: Session, person: PersonChange, now: datetime) -> None:
-        cipher = self._store.cipher
-        first = person.photos[0]
-        row = s.get(PersonRow, person.id)
-        if row is None:
-            row = PersonRow(id=person.id, created_at=now)
-            s.add(row)
-        row.name, row.tier, row.role = person.name[:128], person.tier[:32], person.role[:16]
-        row.consent, row.model_id = CONSENT, self._engine.model_id
-        row.photo, row.photo_sha256 = cipher.encrypt(first.data), first.sha256
-        s.flush()  # the person's row before the rows that refer to it (no ORM relationship orders them)
-        seen = {first.sha256}
-        for photo in person.photos[1:]:
-            if photo.sha256 in seen:
-                continue
-            seen.add(photo.sha256)
-            s.add(PersonPhotoRow(id=secrets.token_hex(16), person_id=person.id, photo=cipher.encrypt(photo.data),
-                                 photo_sha256=photo.sha256, created_at=now))
-        s.merge(SyncedPersonRow(person_id=person.id, version=person.version, synced_at=now))
 
     def _write_plates(self, s: Session, person_id: str, plates: tuple[tuple[str, str], ...], console_ids: set[str],
                       now: datetime) -> None:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from edge.store.db import Store
@@ -23,6 +23,7 @@ from edge.sync.tables import StagedPersonRow, create_tables
 from vault.keys import decrypt
 from vision.types import FloatArray
 
+READ_BATCH = 500  # staged persons read per query while the apply streams them
 Embed = Callable[[PersonChange], tuple[FloatArray | None, str | None]]
 
 
@@ -42,7 +43,7 @@ class SnapshotStage:
     def add(self, page: ChangeSet, entries: list[dict[str, Any]]) -> None:
         """Stage one page: ``page`` parsed, ``entries`` the console's raw person entries of it (kept as sent)."""
         cipher = self._store.cipher
-        rows: list[StagedPersonRow] = []
+        rows: list[dict[str, Any]] = []
         raw = {str(e.get("id")): e for e in entries}
         for person in page.persons.values():
             vector, failure = self._embed(person)
@@ -52,11 +53,12 @@ class SnapshotStage:
             if failure is not None:
                 self.failures[person.id] = failure
             body = json.dumps(raw[person.id], separators=(",", ":")).encode("utf-8")
-            rows.append(StagedPersonRow(person_id=person.id, snapshot_version=self.version,
-                                        entry=cipher.encrypt(body)))
-        with self._store.session() as s, s.begin():
-            for row in rows:
-                s.merge(row)
+            rows.append({"person_id": person.id, "snapshot_version": self.version, "entry": cipher.encrypt(body)})
+        if not rows:
+            return
+        with self._store.session() as s, s.begin():  # one delete and one insert per page (a page sent again replaces)
+            s.execute(delete(StagedPersonRow).where(StagedPersonRow.person_id.in_([r["person_id"] for r in rows])))
+            s.execute(insert(StagedPersonRow), rows)
 
     def ids(self) -> set[str]:
         with self._store.session() as s:
@@ -65,11 +67,16 @@ class SnapshotStage:
     def persons(self, session: Session) -> Iterator[PersonChange]:
         """The staged persons, one at a time, read in ``session`` (the apply's transaction)."""
         cipher = self._store.cipher
-        ids = list(session.scalars(select(StagedPersonRow.person_id).order_by(StagedPersonRow.person_id)))
-        for person_id in ids:
-            row = session.get_one(StagedPersonRow, person_id)
-            yield parse_person(json.loads(decrypt(cipher, row.entry)))
-            session.expunge(row)
+        after = ""
+        while True:  # read in batches by id: one query per batch, never the whole stage in memory
+            rows = session.execute(select(StagedPersonRow.person_id, StagedPersonRow.entry)
+                                   .where(StagedPersonRow.person_id > after)
+                                   .order_by(StagedPersonRow.person_id).limit(READ_BATCH)).all()
+            if not rows:
+                return
+            for _person_id, entry in rows:
+                yield parse_person(json.loads(decrypt(cipher, entry)))
+            after = rows[-1][0]
 
     @staticmethod
     def clear(session: Session) -> None:

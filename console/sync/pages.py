@@ -1,0 +1,118 @@
+"""Gallery answers encoded once and shared: the JSON bytes of a page, gzip-compressed, kept a short while for
+every edge that asks the same thing.
+
+The rule: an answer is fully determined by the asking branch (its id, code and region: its scope), the request
+(since, after, limit, snapshot, model id) and the console's version when it is built, because every write to
+the gallery appends a change and so moves the version. The cache key is all of these; a newer change makes a new
+key, so a cached page is never older than what the database would give (an erasure is never served from it).
+
+- After an MQTT announcement the edges of a branch ask for the same range within the same second; the first
+  builds the page (rows, photos, JSON, gzip) and the others wait for it instead of building it again.
+- A snapshot page is built once per (scope, version) for every new or behind edge of that scope.
+- Pages are encoded with :func:`json.dumps` directly (a page is megabytes of photos; the web framework's generic
+  encoder walks every value) and compressed at level 1: the photos are JPEG, which gzip barely shrinks at any
+  level, while the JSON around them shrinks well at the fastest one.
+- Entries expire after :data:`TTL_S` and the cache holds at most :data:`MAX_BYTES` (least recently used out).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from console.context import ConsoleContext
+from console.sync.auth import EdgeCaller
+from console.sync.feed import FeedRequest, gallery_page, poll_version
+
+EXTRA_KEY = "sync_page_cache"
+TTL_S = 30.0
+MAX_BYTES = 256 * 1024 * 1024
+GZIP_LEVEL = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPage:
+    version: int
+    news: bool  # persons, erasures, a snapshot or more pages: worth ending a long-poll for
+    gzipped: bytes
+
+    def body(self, gzip_ok: bool) -> bytes:
+        return self.gzipped if gzip_ok else gzip.decompress(self.gzipped)
+
+
+def encode(page: dict[str, Any]) -> EncodedPage:
+    raw = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    news = bool(page["persons"] or page["erased"] or page["snapshot"] or page["more"])
+    return EncodedPage(int(page["version"]), news, gzip.compress(raw, compresslevel=GZIP_LEVEL))
+
+
+class PageCache:
+    """Encoded pages by key, each built once (concurrent askers of one key wait for its builder)."""
+
+    def __init__(self, ttl_s: float = TTL_S, max_bytes: int = MAX_BYTES) -> None:
+        self.ttl_s, self.max_bytes = ttl_s, max_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, EncodedPage]] = OrderedDict()
+        self._building: dict[tuple[Any, ...], threading.Lock] = {}
+        self._bytes = 0
+        self.builds = 0  # how many pages were built (tests and the benchmark read it)
+
+    def get(self, key: tuple[Any, ...], build: Callable[[], EncodedPage]) -> EncodedPage:
+        while True:
+            with self._lock:
+                hit = self._entries.get(key)
+                if hit is not None and hit[0] > time.monotonic():
+                    self._entries.move_to_end(key)
+                    return hit[1]
+                builder = self._building.get(key)
+                mine = builder is None
+                if builder is None:
+                    builder = self._building[key] = threading.Lock()
+                    builder.acquire()
+            if not mine:  # another thread builds this page: wait for it, then look again
+                with builder:
+                    continue
+            try:
+                page = build()
+                with self._lock:
+                    self._store(key, page)
+                    self.builds += 1
+                return page
+            finally:
+                with self._lock:
+                    del self._building[key]
+                builder.release()
+
+    def _store(self, key: tuple[Any, ...], page: EncodedPage) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old[1].gzipped)
+        now = time.monotonic()
+        for stale in [k for k, (expires, _p) in self._entries.items() if expires <= now]:
+            self._bytes -= len(self._entries.pop(stale)[1].gzipped)
+        while self._entries and self._bytes + len(page.gzipped) > self.max_bytes:
+            self._bytes -= len(self._entries.popitem(last=False)[1][1].gzipped)
+        if len(page.gzipped) <= self.max_bytes:
+            self._entries[key] = (now + self.ttl_s, page)
+            self._bytes += len(page.gzipped)
+
+
+def page_cache(ctx: ConsoleContext) -> PageCache:
+    cache = ctx.extras.get(EXTRA_KEY)
+    if not isinstance(cache, PageCache):
+        cache = ctx.extras.setdefault(EXTRA_KEY, PageCache())
+    assert isinstance(cache, PageCache)
+    return cache
+
+
+def encoded_page(ctx: ConsoleContext, edge: EdgeCaller, req: FeedRequest) -> EncodedPage:
+    """The answer to ``req`` from ``edge`` at the console's version now, from the cache or built into it."""
+    top = poll_version(ctx)
+    key = (edge.branch_id, edge.branch_code, edge.branch_region, req, top)
+    return page_cache(ctx).get(key, lambda: encode(gallery_page(ctx, edge, req, top=top)))

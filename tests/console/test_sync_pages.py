@@ -1,0 +1,58 @@
+"""Gallery pages built once and shared: edges of one branch asking the same range at once get the same answer
+from one build; a newer change (an erasure above all) is never answered from an older page."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from console.context import ConsoleContext
+from console.enrolment import erase_person
+from console.sync.pages import page_cache
+from tests.console.conftest import add_branch
+from tests.console.sync_helpers import add_edge, admin, put_person, version_of
+
+
+def test_simultaneous_pulls_of_one_range_share_one_build_and_a_change_is_never_served_stale(
+        client: TestClient, console_ctx: ConsoleContext) -> None:
+    add_branch(console_ctx, "A001", region="east")
+    add_branch(console_ctx, "B001", region="east")
+    first = put_person(console_ctx, "甲", "A001", scope_kind="all")
+    since = version_of(console_ctx)
+    second = put_person(console_ctx, "乙", "A001", scope_kind="all")
+    auths = [add_edge(console_ctx, "A001", name=f"edge-{i}")[1] for i in range(8)]
+    _, b_auth = add_edge(console_ctx, "B001")
+    cache = page_cache(console_ctx)
+    builds = cache.builds
+    bodies: list[Any] = []
+    start = threading.Barrier(len(auths))
+
+    def pull(auth: dict[str, str]) -> None:
+        start.wait()
+        answer = client.get("/api/sync/gallery", params={"since": since}, headers=auth)
+        bodies.append((answer.status_code, answer.headers.get("content-encoding"), answer.json()))
+
+    threads = [threading.Thread(target=pull, args=(auth,)) for auth in auths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(bodies) == len(auths)
+    assert all(b == (200, "gzip", bodies[0][2]) for b in bodies)
+    assert [p["id"] for p in bodies[0][2]["persons"]] == [second] and bodies[0][2]["branch"] == "A001"
+    assert cache.builds == builds + 1  # one build for the eight edges
+    # another branch with the same scope rules still gets its own answer (its code, its scope)
+    b = client.get("/api/sync/gallery", params={"since": since}, headers=b_auth).json()
+    assert b["branch"] == "B001" and [p["id"] for p in b["persons"]] == [second]
+    # an erasure moves the version: the same question now has a new answer, not the cached one
+    erase_person(console_ctx, admin(console_ctx), first)
+    after = client.get("/api/sync/gallery", params={"since": since}, headers=auths[0]).json()
+    assert ([p["id"] for p in after["persons"]], after["erased"]) == ([second], [first])
+    assert after["version"] == version_of(console_ctx)
+    snapshot = client.get("/api/sync/gallery", params={"since": 0}, headers=auths[0]).json()
+    assert [p["id"] for p in snapshot["persons"]] == [second]
+    # an edge that does not accept gzip gets plain JSON
+    plain = client.get("/api/sync/gallery", params={"since": 0}, headers={**auths[1], "Accept-Encoding": "identity"})
+    assert plain.headers.get("content-encoding") is None and plain.json() == snapshot
