@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_keys(sub)
     register_pairing(sub)
+    from edge.cli.calibrate import register as register_calibrate
+
+    register_calibrate(sub)
     return parser
 
 
