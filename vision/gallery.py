@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import faiss
@@ -94,6 +95,18 @@ class Gallery:
     def remove(self, person_id: str) -> int:
         with self._lock:
             return self._remove_locked(person_id)
+
+    def remove_many(self, person_ids: Iterable[str]) -> int:
+        """Remove every entry of these persons in one pass (a sync snapshot replaces thousands at once)."""
+        wanted = set(person_ids)
+        with self._lock:
+            ids = [i for i, p in self._owner.items() if p in wanted]
+            if ids:
+                self._index.remove_ids(np.asarray(ids, np.int64))  # type: ignore[arg-type]
+                for i in ids:
+                    del self._owner[i]
+                self._revision += 1
+            return len(ids)
 
     def _vectors_locked(self, person_id: str) -> FloatArray:
         ids = sorted(i for i, p in self._owner.items() if p == person_id)

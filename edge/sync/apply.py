@@ -195,8 +195,7 @@ class GalleryApplier:
         dropped = (synced - ids) if snapshot else set()
         gone = (set(erased) | dropped) - ids
         new = self._gallery.clone()
-        for person_id in ids | gone:
-            new.remove(person_id)
+        new.remove_many(ids | gone)  # one pass: a snapshot replaces every person at once
         for person_id, vector in vectors.items():
             new.add(person_id, vector[None, :])
         folder = root / f"sync-{version}-{secrets.token_hex(4)}"

@@ -95,6 +95,16 @@ def test_remove_drops_every_vector_of_the_person() -> None:
     assert gallery.remove("alice") == 0 and gallery.remove("nobody") == 0
 
 
+def test_remove_many_drops_every_vector_of_those_persons_in_one_pass() -> None:
+    gallery = _gallery("bob", "carol")
+    gallery.add("alice", np.stack([_v("alice"), noisy(_v("alice"), 0.9)]))
+    assert gallery.remove_many(["alice", "carol", "nobody"]) == 3
+    assert gallery.persons == {"bob"} and len(gallery) == 1
+    [result] = gallery.search(_v("carol")[None, :])
+    assert [h.person_id for h in result.hits] == ["bob"]
+    assert gallery.remove_many([]) == 0 and gallery.remove_many(["alice"]) == 0
+
+
 @pytest.mark.parametrize("before", [0, 1, 3])
 def test_replace_swaps_a_persons_vectors_and_returns_the_old_ones(before: int) -> None:
     # given bob, and alice with `before` embeddings (none: not enrolled)
