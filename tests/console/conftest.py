@@ -6,6 +6,9 @@ SQLite file that each test copies; a PostgreSQL database each test's is created 
 schema they would give each test (tests/console/test_skeleton.py runs them from empty on both backends).
 ``database_url`` is an empty database for the migration tests. ``$SMARTBRANCH_TEST_PG`` overrides the server
 URL; without a reachable server the PostgreSQL half is skipped with the reason (CI starts it in .ci/run).
+A CREATE DATABASE costs about 0.3 s of waiting on the server, so a thread makes the next tests' databases from
+the template ahead of need (``PgFactory``): each test still gets a new database of its own, made while the test
+before it ran.
 
 Passwords are hashed with argon2's smallest parameters in this suite (``use_password_hasher``): the real ones
 cost about 0.1 s per hash and per sign-in, and what they protect is not what these tests check.
@@ -14,6 +17,7 @@ cost about 0.1 s per hash and per sign-in, and what they protect is not what the
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import shutil
 import threading
@@ -127,6 +131,68 @@ def pg_template() -> Iterator[str]:
     admin.dispose()
 
 
+class PgFactory:
+    """Makes databases from ``template`` on a thread of its own, ``ahead`` of the tests that take them; each one
+    is handed out once. If the thread fails, :meth:`take` makes the database itself (and so meets the error)."""
+
+    def __init__(self, template: str, ahead: int = 2) -> None:
+        self._template = template
+        self._ready: queue.Queue[str] = queue.Queue(maxsize=ahead)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-factory", daemon=True)
+        self._thread.start()
+
+    def _create(self, admin: Engine) -> str:
+        name = f"sbtest_{secrets.token_hex(6)}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"'))
+        return name
+
+    def _run(self) -> None:
+        admin = _pg_admin()
+        try:
+            while not self._stop.is_set():
+                name = self._create(admin)
+                while True:
+                    try:
+                        self._ready.put(name, timeout=0.2)
+                        break
+                    except queue.Full:
+                        if self._stop.is_set():
+                            _drop_later(name)
+                            return
+        except Exception:  # take() makes its own database and so fails with the server's reason
+            return
+        finally:
+            admin.dispose()
+
+    def take(self) -> str:
+        while self._thread.is_alive() or not self._ready.empty():
+            try:
+                return self._ready.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        admin = _pg_admin()
+        try:
+            return self._create(admin)
+        finally:
+            admin.dispose()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        while not self._ready.empty():
+            _drop_later(self._ready.get_nowait())
+
+
+@pytest.fixture(scope="session")
+def pg_factory(pg_template: str) -> Iterator[PgFactory]:
+    """Fresh databases at the newest revision, made from the template while earlier tests run."""
+    factory = PgFactory(pg_template)
+    yield factory
+    factory.close()
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file at the newest revision, copied for every test (its WAL is folded in at the last close)."""
@@ -158,12 +224,7 @@ def migrated_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path.as_posix()}"
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"sbtest_{secrets.token_hex(6)}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    admin.dispose()
+    name = request.getfixturevalue("pg_factory").take()
     yield _pg_url(name)
     _drop_later(name)
 

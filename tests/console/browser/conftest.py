@@ -10,6 +10,7 @@ fail the test unless the test said it expects that status from that path (``watc
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -30,8 +31,6 @@ from playwright.sync_api import (
 
 from console.app import create_app
 from console.config import ConsoleConfig, DatabaseConfig
-from console.db import make_engine
-from console.migrate import upgrade
 from console.security import hash_password
 from console.tables import Branch, User
 from tests.browser import chromium
@@ -65,15 +64,14 @@ class Console:
 
 
 @pytest.fixture()
-def console(tmp_path: Path, engine_pool: EnginePool) -> Iterator[Console]:
-    """A real console on a free port: SQLite in tmp_path (migrated), two branches, one admin, the real engine."""
+def console(tmp_path: Path, engine_pool: EnginePool, sqlite_template: Path) -> Iterator[Console]:
+    """A real console on a free port: SQLite in tmp_path (a copy of the session's migrated template), two
+    branches, one admin, the real engine."""
     import uvicorn
 
+    shutil.copyfile(sqlite_template, tmp_path / "console.db")
     config = ConsoleConfig(data_dir=tmp_path / "console",
                            database=DatabaseConfig(url=f"sqlite:///{(tmp_path / 'console.db').as_posix()}"))
-    engine = make_engine(config.database_url)
-    upgrade(engine)
-    engine.dispose()
     app = create_app(config, engine=engine_pool)
     with app.state.ctx.db.transaction() as session:
         session.add_all([Branch(code=c, name=n, region=r, timezone="Asia/Shanghai") for c, n, r in BRANCHES])
