@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from calibration.errors import CalibrationError
+from calibration.polygons import crossing_message
 
 
 class Anchor(Enum):
@@ -19,7 +20,7 @@ class Anchor(Enum):
 
 @dataclass(frozen=True, slots=True)
 class PolygonZone:
-    """A simple polygon in image pixels, at least three vertices, non-zero area."""
+    """A simple polygon in image pixels: at least three vertices, non-zero area, edges that do not cross."""
 
     name: str
     points: tuple[tuple[float, float], ...]
@@ -30,6 +31,9 @@ class PolygonZone:
         arr = np.asarray(self.points, np.float32)
         if not np.isfinite(arr).all():
             raise CalibrationError(f"zone '{self.name}' has a non-finite coordinate")
+        crossing = crossing_message(self.name, self.points)
+        if crossing is not None:
+            raise CalibrationError(crossing)
         if abs(cv2.contourArea(arr)) < 1.0:
             raise CalibrationError(f"zone '{self.name}' has zero area")
 
