@@ -7,8 +7,10 @@ The rule:
 - When a slot frees, it goes to a waiting camera in this order:
   1. cameras still *under budget* (fewer frames processed in the last ``window_s`` than their role's
      ``budget_fps`` allows) before cameras over it;
-  2. then by role priority: entrance and parking (0) before lobby (1) before counter (2);
-  3. then the camera furthest behind its budget; then the one that has waited longest.
+  2. then weighted fair shares: the camera with the fewest recent frames per unit of its role's ``weight``
+     (entrance and parking 3, lobby 2, counter 1.5), so that when the cores cannot serve every budget, an
+     entrance gets twice a counter's frames and no camera starves;
+  3. then the higher weight, then the camera that has waited longest.
   A camera over budget still gets a slot nobody under budget wants: idle cores are never left idle.
 - Drop policy **newest-wins**: a camera never queues frames. Its reader keeps only the newest frame, a
   waiting camera processes the newest frame once it is granted a slot, and every frame it never processed
@@ -33,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 CameraRole = Literal["entrance", "lobby", "counter", "parking"]
 DEFAULT_BUDGET_FPS: dict[CameraRole, float] = {"entrance": 10.0, "parking": 5.0, "lobby": 5.0, "counter": 5.0}
-DEFAULT_PRIORITY: dict[CameraRole, int] = {"entrance": 0, "parking": 0, "lobby": 1, "counter": 2}
+DEFAULT_WEIGHT: dict[CameraRole, float] = {"entrance": 3.0, "parking": 3.0, "lobby": 2.0, "counter": 1.5}
 
 
 class SchedulerConfig(BaseModel):
@@ -49,9 +51,9 @@ class SchedulerConfig(BaseModel):
     budget_fps: dict[CameraRole, float] = Field(
         default_factory=lambda: dict(DEFAULT_BUDGET_FPS),
         description="Frames per second each role is due before cameras over their budget are served.")
-    priority: dict[CameraRole, int] = Field(
-        default_factory=lambda: dict(DEFAULT_PRIORITY),
-        description="Lower is served first among cameras under budget.")
+    weight: dict[CameraRole, float] = Field(
+        default_factory=lambda: dict(DEFAULT_WEIGHT),
+        description="Share of the cores of each role among cameras under budget; higher is served first.")
 
 
 @dataclass(slots=True)
@@ -59,7 +61,7 @@ class CameraShare:
     """One camera's place in the scheduler (guarded by the scheduler's condition)."""
 
     camera_id: str
-    priority: int
+    weight: float
     budget_fps: float
     recent: deque[float] = field(default_factory=deque)  # grant times within the window
     waiting_since: float | None = None
@@ -86,18 +88,17 @@ class FrameScheduler:
 
     def register(self, camera_id: str, role: CameraRole) -> None:
         with self._cond:
-            self._shares[camera_id] = CameraShare(camera_id, self.config.priority.get(role, 1),
+            self._shares[camera_id] = CameraShare(camera_id, max(self.config.weight.get(role, 1.0), 1e-3),
                                                   self.config.budget_fps.get(role, 5.0))
 
     def _trim(self, share: CameraShare, now: float) -> None:
         while share.recent and share.recent[0] <= now - self.config.window_s:
             share.recent.popleft()
 
-    def _rank(self, share: CameraShare, now: float) -> tuple[bool, int, float, float]:
+    def _rank(self, share: CameraShare, now: float) -> tuple[bool, float, float, float]:
         self._trim(share, now)
-        due = share.budget_fps * self.config.window_s
-        served = len(share.recent) / max(due, 1e-9)
-        return (served >= 1.0, share.priority, served, share.waiting_since or now)
+        over = len(share.recent) >= share.budget_fps * self.config.window_s
+        return (over, len(share.recent) / share.weight, -share.weight, share.waiting_since or now)
 
     def _next(self, now: float) -> str | None:
         waiting = [s for s in self._shares.values() if s.waiting_since is not None]

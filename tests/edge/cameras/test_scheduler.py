@@ -67,6 +67,24 @@ def test_entrance_is_served_before_lobby_before_counter() -> None:
     assert order == ["e1", "p1", "l1", "c1"]  # entrance and parking share a priority: the longer wait first
 
 
+def test_a_busy_entrance_gets_the_larger_share_but_counters_never_starve() -> None:
+    # given an entrance that could use every frame (a huge budget) and two counters, sharing one slot
+    scheduler = scheduler_with({"door": "entrance", "c1": "counter", "c2": "counter"}, window_s=60.0,
+                               budget_fps={"entrance": 1000.0, "counter": 1000.0})
+    order: list[str] = []
+    threads = [Camera(scheduler, cam, order, frames=40) for cam in ("door", "c1", "c2")]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(order) >= 48, timeout_s=60)
+    # then while all three want frames, the entrance gets its weight's share (3 : 1.5 : 1.5) and each counter
+    # gets a quarter
+    first = order[:48]
+    assert 20 <= first.count("door") <= 28, first
+    assert first.count("c1") >= 10 and first.count("c2") >= 10, first
+    for thread in threads:
+        thread.join(30)
+
+
 def test_a_camera_over_its_budget_waits_behind_one_under_it() -> None:
     # given an entrance that has used its budget (3 frames in a 60 s window) and a counter that has not
     scheduler = scheduler_with({"hold": "counter", "door": "entrance", "desk": "counter"},
