@@ -50,7 +50,7 @@ class MotionConfig(BaseModel):
                         description="Padding around each moving blob and kept box, in frame pixels.")
     min_region_px: int = Field(default=192, ge=1, le=4000,
                                description="Smallest region side in frame pixels (a detector needs context).")
-    max_area: float = Field(default=0.55, gt=0.0, le=1.0,
+    max_area: float = Field(default=0.8, gt=0.0, le=1.0,
                             description="When the regions cover more than this fraction of the frame, the whole "
                                         "frame is detected instead.")
     refresh_s: float = Field(default=2.0, gt=0.0, le=3600.0,
@@ -64,11 +64,21 @@ class MotionResult:
     full_frame: bool
     regions: tuple[Region, ...]
     moving_fraction: float  # of the shrunk frame's pixels
+    blobs: tuple[tuple[float, float, float, float], ...] = ()  # moving blobs in frame pixels, before padding
+    size: tuple[int, int] = (0, 0)  # the frame's width and height
 
     @property
     def idle(self) -> bool:
         """Nothing to detect in this frame."""
         return not self.full_frame and not self.regions
+
+    @property
+    def area(self) -> float:
+        """Fraction of the frame a detector looks at: 1 for the whole frame, 0 when idle."""
+        if self.full_frame:
+            return 1.0
+        width, height = self.size
+        return sum((r[2] - r[0]) * (r[3] - r[1]) for r in self.regions) / float(max(width * height, 1))
 
 
 def merge_regions(boxes: Sequence[Region]) -> list[Region]:
@@ -136,24 +146,33 @@ class MotionDetector:
         if self._last_full_t is None or t_mono - self._last_full_t >= self.config.refresh_s:
             return self._full(t_mono, moving)
         scale = width / grey.shape[1]
-        boxes: list[Sequence[float]] = [tuple(float(v) for v in k) for k in keep]
+        blobs: list[tuple[float, float, float, float]] = []
         if moving > 0:
             count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
             min_px = self.config.min_area * mask.size
             for x, y, w, h, area in stats[1:count]:
                 if area >= min_px:
-                    boxes.append((x * scale, y * scale, (x + w) * scale, (y + h) * scale))
-        regions = merge_regions([grow(b, self.config.pad_px, self.config.min_region_px, width, height)
-                                 for b in boxes])
-        regions = [r for r in regions if r[2] > r[0] and r[3] > r[1]]
-        covered = sum((r[2] - r[0]) * (r[3] - r[1]) for r in regions) / float(width * height)
-        if covered > self.config.max_area:
-            return self._full(t_mono, moving)
-        return MotionResult(False, tuple(regions), moving)
+                    blobs.append((float(x * scale), float(y * scale), float((x + w) * scale), float((y + h) * scale)))
+        return focus(MotionResult(False, (), moving, tuple(blobs), (width, height)), keep, self.config)
 
     def _full(self, t_mono: float, moving: float) -> MotionResult:
         self._last_full_t = t_mono
-        return MotionResult(True, (), moving)
+        return MotionResult(True, (), moving, (), self._shape[::-1] if self._shape else (0, 0))
+
+
+def focus(result: MotionResult, keep: Sequence[Sequence[float]], config: MotionConfig) -> MotionResult:
+    """The regions for one detector: the frame's moving blobs plus the boxes it ``keep``s looking at, padded,
+    grown and merged; the whole frame when they would cover more than ``max_area`` of it."""
+    if result.full_frame:
+        return result
+    width, height = result.size
+    boxes = [*result.blobs, *(tuple(float(v) for v in k) for k in keep)]
+    regions = [r for r in merge_regions([grow(b, config.pad_px, config.min_region_px, width, height) for b in boxes])
+               if r[2] > r[0] and r[3] > r[1]]
+    covered = sum((r[2] - r[0]) * (r[3] - r[1]) for r in regions) / float(max(width * height, 1))
+    if covered > config.max_area:
+        return MotionResult(True, (), result.moving_fraction, result.blobs, result.size)
+    return MotionResult(False, tuple(regions), result.moving_fraction, result.blobs, result.size)
 
 
 def detect_in_regions(detect: Callable[[Image], Detections], image: Image, result: MotionResult) -> Detections:

@@ -2,9 +2,14 @@
 
 - The camera's pipeline calls :meth:`CameraGate.observe` once per frame, before any detector runs on it.
 - :class:`GatedFaceEngine` and :class:`GatedDetector` wrap a face engine and a person detector. Asked to
-  detect in the observed frame, they detect in its moving regions only (or in the whole frame, or nowhere),
-  and hand what they found back to the gate, which keeps looking at those boxes in the next frame even
-  if they stop moving. Any other image (an enrolment photo, a frame that was not observed) is detected whole.
+  detect in the observed frame, each looks at the frame's moving blobs plus the boxes *it* found in the
+  previous frame (so a face or a person who stops moving is still looked at), and hands what it found
+  back to the gate for the next frame. Any other image (an enrolment photo, a frame that was not observed)
+  is detected whole.
+- The face engine (dlib HOG: cost grows with the area) detects in the regions only. A person detector
+  whose input is a fixed size (NanoDet: 416 px, the same cost for a region as for the whole frame) is run
+  once on the whole frame when it has anything to look at, and skipped when there is nothing
+  (``regions=False``).
 - Alignment and embedding pass through unchanged.
 
 State belongs to the camera's pipeline thread; the wrapped engine keeps its own rules (an
@@ -13,13 +18,13 @@ State belongs to the camera's pipeline thread; the wrapped engine keeps its own 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from vision.engines.base import FaceEngine
-from vision.motion import MotionConfig, MotionDetector, MotionResult, detect_in_regions
+from vision.motion import MotionConfig, MotionDetector, MotionResult, detect_in_regions, focus
 from vision.quality import LandmarkLayout
 from vision.types import Detections, FloatArray, Image
 
@@ -32,12 +37,12 @@ class Detector(Protocol):
 
 @dataclass(slots=True)
 class GateCounts:
-    """Frames the gate has seen, by what it decided (read by metrics and the bench)."""
+    """Frames the gate has seen and what each detector looked at (read by tests and the bench)."""
 
     frames: int = 0
-    idle: int = 0
-    full: int = 0
-    regions: int = 0
+    full: int = 0  # whole-frame looks: the first frame and each refresh
+    skipped: dict[str, int] = field(default_factory=dict)  # detector -> frames it did not run on
+    area: dict[str, float] = field(default_factory=dict)  # detector -> sum over frames of the fraction looked at
 
 
 class CameraGate:
@@ -47,46 +52,45 @@ class CameraGate:
         self._motion = MotionDetector(config)
         self._image: Image | None = None
         self._result = WHOLE
-        self._kept: list[FloatArray] = []
+        self._kept: dict[str, FloatArray] = {}  # detector -> its boxes in the last frame it ran on
         self.counts = GateCounts()
 
     def observe(self, image: Image, t_mono: float) -> MotionResult:
-        """Decide where to detect in this frame (call once per frame, before its detectors)."""
-        keep = np.concatenate(self._kept) if self._kept else np.zeros((0, 4), np.float32)
-        self._kept = []
-        self._result = self._motion.update(image, t_mono, keep.tolist())
+        """Find what moves in this frame (call once per frame, before its detectors)."""
+        self._result = self._motion.update(image, t_mono)
         self._image = image
         self.counts.frames += 1
-        if self._result.full_frame:
-            self.counts.full += 1
-        elif self._result.idle:
-            self.counts.idle += 1
-        else:
-            self.counts.regions += len(self._result.regions)
+        self.counts.full += int(self._result.full_frame)
         return self._result
 
-    @property
-    def last(self) -> MotionResult:
-        return self._result
-
-    def detect(self, detect: Detector, image: Image) -> Detections:
-        """``detect`` on ``image`` where the gate says, remembering what it found for the next frame."""
-        where = self._result if image is self._image else WHOLE
+    def detect(self, detect: Detector, image: Image, channel: str, *, regions: bool = True) -> Detections:
+        """``detect`` on ``image`` where the gate says for ``channel``; remembers what it found for the next frame.
+        Thread-safe for different channels of one observed frame (each writes its own entry)."""
+        if image is not self._image:
+            return detect.detect(image)
+        kept = self._kept.get(channel, np.zeros((0, 4), np.float32))
+        where = focus(self._result, kept.tolist(), self._motion.config)
+        if not regions and not where.idle:
+            where = WHOLE
         found = detect_in_regions(detect.detect, image, where)
-        if image is self._image and len(found):
-            self._kept.append(found.xyxy)
+        self._kept[channel] = found.xyxy
+        self.counts.area[channel] = self.counts.area.get(channel, 0.0) + where.area
+        self.counts.skipped[channel] = self.counts.skipped.get(channel, 0) + int(where.idle)
         return found
 
 
 class GatedDetector:
     """A person (or any) detector that detects only where its camera's gate says."""
 
-    def __init__(self, detector: Detector, gate: CameraGate) -> None:
+    def __init__(self, detector: Detector, gate: CameraGate, *, channel: str = "persons",
+                 regions: bool = False) -> None:
         self._detector = detector
         self._gate = gate
+        self._channel = channel
+        self._regions = regions
 
     def detect(self, image: Image) -> Detections:
-        return self._gate.detect(self._detector, image)
+        return self._gate.detect(self._detector, image, self._channel, regions=self._regions)
 
 
 class GatedFaceEngine:
@@ -113,7 +117,7 @@ class GatedFaceEngine:
         return self._engine.landmark_layout
 
     def detect(self, image: Image) -> Detections:
-        found = self._gate.detect(self._engine, image)
+        found = self._gate.detect(self._engine, image, "faces")
         if found.landmarks is None and len(found) == 0:  # nothing detected anywhere: empty, as a face engine says it
             return Detections.empty(with_landmarks=True)
         return found
