@@ -22,6 +22,7 @@ from edge.parking.config import PlatesConfig
 from edge.parking.registry import PlateRegistry
 from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
 from vision.engines.base import FaceEngine
+from vision.engines.gated import CameraGate
 from vision.gallery import Gallery
 from vision.plates.reader import PlateReader
 from vision.plates.voting import CharRead, PlateVoter, VoteResult
@@ -82,11 +83,14 @@ class PlatePipeline:
                                                  max_missed_s=config.track_max_missed_s))
         self._voter = PlateVoter(config.voter.voter_config())
         self._tracks: dict[int, PlateTrack] = {}
+        # plates are read only in frames where something moves (vision.motion), when the camera turns it on
+        self.gate = CameraGate(camera.motion) if camera.motion.enabled else None
 
     def process(self, frame: Frame) -> list[VehicleSighting]:
         """Run one frame; return the plate tracks decided now (matched or not)."""
         t0 = time.perf_counter()
-        reads = self._reader.read(frame.image, self._zone)
+        still = self.gate is not None and self.gate.observe(frame.image, frame.t_mono).idle
+        reads = [] if still else self._reader.read(frame.image, self._zone)
         if self._metrics is not None:
             self._metrics.stage.labels(self.camera.id, "plates").observe(time.perf_counter() - t0)
             self._metrics.frames.labels(self.camera.id).inc()

@@ -104,9 +104,11 @@ def _one_face_of_t1(photo_bytes: Callable[[str], bytes]) -> bytes:
 
 
 def _run(make_config: Callable[..., EdgeConfig], engine: EnginePool, video: Path,
-         photo_bytes: Callable[[str], bytes], plates: dict[str, str]) -> tuple[list[dict[str, object]], dict[str, str]]:
+         photo_bytes: Callable[[str], bytes], plates: dict[str, str],
+         gated: bool = False) -> tuple[list[dict[str, object]], dict[str, str]]:
     config = make_config([{"id": "park-1", "name": "停车场入口", "role": "parking", "zone": ZONE,
-                           "source": {"url": f"file:{video}", "fps": 5, "realtime": False}}])
+                           "source": {"url": f"file:{video}", "fps": 5, "realtime": False},
+                           "motion": {"enabled": gated}}])
     runtime = EdgeRuntime(config, engine=engine)
     people = {"vip-a": _enrol(runtime, photo_bytes, "甲", "obama.jpg"),
               "vip-b": _enrol(runtime, photo_bytes, "乙", "biden.jpg")}
@@ -131,8 +133,10 @@ def _run(make_config: Callable[..., EdgeConfig], engine: EnginePool, video: Path
 
 @pytest.mark.slow
 @pytest.mark.shared_data
+@pytest.mark.parametrize("gated", [False, True], ids=["whole-frame", "motion-gated"])
 def test_parking_video_of_real_ccpd_scenes(tmp_path: Path, shared_data: Path, make_config: Callable[..., EdgeConfig],
-                                           engine_pool: EnginePool, photo_bytes: Callable[[str], bytes]) -> None:
+                                           engine_pool: EnginePool, photo_bytes: Callable[[str], bytes],
+                                           gated: bool) -> None:
     # given three real cars: A registered as read, B registered one confusable character off (B -> 8),
     # C not registered
     scenes = shared_data / "plates" / "scenes"
@@ -142,8 +146,10 @@ def test_parking_video_of_real_ccpd_scenes(tmp_path: Path, shared_data: Path, ma
         cars.append(image[top:top + 420, :])
     video = _write(tmp_path / "parking.mp4", cars)
     # when the parking camera plays it
-    alerts, people = _run(make_config, engine_pool, video, photo_bytes, {"vip-a": "皖APV930", "vip-b": "皖AY6859"})
-    # then exactly one vip_vehicle_arrival per registered car, none for the stranger
+    alerts, people = _run(make_config, engine_pool, video, photo_bytes, {"vip-a": "皖APV930", "vip-b": "皖AY6859"},
+                          gated=gated)
+    # then (plates read in every frame, or only in frames where something moves) exactly one
+    # vip_vehicle_arrival per registered car, none for the stranger
     vehicle = [a for a in alerts if a["type"] == "vip_vehicle_arrival"]
     assert sorted((a["payload"]["person_id"], a["payload"]["plate"]) for a in vehicle) == sorted(
         [(people["vip-a"], "皖APV930"), (people["vip-b"], "皖AY6859")])
