@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -176,8 +177,9 @@ class SyncPuller:
 
         A delta page is complete up to its version, so it is applied alone (a next page comes in the next round).
         A snapshot of one page is applied as it is; one of several pages is staged page by page in the store
-        (:mod:`edge.sync.stage`: never all in memory), its next pages asked with ``since=<its version>&after=
-        <cursor>``, and applied once after the last one.
+        (:mod:`edge.sync.stage`: never all in memory, at most two pages at a time), its next pages asked with
+        ``since=<its version>&after=<cursor>`` (each asked for while the one before is staged), and applied once
+        after the last one.
         """
         since = self._applier.version
         body = self._client.gallery(since=since, model_id=self._model_id, wait_s=wait_s,
@@ -187,16 +189,21 @@ class SyncPuller:
             return False
         if page.snapshot and more:
             stage = self._applier.stage(page.version)
-            while True:
-                stage.add(page, list(body.get("persons") or []))
-                if not more:
-                    break
-                if not body.get("cursor") or self._stop.is_set():
-                    raise ChangeSetError("a snapshot page says more=true but gives no cursor" if not self._stop.is_set()
-                                         else "stopped in the middle of a snapshot")
-                body = self._client.gallery(since=page.version, model_id=self._model_id, wait_s=0,
-                                            limit=self._config.page_limit, extra={"after": str(body["cursor"])})
-                page, more = parse_answer(body)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-fetch") as fetcher:
+                while True:  # the next page is asked for while this one is staged: the console builds as we store
+                    upcoming: Future[dict[str, Any]] | None = None
+                    if more:
+                        if not body.get("cursor") or self._stop.is_set():
+                            raise ChangeSetError("a snapshot page says more=true but gives no cursor"
+                                                 if not self._stop.is_set() else "stopped in the middle of a snapshot")
+                        upcoming = fetcher.submit(self._client.gallery, since=page.version, model_id=self._model_id,
+                                                  wait_s=0, limit=self._config.page_limit,
+                                                  extra={"after": str(body["cursor"])})
+                    stage.add(page, list(body.get("persons") or []))
+                    if upcoming is None:
+                        break
+                    body = upcoming.result()
+                    page, more = parse_answer(body)
             self._applier.apply_staged(stage)
             return True
         if page.empty and page.version == since and (not page.snapshot or not self._applier.synced_ids()):
