@@ -1,4 +1,8 @@
-"""Shared fixtures: real photos from registry packages, the real dlib engine, configs and runtimes."""
+"""Shared fixtures: real photos from registry packages, the real dlib engine, configs and runtimes, a console
+database at the newest revision to copy, and cheap password hashes.
+
+Passwords are hashed with argon2's smallest parameters in the whole suite (``use_password_hasher``): the real
+ones cost about 0.1 s per hash and per sign-in, and what they protect is not what these tests check."""
 
 from __future__ import annotations
 
@@ -7,7 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
+from console.db import make_engine
+from console.migrate import upgrade
+from console.security import use_password_hasher
 from edge.demo.assets import AssetError, ensure_face_photos
 from models.errors import ModelPackError
 from vision.engines.base import DlibEngineConfig, FaceEngine
@@ -79,3 +87,21 @@ def person_detector() -> NanoDetPersonDetector:
         return NanoDetPersonDetector()
     except ModelPackError as exc:
         pytest.skip(f"person detector not installed (make install fetches it with npm): {exc}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    use_password_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    yield
+    use_password_hasher(PasswordHasher())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A console's SQLite file at the newest revision, made once and copied by each test that needs a migrated
+    console (its WAL is folded in at the last close)."""
+    path = tmp_path_factory.mktemp("console-template") / "console.db"
+    engine = make_engine(f"sqlite:///{path.as_posix()}")
+    upgrade(engine)
+    engine.dispose()
+    return path

@@ -10,8 +10,9 @@ A CREATE DATABASE costs about 0.3 s of waiting on the server, so a thread makes 
 the template ahead of need (``PgFactory``): each test still gets a new database of its own, made while the test
 before it ran.
 
-Passwords are hashed with argon2's smallest parameters in this suite (``use_password_hasher``): the real ones
-cost about 0.1 s per hash and per sign-in, and what they protect is not what these tests check.
+Passwords are hashed with argon2's smallest parameters in this suite (``use_password_hasher``, set in
+tests/conftest.py): the real ones cost about 0.1 s per hash and per sign-in, and what they protect is not what
+these tests check. The SQLite template (``sqlite_template``) is there too: the edge's sync tests copy it as well.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
@@ -34,7 +34,7 @@ from console.config import ConsoleConfig, DatabaseConfig
 from console.context import ConsoleContext
 from console.db import make_engine, utcnow
 from console.migrate import upgrade
-from console.security import digest, hash_password, new_secret, start_session, use_password_hasher
+from console.security import digest, hash_password, new_secret, start_session
 from console.tables import ApiToken, Branch, User
 from vision.engines.base import FaceEngine
 
@@ -60,13 +60,6 @@ def pg_problem() -> str | None:
     if not _PG_PROBLEM:
         _PG_PROBLEM.append(_pg_reachable())
     return _PG_PROBLEM[0]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cheap_password_hashes() -> Iterator[None]:
-    use_password_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-    yield
-    use_password_hasher(PasswordHasher())
 
 
 def _pg_admin() -> Engine:
@@ -191,16 +184,6 @@ def pg_factory(pg_template: str) -> Iterator[PgFactory]:
     factory = PgFactory(pg_template)
     yield factory
     factory.close()
-
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file at the newest revision, copied for every test (its WAL is folded in at the last close)."""
-    path = tmp_path_factory.mktemp("console-template") / "console.db"
-    engine = make_engine(f"sqlite:///{path.as_posix()}")
-    upgrade(engine)
-    engine.dispose()
-    return path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,6 +4,7 @@ own services (face checks on the session's real dlib engine pool)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -27,13 +28,19 @@ from vision.engines.owner import EnginePool
 
 
 class LiveConsole:
-    def __init__(self, folder: Path, engine_pool: EnginePool, *, sync: SyncConfig | None = None) -> None:
+    def __init__(self, folder: Path, engine_pool: EnginePool, *, sync: SyncConfig | None = None,
+                 template: Path | None = None) -> None:
+        """``template``: a migrated SQLite file to copy (the session's ``sqlite_template``); without one the
+        migrations run here."""
         config = ConsoleConfig(data_dir=folder / "console",
                                database=DatabaseConfig(url=f"sqlite:///{(folder / 'console.db').as_posix()}"),
                                sync=sync or SyncConfig())
-        engine = make_engine(config.database_url)
-        upgrade(engine)
-        engine.dispose()
+        if template is not None:
+            shutil.copyfile(template, folder / "console.db")
+        else:
+            engine = make_engine(config.database_url)
+            upgrade(engine)
+            engine.dispose()
         self.ctx = ConsoleContext.open(config)
         self.ctx.engine = lambda: engine_pool  # type: ignore[method-assign]
         self.port = free_port()
@@ -101,7 +108,7 @@ class LiveConsole:
 
 
 @pytest.fixture()
-def live_console(tmp_path: Path, engine_pool: EnginePool) -> Iterator[LiveConsole]:
-    console = LiveConsole(tmp_path, engine_pool)
+def live_console(tmp_path: Path, engine_pool: EnginePool, sqlite_template: Path) -> Iterator[LiveConsole]:
+    console = LiveConsole(tmp_path, engine_pool, template=sqlite_template)
     yield console
     console.close()

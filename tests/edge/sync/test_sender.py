@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,8 +23,6 @@ from alerts.server import ServerThread
 from console.app import create_app
 from console.config import ConsoleConfig, DatabaseConfig
 from console.context import ConsoleContext
-from console.db import make_engine
-from console.migrate import upgrade
 from console.security import digest, new_secret
 from console.tables import Branch, CentralClip, CentralHour, CentralInteraction, Edge, EdgeEvent
 from edge.review.store import ReviewStore
@@ -40,12 +39,10 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 class Console:
     """A real console with one branch and one registered edge (its token's hash in edges)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, template: Path) -> None:
+        shutil.copyfile(template, folder / "console.db")  # the session's migrated SQLite file
         config = ConsoleConfig(data_dir=folder / "console",
                                database=DatabaseConfig(url=f"sqlite:///{(folder / 'console.db').as_posix()}"))
-        engine = make_engine(config.database_url)
-        upgrade(engine)
-        engine.dispose()
         self.ctx = ConsoleContext.open(config)
         self.token = new_secret()
         with self.ctx.db.transaction() as session:
@@ -76,8 +73,8 @@ class Console:
 
 
 @pytest.fixture()
-def console(tmp_path: Path) -> Iterator[Console]:
-    c = Console(tmp_path)
+def console(tmp_path: Path, sqlite_template: Path) -> Iterator[Console]:
+    c = Console(tmp_path, sqlite_template)
     c.start()
     yield c
     c.stop()
