@@ -8,7 +8,7 @@ well the lens is recovered from rendered checkerboards.
   Target <= 3 ms. ``undistort_ms_720p_1thread`` is the same with OpenCV on one thread (the worst case when the
   other cameras keep the cores busy); ``undistort_cpu_ms_720p`` is the step's CPU time on one thread, which
   a busy machine inflates far less than the wall time; ``undistort_maps_build_ms`` is the one-off cost per
-  camera config.
+  camera config. The ``_nearest`` figures are the same step with ``lens.interpolation: nearest``.
 - ``preview_fps_drop_pct``: how much a 5 fps preview with overlays lowers one real camera's processed fps,
   measured side by side by ``bench.calibration_preview.measure_preview_drop`` (target <= 5); null with the
   reason when that measurement is not available.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,30 +40,38 @@ TRUTH = LensModel(fx=900.0, fy=905.0, cx=652.0, cy=355.0, dist=(-0.28, 0.09, 0.0
                   image_size=SIZE)
 
 
+def _cpu_ms(step: Callable[[], object], repeats: int) -> float:
+    """Median CPU time of ``step`` on this thread (OpenCV set to one thread by the caller)."""
+    samples = []
+    for _ in range(repeats):
+        c0 = time.thread_time()
+        step()
+        samples.append((time.thread_time() - c0) * 1000)
+    return statistics.median(samples)
+
+
 def measure_undistort(repeats: int) -> dict[str, float]:
     """Per-frame cost of the worker's undistortion step on a 720p frame; maps are built once, beforehand."""
     [(rvec, tvec)] = synthetic_poses(TRUTH, 1, seed=1)
     image, _ = render_checkerboard(TRUTH, rvec, tvec, seed=1)
     frame = Frame(camera_id="bench", index=1, captured_at=datetime.now(UTC), t_mono=time.monotonic(), image=image)
-    undistort = FrameUndistorter(LensConfig(**TRUTH.to_config()), camera_id="bench")
+    linear = FrameUndistorter(LensConfig(**TRUTH.to_config()), camera_id="bench")
+    nearest = FrameUndistorter(LensConfig(**TRUTH.to_config(), interpolation="nearest"), camera_id="bench")
     t0 = time.perf_counter()
-    undistort(frame)  # builds the tables
+    linear(frame)  # builds the tables
     build_ms = (time.perf_counter() - t0) * 1000
+    nearest(frame)
     threads = cv2.getNumThreads()
-    per_frame = median_ms(lambda: undistort(frame), repeats, warmup=5)
+    result = {"undistort_ms_720p": median_ms(lambda: linear(frame), repeats, warmup=5),
+              "undistort_ms_720p_nearest": median_ms(lambda: nearest(frame), repeats, warmup=5)}
     cv2.setNumThreads(1)
     try:
-        one_thread = median_ms(lambda: undistort(frame), repeats, warmup=5)
-        cpu = []
-        for _ in range(repeats):
-            c0 = time.thread_time()
-            undistort(frame)
-            cpu.append((time.thread_time() - c0) * 1000)
+        result["undistort_ms_720p_1thread"] = median_ms(lambda: linear(frame), repeats, warmup=5)
+        result["undistort_cpu_ms_720p"] = _cpu_ms(lambda: linear(frame), repeats)
+        result["undistort_cpu_ms_720p_nearest"] = _cpu_ms(lambda: nearest(frame), repeats)
     finally:
         cv2.setNumThreads(threads)
-    return {"undistort_ms_720p": per_frame, "undistort_ms_720p_1thread": one_thread,
-            "undistort_cpu_ms_720p": statistics.median(cpu), "undistort_maps_build_ms": build_ms,
-            "opencv_threads": float(threads)}
+    return {**result, "undistort_maps_build_ms": build_ms, "opencv_threads": float(threads)}
 
 
 def measure_lens(views: int, trials: int) -> dict[str, Any]:
@@ -124,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         ("undistort_ms_720p_1thread", _fmt(result["undistort_ms_720p_1thread"]), "OpenCV on one thread"),
         ("undistort_cpu_ms_720p", _fmt(result["undistort_cpu_ms_720p"]),
          "CPU time of the step on one thread (what it takes from the cores, whatever the load)"),
+        ("undistort_ms_720p_nearest", _fmt(result["undistort_ms_720p_nearest"]),
+         "lens.interpolation: nearest (wall time)"),
+        ("undistort_cpu_ms_720p_nearest", _fmt(result["undistort_cpu_ms_720p_nearest"]), "its CPU time on one thread"),
         ("undistort_maps_build_ms", _fmt(result["undistort_maps_build_ms"]), "once per camera config"),
         ("preview_fps_drop_pct", _fmt(result["preview_fps_drop_pct"], 1),
          result.get("preview_reason", "5 fps preview with overlays, side by side (target <= 5)")),

@@ -216,12 +216,19 @@ class UndistortMaps:
     def image_size(self) -> Size:
         return self.model.image_size
 
-    def apply(self, image: Array) -> Array:
-        """The undistorted image, same size; a frame of another size is refused, never stretched."""
+    def apply(self, image: Array, nearest: bool = False) -> Array:
+        """The undistorted image, same size; a frame of another size is refused, never stretched.
+
+        ``nearest`` takes the nearest source pixel instead of blending four: about half the cost, with
+        up to half a pixel of jitter along edges."""
         h, w = image.shape[:2]
         if (w, h) != self.image_size:
             raise CalibrationError(f"frame is {w}x{h} but the undistortion maps are for "
                                    f"{self.image_size[0]}x{self.image_size[1]}")
+        if nearest:
+            no_fraction = np.empty((0, 0), np.uint16)  # the whole-pixel table alone
+            return np.asarray(cv2.remap(image, self.map1, no_fraction, cv2.INTER_NEAREST,
+                                        borderMode=cv2.BORDER_CONSTANT))
         return np.asarray(cv2.remap(image, self.map1, self.map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
 
     def undistort_points(self, points: npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -22,7 +22,7 @@ def test_calibration_bench_writes_every_key(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text(encoding="utf-8"))
     for key in ("undistort_ms_720p", "undistort_ms_720p_1thread", "undistort_cpu_ms_720p",
-                "undistort_maps_build_ms"):
+                "undistort_ms_720p_nearest", "undistort_cpu_ms_720p_nearest", "undistort_maps_build_ms"):
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["preview_fps_drop_pct"] is None and "skipped" in result["preview_reason"]
     assert result["lens_fx_err_pct"] < 1 and result["lens_fy_err_pct"] < 1 and result["lens_k1_abs_err"] < 0.02

@@ -141,3 +141,14 @@ def test_given_views_all_facing_the_camera_square_on_when_calibrated_then_refuse
         corners.append(pts.reshape(-1, 2).astype(np.float32))
     with pytest.raises(CalibrationError, match=r"degenerate views.*tilt"):
         calibrate_lens(corners, board=BOARD, square_mm=25.0, image_size=SIZE)
+
+
+def test_given_nearest_interpolation_then_the_picture_matches_linear_to_within_sampling_noise(
+        views: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    image, _ = views[1]
+    maps = undistort_maps(TRUTH)
+    linear = maps.apply(image)
+    nearest = maps.apply(image, nearest=True)
+    assert nearest.shape == linear.shape
+    assert float(np.abs(nearest.astype(np.int16) - linear.astype(np.int16)).mean()) < 3.0
+    assert find_board(nearest, BOARD) is not None

@@ -88,3 +88,11 @@ def test_given_a_bad_lens_section_then_the_camera_config_is_refused_with_the_rea
         lens: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         CameraConfig.model_validate({"id": "door", "role": "entrance", "source": {"url": "usb:0"}, "lens": lens})
+
+
+def test_given_nearest_interpolation_in_the_lens_section_then_frames_are_remapped_without_blending() -> None:
+    undistort = FrameUndistorter(LensConfig(**LENS.to_config(), interpolation="nearest"), camera_id="door")
+    [(rvec, tvec)] = synthetic_poses(LENS, 1, seed=5)
+    raw, _ = render_checkerboard(LENS, rvec, tvec, seed=1)
+    frame = Frame(camera_id="door", index=1, captured_at=datetime.now(UTC), t_mono=0.0, image=raw)
+    np.testing.assert_array_equal(undistort(frame).image, undistort_maps(LENS).apply(raw, nearest=True))
