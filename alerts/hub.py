@@ -45,6 +45,7 @@ class Hub:
         self._subs: set[Subscription] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[Alert], None]] = []
+        self._ack_listeners: list[Callable[[Alert], None]] = []
         self._publish_lock = threading.Lock()
         self.dropped_clients = 0
         self.published = 0
@@ -55,6 +56,10 @@ class Hub:
     def add_listener(self, listener: Callable[[Alert], None]) -> None:
         """Called in the publishing thread after each alert is stored (e.g. console printing)."""
         self._listeners.append(listener)
+
+    def add_ack_listener(self, listener: Callable[[Alert], None]) -> None:
+        """Call ``listener`` with each alert once it is acknowledged (on the acknowledging thread)."""
+        self._ack_listeners.append(listener)
 
     @property
     def client_count(self) -> int:
@@ -84,6 +89,11 @@ class Hub:
         if alert is not None and alert.acked_at is not None and alert.acked_by is not None:
             event = AckEvent(alert_id=alert.id, seq=alert.seq, acked_at=alert.acked_at, acked_by=alert.acked_by)
             self._fanout_threadsafe(HubMessage(type="ack", ack=event, epoch=self.epoch))
+            for listener in self._ack_listeners:
+                try:
+                    listener(alert)
+                except Exception:  # a listener must never break an acknowledgement
+                    logger.exception("ack listener failed")
         return alert
 
     def refresh(self, alerts: Iterable[Alert]) -> None:

@@ -28,6 +28,7 @@ from edge.faces.enrol import Enroller, policy_from_config
 from edge.faces.gallery_rebuild import needs_rebuild, rebuild_gallery
 from edge.faces.pipeline import FacePipeline
 from edge.faces.vip_rule import Sighting, VipArrivalRule
+from edge.faces.visit_shots import VisitShots
 from edge.metrics import EdgeMetrics
 from edge.parking.pipeline import DriverCheck, PlatePipeline
 from edge.parking.registry import PlateRegistry
@@ -106,6 +107,14 @@ class EdgeRuntime:
             engine=self.engine, gallery=self.gallery, gallery_dir=self.gallery_dir, store=self.store,
             policy=policy_from_config(config.face, max_bytes=config.server.max_upload_bytes))
         self.plates = PlateRegistry(self.store, config.plates.matcher.matcher_config())
+        # a confirmed VIP visit (the manager's ack) may lend its best shot to the VIP's template
+        self.visit_shots = VisitShots(
+            config.face.visit_shots, store=self.store, gallery=self.gallery, engine=self.engine, enroller=self.enroller,
+            policy=policy_from_config(config.face), threshold=config.face.voter.threshold,
+            audit=lambda actor, action, outcome, detail: self.review.audit(
+                actor=actor, action=action, clip_id=None, outcome=outcome, detail=detail))
+        self.vip_rule.add_listener(self.visit_shots.offer)
+        self.hub.add_ack_listener(self.visit_shots.on_ack)
         self.sync: SyncService | None = None  # with sync.console_url: the console's gallery, applied atomically
         if config.sync.enabled:
             self.sync = SyncService(config.sync, data_dir=data_dir, store=self.store, cipher=self.data.key.fernet,

@@ -39,6 +39,7 @@ from edge.api.schemas import (
     SyncHealthPublic,
     TerminalPeople,
 )
+from edge.api.visit_shots import visit_shots_router
 from edge.cameras.readers import describe
 from edge.errors import EnrolmentError
 from edge.redact import redact_text
@@ -106,6 +107,8 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
     camera_names = {c.id: c.display_name for c in runtime.config.cameras}
     app.include_router(review_router(runtime.review, gate, tz=runtime.config.branch.tz, clip_key=runtime.clip_key,
                                      names=names_source(runtime.store.list_persons, camera_names)))
+    app.include_router(visit_shots_router(runtime.visit_shots, gate,
+                                          person_exists=lambda pid: runtime.store.get_person(pid) is not None))
 
     @app.exception_handler(EnrolmentError)
     async def enrolment_error(_: Request, exc: EnrolmentError) -> JSONResponse:

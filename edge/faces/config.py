@@ -58,6 +58,31 @@ class AdaptationSettings(_Strict):
                                               "adaptation may never raise it.")
 
 
+class VisitShotSettings(_Strict):
+    """Templates that grow from confirmed visits (:mod:`edge.faces.visit_shots`)."""
+
+    enabled: bool = Field(default=False,
+                          description="Add a confirmed visit's best live shot to the VIP's template. The box's store "
+                                      "keeps a consent record per person but not its purposes, so this switch "
+                                      "stands for them: turn it on only where every VIP's consent covers improving "
+                                      "recognition from their confirmed visits.")
+    max_per_person: int = Field(default=3, ge=1, le=20,
+                                description="Live shots kept per person; a new one replaces the oldest. The "
+                                            "template always includes every enrolment photo as well.")
+    min_score_gain: float = Field(default=0.01, ge=0, le=1,
+                                  description="Safe match: the shot's score must exceed the voter threshold by "
+                                              "this much.")
+    min_margin: float = Field(default=0.04, ge=0, le=2,
+                              description="Safe match: the shot's lead over the runner-up person.")
+    min_template_cosine: float = Field(default=0.97, ge=-1, le=1,
+                                       description="A shot is refused when the template with it would have a cosine "
+                                                   "below this with the template of the enrolment photos alone.")
+    pending_max: int = Field(default=64, ge=1, le=10_000,
+                             description="Unconfirmed visits whose shot is held in memory; the oldest is dropped.")
+    pending_ttl_s: float = Field(default=1800.0, gt=0, le=86400,
+                                 description="An unconfirmed visit's shot is dropped after this many seconds.")
+
+
 class FaceConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +101,8 @@ class FaceConfig(_Strict):
                     "threads). Cameras and enrolment requests send their work to whichever owner is free; two let "
                     "both cores detect at once (dlib releases the GIL). About 60 MB each.")
     voter: VoterSettings = Field(default_factory=VoterSettings, description="Open-set identity decision.")
+    visit_shots: VisitShotSettings = Field(default_factory=VisitShotSettings,
+                                           description="Templates that grow from visits a lobby manager confirmed.")
     adaptation: AdaptationSettings = Field(default_factory=AdaptationSettings,
                                            description="Learning the branch's face population without labels, "
                                                        "and when its transform is used.")

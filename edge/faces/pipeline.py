@@ -54,7 +54,7 @@ class FacePipeline:
                 continue
             if tid in newly:
                 sightings.append(Sighting(self.camera.id, self.camera.display_name, tid, state.match,
-                                          state.first_seen_at, frame.captured_at, frame.t_mono))
+                                          state.first_seen_at, frame.captured_at, frame.t_mono, state.shot))
             else:
                 self._rule.seen(state.match.person_id, frame.t_mono)
         if self._metrics is not None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
+
 from calibration.zones import PolygonZone
 from edge.faces.config import FaceConfig
 from edge.metrics import EdgeMetrics
@@ -31,6 +33,19 @@ class GallerySearch(Protocol):
     def search(self, vectors: FloatArray, k: int = 5) -> list[SearchResult]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LiveShot:
+    """A track's best-quality embedding among those that matched one enrolled person (never a stranger's: an
+    embedding that matched nobody is not kept). Held in memory with the track, and with its visit until the visit
+    is confirmed or expires (:mod:`edge.faces.visit_shots`)."""
+
+    person_id: str
+    vector: FloatArray  # (dim,), unadapted, L2-normalised
+    quality: FaceQuality
+    score: float
+    margin: float
+
+
 @dataclass(slots=True)
 class TrackFace:
     """Identity state of one face track, owned by the camera's pipeline thread."""
@@ -41,6 +56,8 @@ class TrackFace:
     best_crop: Image | None = None
     embedded_quality: float = -1.0
     match: Match | None = None
+    voted: dict[str, LiveShot] = field(default_factory=dict)  # person -> best shot that matched them
+    shot: LiveShot | None = None  # once decided: the best shot of the decided person
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,19 +131,33 @@ class FaceTracks:
             t3 = self._timed("embed", t2)
             results = self._gallery.search(vectors, k=2)
             self._timed("search", t3)
-            for i, result in zip(todo, results, strict=True):
+            for row, (i, result) in enumerate(zip(todo, results, strict=True)):
                 tid = track_ids[i]
                 state = self._faces[tid]
                 state.last_embed_t = frame.t_mono
                 state.embedded_quality = qualities[i].score
                 was_decided = self._voter.decision(tid) is not None
+                self._keep_shot(state, vectors[row], qualities[i], result)
                 state.match = self._voter.observe(tid, result)
                 if state.match.person_id is not None and not was_decided:
                     decided.append(tid)
+                    state.shot = state.voted.get(state.match.person_id)
+                    state.voted.clear()
         if self._metrics is not None:
             self._metrics.faces.labels(self._camera_id).inc(len(dets))
             self._metrics.embeddings.labels(self._camera_id).inc(len(todo))
         return FaceUpdate(dets, track_ids, decided, [t.track_id for t in ended])
+
+    def _keep_shot(self, state: TrackFace, vector: FloatArray, quality: FaceQuality, result: SearchResult) -> None:
+        """Remember the embedding if it matched an enrolled person (as a vote would count it) and is that person's
+        best-quality one on this track."""
+        best, v = result.best, self._face.voter
+        if best is None or best.score < v.threshold or result.margin < v.min_margin:
+            return
+        held = state.voted.get(best.person_id)
+        if held is None or quality.score > held.quality.score:
+            state.voted[best.person_id] = LiveShot(best.person_id, np.asarray(vector, np.float32).copy(), quality,
+                                                   best.score, result.margin)
 
     @staticmethod
     def _keep_best(state: TrackFace, quality: FaceQuality, chip: Image) -> None:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from alerts.envelope import Alert, AlertDraft, AlertType, VipArrivalPayload
 from edge.faces.config import VipArrivalRuleConfig
+from edge.faces.tracks import LiveShot
 from edge.store.db import Person
 from vision.types import Match
 
@@ -29,6 +30,7 @@ class Sighting:
     first_seen_at: datetime
     captured_at: datetime
     t_mono: float
+    shot: LiveShot | None = None  # the track's best shot of the person, for a visit a manager may confirm
 
 
 class VipArrivalRule:
@@ -42,6 +44,11 @@ class VipArrivalRule:
         self._publish = publish
         self._last_seen: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[Sighting, Alert], None]] = []
+
+    def add_listener(self, listener: Callable[[Sighting, Alert], None]) -> None:
+        """Call ``listener`` with each sighting that became a VIP arrival alert, and the alert (visit shots)."""
+        self._listeners.append(listener)
 
     def seen(self, person_id: str, t_mono: float) -> None:
         """Keep a visit open while the person stays in view."""
@@ -70,4 +77,10 @@ class VipArrivalRule:
                 photo_url=f"/api/persons/{person.id}/photo", score=sighting.match.score,
                 margin=sighting.match.margin, votes=sighting.match.votes, track_id=sighting.track_id,
                 camera_name=sighting.camera_name, first_seen_at=sighting.first_seen_at))
-        return self._publish(draft)
+        alert = self._publish(draft)
+        for listener in self._listeners:
+            try:
+                listener(sighting, alert)
+            except Exception:  # a listener must never lose the alert
+                logger.exception("vip arrival listener failed")
+        return alert

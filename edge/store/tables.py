@@ -195,6 +195,24 @@ class PopulationRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class VisitShotRow(Base):
+    """A confirmed visit's live shot of a VIP (:mod:`edge.faces.visit_shots`): its embedding, encrypted; it goes
+    with the person (ON DELETE CASCADE)."""
+
+    __tablename__ = "visit_shots"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(32), ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    alert_id: Mapped[str] = mapped_column(String(32))
+    model_id: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
+    quality: Mapped[float] = mapped_column()
+    score: Mapped[float] = mapped_column()
+    margin: Mapped[float] = mapped_column()
+    confirmed_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
