@@ -71,7 +71,8 @@ def applied(runtime: EdgeRuntime, version: int) -> Callable[[], bool]:
 
 
 def test_register_writes_the_token_encrypted_and_the_url_into_the_yaml(
-        live_console: LiveConsole, edge_yaml: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        live_console: LiveConsole, edge_yaml: Path, engine_pool: EnginePool,
+        capsys: pytest.CaptureFixture[str]) -> None:
     before = edge_yaml.read_text(encoding="utf-8")
     # when the box redeems a code of branch A001
     last_code = [live_console.code("A001")]
@@ -86,7 +87,7 @@ def test_register_writes_the_token_encrypted_and_the_url_into_the_yaml(
     # the token file is 0600 and encrypted: readable only with the data key
     path = token_path(config.paths.data_dir)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    runtime = EdgeRuntime(config)
+    runtime = EdgeRuntime(config, engine=engine_pool)  # the session's pool: no dlib loaded for this test
     try:
         creds = read_credentials(config.paths.data_dir, runtime.data.key.fernet)
     finally:
