@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_eval_faces(sub)
     register_faces_calibrate(sub)
+    from edge.cli.face_learning import register as register_face_learning
+
+    register_face_learning(sub)
     plates_cli.register(sub, _subcommands(sub, "eval", "评测 / evaluation"))  # after eval faces: joins its group
     from edge.cli.keys import register as register_keys
     from edge.cli.pairing import register as register_pairing
