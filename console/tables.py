@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -119,6 +120,15 @@ class PersonBranch(Base):
     branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"), primary_key=True)
 
 
+class PersonsListVersion(Base):
+    """One row: a number that triggers (revision 0006) bump at every write to what the persons list shows
+    (persons, photos, plates, consents, scope branches, branches): a list answer kept under it stays current."""
+
+    __tablename__ = "persons_list_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class Photo(Base):
     __tablename__ = "photos"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -147,6 +157,16 @@ class Plate(Base):
     kind: Mapped[str] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     person: Mapped[Person] = relationship(back_populates="plates")
+
+
+# The persons search matches any part of a name, customer number or plate, which a b-tree cannot answer: pg_trgm
+# GIN indexes on PostgreSQL (revision 0006); none on SQLite, whose search reads the b-tree indexes whole.
+for _name, _expression, _label in (
+        ("ix_persons_name_trgm", func.lower(Person.name), "name_lower"),
+        ("ix_persons_external_id_trgm", func.lower(Person.external_id), "external_id_lower"),
+        ("ix_plates_plate_trgm", Plate.plate, "plate")):
+    Index(_name, _expression.label(_label), postgresql_using="gin",
+          postgresql_ops={_label: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
 
 
 class Consent(Base):

@@ -7,6 +7,7 @@ in :mod:`console.enrolment`, which the bulk importer calls too; this module only
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from console import audit, enrolment
+from console import audit, enrolment, persons_cache
 from console.api.deps import Caller, Ctx
 from console.consent import MAX_EVIDENCE_BYTES
 from console.enrolment import ConsentInput, PersonChanges, PersonInput, PhotoUpload
@@ -72,10 +73,20 @@ def _detail(ctx: Ctx, caller: Principal, person_id: str) -> dict[str, Any]:
 def get_persons(ctx: Ctx, caller: Caller, q: Annotated[str, Query(max_length=128)] = "",
                 role: Annotated[str, Query(max_length=8)] = "", tier: Annotated[str, Query(max_length=32)] = "",
                 branch: Annotated[str, Query(max_length=32)] = "", limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+    """The persons list; an answer is kept while its data stands (:mod:`console.persons_cache`)."""
     caller.require_role(*READ_ROLES)
+    query = PersonFilter(q.strip(), role, tier, branch.strip().upper(), limit, offset)
+    cache = persons_cache.ListCache.of(ctx.extras)
+    key = (query, caller.branch_ids, caller.role in PHOTO_ROLES)
     with ctx.db.transaction() as session:
-        return list_persons(session, caller, PersonFilter(q, role, tier, branch, limit, offset))
+        version = persons_cache.list_version(session)  # first: the answer is no older than this number
+        body = cache.get(version, key)
+        if body is None:
+            answer = list_persons(session, caller, query)
+            body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+            cache.put(version, key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/persons", status_code=201)
