@@ -118,7 +118,9 @@ def _faces_group(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
         for action in existing._actions:
             if isinstance(action, argparse._SubParsersAction):
                 return action
-    return sub.add_parser("faces", help="人脸识别工具 / face tools").add_subparsers(dest="faces_cmd", required=True)
+    group: argparse._SubParsersAction = sub.add_parser(  # type: ignore[type-arg]
+        "faces", help="人脸识别工具 / face tools").add_subparsers(dest="faces_cmd", required=True)
+    return group
 
 
 def _service_arguments(p: argparse.ArgumentParser) -> None:
