@@ -7,9 +7,11 @@ The rule:
 - When a slot frees, it goes to a waiting camera in this order:
   1. cameras still *under budget* (fewer frames processed in the last ``window_s`` than their role's
      ``budget_fps`` allows) before cameras over it;
-  2. then weighted fair shares: the camera with the fewest recent frames per unit of its role's ``weight``
-     (entrance and parking 3, lobby 2, counter 1.5), so that when the cores cannot serve every budget, an
-     entrance gets twice a counter's frames and no camera starves;
+  2. then weighted fair shares: each grant advances the camera's virtual time by ``1 / weight`` of its
+     role (entrance and parking 3, lobby 2, counter 1.5) and the camera with the earliest virtual time goes
+     first, so that when the cores cannot serve every budget, an entrance gets twice a counter's frames and
+     no camera starves, however long its frames take (a camera that starts waiting is brought up to the
+     earliest virtual time of those already waiting: time it spent idle is not saved up as a burst);
   3. then the higher weight, then the camera that has waited longest.
   A camera over budget still gets a slot nobody under budget wants: idle cores are never left idle.
 - Drop policy **newest-wins**: a camera never queues frames. Its reader keeps only the newest frame, a
@@ -64,6 +66,7 @@ class CameraShare:
     weight: float
     budget_fps: float
     recent: deque[float] = field(default_factory=deque)  # grant times within the window
+    vtime: float = 0.0  # weighted frames granted (fair-share virtual time)
     waiting_since: float | None = None
     granted: int = 0
     waited_s: float = 0.0
@@ -98,7 +101,7 @@ class FrameScheduler:
     def _rank(self, share: CameraShare, now: float) -> tuple[bool, float, float, float]:
         self._trim(share, now)
         over = len(share.recent) >= share.budget_fps * self.config.window_s
-        return (over, len(share.recent) / share.weight, -share.weight, share.waiting_since or now)
+        return (over, share.vtime, -share.weight, share.waiting_since or now)
 
     def _next(self, now: float) -> str | None:
         waiting = [s for s in self._shares.values() if s.waiting_since is not None]
@@ -111,6 +114,8 @@ class FrameScheduler:
         with self._cond:
             share = self._shares[camera_id]
             start = time.monotonic()
+            others = [s.vtime for s in self._shares.values() if s.waiting_since is not None]
+            share.vtime = max(share.vtime, min(others, default=share.vtime))
             share.waiting_since = start
             while not (self._free > 0 and self._next(time.monotonic()) == camera_id):
                 self._cond.wait(0.5)
@@ -118,6 +123,7 @@ class FrameScheduler:
             self._free -= 1
             share.waiting_since = None
             share.recent.append(now)
+            share.vtime += 1.0 / share.weight
             share.granted += 1
             share.waited_s += now - start
             self._cond.notify_all()  # another slot may be free for the next camera in line
