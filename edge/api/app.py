@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
@@ -40,6 +41,9 @@ from edge.api.schemas import (
     TerminalPeople,
 )
 from edge.api.visit_shots import visit_shots_router
+from edge.calibrate.routes import MAX_SNAPSHOTS, calibrate_router, camera_health
+from edge.calibrate.service import CalibrationService
+from edge.calibrate.versions import ConfigVersions
 from edge.cameras.readers import describe
 from edge.errors import EnrolmentError
 from edge.redact import redact_text
@@ -58,7 +62,9 @@ _IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"R
                 (b"BM", "image/bmp"))
 
 
-def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
+def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True, config_path: Path | None = None) -> FastAPI:
+    """``config_path``: the file the runtime's config was loaded from; the calibration page saves versions of it
+    (without it, the page can look but not save)."""
     auth = Authenticator(runtime.config.auth)
     branch_id = runtime.config.branch.id
     server = runtime.config.server
@@ -86,7 +92,8 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
     install_error_handlers(app)
     upload_bytes = server.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.add_middleware(BodyLimitMiddleware, default_bytes=server.max_body_bytes, routes=app.router.routes,
-                       route_limits={"enrol_person": upload_bytes, "add_person_photo": upload_bytes})
+                       route_limits={"enrol_person": upload_bytes, "add_person_photo": upload_bytes,
+                                     "calibrate_lens": MAX_SNAPSHOTS * upload_bytes})
 
     LobbyManager = Annotated[Principal, Depends(gate.require("lobby_manager"))]
     Enroller = Annotated[Principal, Depends(gate.require("enroller"))]
@@ -109,6 +116,12 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
                                      names=names_source(runtime.store.list_persons, camera_names)))
     app.include_router(visit_shots_router(runtime.visit_shots, gate,
                                           person_exists=lambda pid: runtime.store.get_person(pid) is not None))
+    calibration = None
+    if config_path is not None:
+        calibration = CalibrationService(ConfigVersions(config_path), apply=runtime.apply_cameras,
+                                         audit=runtime.review.audit)
+    app.include_router(calibrate_router(gate, service=calibration, config=lambda: runtime.config,
+                                        health=lambda: camera_health(runtime)))
 
     @app.exception_handler(EnrolmentError)
     async def enrolment_error(_: Request, exc: EnrolmentError) -> JSONResponse:
@@ -127,12 +140,11 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True) -> FastAPI:
         return JSONResponse({"detail": {"code": "busy", "message": str(exc)}}, status_code=503,
                             headers={"Retry-After": str(exc.retry_after_s)})
 
-    camera_sources = {c.id: describe(c.source) for c in runtime.config.cameras}
-
     @app.get("/healthz", response_model=HealthPublic | HealthLive)
     def healthz(request: Request) -> HealthPublic | HealthLive:
         """Liveness for anyone (``status`` only); with a branch_it or admin token, every camera's health."""
-        cameras = [CameraHealthPublic(id=c.camera_id, name=c.name, role=c.role, source=camera_sources[c.camera_id],
+        sources = {c.id: describe(c.source) for c in runtime.config.cameras}  # cameras change without a restart
+        cameras = [CameraHealthPublic(id=c.camera_id, name=c.name, role=c.role, source=sources[c.camera_id],
                                       state=c.health.state, healthy=c.health.healthy, error=c.health.error,
                                       frames=c.health.frames, dropped=c.health.dropped, processed=c.processed,
                                       reconnects=c.health.reconnects, last_frame_at=c.health.last_frame_at)

@@ -22,7 +22,8 @@ from models.packs import list_packs
 from vault.errors import KeyMaterialError
 
 
-def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | None = None) -> int:
+def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | None = None,
+          config_path: Path | None = None) -> int:
     from alerts.server import ServerThread
     from edge.api.app import create_app
     from edge.runtime import EdgeRuntime
@@ -30,7 +31,7 @@ def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | N
     stop_on_sigterm()
     runtime = EdgeRuntime(config)
     runtime.hub.add_listener(alert_printer(lang))
-    server = ServerThread(create_app(runtime), config.server.host, config.server.port)
+    server = ServerThread(create_app(runtime, config_path=config_path), config.server.host, config.server.port)
     server.start()
     print_terminal_link(lang, config.server.host, server.port, token)
     reported: dict[str, str | None] = {}
@@ -56,7 +57,7 @@ def serve(config: EdgeConfig, lang: str, *, exit_when_done: bool, token: str | N
 
 def cmd_edge_run(args: argparse.Namespace, lang: str) -> int:
     config = load_config(args.config)
-    return serve(config, lang, exit_when_done=args.exit_when_done)
+    return serve(config, lang, exit_when_done=args.exit_when_done, config_path=args.config)
 
 
 def cmd_enroll(args: argparse.Namespace, lang: str) -> int:
