@@ -3,7 +3,8 @@
 Embeddings of different models are never compared, so when the engine's ``model_id`` differs from
 the one a person was enrolled with, the edge box re-embeds every enrolment photo with the current
 engine and writes the new gallery atomically beside the database. Each person gets one entry, the mean
-template of their photos (:func:`vision.enrolment.mean_template`).
+template of their photos (:func:`vision.enrolment.mean_template`) and of the live shots that confirmed visits added
+with the same model (:mod:`edge.faces.visit_shots`; another model's shots cannot be compared and are left out).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.faces.visit_shots import kept_vectors
 from edge.store.db import Store
 from vision.engines.base import FaceEngine
 from vision.enrolment import embed_photo, mean_template
@@ -51,7 +53,8 @@ def rebuild_gallery(*, store: Store, engine: FaceEngine, gallery_dir: Path,
             logger.warning("gallery rebuild: %s of %s photos of person %s (%s) give no face with %s; "
                            "the template uses the other %s", len(photos) - len(vectors), len(photos), person.id,
                            person.name, engine.model_id, len(vectors))
-        gallery.add(person.id, mean_template(vectors)[None, :])
+        live = kept_vectors(store, person.id, engine.model_id)
+        gallery.add(person.id, mean_template(vectors + live)[None, :])
         embedded.append(person.id)
     gallery.save(gallery_dir)
     store.set_model_id(embedded, engine.model_id)

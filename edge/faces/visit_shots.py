@@ -70,6 +70,15 @@ class Outcome:
     reason: str | None
 
 
+def kept_vectors(store: Store, person_id: str, model_id: str) -> list[FloatArray]:
+    """The live shots kept for ``person_id`` with ``model_id``, oldest first (for a gallery rebuild)."""
+    with store.session() as s:
+        blobs = list(s.scalars(select(VisitShotRow.vector).where(VisitShotRow.person_id == person_id,
+                                                                 VisitShotRow.model_id == model_id)
+                               .order_by(VisitShotRow.created_at, VisitShotRow.id)))
+    return [np.frombuffer(decrypt(store.cipher, b), "<f4").astype(np.float32) for b in blobs]
+
+
 def _public(row: VisitShotRow) -> VisitShot:
     return VisitShot(row.id, row.person_id, row.alert_id, row.quality, row.score, row.margin, row.confirmed_by,
                      row.created_at)

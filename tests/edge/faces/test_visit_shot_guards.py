@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 
 from alerts.envelope import Alert
 from edge.config import load_config
+from edge.faces.gallery_rebuild import rebuild_gallery
 from edge.faces.tracks import LiveShot
 from edge.faces.vip_rule import Sighting
 from edge.runtime import EdgeRuntime
@@ -165,3 +166,18 @@ def test_kept_shots_are_encrypted_and_go_with_the_person(
         s.execute(delete(PersonRow).where(PersonRow.id == vip.id))
     with runtime.store.session() as s:
         assert s.scalar(select(func.count()).select_from(VisitShotRow)) == 0
+
+
+def test_a_rebuilt_gallery_keeps_the_shots_of_its_model_in_the_template(
+        make_box: Callable[..., EdgeRuntime], engine: FaceEngine, photo_bytes: Callable[[str], bytes]) -> None:
+    # given a kept shot
+    runtime = make_box()
+    vip = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+    assert len(confirm(runtime, visit(runtime, vip, vector_of(engine, photo_bytes, "obama.jpg"), t=0.0))) == 1
+    with_shot = runtime.gallery.vectors(vip.id)
+    # when the gallery is rebuilt from the stored photos (a lost gallery file, a missing person)
+    rebuilt, report = rebuild_gallery(store=runtime.store, engine=runtime.engine, gallery_dir=runtime.gallery_dir,
+                                      seal=runtime.data.gallery_seal)
+    # then the template still includes the shot
+    assert report.embedded == 1
+    np.testing.assert_allclose(rebuilt.vectors(vip.id), with_shot, atol=1e-5)
