@@ -200,7 +200,7 @@ EDGE_FLOORS: dict[str, int] = {
     "edge.config": 2,
     "edge.config_edit": 2,
     "edge.runtime": 3,
-    "edge.api": 4, "edge.evaluation": 4,
+    "edge.api": 4, "edge.calibrate": 4, "edge.evaluation": 4,
     "edge.demo": 5,
     "edge.cli": 6,
 }
