@@ -153,9 +153,10 @@ def _collision(stats: PopulationStats, whitening: Whitening, templates: FloatArr
     raw = templates @ templates.T
     adapted = whitening.apply(stats.model_id, templates).astype(np.float64)
     mapped = mapping.offset + mapping.scale * (adapted @ adapted.T)
-    for i in range(len(owners)):
-        for j in range(i + 1, len(owners)):
-            if owners[i] != owners[j] and raw[i, j] < threshold <= mapped[i, j]:
-                return (f"the templates of two enrolled persons would match each other at the threshold "
-                        f"{threshold:.4f} ({raw[i, j]:.4f} unadapted, {mapped[i, j]:.4f} adapted)")
-    return None
+    labels = np.asarray(owners, dtype=object)
+    hits = np.argwhere(np.triu(labels[:, None] != labels[None, :], k=1) & (raw < threshold) & (mapped >= threshold))
+    if hits.shape[0] == 0:
+        return None
+    i, j = (int(v) for v in hits[0])
+    return (f"the templates of two enrolled persons would match each other at the threshold "
+            f"{threshold:.4f} ({raw[i, j]:.4f} unadapted, {mapped[i, j]:.4f} adapted)")
