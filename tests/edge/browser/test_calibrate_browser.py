@@ -23,6 +23,7 @@ pytest.importorskip("playwright.sync_api", reason="the playwright package is not
 from playwright.sync_api import BrowserContext, Page, expect
 
 from alerts.server import ServerThread
+from calibration.lens import LensModel, render_checkerboard, synthetic_poses
 from edge.api.app import create_app
 from edge.config import load_config
 from edge.demo.counter_scene import CounterScene, Role, load_cast
@@ -198,3 +199,30 @@ def test_rollback_to_the_previous_version_in_one_click(contexts: Contexts, box: 
     assert close(counter_camera(box).counter.waiting_zones[0].points, DRAWN)
     assert load_config(box.path).cameras[0].name == "1号柜台"
     shot(page, "calibrate-rolled-back")
+
+
+def test_lens_from_uploaded_checkerboards_shows_rms_and_an_undistorted_preview_and_saves(
+        contexts: Contexts, box: Box, tmp_path: Path) -> None:
+    # Given six snapshots of a 9x6 board rendered through a known lens (same aspect as the camera's frames)
+    truth = LensModel(fx=560.0, fy=556.0, cx=321.0, cy=179.0, dist=(-0.18, 0.04, 0.0, 0.0, 0.0),
+                      image_size=(640, 360))
+    files = []
+    for n, (rvec, tvec) in enumerate(synthetic_poses(truth, 6, seed=5)):
+        image, _ = render_checkerboard(truth, rvec, tvec, seed=n)
+        files.append(tmp_path / f"board{n}.png")
+        cv2.imwrite(str(files[-1]), image)
+    # When branch IT uploads them on the lens tab and calibrates
+    page = open_page(contexts, box, "lens")
+    page.set_input_files("#lens-files", [str(f) for f in files])
+    expect(page.locator("#lens-shots figure")).to_have_count(6)
+    page.click("#lens-run")
+    # Then the RMS error, the board found in every snapshot and an undistorted preview are shown
+    expect(page.locator("#lens-result")).to_contain_text("重投影均方根误差", timeout=60_000)
+    expect(page.locator("#lens-result")).to_contain_text("6/6")
+    page.wait_for_function("document.querySelector('#lens-after').naturalWidth > 0")
+    shot(page, "calibrate-lens")
+    # and saving writes the lens to the camera, which runs with it
+    page.click("#lens-save")
+    expect(page.locator("#status")).to_contain_text("已保存为版本")
+    lens = counter_camera(box).lens
+    assert lens is not None and abs(lens.fx - 560.0) / 560.0 < 0.01 and abs(lens.dist[0] + 0.18) < 0.02
