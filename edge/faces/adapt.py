@@ -1,7 +1,8 @@
 """The box learns its branch's face population, and compares faces in the fitted space only when that is safe.
 
-- Learning: every live face the entrance and lobby cameras embed is added to running aggregates (count, mean,
-  scatter: :class:`vision.population.PopulationStats`); the vector itself is dropped at once. The aggregates are
+- Learning: every live face the entrance and lobby cameras embed is added to running sums (count, sum, sum of
+  outer products), folded into :class:`vision.population.PopulationStats` (count, mean, scatter) at each refit and
+  save; the vector itself is dropped at once. The aggregates are
   saved encrypted (:mod:`edge.store.population`) at each refit and at shutdown, and read back at start.
 - Fitting: once ``min_faces`` faces were seen, and every ``refit_interval_s`` after that, the shrunk whitening is
   fitted again (:func:`vision.population.fit_whitening`).
@@ -81,7 +82,10 @@ class PopulationAdapter:
         self._guard = GuardConfig(max_fpir_ratio=settings.max_fpir_ratio)
         self._stats_lock = threading.Lock()
         self._fit_lock = threading.Lock()
-        self._stats = self._load()
+        self._stats = self._load()  # the aggregates up to the last fold, and the sums of the faces since then:
+        self._new_n = 0
+        self._new_sum = np.zeros(self.dim)
+        self._new_outer = np.zeros((self.dim, self.dim))
         self._fitted_t: float | None = None
         self._fitted_at: datetime | None = None
         self._version = 0
@@ -117,8 +121,7 @@ class PopulationAdapter:
         revision, owners, templates = self._gallery.entries()
         if not whitening.adapted:
             return _View(revision, whitening, GuardVerdict(False, whitening.reason, ScoreMap()), None, ScoreMap())
-        with self._stats_lock:
-            stats = self._stats
+        stats = self._folded()
         verdict = check_transform(stats, whitening, templates, owners, self._threshold, self._guard)
         if not self._settings.apply:
             verdict = GuardVerdict(False, "face.adaptation.apply is off (learning only)", ScoreMap(),
@@ -134,9 +137,14 @@ class PopulationAdapter:
     # ----------------------------------------------------------------------------------------- learning
 
     def _observe(self, arr: FloatArray) -> None:
-        with self._stats_lock:
-            self._stats = self._stats.add(self.model_id, arr)
-            count = self._stats.count
+        batch = np.asarray(arr, np.float64)
+        if not np.isfinite(batch).all():
+            return  # a broken embedding teaches nothing (the search refuses it too)
+        with self._stats_lock:  # running sums: a few microseconds a face, and no vector is kept
+            self._new_n += batch.shape[0]
+            self._new_sum += batch.sum(axis=0)
+            self._new_outer += batch.T @ batch
+            count = self._stats.count + self._new_n
         if count < self._settings.min_faces:
             return
         now = self._clock()
@@ -148,8 +156,7 @@ class PopulationAdapter:
         if not self._fit_lock.acquire(blocking=blocking):
             return self.state()  # another camera is refitting
         try:
-            with self._stats_lock:
-                stats = self._stats
+            stats = self._folded()
             self._fitted_t = self._clock()
             fitted = fit_whitening(stats, self._whitening_config, version=self._version + 1)
             if fitted.adapted:
@@ -168,9 +175,20 @@ class PopulationAdapter:
 
     def close(self) -> None:
         """Save the aggregates (at shutdown)."""
+        self._save(self._folded())
+
+    def _folded(self) -> PopulationStats:
+        """The aggregates with the faces seen since the last fold merged in (Chan's update)."""
         with self._stats_lock:
-            stats = self._stats
-        self._save(stats)
+            if self._new_n:
+                mean = self._new_sum / self._new_n
+                m2 = self._new_outer - self._new_n * np.outer(mean, mean)
+                recent = PopulationStats(self.model_id, self._new_n, mean, (m2 + m2.T) / 2)
+                self._stats = self._stats.merge(recent)
+                self._new_n = 0
+                self._new_sum = np.zeros(self.dim)
+                self._new_outer = np.zeros((self.dim, self.dim))
+            return self._stats
 
     def _save(self, stats: PopulationStats) -> None:
         try:
@@ -197,7 +215,7 @@ class PopulationAdapter:
     def state(self) -> AdaptationState:
         view = self._view
         with self._stats_lock:
-            count = self._stats.count
+            count = self._stats.count + self._new_n
         applied = view.adapted is not None
         reason = None if applied else view.verdict.reason
         if not applied and not view.whitening.adapted and count < self._settings.min_faces:

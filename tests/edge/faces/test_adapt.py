@@ -166,3 +166,22 @@ def test_too_few_faces_are_not_saved_and_another_models_aggregates_are_dropped(s
     assert save_population(store, PopulationStats.of(MODEL, population(40)))
     assert load_population(store, "old-model") is None
     assert load_population(store, MODEL) is not None
+
+
+def test_the_running_sums_fold_into_the_same_aggregates_as_one_fit(store: Store) -> None:
+    # given faces searched one, then several at a time, across a fold (close) and a restart
+    seen = population(120, seed=7)
+    first = PopulationAdapter(settings(), gallery=gallery_of(), store=store, threshold=0.95)
+    for row in seen[:50]:
+        first.search(row[None, :])
+    first.close()
+    again = PopulationAdapter(settings(), gallery=gallery_of(), store=store, threshold=0.95)
+    again.search(seen[50:90])
+    again.search(seen[90:])
+    again.close()
+    # then the saved aggregates are those of all of them at once
+    stored = load_population(store, MODEL)
+    whole = PopulationStats.of(MODEL, seen)
+    assert stored is not None and stored.count == 120
+    np.testing.assert_allclose(stored.mean, whole.mean, atol=1e-9)
+    np.testing.assert_allclose(stored.m2, whole.m2, atol=1e-7)
