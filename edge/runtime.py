@@ -201,6 +201,9 @@ class EdgeRuntime:
         for worker in gone:
             worker.source.stop()
             worker.stop()
+            if not worker.close_pipeline():  # open services end now, not at the next restart
+                logger.warning("camera %s: the old pipeline did not stop in time; its open tracks stay open",
+                               camera_id)
         for recorder in [r for r in self.recorders if r.camera_id == camera_id]:
             recorder.close()
             self.recorders.remove(recorder)

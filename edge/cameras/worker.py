@@ -66,6 +66,11 @@ class CameraWorker(Generic[T]):
     def done(self) -> bool:
         return not self._thread.is_alive()
 
+    def close_pipeline(self) -> bool:
+        """After :meth:`stop`: end what the pipeline holds open (tracks, services, clips) as when a file ends.
+        Only once the worker's thread has ended (the pipeline has one thread); False when it has not."""
+        return self.done and self._hand_over(self.pipeline.flush, "closing tracks")
+
     def _run(self) -> None:
         last = 0
         while not self._stop.is_set():

@@ -12,9 +12,12 @@ import pytest
 import yaml
 
 from edge.config import EdgeConfig, load_config
+from edge.demo.counter_scene import CounterScene, Role, load_cast, scene_camera
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import config_dict
 from tests.waiting import wait_for
+from vision.engines.base import FaceEngine
+from vision.engines.nanodet import NanoDetPersonDetector
 from vision.engines.owner import EnginePool
 from vision.imageio import decode_image
 
@@ -97,3 +100,38 @@ def test_nothing_changed_rebuilds_nothing(running: tuple[EdgeRuntime, Path]) -> 
     before = list(runtime.workers)
     assert runtime.apply_cameras(runtime.config) == []
     assert all(a is b for a, b in zip(before, runtime.workers, strict=True))
+
+
+@pytest.mark.slow
+def test_a_service_open_when_its_counter_camera_changes_is_closed_not_left_open(
+        tmp_path: Path, photos_dir: Path, engine: FaceEngine, person_detector: NanoDetPersonDetector,
+        engine_pool: EnginePool) -> None:
+    # Given a counter camera on real images: a clerk in the staff zone next to a waiting customer, looping
+    cast = load_cast(photos_dir, person_detector, engine)
+    scene = CounterScene([Role(cast["clerk"], ((0, 720), (4, 720))), Role(cast["customer"], ((0, 1000), (4, 1000)))],
+                         4.0, fps=5.0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for frame, _ in scene.frames():
+        cv2.imwrite(str(folder / f"frame_{frame.index:05d}.jpg"), frame.image)
+    camera = scene_camera(f"dir:{folder}", fps=5.0)
+    camera["source"]["loop"] = True  # type: ignore[index]
+    camera["counter"]["staff_zone"] = [[600, 0], [840, 0], [840, 720], [600, 720]]  # type: ignore[index]
+    path = tmp_path / "smartbranch.yaml"
+    raw = config_dict(tmp_path / "data", [camera], counter={
+        "zone_dwell_s": 0.5, "interaction": {"max_distance_m": 1.6, "start_after_s": 1.0, "end_after_s": 2.0}})
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    runtime = EdgeRuntime(load_config(path), engine=engine_pool)
+    runtime.start()
+    try:
+        wait_for(lambda: runtime.review.list_interactions(camera_id="counter-1"), 120, "a service to start")
+        [open_one] = runtime.review.list_interactions(camera_id="counter-1")
+        assert open_one.ended_at is None
+        # When branch IT changes the camera's waiting zone while the service is open
+        changed = load_config(path).cameras[0].model_copy(update={"name": "柜台一"})
+        runtime.apply_cameras(load_config(path).model_copy(update={"cameras": [changed]}))
+        # Then the old pipeline closed that service (it does not stay open until the next restart)
+        closed = runtime.review.get_interaction(open_one.participants.interaction_id)
+        assert closed is not None and closed.ended_at is not None
+    finally:
+        runtime.stop()
