@@ -10,8 +10,8 @@ The rule, per camera:
   grown to at least ``min_region_px`` a side and merged while they overlap. What is left are the regions
   the detectors run on.
 - The whole frame is detected instead when there is no background yet, when the regions cover more than
-  ``max_area`` of it (a light switched on, the camera moved), and at least every ``refresh_s`` seconds so
-  that nothing stays unseen for long.
+  ``max_area`` of it (a light switched on, the camera moved), and every ``refresh_s`` seconds (but not more
+  often than every ``refresh_min_frames`` frames) so that nothing stays unseen for long.
 - A frame with no motion, nothing kept and no refresh due has no regions: detection is skipped (about a
   millisecond for the grey difference at 720p).
 
@@ -53,8 +53,11 @@ class MotionConfig(BaseModel):
     max_area: float = Field(default=0.8, gt=0.0, le=1.0,
                             description="When the regions cover more than this fraction of the frame, the whole "
                                         "frame is detected instead.")
-    refresh_s: float = Field(default=2.0, gt=0.0, le=3600.0,
+    refresh_s: float = Field(default=5.0, gt=0.0, le=3600.0,
                              description="The whole frame is detected at least this often, motion or not.")
+    refresh_min_frames: int = Field(default=5, ge=1, le=10000,
+                                    description="...but not before this many frames since the last whole look, so "
+                                                "that an overloaded camera (a frame every few seconds) still gates.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,7 @@ class MotionDetector:
         self._background: FloatArray | None = None
         self._shape: tuple[int, int] | None = None
         self._last_full_t: float | None = None
+        self._since_full = 0  # frames since the last whole-frame look
 
     def _small(self, image: Image) -> np.ndarray:
         height, width = image.shape[:2]
@@ -143,7 +147,9 @@ class MotionDetector:
         _, mask = cv2.threshold(diff, self.config.threshold, 255, cv2.THRESH_BINARY)
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)
         moving = float(np.count_nonzero(mask)) / mask.size
-        if self._last_full_t is None or t_mono - self._last_full_t >= self.config.refresh_s:
+        self._since_full += 1
+        if self._last_full_t is None or (t_mono - self._last_full_t >= self.config.refresh_s
+                                         and self._since_full >= self.config.refresh_min_frames):
             return self._full(t_mono, moving)
         scale = width / grey.shape[1]
         blobs: list[tuple[float, float, float, float]] = []
@@ -157,6 +163,7 @@ class MotionDetector:
 
     def _full(self, t_mono: float, moving: float) -> MotionResult:
         self._last_full_t = t_mono
+        self._since_full = 0
         return MotionResult(True, (), moving, (), self._shape[::-1] if self._shape else (0, 0))
 
 

@@ -56,8 +56,16 @@ def test_kept_boxes_are_looked_at_again_while_they_stand_still() -> None:
     assert contains(result.regions[0], (600, 300, 700, 400))
 
 
+def test_an_overloaded_camera_is_refreshed_only_every_refresh_min_frames() -> None:
+    # given a camera processing a frame every 3 s, past refresh_s each time
+    gate = MotionDetector(MotionConfig(refresh_s=1.0, refresh_min_frames=3))
+    looks = [gate.update(lobby(seed=i), 3.0 * i).full_frame for i in range(8)]
+    # then the whole frame is looked at on the first frame and every third one after, not on every frame
+    assert looks == [True, False, False, True, False, False, True, False]
+
+
 def test_the_whole_frame_is_refreshed_every_refresh_s_and_on_a_global_change() -> None:
-    gate = MotionDetector(MotionConfig(refresh_s=1.0))
+    gate = MotionDetector(MotionConfig(refresh_s=1.0, refresh_min_frames=1))
     gate.update(lobby(), 0.0)
     assert gate.update(lobby(), 0.5).idle
     assert gate.update(lobby(), 1.0).full_frame
@@ -94,6 +102,7 @@ def test_grow(box: tuple[float, float, float, float], region: tuple[int, int, in
 
 
 @pytest.mark.parametrize("bad", [{"width": 0}, {"threshold": 0}, {"max_area": 1.5}, {"refresh_s": 0},
+                                 {"refresh_min_frames": 0},
                                  {"pad": 3}])
 def test_bad_config_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
