@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edge.cameras.config import CameraConfig
 from edge.cameras.scheduler import SchedulerConfig
+from edge.cameras.preview_config import LivePreviewConfig
 from edge.clips.config import ClipConfig
 from edge.counter.config import CounterConfig
 from edge.errors import ConfigError
@@ -115,6 +116,8 @@ class EdgeConfig(_Strict):
     paths: PathsConfig = Field(default_factory=PathsConfig, description="Where state is kept.")
     sync: SyncConfig = Field(default_factory=SyncConfig,
                              description="Sync with the central console (gallery down, status up).")
+    preview: LivePreviewConfig = Field(default_factory=LivePreviewConfig,
+                                       description="Live camera previews (rate, size, viewers).")
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> EdgeConfig:

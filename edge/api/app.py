@@ -41,6 +41,7 @@ from edge.api.schemas import (
     TerminalPeople,
 )
 from edge.api.visit_shots import visit_shots_router
+from edge.calibrate.live_routes import live_router
 from edge.calibrate.routes import MAX_SNAPSHOTS, calibrate_router, camera_health
 from edge.calibrate.service import CalibrationService
 from edge.calibrate.versions import ConfigVersions
@@ -116,6 +117,8 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True, config_path:
                                      names=names_source(runtime.store.list_persons, camera_names)))
     app.include_router(visit_shots_router(runtime.visit_shots, gate,
                                           person_exists=lambda pid: runtime.store.get_person(pid) is not None))
+    app.include_router(live_router(runtime, gate, cameras=lambda: runtime.config.cameras,
+                                   preview=lambda: runtime.config.preview))
     calibration = None
     if config_path is not None:
         calibration = CalibrationService(ConfigVersions(config_path), apply=runtime.apply_cameras,

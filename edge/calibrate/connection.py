@@ -83,7 +83,7 @@ def _first_frame(config: SourceConfig) -> np.ndarray:
     return image
 
 
-def test_connection(url: str, timeout_s: float = 8.0) -> ConnectionResult:
+def check_connection(url: str, timeout_s: float = 8.0) -> ConnectionResult:
     """Open ``url`` as a camera source and read one frame within ``timeout_s`` seconds."""
     try:
         config = SourceConfig(url=url, loop=False, realtime=False)
@@ -122,4 +122,3 @@ def _try(config: SourceConfig) -> np.ndarray | BaseException:
         return exc
 
 
-test_connection.__test__ = False  # type: ignore[attr-defined]  # a product function, not a pytest test

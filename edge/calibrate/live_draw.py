@@ -108,7 +108,8 @@ def encode_jpeg(image: Image, max_width: int | None = None, quality: int = JPEG_
     """JPEG bytes of ``image``, scaled down to ``max_width`` when it is wider."""
     if max_width is not None and image.shape[1] > max_width:
         scale = max_width / image.shape[1]
-        image = cv2.resize(image, (max_width, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+        image = np.asarray(cv2.resize(image, (max_width, max(1, round(image.shape[0] * scale))),
+                                      interpolation=cv2.INTER_AREA), np.uint8)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("the frame could not be encoded as JPEG")
