@@ -97,6 +97,17 @@
       none: '无',
       noPrevious: '没有可回滚的上一版本',
       failed: '操作失败：{reason}',
+      sumCameraEdited: '修改摄像头设置',
+      sumCameraAdded: '添加摄像头',
+      sumEnabled: '启用摄像头',
+      sumDisabled: '停用摄像头',
+      sumFloor: '地面标定',
+      sumLens: '镜头参数（均方根误差 {rms} 像素）',
+      sumZone: '区域：{zone}',
+      sumZoneDeleted: '删除区域：{zone}',
+      sumRollback: '回滚到版本 {v}',
+      sumOriginal: '首次标定保存前的配置',
+      sumOutside: '在本页之外修改的配置',
       noToken: '缺少访问令牌：请使用带 token 的链接打开本页',
       denied: '令牌无效，或没有网点 IT（branch_it）权限'
     },
@@ -192,6 +203,17 @@
       none: 'none',
       noPrevious: 'There is no previous version to roll back to',
       failed: 'Failed: {reason}',
+      sumCameraEdited: 'camera settings changed',
+      sumCameraAdded: 'camera added',
+      sumEnabled: 'camera enabled',
+      sumDisabled: 'camera disabled',
+      sumFloor: 'floor calibration',
+      sumLens: 'lens (RMS {rms} px)',
+      sumZone: 'zone: {zone}',
+      sumZoneDeleted: 'zone deleted: {zone}',
+      sumRollback: 'rollback to version {v}',
+      sumOriginal: 'the config as it was before the first calibration save',
+      sumOutside: 'changed outside the calibration page',
       noToken: 'Missing access token: open this page with a link that includes a token',
       denied: 'Invalid token, or it lacks the branch IT (branch_it) role'
     }
@@ -333,7 +355,7 @@
       toggle.onclick = function () {
         var cfg = copy(c.config);
         cfg.enabled = c.config.enabled === false;
-        saveCamera(cfg, cfg.enabled ? 'enabled' : 'disabled', false).catch(function () {});
+        saveCamera(cfg, t(cfg.enabled ? 'sumEnabled' : 'sumDisabled'), false).catch(function () {});
       };
       row.appendChild(edit);
       row.appendChild(toggle);
@@ -369,7 +391,7 @@
     cfg.role = f.elements.role.value;
     cfg.source.url = f.elements.url.value.trim();
     if (cfg.role !== 'counter') delete cfg.counter;
-    saveCamera(cfg, editing ? 'camera edited' : 'camera added', !editing).then(endEdit, function () {});
+    saveCamera(cfg, t(editing ? 'sumCameraEdited' : 'sumCameraAdded'), !editing).then(endEdit, function () {});
   });
   $('#test-connection').onclick = function () {
     var out = $('#connection-result');
@@ -530,7 +552,8 @@
         cfg.counter[kind.list] = list;
       }
     }
-    var summary = (points === null ? 'zone deleted: ' : 'zone: ') + t(kind.label) + (kind.named ? ' ' + name : '');
+    var zone = kind.named && name !== t(kind.label) ? t(kind.label) + ' ' + name : (kind.named ? name : t(kind.label));
+    var summary = t(points === null ? 'sumZoneDeleted' : 'sumZone', { zone: zone });
     saveCamera(cfg, summary, false).then(function () {
       var zones = zonesOf(current().config, zoneKind);
       var at = zones.map(function (z) { return z.name; }).indexOf(name);
@@ -674,7 +697,7 @@
     var cfg = copy(cam.config);
     cfg.counter = cfg.counter || {};
     cfg.counter.floor = { image_points: floorRows.map(function (r) { return r.img; }), floor_points: floor };
-    saveCamera(cfg, 'floor calibration', false).catch(function () {});
+    saveCamera(cfg, t('sumFloor'), false).catch(function () {});
   };
 
   // ---------------------------------------------------------------- lens tab
@@ -731,7 +754,7 @@
     if (!lensResult) return;
     var cfg = copy(current().config);
     cfg.lens = lensResult.lens;
-    saveCamera(cfg, 'lens (rms ' + fmt(lensResult.rms, 3) + ' px)', false).catch(function () {});
+    saveCamera(cfg, t('sumLens', { rms: fmt(lensResult.rms, 3) }), false).catch(function () {});
   };
 
   // ---------------------------------------------------------------- face size tab
@@ -794,7 +817,7 @@
         tr.appendChild(el('td', {}, String(v.version) + (v.current ? t('current') : '')));
         tr.appendChild(el('td', {}, v.at ? new Date(v.at).toLocaleString(lang === 'en' ? 'en-GB' : 'zh-CN') : ''));
         tr.appendChild(el('td', {}, v.user));
-        tr.appendChild(el('td', {}, v.summary));
+        tr.appendChild(el('td', {}, shownSummary(v.summary)));
         var td = el('td');
         var diff = el('button', { type: 'button' }, t('showDiff'));
         diff.onclick = function () {
@@ -810,6 +833,13 @@
         body.appendChild(tr);
       });
     }, function (err) { status(t('failed', { reason: err.message }), false); });
+  }
+  function shownSummary(text) {  // what the box itself writes, in the page's language
+    var m = /^rollback to version (\d+)$/.exec(text);
+    if (m) return t('sumRollback', { v: m[1] });
+    if (text === I18N.en.sumOriginal) return t('sumOriginal');
+    if (text === I18N.en.sumOutside) return t('sumOutside');
+    return text;
   }
   function rollback(version) {
     api('POST', '/api/calibrate/versions/' + version + '/rollback').then(function (res) {
