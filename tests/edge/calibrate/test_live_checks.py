@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from calibration.lens import undistort_maps
 from edge.api.app import create_app
 from edge.config import EdgeConfig
 from edge.runtime import EdgeRuntime
@@ -136,3 +137,34 @@ def test_faces_smaller_than_min_face_px_are_shown_with_their_size_and_a_suggesti
     # and the same check comes drawn on the frame as a JPEG
     drawn = client.get("/api/calibrate/cameras/door/faces.jpg", headers=IT)
     assert drawn.status_code == 200 and drawn.content[:3] == b"\xff\xd8\xff"
+
+
+def test_a_snapshot_through_the_lens_is_the_pipelines_undistorted_picture(
+        tmp_path: Path, photos_dir: Path, make_config: Callable[..., EdgeConfig], engine_pool: EnginePool) -> None:
+    # given a camera with a strongly distorting lens, showing a real photo
+    photo = cv2.resize(cv2.imread(str(photos_dir / "obama.jpg")), (640, 480))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "f0.png"), photo)
+    lens = {"fx": 500.0, "fy": 500.0, "cx": 320.0, "cy": 240.0, "dist": [-0.3, 0.1, 0.0, 0.0, 0.0],
+            "image_size": [640, 480]}
+    camera = {"id": "door", "role": "entrance", "lens": lens,
+              "source": {"url": f"dir:{frames}", "fps": 2, "loop": True}}
+    runtime = EdgeRuntime(make_config([camera]), engine=engine_pool)
+    try:
+        with TestClient(create_app(runtime, start_cameras=True)) as client:
+            # when branch IT asks for the snapshot raw and undistorted
+            raw = client.get("/api/calibrate/cameras/door/snapshot.jpg", headers=IT)
+            flat = client.get("/api/calibrate/cameras/door/snapshot.jpg", params={"undistort": 1}, headers=IT)
+    finally:
+        runtime.stop()
+    assert raw.status_code == 200 and flat.status_code == 200
+    raw_img = cv2.imdecode(np.frombuffer(raw.content, np.uint8), cv2.IMREAD_COLOR)
+    flat_img = cv2.imdecode(np.frombuffer(flat.content, np.uint8), cv2.IMREAD_COLOR)
+    # then the raw one is the camera's frame, and the other is that frame through the lens's maps
+    expected = runtime.config.cameras[0].lens
+    assert expected is not None
+    through = undistort_maps(expected.model()).apply(photo)
+    assert np.abs(raw_img.astype(int) - photo.astype(int)).mean() < 3
+    assert np.abs(flat_img.astype(int) - through.astype(int)).mean() < 3
+    assert np.abs(flat_img.astype(int) - raw_img.astype(int)).mean() > 10
