@@ -1,1 +1,1 @@
-"""Camera geometry: zones and lines as polygons in image pixels."""
+"""Camera geometry: zones (polygons), the image-to-floor homography, the lens model and its undistortion maps."""
