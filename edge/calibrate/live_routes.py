@@ -13,6 +13,7 @@ import base64
 import logging
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated
 
@@ -83,22 +84,19 @@ class ConnectionPublic(BaseModel):
 
 
 class _Viewers:
-    """Counts open preview streams on the box; one past the limit is refused."""
+    """The preview streams open on the box; one past the limit is refused. A stream counts for as long as its
+    generator lives, so one whose viewer left before it even started frees its slot as well."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.open = 0
+        self._open: weakref.WeakSet[AsyncIterator[bytes]] = weakref.WeakSet()
 
-    def enter(self, limit: int) -> bool:
+    def admit(self, stream: AsyncIterator[bytes], limit: int) -> bool:
         with self._lock:
-            if self.open >= limit:
+            if len(self._open) >= limit:
                 return False
-            self.open += 1
+            self._open.add(stream)
             return True
-
-    def leave(self) -> None:
-        with self._lock:
-            self.open -= 1
 
 
 class _LensCache:
@@ -166,7 +164,7 @@ def live_router(runtime: LiveRuntime, gate: Gate, *, cameras: Callable[[], Seque
         data = await asyncio.to_thread(snapshot_jpeg, camera_id, undistort)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    def next_part(worker: LiveWorker, after: int, period: float, settings: LivePreviewConfig
+    def next_part(worker: LiveWorker, after: int, settings: LivePreviewConfig
                   ) -> tuple[int, bytes | None]:
         """Wait for a newer processed frame (up to the keep-alive), draw it and encode it."""
         tapped: Tapped | None = worker.tap.newest(after, timeout=KEEPALIVE_S)
@@ -181,23 +179,20 @@ def live_router(runtime: LiveRuntime, gate: Gate, *, cameras: Callable[[], Seque
         settings = preview()
         period = 1.0 / min(fps, settings.max_fps)
         last, sent_at = -1, 0.0
-        try:
-            while True:
-                try:
-                    worker = find_worker(runtime, cameras(), camera_id)  # a saved camera is rebuilt: follow it
-                except CameraUnavailable:
-                    return
-                wait = sent_at + period - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                index, jpeg = await asyncio.to_thread(next_part, worker, last, period, settings)
-                if jpeg is None:
-                    continue
-                last, sent_at = index, time.monotonic()
-                yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
-                       f"X-Frame-Index: {index}\r\n\r\n").encode("ascii") + jpeg + b"\r\n"
-        finally:
-            viewers.leave()
+        while True:
+            try:
+                worker = find_worker(runtime, cameras(), camera_id)  # a saved camera is rebuilt: follow it
+            except CameraUnavailable:
+                return
+            wait = sent_at + period - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            index, jpeg = await asyncio.to_thread(next_part, worker, last, settings)
+            if jpeg is None:
+                continue
+            last, sent_at = index, time.monotonic()
+            yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                   f"X-Frame-Index: {index}\r\n\r\n").encode("ascii") + jpeg + b"\r\n"
 
     @router.get("/cameras/{camera_id}/preview.mjpg", response_class=StreamingResponse,
                 responses={200: {"content": {f"multipart/x-mixed-replace; boundary={BOUNDARY}": {}}}})
@@ -208,11 +203,12 @@ def live_router(runtime: LiveRuntime, gate: Gate, *, cameras: Callable[[], Seque
         """MJPEG of the camera as its pipeline sees it: zones, people with track ids and roles, faces, links."""
         worker_of(camera_id)
         settings = preview()
-        if not viewers.enter(settings.max_viewers):
+        frames = stream(camera_id, fps)
+        if not viewers.admit(frames, settings.max_viewers):
             raise HTTPException(503, {"code": "busy", "message": f"{settings.max_viewers} previews are open "
                                                                  "already; close one and retry"},
                                 headers={"Retry-After": "5"})
-        return StreamingResponse(stream(camera_id, fps), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        return StreamingResponse(frames, media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     def check_faces(camera_id: str) -> tuple[FacesPublic, Image]:
