@@ -36,6 +36,7 @@
       connectionFailed: '连接失败',
       noSnapshot: '暂无画面',
       stateOk: '正常',
+      processed: '已处理 {n} 帧',
       stateDisabled: '已停用',
       stateNotOpened: '未能打开',
       zoneKind: '区域类型',
@@ -142,6 +143,7 @@
       connectionFailed: 'Connection failed',
       noSnapshot: 'No picture yet',
       stateOk: 'OK',
+      processed: '{n} frames processed',
       stateDisabled: 'Disabled',
       stateNotOpened: 'Not opened',
       zoneKind: 'Zone kind',
@@ -333,7 +335,7 @@
   function stateText(h) {
     if (h.state === 'disabled') return t('stateDisabled');
     if (h.state === 'not_opened') return t('stateNotOpened') + (h.error ? '：' + h.error : '');
-    return (h.healthy ? t('stateOk') : h.state) + (h.error ? '：' + h.error : '') + ' · ' + h.processed;
+    return (h.healthy ? t('stateOk') : h.state) + (h.error ? '：' + h.error : '') + ' · ' + t('processed', { n: h.processed });
   }
   function renderCameras() {
     var box = $('#camera-list');
@@ -379,6 +381,7 @@
     var f = $('#camera-form');
     f.reset();
     f.elements.id.readOnly = false;
+    $('#connection-result').textContent = '';
     $('#camera-form-title').textContent = t('addCamera');
     $('#camera-cancel').hidden = true;
   }

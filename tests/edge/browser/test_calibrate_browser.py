@@ -226,3 +226,36 @@ def test_lens_from_uploaded_checkerboards_shows_rms_and_an_undistorted_preview_a
     expect(page.locator("#status")).to_contain_text("已保存为版本")
     lens = counter_camera(box).lens
     assert lens is not None and abs(lens.fx - 560.0) / 560.0 < 0.01 and abs(lens.dist[0] + 0.18) < 0.02
+
+
+def test_cameras_tab_tests_a_connection_adds_a_camera_and_disables_it(contexts: Contexts, box: Box) -> None:
+    frames = box.runtime.config.cameras[0].source.url
+    page = open_page(contexts, box, "cameras")
+    # Given the running counter camera's card with its health and its picture
+    card = page.locator(".card[data-camera='counter-1']")
+    expect(card).to_contain_text("正常")
+    card.locator("img").wait_for()
+    page.wait_for_function("document.querySelector(\".card[data-camera='counter-1'] img\").naturalWidth > 0")
+    # When a missing folder is tested, the reason is shown; then the frames folder connects with its picture
+    page.fill("#camera-form input[name='id']", "hall")
+    page.fill("#camera-form input[name='name']", "大堂")
+    page.select_option("#camera-form select[name='role']", "lobby")
+    page.fill("#camera-form input[name='url']", "dir:/nonexistent/frames")
+    page.click("#test-connection")
+    expect(page.locator("#connection-result")).to_contain_text("连接失败")
+    page.fill("#camera-form input[name='url']", frames)
+    page.click("#test-connection")
+    expect(page.locator("#connection-result")).to_contain_text("连接成功", timeout=30_000)
+    expect(page.locator("#connection-result img")).to_have_count(1)
+    # and saving adds the camera, whose worker starts without a restart
+    page.click("#camera-save")
+    expect(page.locator(".card[data-camera='hall']")).to_be_visible()
+    assert "hall" in [w.pipeline.camera.id for w in box.runtime.workers]
+    hall = next(w for w in box.runtime.workers if w.pipeline.camera.id == "hall")
+    wait_for(lambda: hall.processed > 0, 120, "the new camera's first frame")
+    shot(page, "calibrate-cameras")
+    # When it is disabled, its worker stops and the card says so
+    page.locator(".card[data-camera='hall'] button", has_text="停用").click()
+    expect(page.locator(".card[data-camera='hall']")).to_contain_text("已停用")
+    assert "hall" not in [w.pipeline.camera.id for w in box.runtime.workers] and hall.done
+    assert next(c for c in load_config(box.path).cameras if c.id == "hall").enabled is False
