@@ -259,3 +259,34 @@ def test_cameras_tab_tests_a_connection_adds_a_camera_and_disables_it(contexts: 
     expect(page.locator(".card[data-camera='hall']")).to_contain_text("已停用")
     assert "hall" not in [w.pipeline.camera.id for w in box.runtime.workers] and hall.done
     assert next(c for c in load_config(box.path).cameras if c.id == "hall").enabled is False
+
+
+def test_a_vertex_snaps_to_another_zones_vertex_and_can_be_dragged(contexts: Contexts, box: Box) -> None:
+    page = open_page(contexts, box, "zones")
+    page.wait_for_function("document.querySelector('#zone-canvas').width === 1280")
+    page.select_option("#zone-kind", "counter")
+    # When a vertex is clicked 5 px from the waiting zone's corner (760, 560), and two more are added
+    click_image(page, "#zone-canvas", 765, 565)
+    click_image(page, "#zone-canvas", 600, 300)
+    click_image(page, "#zone-canvas", 300, 400)
+    # and the last one is dragged to (250, 450)
+    canvas = page.locator("#zone-canvas").bounding_box()
+    assert canvas is not None
+    k = canvas["width"] / 1280
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return canvas["x"] + x * k, canvas["y"] + y * k
+
+    page.mouse.move(*at(300, 400))
+    page.mouse.down()
+    page.mouse.move(*at(275, 425), steps=3)
+    page.mouse.move(*at(250, 450), steps=3)
+    page.mouse.up()
+    page.click("#zone-save")
+    expect(page.locator("#status")).to_contain_text("已保存为版本")
+    # Then the first vertex sits exactly on the other zone's corner and the dragged one where it was dropped
+    counter = counter_camera(box).counter
+    [zone] = counter.counter_zones
+    assert zone.points[0] == counter.waiting_zones[0].points[0]  # exactly, where the click was 5 px off
+    assert close(zone.points, [(760.0, 560.0), (600.0, 300.0), (250.0, 450.0)])
+    shot(page, "calibrate-zone-snap-drag")
