@@ -11,8 +11,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.cameras.config import CameraConfig
-from edge.cameras.scheduler import SchedulerConfig
 from edge.cameras.preview_config import LivePreviewConfig
+from edge.cameras.scheduler import SchedulerConfig
 from edge.clips.config import ClipConfig
 from edge.counter.config import CounterConfig
 from edge.errors import ConfigError
