@@ -10,7 +10,10 @@ pairs is reported.
     python -m bench.calibration_preview [--seconds 60] [--json OUT]
 
 Keys: ``preview_fps_drop_pct`` (median drop of processed fps, percent; target <= 5), ``fps_off`` and
-``fps_on`` (medians), ``preview_fps`` (frames the viewer received per second), ``pairs``, ``window_s``.
+``fps_on`` (medians), ``preview_fps`` (frames the viewer received per second), ``pairs``, ``window_s``, and
+``preview_cpu_ms_per_frame`` / ``preview_cpu_pct_of_core``: the CPU time (process time, measured once the camera
+has stopped, so the box's other load barely counts) to draw and encode the last frame shown, and what 5 of them a
+second take of one core - the cost the fps comparison tries to see through the noise of a busy machine.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import httpx
 from alerts.server import ServerThread
 from bench.common import print_table, write_json
 from edge.api.app import create_app
+from edge.calibrate.live_draw import camera_zones, encode_jpeg, render
+from edge.cameras.tap import Tapped
 from edge.config import EdgeConfig, hash_token
 from edge.demo.assets import ensure_face_photos
 from edge.demo.run import write_entrance_video
@@ -120,12 +125,14 @@ def measure_preview_drop(seconds: float = 60.0, pairs: int = 3) -> dict[str, Any
             on: list[float] = []
             received: list[float] = []
             errors: list[str] = []
+            shown: Tapped | None = None
             for _ in range(pairs):
                 with Viewer(url) as viewer:
                     time.sleep(1.0)  # the stream is open and the tap records overlays
                     frames0 = viewer.frames
                     on.append(_processed_fps(runtime, window))
                     received.append((viewer.frames - frames0) / window)
+                    shown = runtime.workers[0].tap.newest() or shown
                 if viewer.error:
                     errors.append(viewer.error)
                 time.sleep(2.5)  # the viewer has gone and the tap stops recording overlays (2 s window)
@@ -133,11 +140,27 @@ def measure_preview_drop(seconds: float = 60.0, pairs: int = 3) -> dict[str, Any
         finally:
             server.stop()
             runtime.stop()
+    cpu_ms = _draw_cpu_ms(shown, runtime.config) if shown is not None else None
     drops = [100.0 * (1.0 - o / ((a + b) / 2)) for o, a, b in zip(on, off, off[1:], strict=False) if a + b > 0]
     return {"preview_fps_drop_pct": round(statistics.median(drops), 2) if drops else None,
             "fps_off": round(statistics.median(off), 2), "fps_on": round(statistics.median(on), 2),
             "preview_fps": round(statistics.median(received), 2), "drops_pct": [round(d, 2) for d in drops],
-            "pairs": pairs, "window_s": round(window, 1), "viewer_errors": errors}
+            "pairs": pairs, "window_s": round(window, 1), "viewer_errors": errors,
+            "preview_cpu_ms_per_frame": cpu_ms,
+            "preview_cpu_pct_of_core": None if cpu_ms is None else round(PREVIEW_FPS * cpu_ms / 10.0, 2)}
+
+
+def _draw_cpu_ms(shown: Tapped, config: EdgeConfig, repeats: int = 20) -> float:
+    """CPU time of this process (the camera has stopped by now; OpenCV's own threads count) to draw and encode
+    one preview frame, median."""
+    zones = camera_zones(config.cameras[0])
+    samples = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        encode_jpeg(render(shown.frame.image, zones, shown.overlay), config.preview.max_width,
+                    config.preview.jpeg_quality)
+        samples.append((time.process_time() - t0) * 1000)
+    return round(statistics.median(samples), 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         ("fps_on", str(result["fps_on"]), f"processed fps, one {PREVIEW_FPS:g} fps viewer (median)"),
         ("preview_fps", str(result["preview_fps"]), "frames the viewer received per second"),
         ("drops_pct", str(result["drops_pct"]), f"per pair, {result['window_s']} s windows"),
+        ("preview_cpu_ms_per_frame", str(result["preview_cpu_ms_per_frame"]), "draw + encode one frame (CPU)"),
+        ("preview_cpu_pct_of_core", str(result["preview_cpu_pct_of_core"]), f"at {PREVIEW_FPS:g} fps"),
     ])
     if args.json is not None:
         write_json(args.json, result)

@@ -24,4 +24,5 @@ def test_preview_bench_writes_every_key(tmp_path: Path) -> None:
     assert result["fps_off"] > 0 and result["fps_on"] > 0
     assert result["preview_fps"] > 0, "the viewer received no preview frame"
     assert result["viewer_errors"] == [] and result["pairs"] == 1 and len(result["drops_pct"]) == 1
+    assert result["preview_cpu_ms_per_frame"] > 0 and result["preview_cpu_pct_of_core"] > 0
     assert "preview_fps_drop_pct" in done.stdout
