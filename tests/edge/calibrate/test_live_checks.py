@@ -168,3 +168,19 @@ def test_a_snapshot_through_the_lens_is_the_pipelines_undistorted_picture(
     assert np.abs(raw_img.astype(int) - photo.astype(int)).mean() < 3
     assert np.abs(flat_img.astype(int) - through.astype(int)).mean() < 3
     assert np.abs(flat_img.astype(int) - raw_img.astype(int)).mean() > 10
+
+
+def test_a_camera_that_accepts_but_never_answers_times_out(live_client: TestClient) -> None:
+    # given an RTSP port that accepts connections and then says nothing
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        # when its connection is tested with a 2 s limit
+        answer = live_client.post("/api/calibrate/test-connection",
+                                  json={"url": f"rtsp://user:pw-secret@127.0.0.1:{port}/live", "timeout_s": 2},
+                                  headers=IT)
+    # then the answer is a timeout naming the limit, not a hang and not the password
+    body = answer.json()
+    assert body["ok"] is False and body["code"] == "timeout"
+    assert "within 2 s" in body["reason"] and "pw-secret" not in answer.text
