@@ -74,6 +74,23 @@ class Gallery:
         with self._lock:
             return self._add_locked(person_id, arr)
 
+    def add_many(self, person_ids: list[str], vectors: FloatArray) -> list[int]:
+        """Add one vector per person (row i belongs to ``person_ids[i]``) in one pass: a sync snapshot adds 100k
+        persons, and one FAISS call for all of them costs a fraction of one call each."""
+        arr = self._check(vectors)
+        if arr.shape[0] != len(person_ids):
+            raise GalleryError(f"{arr.shape[0]} vectors for {len(person_ids)} persons: one vector per person")
+        if not person_ids:
+            return []
+        with self._lock:
+            ids = np.arange(self._next, self._next + arr.shape[0], dtype=np.int64)
+            self._index.add_with_ids(arr, ids)
+            self._next += arr.shape[0]
+            self._revision += 1
+            numbers: list[int] = ids.tolist()
+            self._owner.update(zip(numbers, person_ids, strict=True))
+            return numbers
+
     def _add_locked(self, person_id: str, arr: FloatArray) -> list[int]:
         ids = np.arange(self._next, self._next + arr.shape[0], dtype=np.int64)
         self._index.add_with_ids(arr, ids)

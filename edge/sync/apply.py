@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
@@ -196,8 +197,8 @@ class GalleryApplier:
         gone = (set(erased) | dropped) - ids
         new = self._gallery.clone()
         new.remove_many(ids | gone)  # one pass: a snapshot replaces every person at once
-        for person_id, vector in vectors.items():
-            new.add(person_id, vector[None, :])
+        if vectors:  # one FAISS call for the whole change set, not one per person
+            new.add_many(list(vectors), np.stack(list(vectors.values())))
         folder = root / f"sync-{version}-{secrets.token_hex(4)}"
         try:
             new.save(folder)

@@ -414,3 +414,27 @@ def test_every_edit_changes_the_revision_and_entries_are_read_together() -> None
     # and an empty gallery has no entries
     _, no_owners, no_vectors = Gallery(MODEL, DIM).entries()
     assert no_owners == [] and no_vectors.shape == (0, DIM)
+
+
+def test_add_many_adds_one_vector_per_person_in_one_pass_like_add_one_at_a_time() -> None:
+    # given one gallery filled one person at a time and one filled in one batch
+    persons = ["alice", "bob", "carol"]
+    one_by_one = _gallery(*persons)
+    batch = Gallery(MODEL, DIM, seal=SEAL)
+    before = batch.revision
+    # when the batch is added at once
+    ids = batch.add_many(persons, np.stack([_v(p) for p in persons]))
+    # then both hold the same entries, the ids are new and the revision moved
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert batch.persons == one_by_one.persons
+    for person in persons:
+        np.testing.assert_allclose(batch.vectors(person), one_by_one.vectors(person))
+    assert batch.revision != before
+    [hit] = batch.search(_v("bob")[None, :], k=1)
+    assert hit.hits[0].person_id == "bob"
+    # and a mismatched count or a vector not normalised is refused, the gallery left as it was
+    with pytest.raises(GalleryError, match="3 vectors for 2 persons"):
+        batch.add_many(["dave", "erin"], np.stack([_v("dave")] * 3))
+    with pytest.raises(GalleryError, match="L2-normalised"):
+        batch.add_many(["dave"], 2 * _v("dave")[None, :])
+    assert batch.persons == set(persons) and len(batch) == 3
