@@ -12,6 +12,8 @@ key, so a cached page is never older than what the database would give (an erasu
 - Pages are encoded with :func:`json.dumps` directly (a page is megabytes of photos; the web framework's generic
   encoder walks every value) and compressed at level 1: the photos are JPEG, which gzip barely shrinks at any
   level, while the JSON around them shrinks well at the fastest one.
+- The next page of a snapshot is built in the background as soon as an edge took the one before (its cursor
+  gives the next ask's key), so the edge stages a page while the console builds the next.
 - Entries expire after :data:`TTL_S` and the cache holds at most :data:`MAX_BYTES` (least recently used out).
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -29,6 +32,8 @@ from typing import Any
 from console.context import ConsoleContext
 from console.sync.auth import EdgeCaller
 from console.sync.feed import FeedRequest, gallery_page, poll_version
+
+logger = logging.getLogger(__name__)
 
 EXTRA_KEY = "sync_page_cache"
 TTL_S = 30.0
@@ -41,6 +46,7 @@ class EncodedPage:
     version: int
     news: bool  # persons, erasures, a snapshot or more pages: worth ending a long-poll for
     gzipped: bytes
+    cursor: str | None = None  # a snapshot page with more after it: where the next page starts
 
     def body(self, gzip_ok: bool) -> bytes:
         return self.gzipped if gzip_ok else gzip.decompress(self.gzipped)
@@ -49,7 +55,8 @@ class EncodedPage:
 def encode(page: dict[str, Any]) -> EncodedPage:
     raw = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     news = bool(page["persons"] or page["erased"] or page["snapshot"] or page["more"])
-    return EncodedPage(int(page["version"]), news, gzip.compress(raw, compresslevel=GZIP_LEVEL))
+    cursor = str(page["cursor"]) if page.get("snapshot") and page.get("more") and page.get("cursor") else None
+    return EncodedPage(int(page["version"]), news, gzip.compress(raw, compresslevel=GZIP_LEVEL), cursor)
 
 
 class PageCache:
@@ -112,7 +119,29 @@ def page_cache(ctx: ConsoleContext) -> PageCache:
 
 
 def encoded_page(ctx: ConsoleContext, edge: EdgeCaller, req: FeedRequest) -> EncodedPage:
-    """The answer to ``req`` from ``edge`` at the console's version now, from the cache or built into it."""
+    """The answer to ``req`` from ``edge`` at the console's version now, from the cache or built into it.
+
+    A snapshot page with more after it starts the build of the next page in the background, under the key the
+    edge's next ask will have: the edge stages this page while the console builds the next, instead of the two
+    taking turns. Only an edge's ask starts a build, so the console is never more than one page ahead."""
+    if req.after is not None:  # a next snapshot page: the same answer whatever the snapshot flag says
+        req = FeedRequest(req.since, req.model_id, req.limit, False, req.after)
     top = poll_version(ctx)
-    key = (edge.branch_id, edge.branch_code, edge.branch_region, req, top)
-    return page_cache(ctx).get(key, lambda: encode(gallery_page(ctx, edge, req, top=top)))
+    cache = page_cache(ctx)
+    page = cache.get(_key(edge, req, top), lambda: encode(gallery_page(ctx, edge, req, top=top)))
+    if page.cursor is not None:
+        ahead = FeedRequest(page.version, req.model_id, req.limit, False, page.cursor)
+        threading.Thread(target=_build_ahead, args=(ctx, cache, edge, ahead, top), name="sync-page-ahead",
+                         daemon=True).start()
+    return page
+
+
+def _key(edge: EdgeCaller, req: FeedRequest, top: int) -> tuple[Any, ...]:
+    return (edge.branch_id, edge.branch_code, edge.branch_region, req, top)
+
+
+def _build_ahead(ctx: ConsoleContext, cache: PageCache, edge: EdgeCaller, req: FeedRequest, top: int) -> None:
+    try:  # a page built at ``top``: when the version moved meanwhile the edge's ask misses it and builds anew
+        cache.get(_key(edge, req, top), lambda: encode(gallery_page(ctx, edge, req, top=top)))
+    except Exception:  # the edge's own ask builds the page again and reports what fails
+        logger.exception("sync: building the next snapshot page ahead failed")

@@ -56,3 +56,31 @@ def test_simultaneous_pulls_of_one_range_share_one_build_and_a_change_is_never_s
     # an edge that does not accept gzip gets plain JSON
     plain = client.get("/api/sync/gallery", params={"since": 0}, headers={**auths[1], "Accept-Encoding": "identity"})
     assert plain.headers.get("content-encoding") is None and plain.json() == snapshot
+
+
+def test_the_next_page_of_a_snapshot_is_built_before_the_edge_asks_and_served_from_that_build(
+        client: TestClient, console_ctx: ConsoleContext) -> None:
+    # given a snapshot of three pages for one edge
+    add_branch(console_ctx, "A001", region="east")
+    made = [put_person(console_ctx, f"贵宾{i}", "A001", scope_kind="all", person_id=f"{i:032x}") for i in range(5)]
+    _, auth = add_edge(console_ctx, "A001")
+    cache = page_cache(console_ctx)
+    builds = cache.builds
+    # when the edge takes the first page
+    first = client.get("/api/sync/gallery", params={"since": 0, "limit": 2}, headers=auth).json()
+    assert first["more"] and [p["id"] for p in first["persons"]] == made[:2]
+    # then the console builds the second on its own (the edge stages the first meanwhile)
+    for _ in range(600):
+        if cache.builds >= builds + 2:
+            break
+        threading.Event().wait(0.05)
+    assert cache.builds == builds + 2
+    # and the edge's ask for it is answered from that build, with the right persons; the third follows alike
+    second = client.get("/api/sync/gallery", params={"since": first["version"], "limit": 2, "after": first["cursor"]},
+                        headers=auth).json()
+    assert [p["id"] for p in second["persons"]] == made[2:4] and second["more"]
+    assert cache.builds in (builds + 2, builds + 3)  # the third page may already be under way
+    third = client.get("/api/sync/gallery", params={"since": first["version"], "limit": 2, "after": second["cursor"]},
+                       headers=auth).json()
+    assert [p["id"] for p in third["persons"]] == made[4:] and not third["more"]
+    assert cache.builds == builds + 3  # the last page has no next one to build
