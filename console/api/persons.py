@@ -13,12 +13,14 @@ from typing import Annotated, Any
 
 import cv2
 import numpy as np
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from console import audit, enrolment, persons_cache
-from console.api.deps import Caller, Ctx
+from console.api.deps import Caller, Ctx, caller_in
 from console.consent import MAX_EVIDENCE_BYTES
+from console.context import ConsoleContext
 from console.enrolment import ConsentInput, PersonChanges, PersonInput, PhotoUpload
 from console.errors import ConsoleError, not_found
 from console.persons_query import (
@@ -70,23 +72,31 @@ def _detail(ctx: Ctx, caller: Principal, person_id: str) -> dict[str, Any]:
 
 
 @router.get("/persons")
-def get_persons(ctx: Ctx, caller: Caller, q: Annotated[str, Query(max_length=128)] = "",
-                role: Annotated[str, Query(max_length=8)] = "", tier: Annotated[str, Query(max_length=32)] = "",
-                branch: Annotated[str, Query(max_length=32)] = "", limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                offset: Annotated[int, Query(ge=0)] = 0) -> Response:
-    """The persons list; an answer is kept while its data stands (:mod:`console.persons_cache`)."""
-    caller.require_role(*READ_ROLES)
+async def get_persons(ctx: Ctx, request: Request, q: Annotated[str, Query(max_length=128)] = "",
+                      role: Annotated[str, Query(max_length=8)] = "", tier: Annotated[str, Query(max_length=32)] = "",
+                      branch: Annotated[str, Query(max_length=32)] = "",
+                      limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+                      ) -> Response:
+    """The persons list; an answer is kept while its data stands (:mod:`console.persons_cache`). The caller and
+    the list's version are read in one transaction, on one worker thread: a kept answer costs that alone."""
     query = PersonFilter(q.strip(), role, tier, branch.strip().upper(), limit, offset)
+    body = await run_in_threadpool(_list_body, ctx, request, query)
+    return Response(body, media_type="application/json")
+
+
+def _list_body(ctx: ConsoleContext, request: Request, query: PersonFilter) -> bytes:
     cache = persons_cache.ListCache.of(ctx.extras)
-    key = (query, caller.branch_ids, caller.role in PHOTO_ROLES)
     with ctx.db.transaction() as session:
-        version = persons_cache.list_version(session)  # first: the answer is no older than this number
+        caller = caller_in(session, request)  # each request asks: a revoke or a scope change counts at once
+        caller.require_role(*READ_ROLES)
+        key = (query, caller.branch_ids, caller.role in PHOTO_ROLES)
+        version = persons_cache.list_version(session)  # before the rows: the answer is no older than this number
         body = cache.get(version, key)
         if body is None:
             answer = list_persons(session, caller, query)
             body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
             cache.put(version, key, body)
-    return Response(body, media_type="application/json")
+    return body
 
 
 @router.post("/persons", status_code=201)
