@@ -22,6 +22,9 @@ For each backend (a fresh database each: a new PostgreSQL database on the server
   searches). The server keeps each answer until a write changes what the list shows
   (:mod:`console.persons_cache`), so after the first request for a page the clients mostly measure the
   token check, the data version read and HTTP; each run starts with an empty cache.
+- ``list_server_cpu_ms`` / ``search_server_cpu_ms``: the server's CPU time (this process's, all threads) per
+  request over the same run: what one answer costs the server, a figure the machine's other load barely moves
+  (the latencies are mostly the wait for a core on a busy machine).
 - ``list_miss_ms`` / ``search_miss_ms``: what an answer that is not kept costs: the list's query and its
   JSON, one request at a time in this process (no HTTP), median over the same pages and searches.
 
@@ -269,11 +272,13 @@ def measure_list(ctx: ConsoleContext, clients: int, requests: int, seed: int) ->
         pages = tuple(f"/api/persons?limit=50&offset={50 * n}" for n in range(20))
         searches = tuple(f"/api/persons?limit=50&q={n:04d}" for n in range(0, 10000, 97))
         for name, paths in (("list", pages), ("search", searches)):
+            cpu0 = time.process_time()  # this process is the server: the clients run in their own
             latencies, errors, wall = run_load(LoadPlan(url, token, clients, requests, paths, seed))
+            cpu_ms = (time.process_time() - cpu0) * 1000 / len(latencies)
             if errors:
                 raise SystemExit(f"{len(errors)} {name} requests failed, e.g. {errors[:3]}")
             out |= {f"{name}_p50_ms": percentile(latencies, 0.5), f"{name}_p95_ms": percentile(latencies, 0.95),
-                    f"{name}_requests_per_s": len(latencies) / wall}
+                    f"{name}_requests_per_s": len(latencies) / wall, f"{name}_server_cpu_ms": cpu_ms}
         return out
     finally:
         server.stop()
@@ -304,7 +309,7 @@ def run_backend(backend: str, args: argparse.Namespace, engine: EnginePool, work
                    "index_build_s": dup[0]["index_build_s"], "duplicate_runs": dup}
         lists = [measure_list(ctx, args.clients, args.requests, seed) for seed in range(args.repeats)]
         for key in ("list_p50_ms", "list_p95_ms", "search_p50_ms", "search_p95_ms", "list_requests_per_s",
-                    "list_miss_ms", "search_miss_ms"):
+                    "list_server_cpu_ms", "search_server_cpu_ms", "list_miss_ms", "search_miss_ms"):
             result[key] = statistics.median(run[key] for run in lists)
         result["list_runs"] = lists
     return result
@@ -341,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             ("duplicate_search_ms_100k", "≤ 10"), ("duplicate_matrix_ms", "the matrix product alone"),
             ("index_build_s", "first search"), ("list_p50_ms", ""), ("list_p95_ms", "≤ 100"),
             ("search_p50_ms", "name search"), ("search_p95_ms", "name search"),
+            ("list_server_cpu_ms", "server CPU per list request"), ("search_server_cpu_ms", "per search request"),
             ("list_miss_ms", "one answer not kept"), ("search_miss_ms", "one search not kept")]
     rows = [(key, "  ".join(f"{results[b][key]:>9.2f}" for b in backends), note) for key, note in keys]
     print(f"backends: {'  '.join(f'{b:>9}' for b in backends)}   persons {args.persons}, clients {args.clients}, "
