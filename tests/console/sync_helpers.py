@@ -3,9 +3,14 @@ change under the gallery lock) when a test needs no face, and an admin Principal
 
 from __future__ import annotations
 
+import json
+import queue
 import secrets
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import select
 
 from console.context import ConsoleContext
@@ -59,3 +64,33 @@ def version_of(ctx: ConsoleContext) -> int:
 
     with ctx.db.transaction() as session:
         return current_version(session)
+
+
+BROKER = ("127.0.0.1", 1883)
+
+
+@contextmanager
+def gallery_listener(topic: str) -> Iterator[queue.Queue[tuple[str, dict[str, int]]]]:
+    """A subscriber on the real Mosquitto, subscribed before this yields: (topic, payload) of every announcement
+    on ``topic`` (MQTT wildcards allowed). Skips the test when no broker listens; .ci/run starts one."""
+    try:
+        socket.create_connection(BROKER, timeout=2).close()
+    except OSError as exc:
+        pytest.skip(f"no MQTT broker at {BROKER[0]}:{BROKER[1]} ({exc}); .ci/run starts Mosquitto")
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    received: queue.Queue[tuple[str, dict[str, int]]] = queue.Queue()
+    subscribed: queue.Queue[bool] = queue.Queue()
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sbtest-listener-{secrets.token_hex(4)}")
+    listener.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
+    listener.on_subscribe = lambda *_a: subscribed.put(True)
+    listener.on_message = lambda _c, _u, m: received.put((m.topic, json.loads(m.payload)))
+    listener.connect(*BROKER)
+    listener.loop_start()
+    try:
+        assert subscribed.get(timeout=10)
+        yield received
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
