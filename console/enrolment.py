@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -170,9 +170,11 @@ def _touch(session: Session, person: Person, kind: str = "upsert") -> int:
 # -- writes --------------------------------------------------------------------------------------------------
 def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
                   photos: Sequence[CheckedPhoto | PhotoUpload], consent: ConsentInput, *,
-                  audit_detail: dict[str, Any] | None = None) -> Person:
+                  audit_detail: dict[str, Any] | None = None,
+                  within: Callable[[Session, Person], None] | None = None) -> Person:
     """Enrol a new person with 1 to 5 photos, their plates and a consent; 409 duplicate / plate_taken, 422
-    invalid fields or no_consent, 403 outside the actor's scope. Audited ``enrol``."""
+    invalid fields or no_consent, 403 outside the actor's scope. Audited ``enrol``. ``within`` runs last in
+    the enrolment's transaction (the bulk importer counts its row there, so the two commit together)."""
     actor.require_role(*WRITE_ROLES)
     name = clean_text(data.name, "name", 128, "姓名")
     if data.role not in PERSON_ROLES:
@@ -236,6 +238,8 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
             for match in {m.person_id: m for m in confirmed}.values():  # the enroller said: another person
                 record(session, actor, "duplicate_override", object_type="person", object_id=person.id,
                        branch_code=home.code, detail={"match": match.person_id, "score": round(match.score, 4)})
+            if within is not None:
+                within(session, person)
             return loaded_person(session, person.id)
     except BaseException:
         delete_blobs(ctx, keys)

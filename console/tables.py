@@ -287,7 +287,8 @@ class ImportJob(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_by: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(12), default="queued")  # queued | running | done | failed
+    # queued | running | done | failed | interrupted (its runner is gone: resumable) | abandoned
+    status: Mapped[str] = mapped_column(String(12), default="queued", index=True)
     total: Mapped[int] = mapped_column(Integer, default=0)
     done: Mapped[int] = mapped_column(Integer, default=0)
     ok: Mapped[int] = mapped_column(Integer, default=0)
@@ -297,6 +298,22 @@ class ImportJob(Base):
     report: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    runner: Mapped[str | None] = mapped_column(String(128), nullable=True)  # host:pid:token of the running process
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # its lease, renewed
+    csv_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source: Mapped[str] = mapped_column(String(8), default="cli", server_default="cli")  # cli | upload
+
+
+class ImportJobRow(Base):
+    """A finished row of an import job (revision 0007), written in the row's own transaction: what a resume
+    skips. No name, no reason: those are in the report, which an erasure scrubs."""
+
+    __tablename__ = "import_job_rows"
+    job_id: Mapped[str] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(12))
+    code: Mapped[str] = mapped_column(String(40), default="")
+    person_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 # --- Up: events from the edges and their projections (revision 0004) --------------------------------------------

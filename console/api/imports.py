@@ -2,7 +2,9 @@
 
 The job runs in a background thread of the console that took the upload; its counters are in the database,
 so the list, the job and its event stream answer the same on every replica. A job is visible to its creator
-and to admins (404 to anyone else, so nobody learns of other people's imports).
+and to admins (404 to anyone else, so nobody learns of other people's imports). A job whose console died is
+``interrupted`` (中断, with the reason in ``error``): ``POST …/resume`` goes on with the rows not yet done, from
+the upload the console keeps encrypted, and ``POST …/abandon`` gives it up and deletes that upload.
 
 The event stream (``text/event-stream``) polls the job's row about every :data:`POLL_S` seconds and sends one
 ``data:`` line of the job's JSON whenever it changed, a comment line as keep-alive when it has not for
@@ -25,13 +27,13 @@ from console.context import ConsoleContext
 from console.errors import ConsoleError
 from console.importer.csvfile import MAX_CSV_BYTES
 from console.importer.jobs import job_json, recent_jobs, visible_job
-from console.importer.service import IMPORT_ROLES, report_csv, start_upload
+from console.importer.service import IMPORT_ROLES, abandon, report_csv, resume_upload, start_upload
 from console.security import Principal
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 POLL_S = 0.3
 KEEPALIVE_S = 15.0
-FINAL = ("done", "failed")
+FINAL = ("done", "failed", "interrupted", "abandoned")
 
 
 @router.post("", status_code=202)
@@ -55,6 +57,21 @@ def get_import(job_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     caller.require_role(*IMPORT_ROLES)
     with ctx.db.transaction() as session:
         return job_json(visible_job(session, caller, job_id))
+
+
+@router.post("/{job_id}/resume", status_code=202)
+def resume_import(job_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Go on with an interrupted upload's rows not yet done (409 job_busy when it is not interrupted, 409
+    no_upload for a CLI job, whose files the console does not keep)."""
+    caller.require_role(*IMPORT_ROLES)
+    return resume_upload(ctx, caller, job_id)
+
+
+@router.post("/{job_id}/abandon")
+def abandon_import(job_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Give up an interrupted job; its encrypted upload is deleted (409 job_busy when it is not interrupted)."""
+    caller.require_role(*IMPORT_ROLES)
+    return abandon(ctx, caller, job_id)
 
 
 def _read(ctx: ConsoleContext, caller: Principal, job_id: str) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ enrolment service cleans it (:func:`alerts.text.display_text`), so that a re-run
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from dataclasses import dataclass, field
 from datetime import date
@@ -85,6 +86,7 @@ class RowProblem:
 class ParsedCsv:
     columns: tuple[str, ...]
     rows: list[ImportRow | RowProblem] = field(default_factory=list)
+    sha256: str = ""  # of the file's bytes: a resume must read the same file
 
     @property
     def total(self) -> int:
@@ -126,7 +128,7 @@ def parse_csv(data: bytes) -> ParsedCsv:
         raise bad_csv(f"CSV 表头无法解析 / the CSV header cannot be parsed: {exc}") from exc
     columns = tuple(h.strip().lower() for h in header)
     _check_header(columns)
-    parsed = ParsedCsv(columns)
+    parsed = ParsedCsv(columns, sha256=hashlib.sha256(data).hexdigest())
     seen: dict[str, int] = {}
     try:
         for cells in reader:

@@ -86,8 +86,10 @@ class ZipPhotos:
     """The photos of one zip file, checked at opening (see the module docstring); safe to read from the
     importer's worker threads (one read at a time)."""
 
-    def __init__(self, file: str | Path | IO[bytes], limits: PhotoLimits | None = None) -> None:
+    def __init__(self, file: str | Path | IO[bytes], limits: PhotoLimits | None = None, *,
+                 owns: IO[bytes] | None = None) -> None:
         self.limits = limits or PhotoLimits()
+        self._owned = owns  # a file object closed with the zip (the decrypting reader of a sealed upload)
         try:
             self._zip = zipfile.ZipFile(file)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
@@ -156,6 +158,8 @@ class ZipPhotos:
 
     def close(self) -> None:
         self._zip.close()
+        if self._owned is not None:
+            self._owned.close()
 
 
 def _common_folder(names: list[str]) -> str:

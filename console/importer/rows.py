@@ -13,9 +13,12 @@ The importer adds no rules of its own about persons: every refusal is the servic
    photo is decoded, so re-running a file after a crash skips the finished rows at database speed;
 3. only new photos go through the face engine (about 0.5 s each with dlib), outside any transaction.
 
-A changed row is written in the service's transactions (photos, then fields, then plates and consent): the
-photos go first because only they can still be refused after the checks (not the same person, a duplicate).
-A crash or refusal between two of them leaves the person partly updated; running the file again completes it.
+A row's last write, its audit row and its count (:func:`~console.importer.jobs.count_row`) are one
+transaction: a new person is created, audited and counted in the enrolment's own transaction (its ``within``
+hook); a changed person's photos and fields go first, in the service's transactions (the photos first because
+only they can still be refused after the checks: not the same person, a duplicate), then their plates and
+consent, the ``import_update`` audit row and the count in one last transaction. A crash before that last one
+leaves the person partly updated and the row not counted: the resume runs the row again and completes it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from console import audit, branches, consent, enrolment, plates
 from console.context import ConsoleContext
 from console.errors import ConsoleError, forbidden
 from console.importer.csvfile import ImportRow, Scope
-from console.importer.jobs import RowOutcome, count_row
+from console.importer.jobs import JobLost, RowOutcome, count_row
 from console.importer.photos import PhotoFile, PhotoMissing, PhotoSource
 from console.security import Principal
 from console.tables import Person
@@ -84,8 +87,12 @@ class RowImporter:
         self.ctx, self.actor, self.photos = ctx, actor, photos
 
     def __call__(self, row: ImportRow, job_id: str, turn: Callable[[], None]) -> RowOutcome:
+        """The row's outcome, written and counted (see the module docstring)."""
+        counted = False
         try:
-            outcome = self._apply(row, job_id, turn)
+            outcome, counted = self._apply(row, job_id, turn)
+        except JobLost:
+            raise
         except ConsoleError as exc:
             outcome = RowOutcome.failed(row, exc.code, exc.message)
         except PhotoMissing as exc:
@@ -97,13 +104,19 @@ class RowImporter:
         except Exception as exc:  # a fault of this row's data the services did not foresee: the rest go on
             logger.exception("import job %s: row %d failed unexpectedly", job_id, row.line)
             outcome = RowOutcome.failed(row, "internal_error", f"{type(exc).__name__}: {exc}")
-        with self.ctx.db.transaction() as session:
-            if outcome.status in ("created", "updated") and outcome.person_id:
-                audit.record(session, self.actor, f"import_{outcome.status[:-1]}", object_type="person",
-                             object_id=outcome.person_id, branch_code=self._home_code(session, outcome.person_id),
-                             detail={"job": job_id, "row": row.line, "external_id": row.external_id,
-                                     **({"changed": outcome.reason.split(", ")} if outcome.reason else {})})
-            count_row(session, job_id, outcome)
+        if not counted:  # nothing was written: the count is the row's one transaction
+            with self.ctx.db.transaction() as session:
+                count_row(session, job_id, outcome)
+        return outcome
+
+    def _finish(self, session: Session, job_id: str, row: ImportRow, outcome: RowOutcome) -> RowOutcome:
+        """Audit and count a created or updated row in its last write's transaction."""
+        assert outcome.person_id is not None
+        audit.record(session, self.actor, f"import_{outcome.status[:-1]}", object_type="person",
+                     object_id=outcome.person_id, branch_code=self._home_code(session, outcome.person_id),
+                     detail={"job": job_id, "row": row.line, "external_id": row.external_id,
+                             **({"changed": outcome.reason.split(", ")} if outcome.reason else {})})
+        count_row(session, job_id, outcome)
         return outcome
 
     @staticmethod
@@ -113,10 +126,11 @@ class RowImporter:
 
     # -- deciding -------------------------------------------------------------------------------------------
 
-    def _apply(self, row: ImportRow, job_id: str, turn: Callable[[], None]) -> RowOutcome:
+    def _apply(self, row: ImportRow, job_id: str, turn: Callable[[], None]) -> tuple[RowOutcome, bool]:
+        """The row's outcome, and whether it was counted already (in its last write's transaction)."""
         existing = enrolment.person_id_by_external_id(self.ctx, row.external_id)
         if existing is None:
-            return self._create(row, job_id, turn)
+            return self._create(row, job_id, turn), True
         with self.ctx.db.transaction() as session:
             stored = load_stored(session, existing)
         if not self.actor.sees_branch(stored.home_branch_id):
@@ -171,22 +185,29 @@ class RowImporter:
         plate_set = self._plates(row.plates or (), None)
         checked = self._check(self._read(row.photos))
         turn()
+        done: list[RowOutcome] = []
+
+        def count(session: Session, person: Person) -> None:
+            done.append(self._finish(session, job_id, row, RowOutcome(row.line, row.external_id, person.name,
+                                                                      "created", person_id=person.id)))
+
         try:
-            person = enrolment.create_person(
+            enrolment.create_person(
                 self.ctx, self.actor,
                 enrolment.PersonInput(name=row.name, role=row.role, tier=row.tier or "", home_branch=home.code,
                                       scope_kind=scope.kind, scope_region=scope.region,
                                       scope_branches=scope.branches, external_id=row.external_id,
                                       notes=row.notes or "", plates=tuple(sorted(plate_set))),
                 checked, enrolment.ConsentInput(row.consent.purpose, row.consent.given_on, row.consent.operator),
-                audit_detail={"import": job_id, "row": row.line})
+                audit_detail={"import": job_id, "row": row.line}, within=count)
         except ConsoleError as exc:
             raise _named(exc) from exc
-        return RowOutcome(row.line, row.external_id, person.name, "created", person_id=person.id)
+        return done[0]
 
     # -- existing person ------------------------------------------------------------------------------------
 
-    def _update(self, row: ImportRow, stored: Stored, job_id: str, turn: Callable[[], None]) -> RowOutcome:
+    def _update(self, row: ImportRow, stored: Stored, job_id: str,
+                turn: Callable[[], None]) -> tuple[RowOutcome, bool]:
         if row.role is not None and row.role != stored.role:
             raise ConsoleError("cannot_change", f"role is {stored.role}; an import cannot change a person's role",
                                422)
@@ -213,7 +234,7 @@ class RowImporter:
                    *(["plates"] if plate_set != stored.plates else []), *(["consent"] if new_consent else [])]
         changed = list(dict.fromkeys("scope" if c.startswith("scope_") else c for c in changed))
         if not changed:
-            return RowOutcome(row.line, row.external_id, stored.name, "unchanged", person_id=stored.person_id)
+            return RowOutcome(row.line, row.external_id, stored.name, "unchanged", person_id=stored.person_id), False
         checked = self._check(to_add)
         turn()
         detail = {"import": job_id, "row": row.line}
@@ -225,22 +246,23 @@ class RowImporter:
         if fields:
             enrolment.update_person(self.ctx, self.actor, person_id, enrolment.PersonChanges(**fields),
                                     audit_detail=detail)
-        if plate_set != stored.plates or new_consent:
-            with self.ctx.db.transaction() as session:
-                person = session.get_one(Person, person_id)
-                for plate in sorted(stored.plates - plate_set):
-                    plates.remove_plate(session, person, stored.plate_ids[plate])
-                for plate in sorted(plate_set - stored.plates):
-                    plates.add_plate(session, person, plate)
-                if new_consent and row.consent is not None:
-                    consent.add_consent(session, self.ctx.blobs, person, row.consent.purpose, row.consent.given_on,
-                                        row.consent.operator, None, None, self.actor.actor)
-        with self.ctx.db.transaction() as session:
-            version = session.get_one(Person, person_id).version
-        if version == stored.version and not new_consent:  # the service found nothing to change after all
-            return RowOutcome(row.line, row.external_id, stored.name, "unchanged", person_id=person_id)
-        return RowOutcome(row.line, row.external_id, fields.get("name", stored.name), "updated",
-                          reason=", ".join(changed), person_id=person_id)
+        with self.ctx.db.transaction() as session:  # the row's last write, its audit row and its count
+            person = session.get_one(Person, person_id)
+            for plate in sorted(stored.plates - plate_set):
+                plates.remove_plate(session, person, stored.plate_ids[plate])
+            for plate in sorted(plate_set - stored.plates):
+                plates.add_plate(session, person, plate)
+            if new_consent and row.consent is not None:
+                consent.add_consent(session, self.ctx.blobs, person, row.consent.purpose, row.consent.given_on,
+                                    row.consent.operator, None, None, self.actor.actor)
+            session.flush()
+            if person.version == stored.version and not new_consent:  # the service found nothing to change
+                outcome = RowOutcome(row.line, row.external_id, stored.name, "unchanged", person_id=person_id)
+                count_row(session, job_id, outcome)
+                return outcome, True
+            return self._finish(session, job_id, row, RowOutcome(
+                row.line, row.external_id, fields.get("name", stored.name), "updated", reason=", ".join(changed),
+                person_id=person_id)), True
 
     def _swap_photos(self, person_id: str, checked: list[enrolment.CheckedPhoto], to_remove: list[str],
                      detail: dict[str, Any]) -> None:

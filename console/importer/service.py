@@ -1,9 +1,11 @@
-"""Starting an import (the API's background thread, the CLI's foreground run) and writing its report.
+"""Starting, resuming and abandoning an import (the API's background thread, the CLI's foreground run) and
+writing its report.
 
 Both ways check the whole CSV and the whole zip before a job exists: a bad file is a
-:class:`~console.errors.ConsoleError` (``bad_csv``, ``bad_zip``) and leaves nothing behind. The web upload's zip
-is kept in a private temporary file under ``data_dir/imports`` (mode 0600) while its job runs and deleted when
-the job ends, whatever the outcome.
+:class:`~console.errors.ConsoleError` (``bad_csv``, ``bad_zip``) and leaves nothing behind. The web upload's CSV
+and zip are kept encrypted (:mod:`console.importer.sealed`) while its job may need them: until it is done, or,
+once interrupted, until it is resumed to the end or abandoned. A CLI job reads its files where they are; its
+resume is the same command with ``--resume JOB`` and the same CSV (checked by its sha256).
 
 The console's background runs are held by one :class:`ImportRunner` per context (``ctx.extras["imports"]``).
 Their progress is in the database (:mod:`console.importer.jobs`), so the runner holds nothing a reader needs.
@@ -14,19 +16,22 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from console import audit
 from console.context import ConsoleContext
+from console.db import utcnow
+from console.errors import ConsoleError
+from console.importer import sealed
 from console.importer.csvfile import ParsedCsv, parse_csv
-from console.importer.jobs import REPORT_COLUMNS, JobRun, RowOutcome, job_json, new_job
-from console.importer.photos import PhotoLimits, PhotoSource, ZipPhotos, bad_zip
+from console.importer.jobs import REPORT_COLUMNS, JobRun, RowOutcome, job_json, new_job, visible_job
+from console.importer.photos import PhotoLimits, PhotoSource
 from console.importer.rows import RowImporter
 from console.security import Principal
+from console.tables import ImportJob
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +45,28 @@ def photo_limits(ctx: ConsoleContext) -> PhotoLimits:
     return PhotoLimits(max_entry_bytes=int(ctx.config.face.max_photo_mb * 1024 * 1024))
 
 
-def create_job(ctx: ConsoleContext, caller: Principal, filename: str, parsed: ParsedCsv) -> dict[str, Any]:
+def create_job(ctx: ConsoleContext, caller: Principal, filename: str, parsed: ParsedCsv, *,
+               source: str = "cli") -> dict[str, Any]:
     with ctx.db.transaction() as session:
-        return job_json(new_job(session, caller, filename, parsed.total))
+        return job_json(new_job(session, caller, filename, parsed.total, csv_sha256=parsed.sha256 or None,
+                                source=source))
 
 
 def run_in_foreground(ctx: ConsoleContext, caller: Principal, filename: str, parsed: ParsedCsv,
                       photos: PhotoSource, *, on_row: Callable[[RowOutcome], None] | None = None,
-                      workers: int | None = None) -> tuple[str, list[RowOutcome]]:
-    """Run a whole import on this thread (the CLI; tests): the job's id and its report, in file order."""
+                      workers: int | None = None, resume: str | None = None) -> tuple[str, list[RowOutcome]]:
+    """Run a whole import on this thread (the CLI; tests): the job's id and its report, in file order.
+    ``resume``: the id of an interrupted job of the same CSV to go on with (its finished rows are skipped)."""
     caller.require_role(*IMPORT_ROLES)
-    job_id = str(create_job(ctx, caller, filename, parsed)["id"])
+    if resume is None:
+        job_id = str(create_job(ctx, caller, filename, parsed)["id"])
+    else:
+        job_id = resume
+        with ctx.db.transaction() as session:
+            job = visible_job(session, caller, resume)
+            if job.csv_sha256 and job.csv_sha256 != parsed.sha256:
+                raise ConsoleError("not_same_file", f"导入任务 {resume} 的 CSV 与此文件不同 / import job {resume} was "
+                                                    "run with another CSV file; resume it with the same file", 409)
     run = JobRun(ctx, job_id, caller, RowImporter(ctx, caller, photos), on_row=on_row,
                  **({"workers": workers} if workers else {}))
     return job_id, run.run(parsed)
@@ -64,22 +80,28 @@ class ImportRunner:
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[threading.Thread, JobRun]] = {}
 
-    def start(self, job_id: str, caller: Principal, parsed: ParsedCsv, photos: PhotoSource,
-              cleanup: Callable[[], None]) -> None:
+    def start(self, job_id: str, caller: Principal, parsed: ParsedCsv, photos: PhotoSource) -> None:
+        """Run job ``job_id`` (queued, or interrupted: a resume) on a thread; its sealed upload is deleted once
+        it is done, and kept when it stops interrupted (to resume) or another process took it over."""
         run = JobRun(self.ctx, job_id, caller, RowImporter(self.ctx, caller, photos))
 
         def body() -> None:
             try:
                 run.run(parsed)
-            except Exception:  # JobRun has marked the job failed and logged why
+            except Exception:  # JobRun has marked the job interrupted and logged why
                 pass
             finally:
-                cleanup()
+                photos.close()
+                if run.status == "done":
+                    sealed.delete_upload(self.ctx, job_id)
                 with self._lock:
                     self._runs.pop(job_id, None)
 
         thread = threading.Thread(target=body, name=f"import-{job_id}", daemon=True)
         with self._lock:
+            if job_id in self._runs:
+                photos.close()
+                raise ConsoleError("job_busy", f"导入任务 {job_id} 正在运行 / import job {job_id} is running", 409)
             self._runs[job_id] = (thread, run)
         thread.start()
 
@@ -112,44 +134,76 @@ def runner_of(ctx: ConsoleContext) -> ImportRunner:
 
 def start_upload(ctx: ConsoleContext, caller: Principal, csv_name: str, csv_data: bytes,
                  zip_file: IO[bytes]) -> dict[str, Any]:
-    """Check an uploaded CSV and zip, create the job and start it in the background; the new job's JSON."""
+    """Check an uploaded CSV and zip, create the job and start it in the background; the new job's JSON. The
+    zip is encrypted as it is received, and the CSV beside it (:mod:`console.importer.sealed`)."""
     caller.require_role(*IMPORT_ROLES)
     parsed = parse_csv(csv_data)
-    folder = ctx.config.data_dir / "imports"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / f"{secrets.token_hex(16)}.zip"
     limits = photo_limits(ctx)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    incoming = sealed.seal_stream(ctx, zip_file, limits.max_total_bytes)
     try:
-        with os.fdopen(fd, "wb") as out:
-            _copy_at_most(zip_file, out, limits.max_total_bytes)
-        photos = ZipPhotos(path, limits)
+        sealed.open_zip(ctx, incoming, limits).close()  # the whole zip is checked before a job exists
+        job = create_job(ctx, caller, csv_name, parsed, source="upload")
     except BaseException:
-        path.unlink(missing_ok=True)
+        incoming.unlink(missing_ok=True)
         raise
-
-    def cleanup() -> None:
-        photos.close()
-        path.unlink(missing_ok=True)
-
+    job_id = str(job["id"])
     try:
-        job = create_job(ctx, caller, csv_name, parsed)
+        sealed.seal_bytes(ctx, csv_data, sealed.csv_path(ctx, job_id))
+        path = sealed.move_into_place(incoming, job_id, ctx)
+        photos = sealed.open_zip(ctx, path, limits)
     except BaseException:
-        cleanup()
+        incoming.unlink(missing_ok=True)
+        sealed.delete_upload(ctx, job_id)
+        _abandon_row(ctx, caller, job_id, "上传未能保存 / the upload could not be stored")
         raise
-    runner_of(ctx).start(str(job["id"]), caller, parsed, photos, cleanup)
+    runner_of(ctx).start(job_id, caller, parsed, photos)
     return job
 
 
-def _copy_at_most(source: IO[bytes], target: IO[bytes], limit: int) -> None:
-    """Copy the upload, refusing it (no job) once it passes ``limit`` bytes: a zip is never larger than the
-    photos it holds."""
-    copied = 0
-    while chunk := source.read(1024 * 1024):
-        copied += len(chunk)
-        if copied > limit:
-            raise bad_zip(f"照片 zip 超过 {limit} 字节 / the photos zip is larger than {limit} bytes")
-        target.write(chunk)
+def resume_upload(ctx: ConsoleContext, caller: Principal, job_id: str) -> dict[str, Any]:
+    """Go on with an interrupted web import from its sealed files, in the background (409 when it is not
+    interrupted, or is a CLI job: that one is resumed with the CLI and its files)."""
+    caller.require_role(*IMPORT_ROLES)
+    with ctx.db.transaction() as session:
+        job = visible_job(session, caller, job_id)
+        status, source = job.status, job.source
+    if status != "interrupted":
+        raise ConsoleError("job_busy", f"导入任务 {job_id} 状态为 {status}，只有中断的任务可以继续 / import job "
+                                       f"{job_id} is {status}; only an interrupted job can be resumed", 409)
+    if source != "upload" or not sealed.has_upload(ctx, job_id):
+        raise ConsoleError("no_upload", "此任务的文件不在控制台上，请用命令行 smartbranch console import "
+                                        "--resume 继续 / this job's files are not kept by the console; resume it with "
+                                        "`smartbranch console import --resume` and the same files", 409)
+    parsed = parse_csv(sealed.read_csv(ctx, job_id))
+    photos = sealed.open_zip(ctx, sealed.zip_path(ctx, job_id), photo_limits(ctx))
+    runner_of(ctx).start(job_id, caller, parsed, photos)
+    with ctx.db.transaction() as session:
+        return job_json(visible_job(session, caller, job_id))
+
+
+def abandon(ctx: ConsoleContext, caller: Principal, job_id: str) -> dict[str, Any]:
+    """Give up an interrupted job: it becomes ``abandoned`` and its sealed upload is deleted (409 otherwise)."""
+    caller.require_role(*IMPORT_ROLES)
+    with ctx.db.transaction() as session:
+        job = visible_job(session, caller, job_id)
+        if job.status != "interrupted":
+            raise ConsoleError("job_busy", f"导入任务 {job_id} 状态为 {job.status}，只有中断的任务可以放弃 / import "
+                                           f"job {job_id} is {job.status}; only an interrupted job can be abandoned",
+                               409)
+    _abandon_row(ctx, caller, job_id, "用户放弃 / abandoned by the user")
+    sealed.delete_upload(ctx, job_id)
+    with ctx.db.transaction() as session:
+        return job_json(visible_job(session, caller, job_id))
+
+
+def _abandon_row(ctx: ConsoleContext, caller: Principal, job_id: str, reason: str) -> None:
+    with ctx.db.transaction() as session:
+        job = session.get(ImportJob, job_id)
+        if job is None or job.status not in ("queued", "interrupted"):
+            return
+        job.status, job.finished_at, job.error = "abandoned", utcnow(), job.error or reason
+        audit.record(session, caller, "import_abandoned", object_type="import", object_id=job_id,
+                     detail={"reason": reason, "done": job.done, "total": job.total})
 
 
 def _cell(value: object) -> str:

@@ -115,14 +115,22 @@ def test_an_unsafe_zip_is_refused_before_any_job(files: dict[str, bytes], limits
     assert says in caught.value.message
 
 
-def test_an_upload_larger_than_the_limit_is_refused_while_it_is_copied() -> None:
-    from console.importer.service import _copy_at_most
+def test_an_upload_is_sealed_as_it_is_copied_and_one_larger_than_the_limit_leaves_nothing(
+        console_ctx: ConsoleContext, photo_bytes: Callable[[str], bytes]) -> None:
+    from console.importer import sealed
 
-    target = io.BytesIO()
-    _copy_at_most(io.BytesIO(b"x" * 10), target, 10)
-    assert target.getvalue() == b"x" * 10
-    with pytest.raises(ConsoleError, match="larger than 10 bytes"):
-        _copy_at_most(io.BytesIO(b"x" * 11), io.BytesIO(), 10)
+    data = zip_bytes({"obama.jpg": photo_bytes("obama.jpg")})
+    path = sealed.seal_stream(console_ctx, io.BytesIO(data), len(data))
+    stored = path.read_bytes()
+    # the photo's bytes are nowhere in the file on disk, which is private to the console's user
+    assert photo_bytes("obama.jpg")[1000:1064] not in stored and b"obama.jpg" not in stored
+    assert path.stat().st_mode & 0o077 == 0
+    photos = sealed.open_zip(console_ctx, path, PhotoLimits())
+    assert photos.read("obama.jpg").data == photo_bytes("obama.jpg")
+    photos.close()
+    with pytest.raises(ConsoleError, match=f"larger than {len(data) - 1} bytes"):
+        sealed.seal_stream(console_ctx, io.BytesIO(data), len(data) - 1)
+    assert sorted(p.name for p in sealed.upload_folder(console_ctx).iterdir()) == [path.name]
 
 
 def test_a_file_that_is_not_a_zip_is_refused() -> None:
@@ -353,11 +361,22 @@ def test_a_stopped_job_keeps_its_finished_rows_and_the_same_file_resumes_it(
     stopped = run.run(parsed)
     with console_ctx.db.transaction() as session:
         job = session.get_one(ImportJob, job_id)
-        assert (job.status, job.done, job.ok, job.failed) == ("failed", len(stopped), 1, len(stopped) - 1)
+        assert (job.status, job.done, job.ok, job.failed) == ("interrupted", len(stopped), 1, len(stopped) - 1)
         assert job.error is not None and "stopped" in job.error and len(job.report) == len(stopped)
+        assert job.runner is None
     assert 1 < len(stopped) < parsed.total  # Biden's row, the last, was never started
-    # then the same file, run again, skips the finished person and goes on with the rest
-    again = run_in_foreground(console_ctx, admin, "people.csv", parsed, photos)[1]
-    assert [(o.external_id, o.status) for o in again if o.status != "failed"] == [("E1", "unchanged"),
+    # then resuming the job skips the finished rows and goes on with the rest; the report is the whole job's
+    again = run_in_foreground(console_ctx, admin, "people.csv", parsed, photos, resume=job_id)[1]
+    assert [(o.external_id, o.status) for o in again if o.status != "failed"] == [("E1", "created"),
                                                                                   ("E2", "created")]
+    assert [o.row for o in again] == [r.line for r in parsed.rows]
+    with console_ctx.db.transaction() as session:
+        job = session.get_one(ImportJob, job_id)
+        assert (job.status, job.done, job.ok, job.failed) == ("done", parsed.total, 2, parsed.total - 2)
+        assert len(job.report) == parsed.total
+    # a resume of another file, or of a job that is done, is refused
+    with pytest.raises(ConsoleError, match="only a queued or interrupted job"):
+        run_in_foreground(console_ctx, admin, "people.csv", parsed, photos, resume=job_id)
+    with pytest.raises(ConsoleError, match="another CSV"):
+        run_in_foreground(console_ctx, admin, "people.csv", parse_csv(data + b"\r\n" + b"X9"), photos, resume=job_id)
     photos.close()

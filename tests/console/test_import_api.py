@@ -129,6 +129,15 @@ def test_closing_the_console_stops_a_running_import_and_marks_it_resumable(
     console_ctx.close()
     # then the rows already handed out (if any) finish, the rest are left, and the job says it stopped
     stopped = client.get(f"/api/imports/{job['id']}", headers=admin).json()
-    assert stopped["status"] == "failed" and "stopped" in stopped["error"]
+    assert stopped["status"] == "interrupted" and "stopped" in stopped["error"] and stopped["resumable"]
     assert stopped["done"] < stopped["total"] == 11  # none, or the few already handed out
-    assert list((console_ctx.config.data_dir / "imports").glob("*")) == []  # the upload is deleted
+    # its upload is kept for a resume, encrypted: the CSV's names and the photo are nowhere on disk in plain
+    kept = sorted((console_ctx.config.data_dir / "imports").glob("*"))
+    assert [p.name for p in kept] == [f"{job['id']}.csv.sealed", f"{job['id']}.zip.sealed"]
+    assert not any("奥巴马".encode() in p.read_bytes() or b"obama.jpg" in p.read_bytes() for p in kept)
+    # when the user gives it up, it is abandoned and its upload deleted; it cannot be resumed any more
+    gone = client.post(f"/api/imports/{job['id']}/abandon", headers=admin)
+    assert gone.status_code == 200 and gone.json()["status"] == "abandoned"
+    assert list((console_ctx.config.data_dir / "imports").glob("*")) == []
+    again = client.post(f"/api/imports/{job['id']}/resume", headers=admin)
+    assert again.status_code == 409 and again.json()["error"] == "job_busy"
