@@ -135,7 +135,8 @@ def arrivals_scene(n: int) -> list[Appearance]:
 
 
 def alert_latency(engine: FaceEngine, builder: SceneBuilder, photos: Path, workdir: Path,
-                  n_arrivals: int) -> dict[str, Any]:
+                  n_arrivals: int, face: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``face``: settings of the config's face section (e.g. ``{"detector": "blazeface"}``); None: defaults."""
     apps = arrivals_scene(n_arrivals)
     video = workdir / "arrivals.mp4"
     duration = max(a.enter_s + 2 * a.walk_s + a.dwell_s for a in apps) + 1.0
@@ -146,6 +147,7 @@ def alert_latency(engine: FaceEngine, builder: SceneBuilder, photos: Path, workd
         "branch": {"id": "bench"},
         "cameras": [{"id": "door", "role": "entrance", "source": {"url": f"file:{video}", "fps": 10}}],
         "rules": {"vip_arrival": {"cooldown_s": 1.0}},
+        **({"face": face} if face else {}),
         "server": {"host": "127.0.0.1", "port": 0},
         "auth": {"tokens": [{"name": "bench", "sha256": hash_token(TOKEN), "roles": ["admin"]}]},
         "paths": {"data_dir": str(workdir / "data")},

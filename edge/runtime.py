@@ -43,7 +43,7 @@ from vault.clip_file import CLIP_KEY_PURPOSE
 from vision.engines.base import FaceEngine
 from vision.engines.nanodet import NanoDetPersonDetector
 from vision.engines.owner import EnginePool, EnginePoolConfig
-from vision.engines.registry import build_engine
+from vision.engines.registry import build_camera_engine, build_engine
 from vision.gallery import Gallery
 from vision.plates.ocr import PpOcr
 from vision.plates.reader import PlateReader
@@ -94,6 +94,8 @@ class EdgeRuntime:
         # before any camera runs: salvage clips and close interactions that a killed process left open
         recover_clips(self.review, config.clips.resolve_dir(data_dir), self.clip_key)
         self.engine, self._owns_engine = self._engine_pool(config, engine)
+        # the cameras find faces with face.detector; enrolment and rebuilds keep the engine's own detector
+        self.camera_engine = build_camera_engine(self.engine, config.face.detector, config.face.blazeface)
         self.gallery_dir = self.data.gallery_dir  # gallery/, or the version folder a console sync wrote
         self.gallery = self._load_gallery()
         # entrance and lobby cameras search through it: it learns the branch's face population (aggregates only)
@@ -159,7 +161,7 @@ class EdgeRuntime:
         if camera.role == "counter":
             return self._counter_worker(camera)
         source = FrameSource(camera.id, camera.source)
-        pipeline = FacePipeline(camera, self.config.face, engine=self.engine, gallery=self.adaptation,
+        pipeline = FacePipeline(camera, self.config.face, engine=self.camera_engine, gallery=self.adaptation,
                                 rule=self.vip_rule, metrics=self.metrics)
         return CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics,
                             scheduler=self._share(camera))
@@ -262,7 +264,7 @@ class EdgeRuntime:
                                     tz=self.config.branch.tz)
             self.recorders.append(recorder)
         pipeline = CounterPipeline(camera, self.config.counter, self.config.face, persons=self.person_detector,
-                                   engine=self.engine, gallery=self.gallery, role_of=self._enrolled_role,
+                                   engine=self.camera_engine, gallery=self.gallery, role_of=self._enrolled_role,
                                    tz=self.config.branch.tz, recorder=recorder, metrics=self.metrics)
         return CameraWorker(FrameSource(camera.id, camera.source), pipeline, self.counter_rule.handle, self.metrics,
                             scheduler=self._share(camera))

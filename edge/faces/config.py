@@ -7,6 +7,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vision.engines.base import DlibEngineConfig
+from vision.engines.blazeface_frames import BlazeFaceFramesConfig
+from vision.engines.camera_faces import FaceDetectorName
 from vision.engines.insightface_engine import InsightFaceEngineConfig
 from vision.quality import ENROL_MAX_ABS_YAW, ENROL_MIN_BLAZEFACE_SCORE, ENROL_MIN_HOG_SCORE
 
@@ -100,6 +102,14 @@ class FaceConfig(_Strict):
         description="Engine instances, each owned by one thread (a dlib model must never be shared between "
                     "threads). Cameras and enrolment requests send their work to whichever owner is free; two let "
                     "both cores detect at once (dlib releases the GIL). About 60 MB each.")
+    detector: FaceDetectorName = Field(
+        default="hog",
+        description="How camera frames are searched for faces. 'hog': the dlib engine's own HOG detector. "
+                    "'blazeface': MediaPipe's BlazeFace on tiles sized to engine.min_face_px (face.blazeface), "
+                    "with the engine's own landmarks and embedder on its boxes (dlib engine only). Enrolment "
+                    "photos are checked the same way either way.")
+    blazeface: BlazeFaceFramesConfig = Field(default_factory=BlazeFaceFramesConfig,
+                                             description="BlazeFace's settings when detector is 'blazeface'.")
     voter: VoterSettings = Field(default_factory=VoterSettings, description="Open-set identity decision.")
     visit_shots: VisitShotSettings = Field(default_factory=VisitShotSettings,
                                            description="Templates that grow from visits a lobby manager confirmed.")
@@ -142,6 +152,14 @@ class FaceConfig(_Strict):
                     "limit near 0.10 is the most that keeps 99 %, and it was not validated on closed eyes. The "
                     "68-point model's training data (iBUG 300-W) is licensed for research only.")
 
+
+    @model_validator(mode="after")
+    def _detector_fits_engine(self) -> FaceConfig:
+        """BlazeFace boxes need an engine that fits its own landmarks on them: dlib."""
+        if self.detector == "blazeface" and self.engine.type != "dlib":
+            raise ValueError(f"face.detector 'blazeface' works with engine type 'dlib' only (engine "
+                             f"{self.engine.type!r} has its own detector); use face.detector: hog")
+        return self
 
     @model_validator(mode="after")
     def _threshold_fits_engine(self) -> FaceConfig:

@@ -1,0 +1,128 @@
+"""face.detector: HOG or BlazeFace for the cameras, refused clearly when wrong, wired into the runtime (cameras
+only; enrolment keeps HOG), and deciding every VIP visit of a real entrance clip, whole-frame and motion-gated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from bench.pipeline import arrivals_scene
+from edge.cameras.config import CameraConfig
+from edge.config import ConfigError, EdgeConfig
+from edge.demo.scene import SceneBuilder
+from edge.faces.config import FaceConfig, VipArrivalRuleConfig
+from edge.faces.pipeline import FacePipeline
+from edge.faces.vip_rule import VipArrivalRule
+from edge.runtime import EdgeRuntime
+from vision.engines.base import FaceEngine
+from vision.engines.camera_faces import CameraFaceEngine
+from vision.engines.owner import EnginePool
+from vision.engines.registry import build_camera_engine
+from vision.gallery import Gallery
+from vision.imageio import decode_image
+from vision.types import Frame, Image
+
+FPS = 10.0
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def test_hog_is_the_default_and_blazeface_is_accepted() -> None:
+    assert FaceConfig().detector == "hog"
+    face = FaceConfig.model_validate({"detector": "blazeface", "blazeface": {"model": "full_range"}})
+    assert face.detector == "blazeface" and face.blazeface.model == "full_range"
+
+
+@pytest.mark.parametrize("value", ["cnn", "", "BlazeFace", 3, None])
+def test_a_bad_detector_is_refused_naming_the_choices(value: Any) -> None:
+    with pytest.raises(ValidationError, match="'hog' or 'blazeface'"):
+        FaceConfig.model_validate({"detector": value})
+
+
+@pytest.mark.parametrize(("settings", "field"), [
+    ({"model": "tiny"}, "blazeface.model"),
+    ({"score_threshold": 1.5}, "blazeface.score_threshold"),
+    ({"tile_faces": 1}, "blazeface.tile_faces"),
+    ({"threads": 2}, "blazeface.threads"),  # unknown key
+])
+def test_bad_blazeface_settings_are_refused_by_field(settings: dict[str, Any], field: str,
+                                                     make_config: Callable[..., EdgeConfig]) -> None:
+    with pytest.raises(ConfigError, match=f"face.{field}"):
+        make_config(face={"detector": "blazeface", "blazeface": settings})
+
+
+def test_blazeface_with_the_insightface_engine_is_refused() -> None:
+    with pytest.raises(ValidationError, match="works with engine type 'dlib' only"):
+        FaceConfig.model_validate({"detector": "blazeface", "voter": {"threshold": 0.5},
+                                   "engine": {"type": "insightface", "models_dir": "/nowhere"}})
+
+
+@pytest.mark.parametrize(("detector", "camera_type"), [("hog", EnginePool), ("blazeface", CameraFaceEngine)])
+def test_the_runtime_gives_the_cameras_the_configured_detector_and_enrolment_keeps_hog(
+        detector: str, camera_type: type, make_config: Callable[..., EdgeConfig], engine_pool: EnginePool,
+        photo_bytes: Callable[[str], bytes]) -> None:
+    config = make_config(cameras=[{"id": "door", "role": "entrance", "source": {"url": "file:x.mp4"}}],
+                         face={"detector": detector})
+    runtime = EdgeRuntime(config, engine=engine_pool)
+    try:
+        # then the entrance camera's pipeline detects with the configured detector over the shared engine
+        assert isinstance(runtime.camera_engine, camera_type)
+        if isinstance(runtime.camera_engine, CameraFaceEngine):
+            assert runtime.camera_engine.engine is runtime.engine
+        # and enrolment keeps the engine itself (its own HOG on padded photos), whatever the cameras use
+        assert runtime.enroller._engine is runtime.engine
+        person = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama.jpg"), consent="test")
+        assert person.model_id == runtime.engine.model_id
+    finally:
+        runtime.stop()
+
+
+@pytest.fixture(scope="module")
+def clip(photos_dir: Path, engine: FaceEngine) -> tuple[list[Image], list[tuple[int, int]]]:
+    """Four VIP visits of the entrance benchmark (strangers beside two of them), 3 s of empty lobby after."""
+    builder = SceneBuilder(engine, photos_dir)
+    apps = arrivals_scene(4)
+    duration = max(a.enter_s + 2 * a.walk_s + a.dwell_s for a in apps) + 3.0
+    images: list[Image] = []
+    seen: dict[int, list[int]] = {}
+    for index, image, faces in builder.frames(apps, duration):
+        images.append(image)
+        for n, _box in faces:
+            seen.setdefault(n, []).append(index)
+    visits = [(min(seen[n]), max(seen[n])) for n, a in enumerate(apps) if a.actor.label == "vip"]
+    return images, visits
+
+
+def visits_decided(images: list[Image], visits: list[tuple[int, int]], engine: FaceEngine, *, gated: bool,
+                   gallery: Gallery) -> set[int]:
+    camera = CameraConfig.model_validate({"id": "door", "role": "entrance", "source": {"url": "file:x.mp4"},
+                                          "motion": {"enabled": gated}})
+    rule = VipArrivalRule(VipArrivalRuleConfig(cooldown_s=1.0), branch_id="b", lookup=lambda _p: None,
+                          publish=lambda d: None)  # type: ignore[arg-type,return-value]
+    pipeline = FacePipeline(camera, FaceConfig(), engine=engine, gallery=gallery, rule=rule)
+    decided: set[int] = set()
+    for i, image in enumerate(images):
+        for sighting in pipeline.process(Frame("door", i + 1, T0 + timedelta(seconds=i / FPS), i / FPS, image)):
+            if sighting.match.person_id == "vip":
+                decided |= {k for k, (first, last) in enumerate(visits) if first <= i <= last + 5}
+    return decided
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gated", [False, True])
+def test_blazeface_decides_every_vip_visit_of_the_entrance_clip(
+        clip: tuple[list[Image], list[tuple[int, int]]], engine: FaceEngine, photos_dir: Path, gated: bool) -> None:
+    # given the VIP enrolled from a photo (HOG) and the cameras detecting with BlazeFace
+    images, visits = clip
+    gallery = Gallery(engine.model_id, engine.dim)
+    portrait = decode_image((photos_dir / "obama.jpg").read_bytes())
+    gallery.add("vip", engine.embed(portrait, engine.detect(portrait)))
+    camera_engine = build_camera_engine(engine, "blazeface")
+    # when the entrance pipeline runs on the real clip, whole-frame or motion-gated
+    decided = visits_decided(images, visits, camera_engine, gated=gated, gallery=gallery)
+    # then every visit is decided as the VIP
+    assert decided == set(range(len(visits)))

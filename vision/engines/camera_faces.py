@@ -1,0 +1,95 @@
+"""The face engine a camera uses: its faces found by the configured detector, then the engine's own landmarks.
+
+``face.detector`` chooses how camera frames are searched for faces:
+
+- ``hog``: the engine's own detector (dlib HOG), as before; the engine is used as it is.
+- ``blazeface``: :class:`vision.engines.blazeface_frames.BlazeFaceFrameDetector` finds the faces (boxes in
+  HOG's convention), and the engine fits its own 5 landmarks on them (:meth:`fit`, run on an engine owner:
+  dlib's shape predictor must not be shared between threads). Alignment and embedding are the engine's, so
+  embeddings and galleries are the same as with HOG.
+
+Only the cameras use this engine. Enrolment, evaluation and the gallery rebuild keep the engine itself, so
+their photo checks (HOG on padded photos, short-range BlazeFace as the fallback) do not change.
+
+The BlazeFace session is shared by every camera of the runtime: onnxruntime's ``run`` is thread-safe, and
+the detector keeps no state between calls.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import numpy as np
+
+from vision.engines.base import FaceEngine
+from vision.engines.owner import on_owner
+from vision.quality import LandmarkLayout
+from vision.single_face import FaceFitter
+from vision.types import Detections, FloatArray, Image
+
+FaceDetectorName = Literal["hog", "blazeface"]
+
+
+class FrameDetector(Protocol):
+    def detect(self, image: Image) -> Detections: ...
+
+
+class CameraFaceEngine:
+    """A :class:`FaceEngine` whose ``detect`` is ``detector`` plus the engine's landmarks; the rest passes through.
+
+    ``engine`` may be an :class:`vision.engines.owner.EnginePool` (the landmark fit runs as one job on an owner)
+    or a bare engine used by one thread (tests, benches).
+    """
+
+    def __init__(self, engine: FaceEngine, detector: FrameDetector, name: str = "blazeface") -> None:
+        self._engine = engine
+        self._detector = detector
+        self.detector_name = name
+
+    @property
+    def engine(self) -> FaceEngine:
+        return self._engine
+
+    @property
+    def model_id(self) -> str:
+        return self._engine.model_id
+
+    @property
+    def dim(self) -> int:
+        return self._engine.dim
+
+    @property
+    def min_face_px(self) -> int:
+        return self._engine.min_face_px
+
+    @property
+    def landmark_layout(self) -> LandmarkLayout:
+        return self._engine.landmark_layout
+
+    def detect(self, image: Image) -> Detections:
+        if image.size == 0:
+            return Detections.empty(with_landmarks=True)
+        found = self._detector.detect(image)
+        if len(found) == 0:
+            return Detections.empty(with_landmarks=True)
+        return self.fit(image, found.xyxy, found.score)
+
+    def fit(self, image: Image, boxes: FloatArray, scores: FloatArray | None = None) -> Detections:
+        """The engine's landmarks on ``boxes``, fitted on one of its owners."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+
+        def job(own: FaceEngine) -> Detections:
+            if not isinstance(own, FaceFitter):
+                raise TypeError(f"engine {own.model_id} cannot fit its landmarks on another detector's boxes")
+            return own.fit(image, boxes, scores)
+
+        return on_owner(self._engine, job)
+
+    def embed(self, image: Image, dets: Detections) -> FloatArray:
+        return self._engine.embed(image, dets)
+
+    def chips(self, image: Image, dets: Detections) -> list[Image]:
+        return self._engine.chips(image, dets)
+
+    def embed_chips(self, chips: list[Image]) -> FloatArray:
+        return self._engine.embed_chips(chips)
