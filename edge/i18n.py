@@ -156,6 +156,10 @@ _FACE_EVAL_MESSAGES: dict[str, dict[str, str]] = {
         "ev_adapt_given": "人群自适应（给定变换 {path}，拟合自 {faces} 张人脸，收缩比例 {shrinkage}，变换 {digest}）。"
                           "未自适应 → 自适应：",
         "ev_adapt_off": "未做人群自适应：{reason}",
+        "ev_adapt_whitened": "对照（不经选择、一律白化）：准确率 {acc}，TAR@FAR=1e-2 {tar}，FNIR@FPIR=1e-2 {fnir}；"
+                             "按折拟合 准确率 {honest_acc}，FNIR@FPIR=1e-2 {honest_fnir}",
+        "ev_adapt_choice": "自适应选择（与盒子相同）：{branch}；阈值 {threshold} 处两名陌生人的估计匹配率 {rate}，"
+                           "分界 {cutoff}",
         "ev_adapt_columns": "组别|准确率(k折)|TAR@FAR=1e-2|FNIR@FPIR=1e-2",
         "ev_adapt_honest": "按折拟合（每折只用其余 {folds} 折的照片拟合）：准确率 {acc}±{std}，TAR@FAR=1e-2 {tar}，"
                            "FNIR@FPIR=1e-2 {fnir}",
@@ -198,6 +202,10 @@ _FACE_EVAL_MESSAGES: dict[str, dict[str, str]] = {
         "ev_adapt_given": "Population adaptation (given transform {path}, fitted on {faces} faces, shrinkage "
                           "{shrinkage}, transform {digest}). Unadapted -> adapted:",
         "ev_adapt_off": "Not adapted: {reason}",
+        "ev_adapt_whitened": "For comparison, whitened regardless of the choice: accuracy {acc}, TAR@FAR=1e-2 {tar}, "
+                             "FNIR@FPIR=1e-2 {fnir}; fold-honest accuracy {honest_acc}, FNIR@FPIR=1e-2 {honest_fnir}",
+        "ev_adapt_choice": "Adaptation choice (as at the box): {branch}; estimated stranger-pair match rate at the "
+                           "threshold {threshold} {rate}, cutoff {cutoff}",
         "ev_adapt_columns": "set|accuracy (k-fold)|TAR@FAR=1e-2|FNIR@FPIR=1e-2",
         "ev_adapt_honest": "Fold-honest (each fold adapted by a fit on the other {folds} folds' photos only): "
                            "accuracy {acc}±{std}, TAR@FAR=1e-2 {tar}, FNIR@FPIR=1e-2 {fnir}",

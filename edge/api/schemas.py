@@ -91,6 +91,11 @@ class AdaptationHealthPublic(BaseModel):
     fpir_before: float | None = Field(default=None, description="The guard's estimated stranger match rate at the "
                                                                 "calibrated threshold, unadapted.")
     fpir_after: float | None = Field(default=None, description="The same estimate, adapted.")
+    branch: str = Field(default="unadapted", description="What the last fit chose: unadapted (the population sits "
+                                                         "like the model's native one, or too few faces), centre "
+                                                         "or whiten.")
+    stranger_pair_rate: float | None = Field(default=None, description="The choice's estimate: how often two "
+                                                                       "strangers would match at the threshold.")
 
 
 class HealthPublic(BaseModel):

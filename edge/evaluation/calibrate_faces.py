@@ -44,12 +44,13 @@ from edge.config_edit import set_voter_values
 from edge.errors import EvalDataError
 from edge.evaluation.calibrate_tracks import SpaceTracks, calibrate_in, enrol_protocol, single_photo
 from edge.evaluation.eval_faces import add_adapt_arguments, add_data_arguments, positive_int
-from edge.evaluation.face_adapt import adaptation_json, fit, write_transform
+from edge.evaluation.face_adapt import Choosing, adaptation_json, choose, fit, write_transform
 from edge.evaluation.face_data import Embeddings, check_root, embed_images, read_manifest
 from edge.evaluation.face_protocol import build_protocol, json_safe
 from edge.i18n import t
 from vision.engines.registry import build_engine
 from vision.population import Whitening, WhiteningConfig
+from vision.population_choice import AdaptationChoice, ChoiceConfig
 from vision.track_evaluation import VoterPoint, voter_point
 from vision.types import Image
 from vision.voter import VoterConfig
@@ -186,7 +187,7 @@ def run(args: argparse.Namespace, lang: str) -> int:
                        margins=tuple(args.margins), votes=votes)
     result = raw.calibration
     current = voter_point(raw.mated, raw.truth, raw.nonmated, voter.threshold, voter.min_margin, voter.min_votes)
-    transform = fit(emb, model_id, WhiteningConfig(shrinkage=args.shrinkage)) if args.adapt else None
+    transform, choice = _adaptation(args, emb, model_id, voter.threshold)
     adapted = None if transform is None else calibrate_in(emb, single_photo(protocol), transform, model_id,
                                                           target_fpir=args.target_fpir,
                                                           margins=tuple(args.margins), votes=votes)
@@ -203,7 +204,7 @@ def run(args: argparse.Namespace, lang: str) -> int:
         "current": asdict(current), "chosen": _point_json(result.chosen),
     }
     if transform is not None and adapted is not None:
-        report["adaptation"] = {**adaptation_json(transform, None), "before": _point_json(result.chosen),
+        report["adaptation"] = {**adaptation_json(transform, None, choice=choice), "before": _point_json(result.chosen),
                                 "after": _point_json(adapted.calibration.chosen)}
     if counts:
         report["by_enrol_photos"] = by_enrol_photos(emb, manifest.files, identity, counts, transform, model_id, args,
@@ -234,6 +235,18 @@ def run(args: argparse.Namespace, lang: str) -> int:
         print(t("cal_comments_lost", lang))
     print(t("cal_written", lang, path=args.config))
     return 0
+
+
+def _adaptation(args: argparse.Namespace, emb: Embeddings, model_id: str,
+                threshold: float) -> tuple[Whitening | None, AdaptationChoice | None]:
+    """With ``--adapt``: the box's choice at the configured voter threshold (``--always-whiten``: the fit)."""
+    if not args.adapt:
+        return None, None
+    config = WhiteningConfig(shrinkage=args.shrinkage)
+    if args.always_whiten:
+        return fit(emb, model_id, config), None
+    choice = choose(emb, model_id, config, Choosing(threshold, ChoiceConfig(min_pair_rate=args.min_pair_rate)))
+    return choice.whitening, choice
 
 
 def print_adapted(lang: str, transform: Whitening, before: VoterPoint, after: VoterPoint | None) -> None:

@@ -28,9 +28,11 @@ from edge.config import load_config
 from edge.errors import EvalDataError
 from edge.evaluation.eval_plot import Curve, write_plot
 from edge.evaluation.face_adapt import (
+    Choosing,
     FoldHonest,
     adapt,
     adaptation_json,
+    choose,
     fit,
     fold_honest,
     read_transform,
@@ -47,14 +49,24 @@ from edge.evaluation.face_data import (
     read_pairs,
 )
 from edge.evaluation.face_protocol import SetReport, evaluate_set, json_safe
-from edge.faces.config import FaceConfig
+from edge.faces.config import AdaptationSettings, FaceConfig, VoterSettings
 from edge.i18n import t
 from vision.engines.base import FaceEngine
 from vision.engines.registry import ENGINE_REGISTRY, build_engine
 from vision.population import Whitening, WhiteningConfig
+from vision.population_choice import AdaptationChoice, ChoiceConfig
 from vision.single_face import DEFAULT_STRATEGY, STRATEGIES
 
 logger = logging.getLogger(__name__)
+
+
+def choosing_of(args: argparse.Namespace) -> Choosing | None:
+    """The box's choice as ``--adapt`` makes it: at the voter threshold of ``--config`` (or the default one), with
+    ``--min-pair-rate``; None with ``--always-whiten``."""
+    if args.always_whiten:
+        return None
+    threshold = load_config(args.config).face.voter.threshold if args.config is not None else VoterSettings().threshold
+    return Choosing(threshold, ChoiceConfig(min_pair_rate=args.min_pair_rate))
 
 
 def engine_config(engine_type: str | None, config_path: Path | None) -> BaseModel:
@@ -183,18 +195,30 @@ class Adapted:
     groups: dict[str, SetReport]
     honest: FoldHonest | None  # None for a given transform (fitted elsewhere: nothing to hold out)
     source: Path | None
+    choice: AdaptationChoice | None = None  # the box's choice on these photos; None when given or forced
+    whitened: Adapted | None = None  # with a choice: the same with the transform used regardless, to compare
 
 
 def evaluate_adapted(data: EvalInput, emb: Embeddings, model_id: str, config: WhiteningConfig, *, seed: int,
-                     folds: int, given: Whitening | None = None, source: Path | None = None) -> Adapted:
-    """Fit the population on every evaluated photo (labels unused), or take the ``given`` transform
-    (read from ``source``), and evaluate again through it."""
-    transform = fit(emb, model_id, config) if given is None else given
+                     folds: int, given: Whitening | None = None, source: Path | None = None,
+                     choosing: Choosing | None = None) -> Adapted:
+    """Make the box's choice on every evaluated photo (labels unused; with ``choosing`` None, fit unconditionally),
+    or take the ``given`` transform (read from ``source``), and evaluate again through it."""
+    choice = choose(emb, model_id, config, choosing) if given is None and choosing is not None else None
+    transform = given if given is not None else choice.whitening if choice is not None else fit(emb, model_id, config)
     overall, groups, _ = evaluate(data, adapt(emb, transform, model_id), seed=seed, folds=folds)
     honest = None if given is not None else fold_honest(
         emb, data.pairs, data.open_files, data.identity, model_id, config, seed=seed, folds=folds,
-        use_singletons=data.identity_source in ("manifest", "folder"))
-    return Adapted(transform, overall, groups, honest, source)
+        use_singletons=data.identity_source in ("manifest", "folder"), choosing=choosing)
+    whitened = None if choice is None else evaluate_adapted(data, emb, model_id, config, seed=seed, folds=folds)
+    return Adapted(transform, overall, groups, honest, source, choice, whitened)
+
+
+def _whitened_json(adapted: Adapted) -> dict[str, object]:
+    """Headline figures of the transform used regardless of the choice (``adaptation.whitened``)."""
+    figures = adapted.overall.to_json()
+    return {**{key: figures[key] for key in HEADLINE_KEYS}, "digest": adapted.transform.digest,
+            "fold_honest": adapted.honest.to_json() if adapted.honest is not None else None}
 
 
 HEADLINE_KEYS = ("accuracy", "accuracy_std", "accuracy_faces_found", "tar_at_far_1e-2", "tar_at_far_1e-3",
@@ -208,11 +232,18 @@ def _unadapted(report: SetReport) -> dict[str, object]:
 
 def print_adaptation(lang: str, unadapted: SetReport, groups: dict[str, SetReport], adapted: Adapted) -> None:
     transform = adapted.transform
+    choice = adapted.choice
+    if choice is not None:
+        rate = choice.pairs.rate if choice.pairs is not None else math.nan
+        print(t("ev_adapt_choice", lang, branch=choice.branch, rate=f"{rate:.2e}", cutoff=f"{choice.min_pair_rate:.0e}",
+                threshold=f"{choice.pairs.threshold:.4f}" if choice.pairs is not None else "-"))
     if not transform.adapted:
         print(t("ev_adapt_off", lang, reason=transform.reason))
-        return
-    print(t("ev_adapt_header" if adapted.source is None else "ev_adapt_given", lang, faces=transform.count,
-            shrinkage=transform.shrinkage, digest=transform.digest, path=adapted.source))
+        if choice is None or choice.pairs is None:
+            return
+    else:
+        print(t("ev_adapt_header" if adapted.source is None else "ev_adapt_given", lang, faces=transform.count,
+                shrinkage=transform.shrinkage, digest=transform.digest, path=adapted.source))
     rows = [t("ev_adapt_columns", lang).split("|")]
     for name, before, after in [("all", unadapted, adapted.overall),
                                 *((n, groups[n], adapted.groups[n]) for n in groups)]:
@@ -227,6 +258,11 @@ def print_adaptation(lang: str, unadapted: SetReport, groups: dict[str, SetRepor
         return
     print(t("ev_adapt_honest", lang, acc=_fmt(honest.accuracy.mean), std=_fmt(honest.accuracy.std),
             tar=_fmt(honest.tar[0].rate), fnir=_fmt(honest.fnir[0].rate), folds=honest.n_pair_folds - 1))
+    forced = adapted.whitened
+    if forced is not None and forced.honest is not None:
+        print(t("ev_adapt_whitened", lang, acc=_fmt(forced.overall.accuracy), tar=_fmt(forced.overall.tar[0].rate),
+                fnir=_fmt(forced.overall.fnir[0].rate), honest_acc=_fmt(forced.honest.accuracy.mean),
+                honest_fnir=_fmt(forced.honest.fnir[0].rate)))
 
 
 def run(args: argparse.Namespace, lang: str) -> int:
@@ -244,7 +280,7 @@ def run(args: argparse.Namespace, lang: str) -> int:
     overall, groups, mixed = evaluate(data, emb, seed=args.seed, folds=args.folds)
     adapted = None if not args.adapt else evaluate_adapted(
         data, emb, engine.model_id, WhiteningConfig(shrinkage=args.shrinkage), seed=args.seed, folds=args.folds,
-        given=given, source=args.population)
+        given=given, source=args.population, choosing=choosing_of(args))
     ms = float(np.median(emb.ms)) if emb.ms.size else math.nan
     no_face_files = [f for f, ok in zip(emb.files, emb.found[:, 0], strict=True) if not ok]
     headline = overall if adapted is None else adapted.overall
@@ -258,7 +294,9 @@ def run(args: argparse.Namespace, lang: str) -> int:
     }
     if adapted is not None:
         report.update(_unadapted(overall))
-        report["adaptation"] = adaptation_json(adapted.transform, adapted.honest, adapted.source)
+        report["adaptation"] = adaptation_json(adapted.transform, adapted.honest, adapted.source, adapted.choice)
+        if adapted.whitened is not None:
+            report["adaptation"]["whitened"] = _whitened_json(adapted.whitened)  # type: ignore[index]
         report["unadapted"] = overall.to_json()
     if args.by:
         shown = groups if adapted is None else adapted.groups
@@ -351,4 +389,18 @@ def add_adapt_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shrinkage", type=shrinkage, default=WhiteningConfig().shrinkage,
                    help=f"协方差收缩比例 / share of the identity in the whitened covariance "
                         f"({WhiteningConfig().shrinkage}; 1 only centres)")
+    p.add_argument("--min-pair-rate", type=pair_rate, default=AdaptationSettings().min_pair_rate,
+                   help=f"自适应选择的分界 / adapt only when two strangers would match at the voter threshold at "
+                        f"least this often, estimated from the statistics ({AdaptationSettings().min_pair_rate:g}, "
+                        f"face.adaptation.min_pair_rate)")
+    p.add_argument("--always-whiten", action="store_true",
+                   help="跳过自适应选择 / fit and use the transform even where the box's choice stays unadapted "
+                        "(to see what it would do)")
+
+
+def pair_rate(value: str) -> float:
+    number = float(value)
+    if not 0.0 < number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value}")
+    return number
 

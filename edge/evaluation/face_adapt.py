@@ -11,6 +11,10 @@ Two fits, both without labels:
   own; for open-set search, identities are cut into folds and each fold's probes and gallery
   templates are compared through a transform fitted without that fold's photos. A gain that only
   came from fitting on the scored photos disappears here.
+
+Whether to adapt at all is the box's own label-free choice (:func:`vision.population_choice.choose_transform`, at
+the voter's calibrated threshold): the whole-set fit and every fold's fit go through it, so a population like the
+model's native one stays unadapted here as at the box, and the report says which branch was taken and why.
 """
 
 from __future__ import annotations
@@ -36,6 +40,15 @@ from vision.evaluation import (
     tar_at_far,
 )
 from vision.population import PopulationStats, Whitening, WhiteningConfig, fit_whitening
+from vision.population_choice import AdaptationChoice, ChoiceConfig, choose_transform
+
+
+@dataclass(frozen=True, slots=True)
+class Choosing:
+    """The box's choice, made at ``threshold`` (the voter's calibrated one); None in its place fits unconditionally."""
+
+    threshold: float
+    config: ChoiceConfig
 
 
 def population_of(emb: Embeddings, model_id: str, exclude: Collection[str] = ()) -> PopulationStats:
@@ -54,6 +67,20 @@ def adapt(emb: Embeddings, transform: Whitening, model_id: str) -> Embeddings:
 
 def fit(emb: Embeddings, model_id: str, config: WhiteningConfig, exclude: Collection[str] = ()) -> Whitening:
     return fit_whitening(population_of(emb, model_id, exclude), config)
+
+
+def choose(emb: Embeddings, model_id: str, config: WhiteningConfig, choosing: Choosing,
+           exclude: Collection[str] = ()) -> AdaptationChoice:
+    """The box's choice on the statistics of these photos (labels unused): the transform or the identity, and why."""
+    return choose_transform(population_of(emb, model_id, exclude), config, threshold=choosing.threshold,
+                            config=choosing.config)
+
+
+def _fit_or_choose(emb: Embeddings, model_id: str, config: WhiteningConfig, choosing: Choosing | None,
+                   exclude: Collection[str]) -> Whitening:
+    if choosing is None:
+        return fit(emb, model_id, config, exclude)
+    return choose(emb, model_id, config, choosing, exclude).whitening
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +107,9 @@ class FoldHonest:
 
 def fold_honest(emb: Embeddings, pairs: PairList, open_files: Sequence[str], identity: Mapping[str, str],
                 model_id: str, config: WhiteningConfig, *, seed: int, folds: int,
-                use_singletons: bool) -> FoldHonest:
-    """Verification and open-set metrics with each fold adapted by a transform fitted without it."""
+                use_singletons: bool, choosing: Choosing | None = None) -> FoldHonest:
+    """Verification and open-set metrics with each fold adapted by a transform fitted without it (each fold's
+    fit goes through the box's choice when ``choosing`` is given)."""
     unadapted = 0
     # verification: the pair folds of the k-fold accuracy
     pair_fold = pairs.fold if pairs.fold is not None else fold_ids(len(pairs), folds, seed)
@@ -91,7 +119,7 @@ def fold_honest(emb: Embeddings, pairs: PairList, open_files: Sequence[str], ide
     for row, fold in enumerate(fold_list):
         test = np.flatnonzero(pair_fold == fold)
         held = {pairs.left[i] for i in test} | {pairs.right[i] for i in test}
-        transform = fit(emb, model_id, config, held)
+        transform = _fit_or_choose(emb, model_id, config, choosing, held)
         unadapted += not transform.adapted
         by_fold[row] = pair_scores(adapt(emb, transform, model_id), pairs)
         pooled[test] = by_fold[row, test]
@@ -106,7 +134,7 @@ def fold_honest(emb: Embeddings, pairs: PairList, open_files: Sequence[str], ide
     nonmated = np.full((len(protocol.nonmated), g), -np.inf)
     for fold in sorted(set(id_fold.values())):
         held = {f for f in emb.files if f in identity and id_fold.get(identity[f]) == fold}
-        transform = fit(emb, model_id, config, held)
+        transform = _fit_or_choose(emb, model_id, config, choosing, held)
         unadapted += not transform.adapted
         moved = adapt(emb, transform, model_id)
         for probes, out in ((protocol.mated, mated), (protocol.nonmated, nonmated)):
@@ -119,13 +147,16 @@ def fold_honest(emb: Embeddings, pairs: PairList, open_files: Sequence[str], ide
                       len(set(id_fold.values())), unadapted)
 
 
-def adaptation_json(transform: Whitening, honest: FoldHonest | None, source: Path | None = None) -> dict[str, object]:
-    """What the report says about the population transform (fitted here, or read from ``source``)."""
+def adaptation_json(transform: Whitening, honest: FoldHonest | None, source: Path | None = None,
+                    choice: AdaptationChoice | None = None) -> dict[str, object]:
+    """What the report says about the population transform (fitted here, or read from ``source``), and the box's
+    choice when one was made (``branch``: unadapted, centre or whiten, with the ``reason`` and its estimate)."""
     fitted_on = ("every evaluated photo with a face (first variant), labels unused" if source is None
                  else f"given: {source}")
     return {"adapted": transform.adapted, "reason": transform.reason, "model_id": transform.model_id,
             "version": transform.version, "digest": transform.digest, "n_faces": transform.count,
             "shrinkage": transform.shrinkage, "fitted_on": fitted_on,
+            "choice": choice.to_json() if choice is not None else None,
             "fold_honest": honest.to_json() if honest is not None else None}
 
 

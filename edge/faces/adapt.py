@@ -4,14 +4,18 @@
   outer products), folded into :class:`vision.population.PopulationStats` (count, mean, scatter) at each refit and
   save; the vector itself is dropped at once. The aggregates are
   saved encrypted (:mod:`edge.store.population`) at each refit and at shutdown, and read back at start.
-- Fitting: once ``min_faces`` faces were seen, and every ``refit_interval_s`` after that, the shrunk whitening is
-  fitted again (:func:`vision.population.fit_whitening`).
+- Fitting: once ``min_faces`` faces were seen, and every ``refit_interval_s`` after that, the transform is
+  chosen and fitted again (:func:`vision.population_choice.choose_transform`: unadapted when the population's
+  strangers sit as far below the calibrated threshold as the model's native population, else the shrunk
+  whitening). The refit runs on a background thread of its own: a camera thread only adds its faces to the
+  running sums and asks for a refit when one is due, it never waits for one.
 - Guard: a fit is used only when :func:`vision.population_guard.check_transform` accepts it against the
   current templates at the voter's calibrated threshold; otherwise the box stays unadapted and says why.
 - Consistency: probes and templates always go through the same transform. The transform, the gallery revision it
   was checked against, the templates transformed by it and the score map are one immutable view, replaced by one
   reference write; an edit of the gallery (enrolment, sync, erasure) makes the view stale, and the next search
-  builds a new one from the gallery's entries before it searches.
+  builds a new one from the gallery's entries before it searches (while another thread swaps a view in, that
+  search compares unadapted, probe and gallery alike, rather than wait).
 
 A fresh box starts neutral (unadapted): nothing it has not seen yet can say which way its population leans.
 Thread-safe: camera threads call :meth:`PopulationAdapter.search` concurrently.
@@ -34,7 +38,8 @@ from edge.store.db import Store
 from edge.store.population import load_population, save_population
 from vision.errors import PopulationFileError
 from vision.gallery import Gallery
-from vision.population import PopulationStats, Whitening, WhiteningConfig, fit_whitening
+from vision.population import PopulationStats, Whitening, WhiteningConfig
+from vision.population_choice import AdaptationChoice, ChoiceConfig, choose_transform
 from vision.population_guard import GuardConfig, GuardVerdict, ScoreMap, check_transform
 from vision.types import FloatArray, GalleryHit, SearchResult
 
@@ -54,6 +59,8 @@ class AdaptationState:
     fitted_at: datetime | None
     fpir_before: float | None  # the guard's estimates at the calibrated threshold
     fpir_after: float | None
+    branch: str = "unadapted"  # what the choice made of the last fit: unadapted, centre or whiten
+    stranger_pair_rate: float | None = None  # the choice's estimate at the calibrated threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +87,14 @@ class PopulationAdapter:
         self.model_id, self.dim = gallery.model_id, gallery.dim
         self._whitening_config = WhiteningConfig(shrinkage=settings.shrinkage, min_faces=settings.min_faces)
         self._guard = GuardConfig(max_fpir_ratio=settings.max_fpir_ratio)
+        self._choice_config = ChoiceConfig(min_pair_rate=settings.min_pair_rate)
         self._stats_lock = threading.Lock()
-        self._fit_lock = threading.Lock()
+        self._fit_lock = threading.Lock()  # swaps of the view
+        self._refit_lock = threading.Lock()  # one refit at a time
+        self._wake = threading.Condition()  # the background refit: requested, running, closing
+        self._pending = self._busy = self._closing = False
+        self._worker: threading.Thread | None = None
+        self._choice: AdaptationChoice | None = None
         self._stats = self._load()  # the aggregates up to the last fold, and the sums of the faces since then:
         self._new_n = 0
         self._new_sum = np.zeros(self.dim)
@@ -112,10 +125,14 @@ class PopulationAdapter:
         view = self._view
         if view.revision == self._gallery.revision:
             return view
-        with self._fit_lock:  # the gallery was edited: check and transform its templates again
+        if not self._fit_lock.acquire(blocking=False):  # a view is being swapped in: compare unadapted meanwhile
+            return _View(self._gallery.revision, view.whitening, view.verdict, None, ScoreMap())
+        try:  # the gallery was edited: check and transform its templates again
             if self._view.revision != self._gallery.revision:
                 self._view = self._build_view(self._whitening)
             return self._view
+        finally:
+            self._fit_lock.release()
 
     def _build_view(self, whitening: Whitening) -> _View:
         revision, owners, templates = self._gallery.entries()
@@ -149,32 +166,70 @@ class PopulationAdapter:
             return
         now = self._clock()
         if self._fitted_t is None or now - self._fitted_t >= self._settings.refit_interval_s:
-            self.refit(blocking=False)
+            self._request_refit()
 
-    def refit(self, *, blocking: bool = True) -> AdaptationState:
-        """Fit the transform on what was seen so far, save the aggregates, and swap in the checked view."""
-        if not self._fit_lock.acquire(blocking=blocking):
-            return self.state()  # another camera is refitting
-        try:
+    def _request_refit(self) -> None:
+        """Ask the background thread for a refit (started on the first request); never waits for it."""
+        with self._wake:
+            if self._pending or self._busy or self._closing:
+                return
+            self._pending = True
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._refit_loop, name="face-population-refit", daemon=True)
+                self._worker.start()
+            self._wake.notify_all()
+
+    def _refit_loop(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._pending or self._closing)
+                if self._closing:
+                    return
+                self._pending, self._busy = False, True
+            try:
+                self.refit()
+            except Exception:  # a failed refit leaves the box as it was; the next due one tries again
+                logger.exception("face population refit failed")
+            finally:
+                with self._wake:
+                    self._busy = False
+                    self._wake.notify_all()
+
+    def wait_refits(self, timeout: float | None = None) -> bool:
+        """Wait until no background refit is asked for or running; False when ``timeout`` ran out first."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not (self._pending or self._busy), timeout)
+
+    def refit(self) -> AdaptationState:
+        """Choose and fit the transform on what was seen so far, save the aggregates, and swap in the checked view.
+
+        The fit and the check run outside the view's lock; only the swap takes it, so searches never wait."""
+        with self._refit_lock:
             stats = self._folded()
             self._fitted_t = self._clock()
-            fitted = fit_whitening(stats, self._whitening_config, version=self._version + 1)
+            choice = choose_transform(stats, self._whitening_config, threshold=self._threshold,
+                                      config=self._choice_config, version=self._version + 1)
+            fitted = choice.whitening
             if fitted.adapted:
                 self._version = fitted.version
                 self._fitted_at = datetime.now(UTC)
-            self._whitening = fitted if fitted.adapted else Whitening.identity(
-                self.model_id, self.dim, fitted.reason or "not fitted", count=stats.count)
-            self._view = self._build_view(self._whitening)
+            view = self._build_view(fitted)
+            with self._fit_lock:
+                self._choice, self._whitening, self._view = choice, fitted, view
             self._save(stats)
-        finally:
-            self._fit_lock.release()
         state = self.state()
         logger.info("face population refitted on %s faces: %s", state.faces_seen,
                     f"adapted (transform {state.digest})" if state.applied else f"unadapted: {state.reason}")
         return state
 
     def close(self) -> None:
-        """Save the aggregates (at shutdown)."""
+        """Stop the background refit (a running one finishes) and save the aggregates (at shutdown)."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+            worker = self._worker
+        if worker is not None:
+            worker.join()
         self._save(self._folded())
 
     def _folded(self) -> PopulationStats:
@@ -220,7 +275,10 @@ class PopulationAdapter:
         reason = None if applied else view.verdict.reason
         if not applied and not view.whitening.adapted and count < self._settings.min_faces:
             reason = self._not_fitted_reason(count)
+        choice = self._choice
         return AdaptationState(learning=self._settings.learn, applied=applied, faces_seen=count,
                                version=self._version, digest=view.whitening.digest if applied else None,
                                reason=reason, fitted_at=self._fitted_at, fpir_before=view.verdict.fpir_before,
-                               fpir_after=view.verdict.fpir_after)
+                               fpir_after=view.verdict.fpir_after,
+                               branch=choice.branch if choice is not None else "unadapted",
+                               stranger_pair_rate=choice.pairs.rate if choice and choice.pairs else None)

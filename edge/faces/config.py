@@ -10,6 +10,7 @@ from vision.engines.base import DlibEngineConfig
 from vision.engines.blazeface_frames import BlazeFaceFramesConfig
 from vision.engines.camera_faces import FaceDetectorName
 from vision.engines.insightface_engine import InsightFaceEngineConfig
+from vision.population_choice import DEFAULT_MIN_PAIR_RATE
 from vision.quality import ENROL_MAX_ABS_YAW, ENROL_MIN_BLAZEFACE_SCORE, ENROL_MIN_HOG_SCORE
 
 
@@ -58,6 +59,13 @@ class AdaptationSettings(_Strict):
                                   description="Guard: the largest allowed ratio of the estimated stranger match "
                                               "rate at the calibrated threshold, adapted over unadapted. 1 means "
                                               "adaptation may never raise it.")
+    min_pair_rate: float = Field(default=DEFAULT_MIN_PAIR_RATE, gt=0, lt=1,
+                                 description="How much to adapt: the box whitens only when two strangers of its "
+                                             "population would match at the calibrated threshold at least this "
+                                             "often, estimated from the aggregates (a normal tail that overstates "
+                                             "the counted rate); below it the population sits like the model's "
+                                             "native one and the box stays unadapted. Chosen by python -m "
+                                             "bench.face_adapt_guard on development halves.")
 
 
 class VisitShotSettings(_Strict):

@@ -289,6 +289,42 @@ def test_eval_faces_adapt_reports_both_pipelines_in_one_run(shared_data: Path, t
     assert 0.5 < honest["accuracy"] <= 1.0 and 0.0 <= honest["fnir_at_fpir_1e-2"] <= 1.0
 
 
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_eval_faces_adapt_makes_the_boxs_choice_per_population(shared_data: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # given samples of the East-Asian set and of LFW, each evaluated with --adapt (its own statistics, no labels)
+    faces = shared_data / "faces"
+    east_asian = faces / "east_asian"
+    runs = {"east_asian": ["--root", str(east_asian), "--pairs", str(east_asian / "pairs.csv"),
+                           "--manifest", str(east_asian / "manifest.csv")],
+            "lfw": ["--root", str(faces), "--pairs", str(faces / "pairs.csv")]}
+    reports = {}
+    for name, data in runs.items():
+        out = tmp_path / f"{name}.json"
+        assert main(["--lang", "en", "eval", "faces", *data, "--limit", "400", "--cache", str(tmp_path / "cache"),
+                     "--adapt", "--json", str(out)]) == 0
+        reports[name] = json.loads(out.read_text(encoding="utf-8"))
+    # then the East-Asian population departs from the model's native geometry and is whitened
+    ea = reports["east_asian"]["adaptation"]
+    assert ea["adapted"] is True and ea["choice"]["branch"] == "whiten"
+    assert ea["choice"]["pair_rate"] >= ea["choice"]["min_pair_rate"]
+    # and LFW sits like the native one: unadapted with the reason, every figure the unadapted one
+    lfw, report = reports["lfw"]["adaptation"], reports["lfw"]
+    assert lfw["adapted"] is False and lfw["choice"]["branch"] == "unadapted" and "native" in lfw["reason"]
+    assert lfw["choice"]["pair_rate"] < lfw["choice"]["min_pair_rate"]
+    for key in ("accuracy", "tar_at_far_1e-2", "fnir_at_fpir_1e-2"):
+        assert report[key] == report[f"{key}_unadapted"], key
+    assert lfw["fold_honest"]["folds_unadapted"] == lfw["fold_honest"]["n_pair_folds"] + \
+        lfw["fold_honest"]["n_identity_folds"]
+    # and what whitening regardless would have done is reported beside it
+    whitened = lfw["whitened"]
+    assert whitened["digest"] and whitened["fold_honest"]["folds_unadapted"] == 0
+    assert (whitened["accuracy"], whitened["fnir_at_fpir_1e-2"]) != (report["accuracy"], report["fnir_at_fpir_1e-2"])
+    out = capsys.readouterr().out
+    assert "Adaptation choice (as at the box): unadapted" in out and "whitened regardless" in out
+
+
 def _calibrate(tiny_set: Path, tmp_path: Path, *extra: str) -> int:
     config = tmp_path / "smartbranch.yaml"
     config.write_text(yaml.safe_dump(config_dict(tmp_path / "data")), "utf-8")

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.evaluation.face_adapt import adapt, fold_honest, population_of
+from edge.evaluation.face_adapt import Choosing, adapt, choose, fold_honest, population_of
 from edge.evaluation.face_data import Embeddings, PairList
 from edge.evaluation.face_protocol import evaluate_set
 from vision.population import WhiteningConfig, fit_whitening
+from vision.population_choice import ChoiceConfig
 
 MODEL = "dlib_resnet_v1_flip"
 
@@ -81,3 +82,25 @@ def test_fold_honest_fits_every_fold_without_its_own_photos() -> None:
     held = {pairs.left[0], pairs.right[0]}
     part = fit_whitening(population_of(emb, MODEL, held), WhiteningConfig(min_faces=10))
     assert part.count == whole.count - 2 and part.digest != whole.digest
+
+
+def test_the_whole_set_and_every_fold_go_through_the_boxs_choice() -> None:
+    # given an offset set (strangers score 0.71 ± 0.16), and the box's choice at two thresholds: one that
+    # strangers crowd (half of them pass 0.7) and one they rarely reach (3.6 % pass 0.9999, below a 10 % cutoff)
+    emb, pairs, identity = face_set()
+    config = WhiteningConfig(min_faces=10)
+    crowded = Choosing(threshold=0.7, config=ChoiceConfig(min_pair_rate=0.1))
+    native = Choosing(threshold=0.9999, config=ChoiceConfig(min_pair_rate=0.1))
+    # when the choice is made on the whole set
+    chosen, kept = choose(emb, MODEL, config, crowded), choose(emb, MODEL, config, native)
+    # then strangers crowding the threshold get the whitening, and strangers far below it stay unadapted
+    assert chosen.branch == "whiten" and chosen.whitening.adapted
+    assert kept.branch == "unadapted" and not kept.whitening.adapted and "native" in kept.reason
+    # and fold-honestly every fold makes the same choice on its own fit
+    plain = evaluate_set(emb, pairs, emb.files, identity, seed=0, folds=5, use_singletons=True)
+    stays = fold_honest(emb, pairs, emb.files, identity, MODEL, config, seed=0, folds=5, use_singletons=True,
+                        choosing=native)
+    assert stays.unadapted_folds == 10 and stays.accuracy.mean == pytest.approx(plain.accuracy)
+    moves = fold_honest(emb, pairs, emb.files, identity, MODEL, config, seed=0, folds=5, use_singletons=True,
+                        choosing=crowded)
+    assert moves.unadapted_folds == 0
