@@ -4,10 +4,12 @@ only; enrolment keeps HOG), and deciding every VIP visit of a real entrance clip
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -126,3 +128,19 @@ def test_blazeface_decides_every_vip_visit_of_the_entrance_clip(
     decided = visits_decided(images, visits, camera_engine, gated=gated, gallery=gallery)
     # then every visit is decided as the VIP
     assert decided == set(range(len(visits)))
+
+
+def test_cameras_share_one_blazeface_engine_from_several_threads(
+        engine_pool: EnginePool, photo: Callable[[str], Image]) -> None:
+    # given one camera engine over the pool, as the runtime gives every camera
+    camera_engine = build_camera_engine(engine_pool, "blazeface")
+    frames = [photo("t1.jpg")[:720], np.ascontiguousarray(photo("t1.jpg")[100:820, 200:1280])]
+    expected = [camera_engine.detect(f) for f in frames]
+    # when four camera threads detect at once (BlazeFace on their own thread, landmarks on the pool's owners)
+    with ThreadPoolExecutor(max_workers=4) as workers:
+        results = list(workers.map(lambda k: camera_engine.detect(frames[k % 2]), range(8)))
+    # then each gets the same faces and landmarks as one thread alone
+    for k, found in enumerate(results):
+        np.testing.assert_allclose(found.xyxy, expected[k % 2].xyxy)
+        assert found.landmarks is not None and expected[k % 2].landmarks is not None
+        np.testing.assert_allclose(found.landmarks, expected[k % 2].landmarks)
