@@ -42,10 +42,12 @@ class AdaptationSettings(_Strict):
                         description="Keep the running count, mean and scatter of every live face the entrance and "
                                     "lobby cameras embed (never an individual embedding), encrypted in the store.")
     apply: bool = Field(default=False,
-                        description="Compare faces in the fitted population space once the guard accepts it. Off by "
-                                    "default: on the development sets the transform helped East-Asian pairs but "
-                                    "not LFW nor the track hit rate (python -m bench.face_population); turn it on "
-                                    "where smartbranch faces calibrate --adapt shows a gain on the branch's faces.")
+                        description="Compare faces in the fitted population space once the choice and the guard "
+                                    "accept it. Off by default: the guard's estimate of the stranger match rate is "
+                                    "not validated on real faces (python -m bench.face_adapt_guard: its score map "
+                                    "lets more strangers over the threshold than it estimates), and the track hit "
+                                    "rate did not rise; turn it on where smartbranch faces calibrate --adapt shows "
+                                    "a gain on the branch's faces.")
     min_faces: int = Field(default=256, ge=2, le=1_000_000,
                            description="Live faces seen before the first fit; fewer keep the box unadapted. 256 is "
                                        "twice the dlib embedding's dimension.")
