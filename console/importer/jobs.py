@@ -207,10 +207,16 @@ class JobRun:
         self.skipped = 0  # rows done by an earlier run
         self._prior: list[RowOutcome] = []
         self._lost = threading.Event()
+        self._done: set[int] | None = None
+
+    def begin(self, parsed: ParsedCsv) -> None:
+        """Claim the job now (409 ``job_busy`` when it is not queued or interrupted), on the caller's thread;
+        :meth:`run` then goes on from here."""
+        self._done = self._begin(parsed)
 
     def run(self, parsed: ParsedCsv) -> list[RowOutcome]:
         """Run the rows not yet done; the whole job's report (earlier runs' rows too), in file order."""
-        done = self._begin(parsed)
+        done = self._done if self._done is not None else self._begin(parsed)
         outcomes: list[RowOutcome] = []
         beat = threading.Thread(target=self._heartbeat, name=f"import-{self.job_id}-lease", daemon=True)
         halt = threading.Event()

@@ -80,10 +80,23 @@ class ImportRunner:
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[threading.Thread, JobRun]] = {}
 
-    def start(self, job_id: str, caller: Principal, parsed: ParsedCsv, photos: PhotoSource) -> None:
+    def start(self, job_id: str, caller: Principal, parsed: ParsedCsv, photos: PhotoSource, *,
+              claim_now: bool = False) -> None:
         """Run job ``job_id`` (queued, or interrupted: a resume) on a thread; its sealed upload is deleted once
-        it is done, and kept when it stops interrupted (to resume) or another process took it over."""
+        it is done, and kept when it stops interrupted (to resume) or another process took it over.
+        ``claim_now``: claim it on this thread first (a resume answers ``running``, or 409 when it is not
+        interrupted any more)."""
         run = JobRun(self.ctx, job_id, caller, RowImporter(self.ctx, caller, photos))
+        with self._lock:
+            busy = job_id in self._runs  # its last run here is still finishing
+        try:
+            if busy:
+                raise ConsoleError("job_busy", f"导入任务 {job_id} 正在运行 / import job {job_id} is running", 409)
+            if claim_now:
+                run.begin(parsed)
+        except BaseException:
+            photos.close()
+            raise
 
         def body() -> None:
             try:
@@ -99,9 +112,6 @@ class ImportRunner:
 
         thread = threading.Thread(target=body, name=f"import-{job_id}", daemon=True)
         with self._lock:
-            if job_id in self._runs:
-                photos.close()
-                raise ConsoleError("job_busy", f"导入任务 {job_id} 正在运行 / import job {job_id} is running", 409)
             self._runs[job_id] = (thread, run)
         thread.start()
 
@@ -176,7 +186,7 @@ def resume_upload(ctx: ConsoleContext, caller: Principal, job_id: str) -> dict[s
                                         "`smartbranch console import --resume` and the same files", 409)
     parsed = parse_csv(sealed.read_csv(ctx, job_id))
     photos = sealed.open_zip(ctx, sealed.zip_path(ctx, job_id), photo_limits(ctx))
-    runner_of(ctx).start(job_id, caller, parsed, photos)
+    runner_of(ctx).start(job_id, caller, parsed, photos, claim_now=True)
     with ctx.db.transaction() as session:
         return job_json(visible_job(session, caller, job_id))
 

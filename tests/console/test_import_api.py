@@ -141,3 +141,39 @@ def test_closing_the_console_stops_a_running_import_and_marks_it_resumable(
     assert list((console_ctx.config.data_dir / "imports").glob("*")) == []
     again = client.post(f"/api/imports/{job['id']}/resume", headers=admin)
     assert again.status_code == 409 and again.json()["error"] == "job_busy"
+
+
+def test_an_interrupted_upload_resumes_from_its_sealed_files_and_each_row_goes_in_once(
+        console_ctx: ConsoleContext, client: TestClient, photo_bytes: Callable[[str], bytes]) -> None:
+    from sqlalchemy import func, select
+
+    from console.importer.service import runner_of
+    from console.tables import ImportJobRow, Person
+
+    add_branch(console_ctx, "SH001")
+    admin = _bearer(console_ctx, "boss", "admin")
+    data = csv_bytes(f"E1,奥巴马,vip,gold,SH001,,,obama.jpg,,{CONSENT}",
+                     *[f"X{i},某人,vip,gold,NOPE,,,obama.jpg,,{CONSENT}" for i in range(6)],
+                     f"E2,拜登,vip,gold,SH001,,,biden.jpg,,{CONSENT}")
+    job = _upload(client, admin, data, zip_bytes({"obama.jpg": photo_bytes("obama.jpg"),
+                                                  "biden.jpg": photo_bytes("biden.jpg")})).json()
+    runner_of(console_ctx).close()  # the console stops the job after the rows in flight
+    stopped = client.get(f"/api/imports/{job['id']}", headers=admin).json()
+    assert stopped["status"] == "interrupted" and stopped["done"] < stopped["total"] == 8
+    # when it is resumed, it runs again at once; a second resume of the running job is refused
+    resumed = client.post(f"/api/imports/{job['id']}/resume", headers=admin)
+    assert resumed.status_code == 202 and resumed.json()["status"] == "running"
+    assert client.post(f"/api/imports/{job['id']}/resume", headers=admin).json()["error"] == "job_busy"
+    # then the rows not yet done go in, and every row is in the job once
+    events, _text = _events(client, admin, job["id"])
+    final = events[-1]
+    assert (final["status"], final["done"], final["ok"], final["failed"]) == ("done", 8, 2, 6)
+    assert runner_of(console_ctx).join(job["id"], timeout=30)
+    with console_ctx.db.transaction() as session:
+        lines = session.scalars(select(ImportJobRow.line).where(ImportJobRow.job_id == job["id"])).all()
+        assert sorted(lines) == list(range(2, 10))
+        assert session.scalar(select(func.count()).select_from(Person)) == 2
+    report = client.get(f"/api/imports/{job['id']}/report.csv", headers=admin).content.decode("utf-8-sig")
+    assert [line.split(",")[0] for line in report.splitlines()[1:]] == [str(n) for n in range(2, 10)]
+    # the job is done: its sealed upload is deleted
+    assert list((console_ctx.config.data_dir / "imports").glob("*")) == []
