@@ -128,3 +128,39 @@ def test_a_job_with_a_live_runners_lease_is_left_alone_and_one_whose_lease_ran_o
         # the live replica's heartbeat goes on; its job stays its own
         session.execute(update(ImportJob).where(ImportJob.id == "live").values(heartbeat_at=utcnow()))
     assert recover_jobs(console_ctx) == []
+
+
+def test_a_rows_person_and_its_count_commit_together_so_a_runner_that_lost_its_job_writes_nothing(
+        console_ctx: ConsoleContext, photo_bytes: Callable[[str], bytes]) -> None:
+    import io
+
+    from console.importer.csvfile import parse_csv
+    from console.importer.jobs import JobRun
+    from console.importer.photos import ZipPhotos
+    from console.importer.rows import RowImporter
+    from console.importer.service import create_job
+    from tests.console.test_import import _admin, zip_bytes
+
+    add_branch(console_ctx, "SH001")
+    admin = _admin(console_ctx)
+    parsed = parse_csv(csv_bytes(f"E1,奥巴马,vip,gold,SH001,,,obama.jpg,,{CONSENT}"))
+    photos = ZipPhotos(io.BytesIO(zip_bytes({"obama.jpg": photo_bytes("obama.jpg")})))
+    job_id = str(create_job(console_ctx, admin, "people.csv", parsed)["id"])
+    run = JobRun(console_ctx, job_id, admin, RowImporter(console_ctx, admin, photos))
+    run.begin(parsed)
+    # given another console took the job over (its lease had run out) after this one claimed it
+    with console_ctx.db.transaction() as session:
+        session.execute(update(ImportJob).where(ImportJob.id == job_id).values(runner="other.example:1:abcd"))
+    # when this runner finishes its row, the row's count finds the job is not its own any more
+    run.run(parsed)
+    photos.close()
+    # then the person it enrolled in the same transaction was rolled back with the count: nothing is written
+    assert run.status == "lost"
+    with console_ctx.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Person)) == 0
+        assert session.scalar(select(func.count()).select_from(ImportJobRow)) == 0
+        job = session.get_one(ImportJob, job_id)
+        assert (job.status, job.done, job.runner) == ("running", 0, "other.example:1:abcd")
+        assert session.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.action == "enrol")) == 0
+    # and the photo stored for it before the transaction is deleted again
+    assert [f for f in (console_ctx.config.data_dir / "blobs").rglob("*") if f.is_file()] == []
