@@ -1,6 +1,7 @@
 """Camera face detectors side by side at 720p: dlib HOG against BlazeFace on tiles (``face.detector``).
 
     python -m bench.face_detect --scenes ../shared/data/scenes --json OUT.json [--repeats 5] [--arrivals 20]
+                                [--offline-arrivals 20]
 
 Every photo (and 8 frames of each video) of the scenes folder is scaled to fit a 1280x720 frame and
 centred on black, so each detector works on a real 720p frame with the pipeline's ``min_face_px`` (80).
@@ -17,8 +18,10 @@ fitted on its boxes), so their times compare like with like.
 - **Calibration**: for faces both detectors found, the HOG box's centre offset and size relative to the
   BlazeFace box (0 and 1 when the box calibration holds), and the cosine between the embeddings of the same
   face from either box.
-- **Arrivals** (``--arrivals N``, 0 skips): :func:`bench.pipeline.alert_latency` once per detector, the VIP
-  walk-in video through the real edge service.
+- **Arrivals** (:mod:`bench.face_detect_arrivals`): the entrance benchmark's VIP walk-in video once per
+  detector through the real edge service in real time (``--arrivals N``: alerts and latency, which depend on
+  how busy the machine is), and offline with every frame processed, whole-frame and motion-gated
+  (``--offline-arrivals N``: visits decided). 0 skips either.
 
 Skips with a message (exit 0) when the scenes folder is absent.
 """
@@ -29,7 +32,6 @@ import argparse
 import logging
 import statistics
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench import face_detect_arrivals
 from bench.common import median_ms, print_table, write_json
 from bench.face_detect_match import agreed_faces, calibration, match, unmatched_boxes
 from bench.persons import labelled_faces
@@ -163,30 +166,15 @@ def evaluate(scenes: list[Scene], min_face_px: int, repeats: int) -> dict[str, A
     }
 
 
-def arrivals(n: int) -> dict[str, Any]:
-    """The entrance benchmark's VIP arrivals, once per detector (the real edge service, 720p, 10 fps)."""
-    from bench.pipeline import alert_latency
-    from edge.demo.assets import ensure_face_photos
-    from edge.demo.scene import SceneBuilder
-
-    photos = ensure_face_photos()
-    builder = SceneBuilder(build_engine(DlibEngineConfig(min_face_px=40)), photos)
-    out = {}
-    for name in DETECTORS:
-        with tempfile.TemporaryDirectory() as tmp:
-            result = alert_latency(build_engine(DlibEngineConfig()), builder, photos, Path(tmp), n,
-                                   face={"detector": name})
-        out[name] = {k: result[k] for k in ("arrivals", "arrivals_alerted", "alerts_unmatched", "alert_latency_p50_s",
-                                           "alert_latency_p95_s", "alert_latency_max_s", "pipeline_stage_ms_mean")}
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=Path, required=True, help="the scenes folder (../shared/data/scenes)")
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats per frame (median)")
-    parser.add_argument("--arrivals", type=int, default=20, help="VIP visits per detector in the entrance run; 0 skips")
+    parser.add_argument("--arrivals", type=int, default=20,
+                        help="VIP visits per detector in the real-time entrance run; 0 skips")
+    parser.add_argument("--offline-arrivals", type=int, default=20,
+                        help="VIP visits per detector with every frame processed (whole-frame and gated); 0 skips")
     parser.add_argument("--min-face-px", type=int, default=80, help="the engine's min_face_px at 720p")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -198,8 +186,10 @@ def main() -> None:
         print(f"skipped: no photos or videos in {args.scenes}")
         sys.exit(0)
     result = evaluate(scenes, args.min_face_px, args.repeats)
+    if args.offline_arrivals > 0:
+        result["arrivals_offline"] = face_detect_arrivals.offline(DETECTORS, args.offline_arrivals)
     if args.arrivals > 0:
-        result["arrivals"] = arrivals(args.arrivals)
+        result["arrivals"] = face_detect_arrivals.realtime(DETECTORS, args.arrivals)
     rows = []
     for name in DETECTORS:
         lab, agr, ms = result["labelled"][name], result["agreement"][name], result["ms_per_720p_frame"][name]
@@ -214,6 +204,10 @@ def main() -> None:
             arr = result["arrivals"][name]
             latency = f"alert latency p50 {arr['alert_latency_p50_s']:.3f} s, p95 {arr['alert_latency_p95_s']:.3f} s"
             rows.append((f"{name} arrivals", f"{arr['arrivals_alerted']}/{arr['arrivals']}", latency))
+        for key, off in result.get("arrivals_offline", {}).items():
+            if key.startswith(name):
+                note = f"visits decided, every frame; VIP outside a visit {off['vip_sightings_outside_visits']}"
+                rows.append((f"{key} offline", f"{off['decided']}/{off['visits']}", note))
     cal = result["calibration"]
     rows.append(("embedding cosine", f"{cal['cosine_median']:.4f}",
                  f"same face, HOG box vs BlazeFace box; p10 {cal['cosine_p10']:.4f}, min {cal['cosine_min']:.4f}, "
