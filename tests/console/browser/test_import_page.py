@@ -133,3 +133,42 @@ def test_bulk_import_shows_live_progress_and_lists_the_bad_rows(page: Page, cons
     page.reload()  # the filters live in the address, so a reload (or a shared link) keeps them
     expect(page.locator("input[name=q]")).to_have_value(created[0]["external_id"])
     expect(page.locator("#persons tbody tr.link")).to_have_count(1)
+
+
+def test_an_interrupted_import_shows_its_reason_and_resumes_from_the_page(page: Page, console: Console,
+                                                                          watch: Watch, photos_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    from console.importer.service import runner_of
+
+    obama = decode_image((photos_dir / "obama3.jpg").read_bytes())
+    soft = cv2.imencode(".jpg", cv2.GaussianBlur(obama, (0, 0), 6))[1].tobytes()
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(HEADER)
+    writer.writerow(["E1", "拜登", "vip", "gold", "SH001", "", "", "biden.jpg", "", *CONSENT])
+    for i in range(12):  # slow rows (a 2.3 MP photo each): the console stops while they run
+        writer.writerow([f"S{i}", f"模糊{i}", "vip", "gold", "SH001", "", "", "soft.jpg", "", *CONSENT])
+    (tmp_path / "people.csv").write_text(text.getvalue(), encoding="utf-8")
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as z:
+        z.write(photos_dir / "biden.jpg", "biden.jpg")
+        z.writestr("soft.jpg", soft)
+    sign_in(page, start="/import")
+    page.set_input_files("input[name=csv]", str(tmp_path / "people.csv"))
+    page.set_input_files("input[name=photos]", str(tmp_path / "photos.zip"))
+    page.click("#start")
+    expect(page.locator("#job")).to_be_visible()
+    # when the console stops the job midway (as a shutdown does)
+    runner_of(console.app.state.ctx).close()
+    # then the page says it was interrupted, why, and offers to resume or abandon it
+    expect(page.locator("#job-state")).to_have_attribute("data-status", "interrupted", timeout=60_000)
+    expect(page.locator("#job-state")).to_have_text("已中断")
+    expect(page.locator("#job-error")).to_contain_text("控制台正在关闭")
+    expect(page.locator("#resume")).to_be_visible()
+    expect(page.locator("#abandon")).to_be_visible()
+    # when the user resumes it, the rest of the rows run and the job ends done, each row once
+    page.click("#resume")
+    expect(page.locator("#job-state")).to_have_attribute("data-status", "done", timeout=120_000)
+    expect(page.locator("#progress-text")).to_have_text("13 / 13")
+    expect(page.locator("#job-actions")).to_be_hidden()
+    expect(page.locator("#n-ok")).to_have_text("1")
+    expect(page.locator("#bad-rows tbody tr[data-row]")).to_have_count(12)
