@@ -226,6 +226,10 @@ class JobRun:
             self._rows(parsed, outcomes, done)
         except JobLost:
             self._lost.set()
+        except KeyboardInterrupt:  # Ctrl-C at the CLI: the rows in flight have finished; it can resume
+            halt.set()
+            self._end(outcomes, error="已由操作员停止 / stopped by the operator (Ctrl-C)")
+            raise
         except Exception as exc:  # the job stops, interrupted; the finished rows stay done and it can resume
             logger.exception("import job %s stopped", self.job_id)
             halt.set()

@@ -164,3 +164,32 @@ def test_a_rows_person_and_its_count_commit_together_so_a_runner_that_lost_its_j
         assert session.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.action == "enrol")) == 0
     # and the photo stored for it before the transaction is deleted again
     assert [f for f in (console_ctx.config.data_dir / "blobs").rglob("*") if f.is_file()] == []
+
+
+def test_a_job_interrupted_for_a_week_is_abandoned_at_start_and_no_upload_outlives_its_job(
+        console_ctx: ConsoleContext) -> None:
+    from console.importer import sealed
+
+    now = utcnow()
+    with console_ctx.db.transaction() as session:
+        for job_id, beat in (("old", now - timedelta(days=8)), ("recent", now - timedelta(hours=1))):
+            session.add(ImportJob(id=job_id, created_by="importer", filename="p.csv", status="interrupted", total=5,
+                                  done=1, heartbeat_at=beat, created_at=beat, report=[], source="upload"))
+    for job_id in ("old", "recent"):
+        sealed.seal_bytes(console_ctx, b"external_id\r\nE1\r\n", sealed.csv_path(console_ctx, job_id))
+        sealed.seal_bytes(console_ctx, b"PK not really a zip", sealed.zip_path(console_ctx, job_id))
+    folder = sealed.upload_folder(console_ctx)
+    (folder / "0123456789abcdef.zip").write_bytes(b"PK a plain zip an older console left")
+    (folder / "done-job.zip.sealed").write_bytes(b"a finished job's upload")
+    (folder / "incoming-abc.zip.sealed").write_bytes(b"an upload another replica is receiving now")
+    # when a console starts
+    assert recover_jobs(console_ctx) == []
+    # then the job interrupted a week ago is abandoned and its upload deleted, with the plain zip and the
+    # finished job's file; the recent job keeps its upload for a resume, and an upload in progress is left
+    with console_ctx.db.transaction() as session:
+        assert dict(session.execute(select(ImportJob.id, ImportJob.status)).tuples().all()) == {
+            "old": "abandoned", "recent": "interrupted"}
+        assert session.scalars(select(AuditRow.action).where(AuditRow.object_id == "old")).all() == [
+            "import_abandoned"]
+    assert sorted(p.name for p in folder.iterdir()) == ["incoming-abc.zip.sealed", "recent.csv.sealed",
+                                                       "recent.zip.sealed"]
