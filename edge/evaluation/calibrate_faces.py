@@ -219,6 +219,9 @@ def run(args: argparse.Namespace, lang: str) -> int:
         print(t("cal_unresolved", lang, n=raw.nonmated.n_tracks, target=args.target_fpir,
                 resolution=_fmt(result.resolution), needed=tracks_needed(args.target_fpir)))
     if transform is not None and adapted is not None:
+        if choice is not None and choice.pairs is not None:
+            print(t("ev_adapt_choice", lang, branch=choice.branch, rate=f"{choice.pairs.rate:.2e}",
+                    cutoff=f"{choice.min_pair_rate:.0e}", threshold=f"{choice.pairs.threshold:.4f}"))
         print_adapted(lang, transform, result.chosen, adapted.calibration.chosen)
     if counts:
         print_by_photos(lang, report["by_enrol_photos"])  # type: ignore[arg-type]
