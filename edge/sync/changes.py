@@ -28,8 +28,12 @@ class ChangeSetError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PhotoChange:
+    """A checked photo: its JPEG ``data``, or (a staged snapshot's photo, :mod:`edge.sync.stage`) ``sealed``, the
+    JPEG already encrypted with the store's data key, with ``data`` empty: it goes into the store as it is."""
+
     sha256: str
     data: bytes
+    sealed: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,11 +22,16 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from edge.store.tables import PersonPhotoRow, PersonRow, PlateRow
-from edge.sync.changes import PersonChange
+from edge.sync.changes import PersonChange, PhotoChange
 from edge.sync.tables import SyncedPersonRow
 
 BATCH = 500
 Plates = tuple[tuple[str, str], ...]
+
+
+def _sealed(cipher: Fernet, photo: PhotoChange) -> bytes:
+    """The photo encrypted for the store: a staged photo is already (moved as it is, never decrypted)."""
+    return photo.sealed if photo.sealed is not None else cipher.encrypt(photo.data)
 
 
 def _batches(persons: Iterable[PersonChange]) -> Iterator[list[PersonChange]]:
@@ -53,14 +58,14 @@ def write_persons(s: Session, persons: Iterable[PersonChange], *, cipher: Fernet
         for person in batch:
             first = person.photos[0]
             rows.append({"id": person.id, "name": person.name[:128], "tier": person.tier[:32],
-                         "role": person.role[:16], "consent": consent, "photo": cipher.encrypt(first.data),
+                         "role": person.role[:16], "consent": consent, "photo": _sealed(cipher, first),
                          "photo_sha256": first.sha256, "model_id": model_id})
             seen = {first.sha256}
             for photo in person.photos[1:]:
                 if photo.sha256 not in seen:
                     seen.add(photo.sha256)
                     extra.append({"id": secrets.token_hex(16), "person_id": person.id,
-                                  "photo": cipher.encrypt(photo.data), "photo_sha256": photo.sha256,
+                                  "photo": _sealed(cipher, photo), "photo_sha256": photo.sha256,
                                   "created_at": now})
         new = [{**r, "created_at": now} for r in rows if r["id"] not in existing]
         old = [r for r in rows if r["id"] in existing]

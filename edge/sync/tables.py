@@ -31,8 +31,8 @@ class SyncedPersonRow(Base):
 class StagedPersonRow(Base):
     """One person of a snapshot that arrives in several pages, held here (not in memory) until the last page
     came and the whole snapshot is applied in one transaction; emptied in that transaction. ``entry`` is the
-    console's JSON entry as sent (photos and template included), encrypted with the data key like every other
-    photo and embedding of the store."""
+    console's JSON entry as sent without its photos and template (name, tier, plates...), encrypted with the data
+    key; the photos are in :class:`StagedPhotoRow`."""
 
     __tablename__ = "sync_staged"
 
@@ -41,7 +41,20 @@ class StagedPersonRow(Base):
     entry: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
 
 
+class StagedPhotoRow(Base):
+    """One checked photo of a staged person, in the order sent. ``photo`` is the JPEG encrypted with the data key
+    exactly as the store's person photos are: the apply moves it into ``persons``/``person_photos`` unchanged, never
+    decrypted. Key rotation re-encrypts it like every ``info=ENCRYPTED`` column."""
+
+    __tablename__ = "sync_staged_photos"
+
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    photo: Mapped[bytes] = mapped_column(LargeBinary, info=ENCRYPTED)
+
+
 def create_tables(engine: Engine) -> None:
     """Add the sync's tables to a store made before sync existed (``create_all`` only adds what is missing)."""
-    tables = [SyncedPersonRow.__table__, StagedPersonRow.__table__]
+    tables = [SyncedPersonRow.__table__, StagedPersonRow.__table__, StagedPhotoRow.__table__]
     Base.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]

@@ -3,7 +3,9 @@
 ``python -m tests.edge.sync.apply_killee CONFIG ANSWER_JSON POINT`` opens the box from CONFIG as the service does
 (its own dlib engine), applies the answer in ANSWER_JSON with :class:`edge.sync.apply.GalleryApplier`, and kills
 itself when the apply reaches POINT ("gallery_written": new gallery files on disk, nothing committed;
-"committed": rows and pointer committed, memory not swapped, old files not yet removed).
+"committed": rows and pointer committed, memory not swapped, old files not yet removed). With a fourth argument
+``staged`` the answer is staged as one page of a snapshot (:mod:`edge.sync.stage`) and the stage applied, as a
+snapshot of several pages is.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from edge.sync.changes import parse_answer
 
 def main() -> None:
     config_path, answer_path, point = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    staged = sys.argv[4:] == ["staged"]
     runtime = EdgeRuntime(load_config(config_path))
 
     def checkpoint(name: str) -> None:
@@ -32,8 +35,14 @@ def main() -> None:
     applier = GalleryApplier(store=runtime.store, data_dir=runtime.data_dir, gallery=runtime.gallery,
                              engine=runtime.engine, enroller=runtime.enroller, plates=runtime.plates,
                              checkpoint=checkpoint)
-    changes, _ = parse_answer(json.loads(answer_path.read_text(encoding="utf-8")))
-    applier.apply(changes)
+    body = json.loads(answer_path.read_text(encoding="utf-8"))
+    changes, _ = parse_answer(body)
+    if staged:
+        stage = applier.stage(changes.version)
+        stage.add(changes, list(body["persons"]))
+        applier.apply_staged(stage)
+    else:
+        applier.apply(changes)
     print("APPLIED", flush=True)  # not reached when the point is passed
     runtime.stop()
 

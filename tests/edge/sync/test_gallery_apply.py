@@ -156,12 +156,14 @@ def test_a_snapshot_drops_synced_persons_it_no_longer_holds_and_keeps_local_enro
     assert best(box.gallery, engine, photo_bytes("biden.jpg"))[0] == local.id
 
 
-def _killed_apply(config_path: Path, body: dict[str, object], point: str, tmp_path: Path) -> None:
+def _killed_apply(config_path: Path, body: dict[str, object], point: str, tmp_path: Path, *,
+                  staged: bool = False) -> None:
     answer_file = tmp_path / f"answer-{point}.json"
     answer_file.write_text(json.dumps(body), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "tests.edge.sync.apply_killee", str(config_path), str(answer_file),
-                           point], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                           point, *(["staged"] if staged else [])], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == -9, proc.stdout + proc.stderr
     assert f"KILLED AT {point}" in proc.stdout
 
@@ -202,5 +204,43 @@ def test_kill_9_in_the_middle_of_an_apply_leaves_one_whole_version(
             applier.apply(changes)
         assert applier.version == 2 and runtime.gallery.persons == {biden}
         assert runtime.store.get_person(obama) is None
+    finally:
+        runtime.stop()
+
+
+@pytest.mark.parametrize(("point", "expect_new"), [("gallery_written", False), ("committed", True)])
+def test_kill_9_in_the_middle_of_a_staged_snapshot_apply_leaves_one_whole_version(
+        point: str, expect_new: bool, make_config: Callable[..., EdgeConfig], engine_pool: EnginePool,
+        engine: FaceEngine, photo_bytes: Callable[[str], bytes], templates: dict[str, FloatArray],
+        tmp_path: Path) -> None:
+    config = make_config()
+    model = engine.model_id
+    obama, biden = "0" * 31 + "1", "0" * 31 + "2"
+    runtime = EdgeRuntime(config, engine=engine_pool)
+    apply(runtime, answer(1, [person_entry(obama, "奥巴马", [photo_bytes("obama.jpg")],
+                                           template=templates["obama.jpg"], model_id=model)]))
+    runtime.stop()
+    # when another process stages a snapshot of version 2 (Biden only: Obama dropped) and is killed -9 in its apply
+    v2 = answer(2, [person_entry(biden, "拜登", [photo_bytes("biden.jpg"), photo_bytes("t1.jpg")],
+                                 template=templates["biden.jpg"], model_id=model)], snapshot=True)
+    _killed_apply(tmp_path / "smartbranch.yaml", v2, point, tmp_path, staged=True)
+    # then the box restarts on one whole version: rows, photos, gallery and version agree
+    runtime = EdgeRuntime(config, engine=engine_pool)
+    try:
+        applier = applier_of(runtime)
+        want = {biden} if expect_new else {obama}
+        assert applier.version == (2 if expect_new else 1)
+        assert {p.id for p in runtime.store.list_persons()} == want
+        assert runtime.gallery.persons == want
+        assert runtime.store.person_photos(obama) == ([] if expect_new else [photo_bytes("obama.jpg")])
+        # and the next pull stages the snapshot anew and completes it, the staged photos stored as they were sent
+        if not expect_new:
+            changes, _ = parse_answer(v2)
+            stage = applier.stage(2)
+            stage.add(changes, list(v2["persons"]))
+            applier.apply_staged(stage)
+        assert applier.version == 2 and runtime.gallery.persons == {biden}
+        assert runtime.store.get_person(obama) is None
+        assert runtime.store.person_photos(biden) == [photo_bytes("biden.jpg"), photo_bytes("t1.jpg")]
     finally:
         runtime.stop()
