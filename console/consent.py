@@ -6,10 +6,17 @@ Evidence is stored encrypted in the blob store. The blob is written before the r
 the surrounding transaction fails: :func:`track_blob` ties a blob to the session's transaction (or savepoint)
 and deletes it when that rolls back, whoever rolls it back (the enrolment of H2a, a bulk import row, or this
 module's own API).
+
+A record also says which uses it covers (:data:`PURPOSES`, stored as codes in ``covers``): ``enrolment``
+(recognition from the enrolment photos, every record covers it) and ``visit_template`` (the box may add a
+confirmed visit's live shot to the person's template, :mod:`edge.faces.visit_shots`). The codes a person's
+records cover together travel to the edge with the person (``consent_purposes``), and a box adds live shots only
+for a person whose consent covers ``visit_template``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath, PureWindowsPath
 from zoneinfo import ZoneInfo
@@ -29,6 +36,31 @@ EVIDENCE_MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
 )
 _PENDING = "console.pending_blobs"
+ENROLMENT = "enrolment"
+VISIT_TEMPLATE = "visit_template"
+PURPOSES: dict[str, tuple[str, str]] = {  # code -> (Chinese, English)
+    ENROLMENT: ("以登记照片识别迎宾", "recognition from the enrolment photos"),
+    VISIT_TEMPLATE: ("以确认到访的现场照片改进识别模板", "template improvement from confirmed live visits"),
+}
+
+
+def check_covers(codes: Iterable[str] | None) -> str:
+    """The purpose codes a record covers, as stored (space-separated, in :data:`PURPOSES` order; ``enrolment``
+    always included); 422 ``invalid_consent`` naming an unknown code."""
+    wanted = {c.strip() for c in codes or () if c and c.strip()}
+    unknown = sorted(wanted - PURPOSES.keys())
+    if unknown:
+        raise ConsoleError("invalid_consent", f"未知的同意用途代码 {', '.join(unknown)}（可选：{', '.join(PURPOSES)}）"
+                                              f" / unknown consent purpose code {', '.join(unknown)} (known: "
+                                              f"{', '.join(PURPOSES)})", 422, field="covers")
+    wanted.add(ENROLMENT)
+    return " ".join(c for c in PURPOSES if c in wanted)
+
+
+def covered(covers: Iterable[str]) -> list[str]:
+    """The purpose codes that records with these ``covers`` values cover together, in :data:`PURPOSES` order."""
+    codes = {c for value in covers for c in (value or "").split()}
+    return [c for c in PURPOSES if c in codes]
 
 
 def evidence_type(data: bytes) -> str:
@@ -117,15 +149,18 @@ def track_blob(session: Session, blobs: BlobStore, key: str) -> None:
 
 
 def add_consent(session: Session, blobs: BlobStore, person: Person, purpose: str, given_on: date, operator: str,
-                evidence: bytes | None, evidence_name: str | None, recorded_by: str) -> Consent:
+                evidence: bytes | None, evidence_name: str | None, recorded_by: str,
+                covers: Sequence[str] = (ENROLMENT,)) -> Consent:
     """Add a consent record to ``person`` (in the caller's transaction), with its evidence stored encrypted.
 
     Everything is checked before anything is written: 422 ``invalid_consent`` (purpose 1-200 characters,
-    operator 1-128, ``given_on`` not after today at the home branch), 415 ``bad_evidence``, 413
-    ``evidence_too_large``. The evidence blob is deleted again when the transaction rolls back."""
+    operator 1-128, ``given_on`` not after today at the home branch, ``covers`` known codes), 415
+    ``bad_evidence``, 413 ``evidence_too_large``. The evidence blob is deleted again when the transaction rolls
+    back."""
     branch = person.home_branch if person.home_branch is not None else (
         session.get(Branch, person.home_branch_id) if person.home_branch_id is not None else None)
     purpose, operator = check_consent_fields(purpose, given_on, operator, branch)
+    codes = check_covers(covers)
     key = content_type = name = None
     if evidence is not None:
         content_type = evidence_type(evidence)
@@ -134,7 +169,7 @@ def add_consent(session: Session, blobs: BlobStore, person: Person, purpose: str
         track_blob(session, blobs, key)
     consent = Consent(person_id=person.id, purpose=purpose, given_on=given_on, operator=operator[:128],
                       evidence_key=key, evidence_name=name, evidence_type=content_type, recorded_by=recorded_by[:64],
-                      created_at=utcnow())
+                      covers=codes, created_at=utcnow())
     session.add(consent)
     session.flush()
     return consent
@@ -144,5 +179,6 @@ def consent_json(consent: Consent) -> dict[str, object]:
     """The API's Consent shape."""
     url = (f"/api/persons/{consent.person_id}/consents/{consent.id}/evidence" if consent.evidence_key else None)
     return {"id": consent.id, "purpose": consent.purpose, "given_on": consent.given_on.isoformat(),
-            "operator": consent.operator, "evidence_name": consent.evidence_name, "evidence_url": url,
+            "operator": consent.operator, "covers": covered([consent.covers]),
+            "evidence_name": consent.evidence_name, "evidence_url": url,
             "recorded_by": consent.recorded_by, "created_at": consent.created_at.isoformat()}

@@ -181,6 +181,8 @@ class Consent(Base):
     evidence_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     recorded_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # the uses it covers (console.consent.PURPOSES codes, space-separated; revision 0008)
+    covers: Mapped[str] = mapped_column(String(200), default="enrolment", server_default="enrolment")
     person: Mapped[Person] = relationship(back_populates="consents")
 
 

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from console import audit
 from console.api.deps import Caller, Ctx
-from console.consent import MAX_EVIDENCE_BYTES, add_consent, consent_json
+from console.consent import MAX_EVIDENCE_BYTES, add_consent, consent_json, covered
 from console.errors import ConsoleError
-from console.plates import add_plate, hide_unseen_holder, plate_json, remove_plate
+from console.plates import add_plate, hide_unseen_holder, plate_json, remove_plate, touch_person
 from console.security import Principal
 from console.storage import BlobNotFound
 from console.tables import Consent, Person
@@ -87,18 +87,27 @@ async def _read_upload(upload: UploadFile | None) -> tuple[bytes | None, str | N
 async def post_consent(person_id: str, ctx: Ctx, caller: Caller, purpose: Annotated[str, Form(max_length=1000)] = "",
                        given_on: Annotated[str, Form(max_length=32)] = "",
                        operator: Annotated[str, Form(max_length=1000)] = "",
-                       evidence: Annotated[UploadFile | None, File()] = None) -> dict[str, Any]:
-    """Empty or missing text fields reach :func:`add_consent`, which names the field in its own 422."""
+                       evidence: Annotated[UploadFile | None, File()] = None,
+                       covers: Annotated[list[str] | None, Form()] = None) -> dict[str, Any]:
+    """Empty or missing text fields reach :func:`add_consent`, which names the field in its own 422. ``covers``
+    (repeatable) names the uses the record covers besides the enrolment (``visit_template``); a record that adds
+    a use the person's records did not cover yet is a gallery change, so the edges learn it."""
     caller.require_role(*EDITORS)
     data, name = await _read_upload(evidence)
     day = _date(given_on)
     with ctx.db.transaction() as session:
         person = person_in_scope(session, caller, person_id)
-        consent = add_consent(session, ctx.blobs, person, purpose, day, operator, data, name, caller.actor)
+        before = covered(c.covers for c in person.consents)
+        consent = add_consent(session, ctx.blobs, person, purpose, day, operator, data, name, caller.actor,
+                              covers=covers or ())
+        detail: dict[str, Any] = {"consent_id": consent.id, "purpose": consent.purpose,
+                                  "evidence": consent.evidence_key is not None}
+        if covered([consent.covers]) != ["enrolment"]:
+            detail["covers"] = covered([consent.covers])
+        if set(covered([consent.covers])) - set(before) - {"enrolment"}:
+            detail["version"] = touch_person(session, person)
         audit.record(session, caller, "consent_add", object_type="person", object_id=person.id,
-                     branch_code=person.home_branch.code,
-                     detail={"consent_id": consent.id, "purpose": consent.purpose,
-                             "evidence": consent.evidence_key is not None})
+                     branch_code=person.home_branch.code, detail=detail)
         return consent_json(consent)
 
 

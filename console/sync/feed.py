@@ -17,6 +17,8 @@ The rules (the protocol, /tmp/brief/sync_protocol.md, "Down"):
   and V is then the seq up to which the page is complete (the seq before the first person left out).
 - A template is sent only when its model_id is the edge's; otherwise null, and the edge embeds the photos it
   receives anyway (it keeps them for the greeting card), so an engine change never leaves a branch blind.
+- ``consent_purposes`` lists the uses the person's consent records cover (:data:`console.consent.PURPOSES`); the
+  edge adds live visit shots to a template only when it holds ``visit_template``.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from console.consent import covered
 from console.context import ConsoleContext
 from console.dupindex import TemplateCipher
 from console.storage import BlobNotFound
 from console.sync.auth import EdgeCaller
 from console.sync.scope import in_scope, in_scope_clause
-from console.tables import GalleryChange, Person, Photo, Plate
+from console.tables import Consent, GalleryChange, Person, Photo, Plate
 
 log = logging.getLogger(__name__)
 SCAN_BATCH = 1000  # change rows read per query while collecting a page's persons
@@ -70,10 +73,10 @@ class _Writer:
         return self.entry(_Row(person.id, person.name, person.role, person.tier, person.version, person.template,
                                person.model_id),
                           [(p.id, p.blob_key, p.sha256, p.content_type) for p in person.photos],
-                          [(p.plate, p.kind) for p in person.plates])
+                          [(p.plate, p.kind) for p in person.plates], covered(c.covers for c in person.consents))
 
     def entry(self, person: _Row, photo_rows: list[tuple[str, str, str, str]],
-              plates: list[tuple[str, str]]) -> dict[str, Any]:
+              plates: list[tuple[str, str]], purposes: list[str] | None = None) -> dict[str, Any]:
         photos = []
         for photo_id, blob_key, sha256, content_type in photo_rows:
             try:
@@ -94,7 +97,8 @@ class _Writer:
                           person.id)
         return {"id": person.id, "name": person.name, "role": person.role, "tier": person.tier,
                 "version": person.version, "photos": photos, "template": template,
-                "plates": [{"plate": plate, "kind": kind} for plate, kind in plates]}
+                "plates": [{"plate": plate, "kind": kind} for plate, kind in plates],
+                "consent_purposes": purposes or []}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +113,14 @@ class _Row:
 
 
 def _snapshot_rows(session: Session, ids: list[str]) -> dict[str, tuple[_Row, list[tuple[str, str, str, str]],
-                                                                        list[tuple[str, str]]]]:
-    """The persons of a snapshot page as plain rows: three queries, no ORM objects (a page holds hundreds)."""
+                                                                        list[tuple[str, str]], list[str]]]:
+    """The persons of a snapshot page as plain rows: four queries, no ORM objects (a page holds hundreds)."""
     if not ids:
         return {}
     rows = session.execute(select(Person.id, Person.name, Person.role, Person.tier, Person.version, Person.template,
                                   Person.model_id).where(Person.id.in_(ids)))
-    out: dict[str, tuple[_Row, list[tuple[str, str, str, str]], list[tuple[str, str]]]] = {
-        r[0]: (_Row(*r), [], []) for r in rows}
+    out: dict[str, tuple[_Row, list[tuple[str, str, str, str]], list[tuple[str, str]], list[str]]] = {
+        r[0]: (_Row(*r), [], [], []) for r in rows}
     for person_id, *photo in session.execute(select(Photo.person_id, Photo.id, Photo.blob_key, Photo.sha256,
                                                     Photo.content_type).where(Photo.person_id.in_(ids))
                                              .order_by(Photo.person_id, Photo.created_at, Photo.id)):
@@ -126,6 +130,10 @@ def _snapshot_rows(session: Session, ids: list[str]) -> dict[str, tuple[_Row, li
                                                   .where(Plate.person_id.in_(ids)).order_by(Plate.id)):
         if person_id in out:
             out[person_id][2].append((plate, kind))
+    for person_id, covers in session.execute(select(Consent.person_id, Consent.covers)
+                                             .where(Consent.person_id.in_(ids))):
+        if person_id in out:  # the consent purposes: every code any record covers, in PURPOSES order
+            out[person_id][3][:] = covered([*out[person_id][3], covers])
     return out
 
 
@@ -133,7 +141,8 @@ def _load(session: Session, ids: list[str]) -> dict[str, Person]:
     if not ids:
         return {}
     query = (select(Person).where(Person.id.in_(ids))
-             .options(selectinload(Person.photos), selectinload(Person.plates), selectinload(Person.scope_branches)))
+             .options(selectinload(Person.photos), selectinload(Person.plates), selectinload(Person.scope_branches),
+                      selectinload(Person.consents)))
     return {p.id: p for p in session.scalars(query)}
 
 

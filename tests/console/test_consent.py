@@ -58,7 +58,7 @@ def test_a_consent_with_a_pdf_round_trips_through_the_encrypted_store(client: Te
     assert r.status_code == 201, r.text
     body = r.json()
     assert body == {"id": body["id"], "purpose": "贵宾到店识别与问候", "given_on": "2026-11-30",
-                    "operator": "柜员 王五", "evidence_name": "同意书.pdf",
+                    "operator": "柜员 王五", "covers": ["enrolment"], "evidence_name": "同意书.pdf",
                     "evidence_url": f"/api/persons/{pid}/consents/{body['id']}/evidence",
                     "recorded_by": "enr/token:script", "created_at": body["created_at"]}
     [stored] = blob_files(console_ctx)
