@@ -9,7 +9,8 @@ is ``queued`` or ``interrupted``. While it runs, a heartbeat thread renews ``hea
 A console that starts (and the CLI before an import) recovers the jobs whose runner is gone
 (:func:`recover_jobs`) and marks them ``interrupted`` (中断) with the reason:
 
-- on this host, a runner whose process no longer exists (a ``kill -9``, a power cut): at once;
+- on this host, a runner whose process no longer exists (a ``kill -9``, a power cut): at once (replicas in
+  containers need hostnames of their own, as Docker and Kubernetes give them, since pids are per container);
 - on any host, a runner whose lease is older than :data:`LEASE_S` (its replica died, or hangs): so a live
   replica's job, whose heartbeat is fresh, is never taken from it. The replicas' clocks are assumed to agree
   within a few seconds (NTP), far less than the lease.

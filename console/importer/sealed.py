@@ -125,15 +125,16 @@ def delete_upload(ctx: ConsoleContext, job_id: str) -> None:
 
 def sweep(ctx: ConsoleContext, keep: set[str]) -> int:
     """Delete every file of the upload folder that no job in ``keep`` needs (a finished job's, a plain zip of
-    an older console, an upload that never became a job and has not been written to for
-    :data:`INCOMING_IDLE_S`: another replica may be receiving one now); how many were deleted."""
+    an older console, an upload that never became a job) once it has not been written to for
+    :data:`INCOMING_IDLE_S` (another replica may be receiving it, or making its job, right now); how many were
+    deleted."""
     removed = 0
     now = time.time()
     for path in upload_folder(ctx).iterdir():
         job_id = path.name.split(".", 1)[0]
         if not path.is_file() or (job_id in keep and path.name.endswith((ZIP_SUFFIX, CSV_SUFFIX))):
             continue
-        if job_id.startswith("incoming-") and now - path.stat().st_mtime < INCOMING_IDLE_S:
+        if now - path.stat().st_mtime < INCOMING_IDLE_S:
             continue
         try:
             path.unlink()

@@ -181,15 +181,20 @@ def test_a_job_interrupted_for_a_week_is_abandoned_at_start_and_no_upload_outliv
     folder = sealed.upload_folder(console_ctx)
     (folder / "0123456789abcdef.zip").write_bytes(b"PK a plain zip an older console left")
     (folder / "done-job.zip.sealed").write_bytes(b"a finished job's upload")
+    hours_ago = time.time() - 2 * 3600
+    for name in ("0123456789abcdef.zip", "done-job.zip.sealed"):
+        os.utime(folder / name, (hours_ago, hours_ago))
     (folder / "incoming-abc.zip.sealed").write_bytes(b"an upload another replica is receiving now")
+    (folder / "new-job.zip.sealed").write_bytes(b"a job another replica is making now")
     # when a console starts
     assert recover_jobs(console_ctx) == []
     # then the job interrupted a week ago is abandoned and its upload deleted, with the plain zip and the
-    # finished job's file; the recent job keeps its upload for a resume, and an upload in progress is left
+    # finished job's file of hours ago; the recent job keeps its upload for a resume, and files written just
+    # now (an upload in progress, a job another replica is making) are left
     with console_ctx.db.transaction() as session:
         assert dict(session.execute(select(ImportJob.id, ImportJob.status)).tuples().all()) == {
             "old": "abandoned", "recent": "interrupted"}
         assert session.scalars(select(AuditRow.action).where(AuditRow.object_id == "old")).all() == [
             "import_abandoned"]
-    assert sorted(p.name for p in folder.iterdir()) == ["incoming-abc.zip.sealed", "recent.csv.sealed",
-                                                       "recent.zip.sealed"]
+    assert sorted(p.name for p in folder.iterdir()) == ["incoming-abc.zip.sealed", "new-job.zip.sealed",
+                                                       "recent.csv.sealed", "recent.zip.sealed"]
