@@ -159,11 +159,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{h.accuracy:>+6.2f} {h.fnir_fall:>+6.2f}")
         key = f"{h.set}/{h.role}"
         taken = branch == "whiten"
-        row = summary.setdefault(key, {"halves": 0, "adapted": 0, "accuracy_points": 0.0, "fnir_fall_points": 0.0})
+        row = summary.setdefault(key, {"halves": 0, "adapted": 0, "accuracy_points": 0.0, "fnir_fall_points": 0.0,
+                                       "fnir_resolved": 0})
         row["halves"] += 1
         row["adapted"] += taken
-        row["accuracy_points"] += (h.accuracy if taken else 0.0) / args.splits
-        row["fnir_fall_points"] += (h.fnir_fall if taken and np.isfinite(h.fnir_fall) else 0.0) / args.splits
+        row["accuracy_points"] += h.accuracy if taken else 0.0
+        if np.isfinite(h.fnir_fall):  # a half may hold too few strangers to resolve FPIR 1e-2: left out of the mean
+            row["fnir_resolved"] += 1
+            row["fnir_fall_points"] += h.fnir_fall if taken else 0.0
+    for row in summary.values():
+        row["accuracy_points"] /= row["halves"]
+        row["fnir_fall_points"] /= max(row["fnir_resolved"], 1)
     for key, row in summary.items():
         print(f"{key:<20} adapted in {row['adapted']}/{row['halves']} halves; mean change with the choice: accuracy "
               f"{row['accuracy_points']:+.2f}, FNIR@FPIR 1e-2 {-row['fnir_fall_points']:+.2f} points")
