@@ -189,6 +189,10 @@ def _run(ctx: ConsoleContext, args: argparse.Namespace, data: bytes | None) -> i
                                                  photos, on_row=tick, resume=args.resume)
     except ConsoleError as exc:
         return _fail("无法继续该任务", exc.message)
+    except KeyboardInterrupt:
+        print("导入已停止，任务标记为中断；import-jobs 列出其编号，用 --resume 继续 / the import stopped and its job "
+              "is interrupted; import-jobs lists its id, --resume goes on with it", file=sys.stderr)
+        return 130
     except (SQLAlchemyError, OSError, VisionError) as exc:
         print(f"导入中断；已完成的行已保存，用 --resume 继续 / the import stopped; the rows done are kept, "
               f"--resume with the same files goes on: {exc}", file=sys.stderr)

@@ -198,3 +198,33 @@ def test_a_job_interrupted_for_a_week_is_abandoned_at_start_and_no_upload_outliv
             "import_abandoned"]
     assert sorted(p.name for p in folder.iterdir()) == ["incoming-abc.zip.sealed", "new-job.zip.sealed",
                                                        "recent.csv.sealed", "recent.zip.sealed"]
+
+
+def test_ctrl_c_at_the_cli_stops_the_import_as_interrupted_after_the_rows_in_flight(
+        console_ctx: ConsoleContext, photo_bytes: Callable[[str], bytes], tmp_path: Path) -> None:
+    add_branch(console_ctx, "SH001")
+    add_user(console_ctx, "importer", "enroller")
+    config, people, folder = _files(tmp_path, console_ctx, photo_bytes)
+    child = subprocess.Popen([sys.executable, "-m", "console.cli.main", "import", "--config", str(config), "--csv",
+                              str(people), "--photos", str(folder), "--user", "importer"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + KILL_WAIT_S
+        while time.monotonic() < deadline and child.poll() is None:
+            job = _job(console_ctx)
+            if job is not None and job.done >= 1:
+                break
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        _out, err = child.communicate(timeout=KILL_WAIT_S)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, err.decode()
+    assert "--resume" in err.decode()
+    job = _job(console_ctx)
+    assert job is not None and job.status == "interrupted" and job.runner is None and job.done < job.total
+    assert job.error is not None and "Ctrl-C" in job.error
+    with console_ctx.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(ImportJobRow)) == job.done
