@@ -27,6 +27,7 @@ from edge.faces.adapt import PopulationAdapter
 from edge.faces.enrol import Enroller, policy_from_config
 from edge.faces.gallery_rebuild import needs_rebuild, rebuild_gallery
 from edge.faces.pipeline import FacePipeline
+from edge.faces.stranger_crops import StrangerCrops
 from edge.faces.vip_rule import Sighting, VipArrivalRule
 from edge.faces.visit_shots import VisitShots
 from edge.metrics import EdgeMetrics
@@ -112,9 +113,12 @@ class EdgeRuntime:
         # a confirmed VIP visit (the manager's ack) may lend its best shot to the VIP's template
         self.visit_shots = VisitShots(
             config.face.visit_shots, store=self.store, gallery=self.gallery, engine=self.engine, enroller=self.enroller,
-            policy=policy_from_config(config.face), threshold=config.face.voter.threshold,
+            policy=policy_from_config(config.face), threshold=config.face.voter.threshold, search=self.adaptation,
             audit=lambda actor, action, outcome, detail: self.review.audit(
                 actor=actor, action=action, clip_id=None, outcome=outcome, detail=detail))
+        # opt-in: unknown tracks' best crops, kept briefly (encrypted) for a manager's "this was X"
+        self.stranger_crops = StrangerCrops(config.face.stranger_crops, store=self.store,
+                                            policy=policy_from_config(config.face))
         self.vip_rule.add_listener(self.visit_shots.offer)
         self.hub.add_ack_listener(self.visit_shots.on_ack)
         self.sync: SyncService | None = None  # with sync.console_url: the console's gallery, applied atomically
@@ -123,6 +127,7 @@ class EdgeRuntime:
                                     gallery=self.gallery, engine=self.engine, enroller=self.enroller,
                                     plates=self.plates, cameras=self.camera_report)
             self.sync.applier.add_scrub_listener(self._refresh_alerts)  # an erasure's scrubbed cards, pushed again
+            self.sync.applier.set_refine(self.visit_shots.with_shots)  # a console update keeps the visit shots
         self.sender: Sender | None = None  # with a console token: the outbox's events and the clips go up
         if self.sync is not None and self.sync.credentials is not None and config.sync.console_url:
             token = self.sync.credentials.token
@@ -162,7 +167,8 @@ class EdgeRuntime:
             return self._counter_worker(camera)
         source = FrameSource(camera.id, camera.source)
         pipeline = FacePipeline(camera, self.config.face, engine=self.camera_engine, gallery=self.adaptation,
-                                rule=self.vip_rule, metrics=self.metrics)
+                                rule=self.vip_rule, metrics=self.metrics,
+                                strangers=self.stranger_crops.keep if self.stranger_crops.enabled else None)
         return CameraWorker(source, pipeline, self.vip_rule.identified, self.metrics,
                             scheduler=self._share(camera))
 
@@ -309,6 +315,7 @@ class EdgeRuntime:
             worker.source.start()
             worker.start()
         self.retention.start()  # clips, their leftovers and alert snapshots
+        self.stranger_crops.start()  # purges the expired crops every minute
         if self.sender is not None:
             self.sender.start()
         else:  # no console to send to: the outbox keeps a month, not for ever
@@ -327,6 +334,7 @@ class EdgeRuntime:
         for recorder in self.recorders:
             recorder.close()
         self.retention.stop()
+        self.stranger_crops.stop()
         self.adaptation.close()  # the population's aggregates, saved before the store closes
         if self._owns_engine:
             self.engine.close()

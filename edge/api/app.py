@@ -116,7 +116,9 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True, config_path:
     app.include_router(review_router(runtime.review, gate, tz=runtime.config.branch.tz, clip_key=runtime.clip_key,
                                      names=names_source(runtime.store.list_persons, camera_names)))
     app.include_router(visit_shots_router(runtime.visit_shots, gate,
-                                          person_exists=lambda pid: runtime.store.get_person(pid) is not None))
+                                          person_exists=lambda pid: runtime.store.get_person(pid) is not None,
+                                          crops=runtime.stranger_crops, store=runtime.store, engine=runtime.engine,
+                                          keep_minutes=runtime.config.face.stranger_crops.keep_minutes))
     app.include_router(live_router(runtime, gate, cameras=lambda: runtime.config.cameras,
                                    preview=lambda: runtime.config.preview))
     calibration = None

@@ -73,11 +73,11 @@ class AdaptationSettings(_Strict):
 class VisitShotSettings(_Strict):
     """Templates that grow from confirmed visits (:mod:`edge.faces.visit_shots`)."""
 
-    enabled: bool = Field(default=False,
-                          description="Add a confirmed visit's best live shot to the VIP's template. The box's store "
-                                      "keeps a consent record per person but not its purposes, so this switch "
-                                      "stands for them: turn it on only where every VIP's consent covers improving "
-                                      "recognition from their confirmed visits.")
+    enabled: bool = Field(default=True,
+                          description="Add a confirmed visit's best live shot to the VIP's template, only for a "
+                                      "person whose consent (recorded at the console, carried by the sync) covers "
+                                      "template improvement from live visits (visit_template); a person without "
+                                      "that purpose never gets a shot.")
     max_per_person: int = Field(default=3, ge=1, le=20,
                                 description="Live shots kept per person; a new one replaces the oldest. The "
                                             "template always includes every enrolment photo as well.")
@@ -89,10 +89,26 @@ class VisitShotSettings(_Strict):
     min_template_cosine: float = Field(default=0.97, ge=-1, le=1,
                                        description="A shot is refused when the template with it would have a cosine "
                                                    "below this with the template of the enrolment photos alone.")
+    mark_score_slack: float = Field(default=0.02, ge=0, le=1,
+                                    description="A stranger's crop marked as a VIP (\"this was X\") was not decided: "
+                                                "its score against that VIP may be this much below the voter "
+                                                "threshold, and it must still lead every other person by "
+                                                "min_margin.")
     pending_max: int = Field(default=64, ge=1, le=10_000,
                              description="Unconfirmed visits whose shot is held in memory; the oldest is dropped.")
     pending_ttl_s: float = Field(default=1800.0, gt=0, le=86400,
                                  description="An unconfirmed visit's shot is dropped after this many seconds.")
+
+
+class StrangerCropSettings(_Strict):
+    """Recent unknown faces' best crops, for a manager to mark a missed VIP (:mod:`edge.faces.stranger_crops`)."""
+
+    keep_minutes: float = Field(default=0.0, ge=0, le=24 * 60,
+                                description="Minutes an unknown track's best face crop is kept (an image, encrypted; "
+                                            "never an embedding) so that a lobby manager can mark it as a missed VIP. "
+                                            "0 (the default) keeps none; older crops are purged every minute and at "
+                                            "start.")
+    max_crops: int = Field(default=200, ge=1, le=10_000, description="Crops kept at most; the oldest go first.")
 
 
 class FaceConfig(_Strict):
@@ -123,6 +139,9 @@ class FaceConfig(_Strict):
     voter: VoterSettings = Field(default_factory=VoterSettings, description="Open-set identity decision.")
     visit_shots: VisitShotSettings = Field(default_factory=VisitShotSettings,
                                            description="Templates that grow from visits a lobby manager confirmed.")
+    stranger_crops: StrangerCropSettings = Field(default_factory=StrangerCropSettings,
+                                                 description="Recent unknown faces' crops, kept briefly for \"this "
+                                                             "was X\" (off by default).")
     adaptation: AdaptationSettings = Field(default_factory=AdaptationSettings,
                                            description="Learning the branch's face population without labels, "
                                                        "and when its transform is used.")

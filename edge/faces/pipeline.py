@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from calibration.zones import PolygonZone
 from edge.cameras.config import CameraConfig
@@ -26,9 +27,11 @@ class FacePipeline:
     """Processes frames of one camera. Not thread-safe: one thread calls :meth:`process`."""
 
     def __init__(self, camera: CameraConfig, face: FaceConfig, *, engine: FaceEngine,
-                 gallery: Gallery | GallerySearch, rule: VipArrivalRule, metrics: EdgeMetrics | None = None) -> None:
+                 gallery: Gallery | GallerySearch, rule: VipArrivalRule, metrics: EdgeMetrics | None = None,
+                 strangers: Callable[[str, TrackFace], object] | None = None) -> None:
         self.camera = camera
         self._rule = rule
+        self._strangers = strangers  # gets each ended unknown track (edge.faces.stranger_crops keeps its crop)
         self._metrics = metrics
         zone = PolygonZone(f"{camera.id}-zone", tuple(camera.zone)) if camera.zone else None
         # faces are detected only where the picture moves (vision.motion), when the camera turns it on
@@ -46,6 +49,9 @@ class FacePipeline:
                 self._metrics.stage.labels(self.camera.id, "motion").observe(time.perf_counter() - t0)
         update = self._tracks.update(frame)
         self._last = update
+        if self._strangers is not None:
+            for gone in update.ended_unknown:
+                self._strangers(self.camera.id, gone)
         sightings: list[Sighting] = []
         newly = set(update.newly_decided)
         for tid in update.track_ids:

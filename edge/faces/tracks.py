@@ -54,6 +54,7 @@ class TrackFace:
     last_embed_t: float = -1e9
     best_quality: float = -1.0
     best_crop: Image | None = None
+    best_face: FaceQuality | None = None  # the quality of best_crop
     embedded_quality: float = -1.0
     match: Match | None = None
     voted: dict[str, LiveShot] = field(default_factory=dict)  # person -> best shot that matched them
@@ -68,6 +69,7 @@ class FaceUpdate:
     track_ids: list[int]
     newly_decided: list[int] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
+    ended_unknown: list[TrackFace] = field(default_factory=list)  # ended, embedded, never decided as a person
 
 
 class FaceTracks:
@@ -112,9 +114,12 @@ class FaceTracks:
             dets = dets[self._zone.contains(dets.xyxy)]
         t1 = self._timed("detect", t0)
         dets, ended = self._tracker.update(dets, frame.t_mono)
+        unknown: list[TrackFace] = []
         for track in ended:
-            self._faces.pop(track.track_id, None)
+            gone = self._faces.pop(track.track_id, None)
             self._voter.forget(track.track_id)
+            if gone is not None and gone.embedded_quality >= 0 and (gone.match is None or gone.match.person_id is None):
+                unknown.append(gone)
         chips = self._engine.chips(frame.image, dets)
         qualities = assess(dets, chips, self._engine.min_face_px, layout=self._engine.landmark_layout)
         track_ids = [int(t) for t in dets.track_id] if dets.track_id is not None else []
@@ -146,7 +151,7 @@ class FaceTracks:
         if self._metrics is not None:
             self._metrics.faces.labels(self._camera_id).inc(len(dets))
             self._metrics.embeddings.labels(self._camera_id).inc(len(todo))
-        return FaceUpdate(dets, track_ids, decided, [t.track_id for t in ended])
+        return FaceUpdate(dets, track_ids, decided, [t.track_id for t in ended], unknown)
 
     def _keep_shot(self, state: TrackFace, vector: FloatArray, quality: FaceQuality, result: SearchResult) -> None:
         """Remember the embedding if it matched an enrolled person (as a vote would count it) and is that person's
@@ -164,6 +169,7 @@ class FaceTracks:
         if quality.score > state.best_quality:
             state.best_quality = quality.score
             state.best_crop = chip
+            state.best_face = quality
 
     def _wants_embedding(self, tid: int, state: TrackFace, quality: FaceQuality, t: float) -> bool:
         if state.embedded_quality < 0:

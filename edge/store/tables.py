@@ -213,6 +213,17 @@ class VisitShotRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ConsentPurposeRow(Base):
+    """A use the person's consent covers, as the console recorded it (``visit_template``: live shots of confirmed
+    visits may join their template, :mod:`edge.faces.visit_shots`); it goes with the person."""
+
+    __tablename__ = "consent_purposes"
+
+    person_id: Mapped[str] = mapped_column(String(32), ForeignKey("persons.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

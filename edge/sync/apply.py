@@ -65,6 +65,7 @@ from vision.types import FloatArray
 
 logger = logging.getLogger(__name__)
 
+Refine = Callable[[str, tuple[bytes, ...], tuple[str, ...], FloatArray], FloatArray]
 CONSENT = "console"  # the consent record is kept at the console, where the person was enrolled
 SNAPSHOT_URL = re.compile(r"/api/snapshots/([0-9a-f]{32})")
 
@@ -101,6 +102,7 @@ class GalleryApplier:
         self._checkpoint = checkpoint
         self._lock = threading.Lock()
         self._scrub_listeners: list[Callable[[tuple[str, ...]], None]] = []
+        self._refine: Refine | None = None
         create_tables(store.engine)
 
     # -- what is applied -----------------------------------------------------------------------------------------
@@ -169,8 +171,19 @@ class GalleryApplier:
             return self._commit(stage.version, True, stage.ids(), [], stage.vectors, stage.failures, stage.persons,
                                 clear=stage.clear)
 
+    def set_refine(self, refine: Refine) -> None:
+        """``refine(person_id, photos, consent purposes, template)``: the template the gallery takes for a person
+        the console sent (the box keeps live visit shots in it, :mod:`edge.faces.visit_shots`)."""
+        self._refine = refine
+
     def embed(self, person: PersonChange) -> tuple[FloatArray | None, str | None]:
         """(the person's template for this box's engine, or None and why not)."""
+        vector, failure = self._embed(person)
+        if vector is not None and self._refine is not None:
+            vector = self._refine(person.id, tuple(p.data for p in person.photos), person.purposes, vector)
+        return vector, failure
+
+    def _embed(self, person: PersonChange) -> tuple[FloatArray | None, str | None]:
         if not person.photos:
             return None, "no_photo"
         if (person.template is not None and person.template_model == self._engine.model_id

@@ -47,6 +47,7 @@ class PersonChange:
     template_model: str | None
     template: FloatArray | None
     plates: tuple[tuple[str, str], ...]  # (plate, kind)
+    purposes: tuple[str, ...] = ()  # the uses their consent covers (console.consent.PURPOSES codes)
 
 
 @dataclass(slots=True)
@@ -101,7 +102,8 @@ def parse_person(raw: Any, *, verify_photos: bool = True) -> PersonChange:
         return PersonChange(id=person_id, name=str(raw.get("name") or ""), role=str(raw.get("role") or "vip"),
                             tier=str(raw.get("tier") or ""), version=int(raw.get("version") or 0),
                             photos=_photos(person_id, raw.get("photos"), verify_photos), template_model=model,
-                            template=template, plates=plates)
+                            template=template, plates=plates,
+                            purposes=tuple(str(c) for c in raw.get("consent_purposes") or []))
     except (KeyError, TypeError, AttributeError) as exc:
         raise ChangeSetError(f"bad person entry: {exc}") from exc
 

@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from edge.store.tables import PersonPhotoRow, PersonRow, PlateRow
+from edge.store.tables import ConsentPurposeRow, PersonPhotoRow, PersonRow, PlateRow
 from edge.sync.changes import PersonChange, PhotoChange
 from edge.sync.tables import SyncedPersonRow
 
@@ -51,7 +51,7 @@ def write_persons(s: Session, persons: Iterable[PersonChange], *, cipher: Fernet
             continue
         ids = [p.id for p in batch]
         existing = set(s.scalars(select(PersonRow.id).where(PersonRow.id.in_(ids))))
-        for table in (PlateRow, PersonPhotoRow, SyncedPersonRow):
+        for table in (PlateRow, PersonPhotoRow, SyncedPersonRow, ConsentPurposeRow):
             s.execute(delete(table).where(table.person_id.in_(ids)), execution_options={"synchronize_session": False})
         rows: list[dict[str, Any]] = []
         extra: list[dict[str, Any]] = []
@@ -75,6 +75,9 @@ def write_persons(s: Session, persons: Iterable[PersonChange], *, cipher: Fernet
             s.execute(update(PersonRow), old)
         if extra:
             s.execute(insert(PersonPhotoRow), extra)
+        purposes = [{"person_id": p.id, "purpose": c[:32]} for p in batch for c in dict.fromkeys(p.purposes)]
+        if purposes:  # the uses their consent covers (edge.faces.visit_shots asks)
+            s.execute(insert(ConsentPurposeRow), purposes)
         s.execute(insert(SyncedPersonRow), [{"person_id": p.id, "version": p.version, "synced_at": now}
                                             for p in batch])
         written.extend((p.id, p.plates) for p in batch)

@@ -13,6 +13,7 @@ from edge.cli.main import main
 from edge.config import EdgeConfig, load_config
 from edge.faces.tracks import LiveShot
 from edge.faces.vip_rule import Sighting
+from edge.faces.visit_shots import record_consent_purposes
 from tests.edge.conftest import ENROLLER_TOKEN, IT_TOKEN, LiveEdge, config_dict
 from vision.engines.base import FaceEngine
 from vision.enrolment import embed_photo
@@ -37,6 +38,7 @@ def test_shots_are_listed_and_undone_and_the_adaptation_shown_in_chinese_and_eng
     edge = live_edge(config)
     runtime = edge.runtime
     vip = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+    record_consent_purposes(runtime.store, vip.id, {"visit_template"})  # the console's consent
     vector = embed_photo(engine, photo_bytes("obama.jpg"))
     assert vector is not None
     shot = LiveShot(vip.id, vector, GOOD, 0.975, 0.5)

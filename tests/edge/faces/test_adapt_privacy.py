@@ -1,5 +1,7 @@
 """Learning the population keeps no stranger's embedding: the real pipeline plays real strangers past the box,
-then the database, every file of the data folder and the logs are searched for a vector close to any of them."""
+then the database, every file of the data folder and the logs are searched for a vector close to any of them.
+The box also keeps the strangers' face crops for "this was X" (edge.faces.stranger_crops): images, stored
+encrypted, and still no vector."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from vision.types import Image
 FloatArray = npt.NDArray[np.float64]
 CLOSE = 0.95  # cosine: above the voter's threshold, what would greet a stranger
 B64_RUN = re.compile(rb"[A-Za-z0-9+/]{600,}={0,2}")
+PNG = b"\x89PNG\r\n\x1a\n"
 FLOAT = re.compile(r"-?\d+\.\d+(?:[eE]-?\d+)?")
 
 
@@ -92,15 +95,20 @@ def test_learning_keeps_no_strangers_embedding_in_the_store_the_files_or_the_log
     caplog.set_level(logging.DEBUG)
     config = make_config(cameras=[{"id": "entrance-1", "name": "正门", "role": "entrance",
                                    "source": {"url": f"file:{walk_in_video}", "fps": 10, "loop": True}}],
-                         face={"adaptation": {"min_faces": 40, "refit_interval_s": 1}})
+                         face={"adaptation": {"min_faces": 40, "refit_interval_s": 1},
+                               "stranger_crops": {"keep_minutes": 5}})
     runtime = EdgeRuntime(config, engine=engine_pool)
     try:
         runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama.jpg"), consent="测试同意记录")
         # when the strangers walk past until the box has learnt from 80 faces or more
         runtime.start()
         deadline = time.monotonic() + 120
-        while runtime.adaptation.state().faces_seen < 80 and time.monotonic() < deadline:
+        while ((runtime.adaptation.state().faces_seen < 80 or not runtime.stranger_crops.recent())
+               and time.monotonic() < deadline):
             time.sleep(0.5)
+        # and the strangers' crops were kept, as encrypted images (no PNG in the clear)
+        crops = runtime.stranger_crops.recent()
+        assert crops and all((runtime.stranger_crops.image(c.id) or b"").startswith(PNG) for c in crops)
     finally:
         runtime.stop()
     state = runtime.adaptation.state()
@@ -115,5 +123,6 @@ def test_learning_keeps_no_strangers_embedding_in_the_store_the_files_or_the_log
     found = {str(p.relative_to(config.paths.data_dir)): best_cosine(p.read_bytes(), strangers) for p in files}
     found["logs"] = best_cosine(caplog.text.encode("utf-8"), strangers)
     assert all(score < CLOSE for score in found.values()), found
+    assert not any(PNG in p.read_bytes() for p in files)
     # while the same scan finds the enrolled VIP's template in the gallery files (the scan can see vectors)
     assert max(best_cosine(p.read_bytes(), vip) for p in files if "gallery" in p.name) >= CLOSE

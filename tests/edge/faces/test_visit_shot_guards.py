@@ -20,6 +20,7 @@ from edge.config import load_config
 from edge.faces.gallery_rebuild import rebuild_gallery
 from edge.faces.tracks import LiveShot
 from edge.faces.vip_rule import Sighting
+from edge.faces.visit_shots import record_consent_purposes
 from edge.runtime import EdgeRuntime
 from edge.store.db import Person
 from edge.store.tables import PersonPhotoRow, PersonRow, VisitShotRow
@@ -94,6 +95,7 @@ def test_a_shot_below_the_gates_or_without_a_safe_match_is_refused_and_audited(
         change: dict[str, Any], fragment: str) -> None:
     runtime = make_box()
     vip = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+    record_consent_purposes(runtime.store, vip.id, {"visit_template"})  # the console's consent
     before = runtime.gallery.vectors(vip.id)
     alert = visit(runtime, vip, vector_of(engine, photo_bytes, "obama.jpg"), t=0.0, **change)
     outcome = runtime.visit_shots.confirmed(runtime.store.get_alert(alert.id) or alert)
@@ -109,6 +111,7 @@ def test_a_shot_that_would_move_the_template_far_from_the_enrolment_photos_is_re
     # given a shot of someone else that (wrongly) matched the VIP: Biden's face for Obama
     runtime = make_box()
     vip = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+    record_consent_purposes(runtime.store, vip.id, {"visit_template"})  # the console's consent
     alert = visit(runtime, vip, vector_of(engine, photo_bytes, "biden.jpg"), t=0.0)
     # when the visit is confirmed, then the template does not take it
     assert confirm(runtime, alert) == []
@@ -120,6 +123,7 @@ def test_at_most_max_per_person_shots_are_kept_the_oldest_replaced_and_one_per_v
         make_box: Callable[..., EdgeRuntime], engine: FaceEngine, photo_bytes: Callable[[str], bytes]) -> None:
     runtime = make_box(max_per_person=2)
     vip = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+    record_consent_purposes(runtime.store, vip.id, {"visit_template"})  # the console's consent
     vectors = [vector_of(engine, photo_bytes, n) for n in ("obama.jpg", "obama3.jpg", "obama.jpg")]
     alerts = [visit(runtime, vip, v, t=1000.0 * (i + 1)) for i, v in enumerate(vectors)]
     kept = []
@@ -139,6 +143,7 @@ def test_unconfirmed_shots_are_bounded_and_expire_and_a_switched_off_box_holds_n
     clock = Clock()
     runtime.visit_shots._clock = clock  # the box's monotonic clock, advanced by the test
     vip = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+    record_consent_purposes(runtime.store, vip.id, {"visit_template"})  # the console's consent
     vector = vector_of(engine, photo_bytes, "obama.jpg")
     alerts = [visit(runtime, vip, vector, t=1000.0 * (i + 1)) for i in range(3)]
     assert runtime.visit_shots.pending() == 2
@@ -147,6 +152,7 @@ def test_unconfirmed_shots_are_bounded_and_expire_and_a_switched_off_box_holds_n
     assert runtime.visit_shots.pending() == 0
     off = make_box(enabled=False)
     other = off.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+    record_consent_purposes(off.store, other.id, {"visit_template"})  # the console's consent
     confirm(off, visit(off, other, vector, t=0.0))
     assert off.visit_shots.pending() == 0 and off.visit_shots.of_person(other.id) == []
 
@@ -155,6 +161,7 @@ def test_kept_shots_are_encrypted_and_go_with_the_person(
         make_box: Callable[..., EdgeRuntime], engine: FaceEngine, photo_bytes: Callable[[str], bytes]) -> None:
     runtime = make_box()
     vip = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+    record_consent_purposes(runtime.store, vip.id, {"visit_template"})  # the console's consent
     vector = vector_of(engine, photo_bytes, "obama.jpg")
     assert len(confirm(runtime, visit(runtime, vip, vector, t=0.0))) == 1
     with runtime.store.session() as s:
@@ -173,6 +180,7 @@ def test_a_rebuilt_gallery_keeps_the_shots_of_its_model_in_the_template(
     # given a kept shot
     runtime = make_box()
     vip = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+    record_consent_purposes(runtime.store, vip.id, {"visit_template"})  # the console's consent
     assert len(confirm(runtime, visit(runtime, vip, vector_of(engine, photo_bytes, "obama.jpg"), t=0.0))) == 1
     with_shot = runtime.gallery.vectors(vip.id)
     # when the gallery is rebuilt from the stored photos (a lost gallery file, a missing person)
@@ -181,3 +189,37 @@ def test_a_rebuilt_gallery_keeps_the_shots_of_its_model_in_the_template(
     # then the template still includes the shot
     assert report.embedded == 1
     np.testing.assert_allclose(rebuilt.vectors(vip.id), with_shot, atol=1e-5)
+
+
+def test_a_person_whose_consent_does_not_cover_visit_templates_never_gets_a_shot_on_a_default_box(
+        tmp_path: Path, engine_pool: EnginePool, engine: FaceEngine, photo_bytes: Callable[[str], bytes]) -> None:
+    # given a box with the default settings (visit shots on) and two VIPs: one whose consent covers template
+    # improvement from live visits, one whose consent covers the enrolment only
+    path = tmp_path / "smartbranch.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path / "data"), allow_unicode=True), encoding="utf-8")
+    runtime = EdgeRuntime(load_config(path), engine=engine_pool)
+    try:
+        assert runtime.config.face.visit_shots.enabled
+        covered = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="同意")
+        record_consent_purposes(runtime.store, covered.id, {"visit_template", "enrolment"})
+        plain = runtime.enroller.enrol(name="拜登", tier="钻石", photo=photo_bytes("biden.jpg"), consent="同意")
+        record_consent_purposes(runtime.store, plain.id, {"enrolment"})
+        before = runtime.gallery.vectors(plain.id)
+        # when both are greeted and confirmed
+        assert len(confirm(runtime, visit(runtime, covered, vector_of(engine, photo_bytes, "obama.jpg"), t=0.0))) == 1
+        alert = visit(runtime, plain, vector_of(engine, photo_bytes, "biden.jpg"), t=1000.0)
+        # then the second one's shot was not even held, and nothing was added to their template
+        assert runtime.visit_shots.pending() == 0
+        assert confirm(runtime, alert) == []
+        np.testing.assert_array_equal(runtime.gallery.vectors(plain.id), before)
+        # and a shot held before the consent changed is refused at the confirmation, audited
+        record_consent_purposes(runtime.store, covered.id, {"enrolment"})
+        late = visit(runtime, covered, vector_of(engine, photo_bytes, "obama3.jpg"), t=2000.0)
+        assert runtime.visit_shots.pending() == 0 and len(confirm(runtime, late)) == 1
+        record_consent_purposes(runtime.store, covered.id, {"visit_template"})
+        held = visit(runtime, covered, vector_of(engine, photo_bytes, "obama3.jpg"), t=3000.0)
+        record_consent_purposes(runtime.store, covered.id, set())
+        outcome = runtime.visit_shots.confirmed(runtime.store.get_alert(held.id) or held)
+        assert outcome.shot is None and outcome.reason is not None and "visit_template" in outcome.reason
+    finally:
+        runtime.stop()

@@ -20,6 +20,7 @@ from edge.api.app import create_app
 from edge.cameras.config import CameraConfig
 from edge.config import EdgeConfig, load_config
 from edge.faces.pipeline import FacePipeline
+from edge.faces.visit_shots import record_consent_purposes
 from edge.runtime import EdgeRuntime
 from tests.edge.conftest import ENROLLER_TOKEN, LOBBY_TOKEN, config_dict
 from vision.engines.owner import EnginePool
@@ -76,6 +77,7 @@ def test_a_confirmed_visit_grows_the_template_and_a_harder_visit_is_then_decided
     runtime, client = box
     # given a VIP enrolled from one photo (obama2.jpg)
     vip = runtime.enroller.enrol(name="奥巴马", tier="钻石", photo=photo_bytes("obama2.jpg"), consent="测试同意记录")
+    record_consent_purposes(runtime.store, vip.id, {"visit_template"})  # the console's consent
     before = runtime.gallery.vectors(vip.id)
     hard = scene(photo("obama3.jpg"), 600, dark=0.5, blur=1.5)  # another photo: a ~72 px face, dark, blurred
     # and a hard visit that the enrolment photo alone does not decide
