@@ -14,6 +14,7 @@ from console.config import ConsoleConfig
 from console.context import ConsoleContext
 from console.errors import ConsoleError
 from console.importer.lease import recover_jobs
+from console.persons_fast import KeptListMiddleware
 from console.sync.announce import install_announcer
 from console.sync.gzip_body import GzipRequestMiddleware
 from vision.engines.base import FaceEngine
@@ -40,6 +41,7 @@ def create_app(config: ConsoleConfig, *, context: ConsoleContext | None = None,
     app.state.ctx = ctx
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)  # large JSON: gallery pages, lists
     app.add_middleware(GzipRequestMiddleware)  # an edge gzips its bodies over ~1 KB (only /api/sync/ is inflated)
+    app.add_middleware(KeptListMiddleware, ctx=ctx)  # a kept persons-list answer, before all the rest
     install_announcer(ctx)  # MQTT "branch X is at version N" after each gallery change, when sync.mqtt is set
     recover_jobs(ctx)  # bulk imports whose console died: marked interrupted (resumable), stale uploads deleted
 

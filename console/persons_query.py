@@ -109,14 +109,17 @@ def _joined(column: Any, where: ColumnElement[bool]) -> Any:
     return select(func.aggregate_strings(column, _SEP)).where(where).scalar_subquery()
 
 
-def list_persons(session: Session, actor: Principal, f: PersonFilter) -> dict[str, Any]:
+def list_persons(session: Session, actor: Principal, f: PersonFilter,
+                 known_total: tuple[int, bool] | None = None) -> dict[str, Any]:
     """``{items: [PersonRow], total, total_exact}`` of the persons ``actor`` may see, newest change first.
 
     One query of the page's columns: the page's ids first (the (updated_at, id) index read backwards, so the
     skipped rows cost an index step each), then per listed person the home branch, photo count, first photo,
-    plates, consent and scope codes as subqueries. No ORM objects and no template is read."""
+    plates, consent and scope codes as subqueries. No ORM objects and no template is read. ``known_total``: the
+    (total, exact) of the same filter and scope when the caller already knows it (in this transaction's data),
+    which saves the count."""
     clauses = _where(actor, f, session.get_bind().dialect.name)
-    total, exact = capped_count(session, select(Person.id).where(*clauses))
+    total, exact = known_total or capped_count(session, select(Person.id).where(*clauses))
     page = (select(Person.id, Person.updated_at).where(*clauses)
             .order_by(Person.updated_at.desc(), Person.id.desc())
             .limit(max(1, min(f.limit, MAX_LIMIT))).offset(max(0, f.offset)).subquery())

@@ -13,15 +13,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import String, cast, func, select, update
+from sqlalchemy import Select, String, bindparam, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from console.db import utcnow
@@ -148,28 +151,51 @@ def authenticate(session: Session, *, method: str, authorization: str | None, co
     raise ConsoleError("unauthorized", "sign in, or send an API token (Authorization: Bearer …)", 401)
 
 
-def _token_caller(session: Session, token_hash: str, ip: str, now: datetime) -> Principal:
-    """The user of an API token, in one indexed query (the token by its digest, its user, the user's scope):
-    scripts call often, and each request asks again, so a revoke or a disabled user counts from the next one."""
+@functools.cache
+def token_statement() -> Select[Any]:
+    """The user of an API token, in one indexed query (the token by its digest ``:token_hash``, its user, the
+    user's scope as joined ids): built once, since building it costs more than running it. Its columns are
+    :data:`TOKEN_COLUMNS`; a caller may add its own after them (the persons list adds its version)."""
     user_branches = select(func.aggregate_strings(cast(UserBranch.branch_id, String), ",")).where(
         UserBranch.user_id == User.id).scalar_subquery()
     region_branches = select(func.aggregate_strings(cast(Branch.id, String), ",")).where(
         Branch.region == User.scope_region).scalar_subquery()
-    row = session.execute(
-        select(ApiToken.id, ApiToken.name, ApiToken.revoked_at, ApiToken.last_used_at, User.id, User.username,
-               User.role, User.active, User.scope_kind, user_branches, region_branches)
-        .join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == token_hash)).one_or_none()
+    return (select(ApiToken.id, ApiToken.name, ApiToken.revoked_at, ApiToken.last_used_at, User.id, User.username,
+                   User.role, User.active, User.scope_kind, user_branches, region_branches)
+            .join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == bindparam("token_hash")))
+
+
+TOKEN_COLUMNS = 11
+
+
+def token_needs_touch(row: Sequence[Any], now: datetime) -> bool:
+    """Whether the token of ``row`` (of :func:`token_statement`) is due its ``last_used_at`` write."""
+    last_used = row[3]
+    return last_used is None or now - last_used > TOKEN_TOUCH_INTERVAL
+
+
+def token_principal(row: Sequence[Any] | None, ip: str) -> Principal:
+    """The caller of a row of :func:`token_statement` (None: no such token); 401 when revoked or disabled."""
     if row is None or row[2] is not None:
         raise ConsoleError("unauthorized", "invalid or revoked API token", 401)
-    token_id, token_name, _revoked, last_used, user_id, username, role, active, kind, listed, region = row
+    _token_id, token_name, _revoked, _last_used, user_id, username, role, active, kind, listed, region = \
+        row[:TOKEN_COLUMNS]
     if not active:
         raise ConsoleError("unauthorized", "the token's user is disabled", 401)
-    if last_used is None or now - last_used > TOKEN_TOUCH_INTERVAL:
-        # at most once a minute: a write per request would serialise readers
-        session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
     ids = {"all": None, "region": region, "branches": listed}.get(kind, "")
     scope = None if kind == "all" else frozenset(int(i) for i in (ids or "").split(",") if i)
     return Principal(user_id, username, role, "token", scope, ip, token_name)
+
+
+def _token_caller(session: Session, token_hash: str, ip: str, now: datetime) -> Principal:
+    """The user of an API token (:func:`token_statement`): scripts call often, and each request asks again, so
+    a revoke or a disabled user counts from the next one."""
+    row = session.execute(token_statement(), {"token_hash": token_hash}).one_or_none()
+    caller = token_principal(row, ip)
+    if row is not None and token_needs_touch(row, now):
+        # at most once a minute: a write per request would serialise readers
+        session.execute(update(ApiToken).where(ApiToken.id == row[0]).values(last_used_at=now))
+    return caller
 
 
 def start_session(session: Session, user: User, expires_at: datetime) -> tuple[str, str]:

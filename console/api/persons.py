@@ -8,6 +8,8 @@ in :mod:`console.enrolment`, which the bulk importer calls too; this module only
 from __future__ import annotations
 
 import json
+import threading
+from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any
 
@@ -40,6 +42,7 @@ from vision.imageio import decode_image
 
 router = APIRouter(prefix="/api", tags=["persons"])
 THUMB_PX = 160
+CLAIM_WAIT_S = 30.0  # past this, a request waiting for another's answer computes its own
 Upload = Annotated[UploadFile | None, File()]
 
 
@@ -78,7 +81,8 @@ async def get_persons(ctx: Ctx, request: Request, q: Annotated[str, Query(max_le
                       limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0)] = 0
                       ) -> Response:
     """The persons list; an answer is kept while its data stands (:mod:`console.persons_cache`). The caller and
-    the list's version are read in one transaction, on one worker thread: a kept answer costs that alone."""
+    the list's version are read in one transaction, on one worker thread. A kept answer for an API token is
+    mostly sent before this endpoint, by :mod:`console.persons_fast`; this is the full way for the rest."""
     query = PersonFilter(q.strip(), role, tier, branch.strip().upper(), limit, offset)
     body = await run_in_threadpool(_list_body, ctx, request, query)
     return Response(body, media_type="application/json")
@@ -91,11 +95,25 @@ def _list_body(ctx: ConsoleContext, request: Request, query: PersonFilter) -> by
         caller.require_role(*READ_ROLES)
         key = (query, caller.branch_ids, caller.role in PHOTO_ROLES)
         version = persons_cache.list_version(session)  # before the rows: the answer is no older than this number
-        body = cache.get(version, key)
-        if body is None:
-            answer = list_persons(session, caller, query)
-            body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-            cache.put(version, key, body)
+        kept = cache.claim(version, key)
+        if isinstance(kept, threading.Event):  # another request computes this very answer: wait for it
+            kept.wait(CLAIM_WAIT_S)
+            kept = cache.get(version, key)
+            claimed = False
+        else:
+            claimed = kept is None
+        if kept is not None:
+            return kept.body
+        try:
+            counted = (replace(query, limit=0, offset=0), caller.branch_ids)  # every page of it has this total
+            answer = list_persons(session, caller, query, cache.total(version, counted))
+            cache.put_total(version, counted, (answer["total"], answer["total_exact"]))
+        except BaseException:
+            if claimed:
+                cache.release(version, key)
+            raise
+    body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    cache.put(version, key, persons_cache.Answer.of(body))
     return body
 
 
