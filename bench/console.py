@@ -21,7 +21,12 @@ For each backend (a fresh database each: a new PostgreSQL database on the server
   persons; ``search_p50_ms`` / ``search_p95_ms`` the same for a name search (``q=``, 104 different
   searches). The server keeps each answer until a write changes what the list shows
   (:mod:`console.persons_cache`), so after the first request for a page the clients mostly measure the
-  token check, the data version read and HTTP; each run starts with an empty cache.
+  one statement that reads the token and the data version (:mod:`console.persons_fast`) and HTTP; each run
+  starts with an empty cache, so the first requests of a run (20 pages, 104 searches not kept yet) are in it.
+  Each run is made once per load client (``--load-clients``, :mod:`bench.console_load`): the first (``raw``,
+  asyncio streams, a small part of httpx's client CPU on the same 2 cores as the server) gives the
+  ``list_*``/``search_*`` keys, ``httpx`` (the client of earlier figures) the ``httpx_list_*`` keys, the same
+  requests in the same run. ``--phases list`` measures the list alone (the persons are seeded still).
 - ``list_server_cpu_ms`` / ``search_server_cpu_ms``: the server's CPU time (this process's, all threads) per
   request over the same run: what one answer costs the server, a figure the machine's other load barely moves
   (the latencies are mostly the wait for a core on a busy machine).
@@ -79,6 +84,8 @@ logger = logging.getLogger(__name__)
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BRANCHES = 20
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+LOAD_CLIENTS = ("raw", "httpx")  # bench.console_load: the lean client first (the headline keys), then httpx
+PHASES = ("import", "duplicates", "list")
 
 
 @contextmanager
@@ -248,8 +255,10 @@ def measure_duplicates(ctx: ConsoleContext, model_id: str, dim: int, searches: i
             "search_p95_ms": percentile(full, 0.95), "matrix_only_ms": statistics.median(matrix)}
 
 
-def measure_list(ctx: ConsoleContext, clients: int, requests: int, seed: int) -> dict[str, Any]:
-    """The persons list (first 20 pages) and a name search under ``clients`` concurrent clients."""
+def measure_list(ctx: ConsoleContext, clients: int, requests: int, seed: int,
+                 load_clients: tuple[str, ...] = LOAD_CLIENTS) -> dict[str, Any]:
+    """The persons list (first 20 pages) and a name search under ``clients`` concurrent clients, once per load
+    client (each run from an empty answer cache); the first of ``load_clients`` gives the unprefixed keys."""
     with ctx.db.transaction() as session:
         user = session.query(User).filter_by(username="bench").one()
         _row, token = create_token(session, user, f"load-{seed}")
@@ -264,54 +273,66 @@ def measure_list(ctx: ConsoleContext, clients: int, requests: int, seed: int) ->
                 json.dumps(list_persons(session, caller, f), ensure_ascii=False).encode()
             took.append((time.perf_counter() - started) * 1000)
         out[f"{name}_miss_ms"] = statistics.median(took)
-    ctx.extras.pop(persons_cache.EXTRA, None)  # each run starts with nothing kept
     server = ServerThread(create_app(ctx.config, context=ctx), "127.0.0.1", 0)
     server.start()
     try:
         url = f"http://127.0.0.1:{server.port}"
         pages = tuple(f"/api/persons?limit=50&offset={50 * n}" for n in range(20))
         searches = tuple(f"/api/persons?limit=50&q={n:04d}" for n in range(0, 10000, 97))
-        for name, paths in (("list", pages), ("search", searches)):
-            cpu0 = time.process_time()  # this process is the server: the clients run in their own
-            latencies, errors, wall = run_load(LoadPlan(url, token, clients, requests, paths, seed))
-            cpu_ms = (time.process_time() - cpu0) * 1000 / len(latencies)
-            if errors:
-                raise SystemExit(f"{len(errors)} {name} requests failed, e.g. {errors[:3]}")
-            out |= {f"{name}_p50_ms": percentile(latencies, 0.5), f"{name}_p95_ms": percentile(latencies, 0.95),
-                    f"{name}_requests_per_s": len(latencies) / wall, f"{name}_server_cpu_ms": cpu_ms}
+        for n, client in enumerate(load_clients):
+            ctx.extras.pop(persons_cache.EXTRA, None)  # each run starts with nothing kept
+            prefix = "" if n == 0 else f"{client}_"
+            for name, paths in (("list", pages), ("search", searches)):
+                cpu0 = time.process_time()  # this process is the server: the clients run in their own
+                latencies, errors, wall = run_load(LoadPlan(url, token, clients, requests, paths, seed, client))
+                cpu_ms = (time.process_time() - cpu0) * 1000 / len(latencies)
+                if errors:
+                    raise SystemExit(f"{len(errors)} {name} requests failed, e.g. {errors[:3]}")
+                out |= {f"{prefix}{name}_p50_ms": percentile(latencies, 0.5),
+                        f"{prefix}{name}_p95_ms": percentile(latencies, 0.95),
+                        f"{prefix}{name}_requests_per_s": len(latencies) / wall,
+                        f"{prefix}{name}_server_cpu_ms": cpu_ms}
         return out
     finally:
         server.stop()
 
 
+LIST_KEYS = ("list_p50_ms", "list_p95_ms", "search_p50_ms", "search_p95_ms", "list_requests_per_s",
+             "list_server_cpu_ms", "search_server_cpu_ms")
+
+
 def run_backend(backend: str, args: argparse.Namespace, engine: EnginePool, workdir: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {}
     photos = face_photos(args.faces, args.import_photos)
-    imports = []
-    for r in range(args.repeats):
-        with fresh_database(backend, args.pg, workdir) as url:
-            imports.append(measure_import(url, workdir, engine, photos, args.faces))
-            logger.info("%s import %d: %.2f photos/s", backend, r + 1, imports[-1]["photos_per_s"])
-    result: dict[str, Any] = {
-        "import_photos_per_s": statistics.median(i["photos_per_s"] for i in imports),
-        "import_runs": imports,
-    }
+    if "import" in args.phases:
+        imports = []
+        for r in range(args.repeats):
+            with fresh_database(backend, args.pg, workdir) as url:
+                imports.append(measure_import(url, workdir, engine, photos, args.faces))
+                logger.info("%s import %d: %.2f photos/s", backend, r + 1, imports[-1]["photos_per_s"])
+        result |= {"import_photos_per_s": statistics.median(i["photos_per_s"] for i in imports),
+                   "import_runs": imports}
     rng = np.random.default_rng(7)
     with fresh_database(backend, args.pg, workdir) as url, \
             open_console(url, workdir / f"data-{backend}", engine) as (ctx, _caller):
-        result["engine_photos_per_s"] = engine_ceiling(lambda: ctx, photos)
+        if "import" in args.phases:
+            result["engine_photos_per_s"] = engine_ceiling(lambda: ctx, photos)
         result["seed_s"] = seed_persons(ctx, args.persons, engine.model_id, engine.dim, rng)
-        dup = [measure_duplicates(ctx, engine.model_id, engine.dim, args.searches, rng)
-               for _ in range(args.repeats)]
-        result |= {"persons": args.persons,
-                   "duplicate_search_ms_100k": statistics.median(d["search_ms"] for d in dup),
-                   "duplicate_search_p95_ms": statistics.median(d["search_p95_ms"] for d in dup),
-                   "duplicate_matrix_ms": statistics.median(d["matrix_only_ms"] for d in dup),
-                   "index_build_s": dup[0]["index_build_s"], "duplicate_runs": dup}
-        lists = [measure_list(ctx, args.clients, args.requests, seed) for seed in range(args.repeats)]
-        for key in ("list_p50_ms", "list_p95_ms", "search_p50_ms", "search_p95_ms", "list_requests_per_s",
-                    "list_server_cpu_ms", "search_server_cpu_ms", "list_miss_ms", "search_miss_ms"):
-            result[key] = statistics.median(run[key] for run in lists)
-        result["list_runs"] = lists
+        result["persons"] = args.persons
+        if "duplicates" in args.phases:
+            dup = [measure_duplicates(ctx, engine.model_id, engine.dim, args.searches, rng)
+                   for _ in range(args.repeats)]
+            result |= {"duplicate_search_ms_100k": statistics.median(d["search_ms"] for d in dup),
+                       "duplicate_search_p95_ms": statistics.median(d["search_p95_ms"] for d in dup),
+                       "duplicate_matrix_ms": statistics.median(d["matrix_only_ms"] for d in dup),
+                       "index_build_s": dup[0]["index_build_s"], "duplicate_runs": dup}
+        if "list" in args.phases:
+            lists = [measure_list(ctx, args.clients, args.requests, seed, args.load_clients)
+                     for seed in range(args.repeats)]
+            prefixes = [""] + [f"{c}_" for c in args.load_clients[1:]]
+            for key in [p + k for p in prefixes for k in LIST_KEYS] + ["list_miss_ms", "search_miss_ms"]:
+                result[key] = statistics.median(run[key] for run in lists)
+            result["list_runs"] = lists
     return result
 
 
@@ -328,7 +349,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--pg", default=PG_SERVER, help="a PostgreSQL server URL whose user may create databases")
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"a comma-separated subset of {','.join(PHASES)}")
+    parser.add_argument("--load-clients", default=",".join(LOAD_CLIENTS),
+                        help="the list phase's load clients (bench.console_load), each run in turn; the first "
+                             "gives the list_*/search_* keys, the others <client>_list_*")
     args = parser.parse_args(argv)
+    args.phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    args.load_clients = tuple(c.strip() for c in args.load_clients.split(",") if c.strip())
+    if not args.phases or set(args.phases) - set(PHASES):
+        raise SystemExit(f"--phases {','.join(args.phases)}: choose from {','.join(PHASES)}")
+    if not args.load_clients or set(args.load_clients) - set(LOAD_CLIENTS):
+        raise SystemExit(f"--load-clients {','.join(args.load_clients)}: choose from {','.join(LOAD_CLIENTS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if not args.faces.is_dir():
@@ -348,7 +379,13 @@ def main(argv: list[str] | None = None) -> int:
             ("search_p50_ms", "name search"), ("search_p95_ms", "name search"),
             ("list_server_cpu_ms", "server CPU per list request"), ("search_server_cpu_ms", "per search request"),
             ("list_miss_ms", "one answer not kept"), ("search_miss_ms", "one search not kept")]
-    rows = [(key, "  ".join(f"{results[b][key]:>9.2f}" for b in backends), note) for key, note in keys]
+    clients = args.load_clients
+    for client in clients[1:]:
+        keys += [(f"{client}_{k}", f"the same with the {client} client") for k in LIST_KEYS[:4]]
+    if clients:
+        keys = [(k, note + (f" ({clients[0]} client)" if k in LIST_KEYS[:4] else "")) for k, note in keys]
+    rows = [(key, "  ".join(f"{results[b][key]:>9.2f}" for b in backends), note) for key, note in keys
+            if all(key in results[b] for b in backends)]
     print(f"backends: {'  '.join(f'{b:>9}' for b in backends)}   persons {args.persons}, clients {args.clients}, "
           f"median of {args.repeats}")
     print_table(rows)
