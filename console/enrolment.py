@@ -256,10 +256,12 @@ def _flush_unique(session: Session) -> None:
 
 
 def update_person(ctx: ConsoleContext, actor: Principal, person_id: str, changes: PersonChanges, *,
-                  audit_detail: dict[str, Any] | None = None) -> Person:
+                  audit_detail: dict[str, Any] | None = None,
+                  within: Callable[[Session, Person], None] | None = None) -> Person:
     """Change name, tier, notes, scope or external id; audited ``person_update`` with the changed fields.
 
-    Nothing given differs: nothing is written and the person's ``version`` stays as it was."""
+    Nothing given differs: nothing is written and the person's ``version`` stays as it was. ``within`` runs
+    last in the transaction either way (as in :func:`create_person`)."""
     actor.require_role(*WRITE_ROLES)
     with _LOCK, ctx.db.transaction() as session:
         person = visible_person(session, actor, person_id)
@@ -286,12 +288,14 @@ def update_person(ctx: ConsoleContext, actor: Principal, person_id: str, changes
                                                                   sorted(b.id for b in person.scope_branches)):
                 person.scope_kind, person.scope_region, person.scope_branches = kind, region, branches
                 changed.append("scope")
-        if not changed:
-            return loaded_person(session, person.id)
-        _flush_unique(session)
-        seq = _touch(session, person)
-        record(session, actor, "person_update", object_type="person", object_id=person.id,
-               branch_code=person.home_branch.code, detail={"fields": changed, "seq": seq, **(audit_detail or {})})
+        if changed:
+            _flush_unique(session)
+            seq = _touch(session, person)
+            record(session, actor, "person_update", object_type="person", object_id=person.id,
+                   branch_code=person.home_branch.code, detail={"fields": changed, "seq": seq,
+                                                                **(audit_detail or {})})
+        if within is not None:
+            within(session, person)
         return loaded_person(session, person.id)
 
 

@@ -14,11 +14,12 @@ The importer adds no rules of its own about persons: every refusal is the servic
 3. only new photos go through the face engine (about 0.5 s each with dlib), outside any transaction.
 
 A row's last write, its audit row and its count (:func:`~console.importer.jobs.count_row`) are one
-transaction: a new person is created, audited and counted in the enrolment's own transaction (its ``within``
-hook); a changed person's photos and fields go first, in the service's transactions (the photos first because
-only they can still be refused after the checks: not the same person, a duplicate), then their plates and
-consent, the ``import_update`` audit row and the count in one last transaction. A crash before that last one
-leaves the person partly updated and the row not counted: the resume runs the row again and completes it.
+transaction. A new person is created, audited and counted in the enrolment's own transaction (its ``within``
+hook). A changed person's field changes (name, tier, notes, scope), plates, consent, ``import_update`` audit row
+and count are one transaction too (``update_person``'s, through the same hook). Only a row that changes photos
+writes more than once: its photos go first, each in the service's own transaction (they alone can still be
+refused after the checks: not the same person, a duplicate). A crash after them leaves the person with the new
+photos and the row not counted: the resume runs the row again, finds the photos in place and completes it.
 """
 
 from __future__ import annotations
@@ -243,11 +244,10 @@ class RowImporter:
             self._swap_photos(person_id, checked, to_remove, detail)
         except ConsoleError as exc:
             raise _named(exc) from exc
-        if fields:
-            enrolment.update_person(self.ctx, self.actor, person_id, enrolment.PersonChanges(**fields),
-                                    audit_detail=detail)
-        with self.ctx.db.transaction() as session:  # the row's last write, its audit row and its count
-            person = session.get_one(Person, person_id)
+        done: list[tuple[RowOutcome, bool]] = []
+
+        def last_write(session: Session, person: Person) -> None:
+            """Plates, consent, the audit row and the count, in the fields' transaction (or one of their own)."""
             for plate in sorted(stored.plates - plate_set):
                 plates.remove_plate(session, person, stored.plate_ids[plate])
             for plate in sorted(plate_set - stored.plates):
@@ -259,10 +259,19 @@ class RowImporter:
             if person.version == stored.version and not new_consent:  # the service found nothing to change
                 outcome = RowOutcome(row.line, row.external_id, stored.name, "unchanged", person_id=person_id)
                 count_row(session, job_id, outcome)
-                return outcome, True
-            return self._finish(session, job_id, row, RowOutcome(
+                done.append((outcome, True))
+                return
+            done.append((self._finish(session, job_id, row, RowOutcome(
                 row.line, row.external_id, fields.get("name", stored.name), "updated", reason=", ".join(changed),
-                person_id=person_id)), True
+                person_id=person_id)), True))
+
+        if fields:
+            enrolment.update_person(self.ctx, self.actor, person_id, enrolment.PersonChanges(**fields),
+                                    audit_detail=detail, within=last_write)
+        else:
+            with self.ctx.db.transaction() as session:
+                last_write(session, session.get_one(Person, person_id))
+        return done[0]
 
     def _swap_photos(self, person_id: str, checked: list[enrolment.CheckedPhoto], to_remove: list[str],
                      detail: dict[str, Any]) -> None:

@@ -228,3 +228,44 @@ def test_ctrl_c_at_the_cli_stops_the_import_as_interrupted_after_the_rows_in_fli
     assert job.error is not None and "Ctrl-C" in job.error
     with console_ctx.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(ImportJobRow)) == job.done
+
+
+def test_a_changed_rows_fields_plates_and_count_commit_together(
+        console_ctx: ConsoleContext, photo_bytes: Callable[[str], bytes]) -> None:
+    import io
+
+    from console.importer.csvfile import parse_csv
+    from console.importer.jobs import JobRun
+    from console.importer.photos import ZipPhotos
+    from console.importer.rows import RowImporter
+    from console.importer.service import create_job
+    from console.tables import GalleryChange
+    from tests.console.test_import import _admin, _run, zip_bytes
+
+    add_branch(console_ctx, "SH001")
+    admin = _admin(console_ctx)
+    photos = {"obama.jpg": photo_bytes("obama.jpg")}
+    assert [o.status for o in _run(console_ctx, admin, csv_bytes(
+        f"E1,奥巴马,vip,gold,SH001,,,obama.jpg,,{CONSENT}"), photos)] == ["created"]
+    with console_ctx.db.transaction() as session:
+        changes = session.scalar(select(func.count()).select_from(GalleryChange))
+    # a row that changes the tier and adds a plate, run by a console that lost its job before its commit
+    parsed = parse_csv(csv_bytes("E1,platinum,沪A12345", header="external_id,tier,plates"))
+    source = ZipPhotos(io.BytesIO(zip_bytes(photos)))
+    job_id = str(create_job(console_ctx, admin, "people.csv", parsed)["id"])
+    run = JobRun(console_ctx, job_id, admin, RowImporter(console_ctx, admin, source))
+    run.begin(parsed)
+    with console_ctx.db.transaction() as session:
+        session.execute(update(ImportJob).where(ImportJob.id == job_id).values(runner="other.example:1:abcd"))
+    run.run(parsed)
+    source.close()
+    # nothing of the row is written: not the tier, not the plate, no gallery change, no count
+    assert run.status == "lost"
+    with console_ctx.db.transaction() as session:
+        person = session.scalars(select(Person).where(Person.external_id == "E1")).one()
+        assert person.tier == "gold" and person.plates == []
+        assert session.scalar(select(func.count()).select_from(GalleryChange)) == changes
+        assert session.get_one(ImportJob, job_id).done == 0
+    # and the same row, run by a console that holds its job, updates both at once
+    report = _run(console_ctx, admin, csv_bytes("E1,platinum,沪A12345", header="external_id,tier,plates"), photos)
+    assert [(o.status, o.reason) for o in report] == [("updated", "tier, plates")]
