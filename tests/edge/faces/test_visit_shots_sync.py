@@ -122,3 +122,25 @@ def test_a_consent_that_no_longer_covers_visit_templates_drops_the_shots(
     # and a console that sends no purposes at all (an older console) leaves the person without any
     push(applier, 3, person_entry(OBAMA, "奥巴马", [photo_bytes("obama2.jpg")], version=3))
     assert consent_purposes(runtime.store, OBAMA) == frozenset()
+
+
+def test_a_staged_snapshot_carries_the_purposes_and_keeps_the_shots(
+        box: tuple[EdgeRuntime, GalleryApplier], engine: FaceEngine, photo_bytes: Callable[[str], bytes]) -> None:
+    runtime, applier = box
+    push(applier, 1, entry(OBAMA, "奥巴马", [photo_bytes("obama2.jpg")], ["enrolment", "visit_template"], 1))
+    assert confirm_visit(runtime, OBAMA, vector(engine, photo_bytes, "obama.jpg"), 0.0) == 1
+    with_shot = runtime.gallery.vectors(OBAMA).copy()
+    # when a snapshot of two pages is staged and applied (a box far behind the console)
+    stage = applier.stage(9)
+    for persons, more in (([entry(OBAMA, "奥巴马", [photo_bytes("obama2.jpg")], ["enrolment", "visit_template"], 9)],
+                           True),
+                          ([entry(BIDEN, "拜登", [photo_bytes("biden.jpg")], ["enrolment"], 9)], False)):
+        body = answer(9, persons, snapshot=True, more=more)
+        page, _ = parse_answer(body)
+        stage.add(page, list(body["persons"]))
+    applier.apply_staged(stage)
+    # then both persons' purposes are stored and the first keeps the shot in the template
+    assert consent_purposes(runtime.store, OBAMA) == {"enrolment", "visit_template"}
+    assert consent_purposes(runtime.store, BIDEN) == {"enrolment"}
+    assert len(runtime.visit_shots.of_person(OBAMA)) == 1
+    np.testing.assert_allclose(runtime.gallery.vectors(OBAMA), with_shot, atol=1e-5)
