@@ -48,6 +48,10 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=1, le=65535)
     secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure (behind TLS).")
+    workers: int = Field(default=1, ge=1, le=32,
+                         description="Console processes serving this port (uvicorn workers). Each is a replica of "
+                                     "its own, as behind a load balancer: it keeps only caches, so 2 on a 2-core "
+                                     "box let requests use both cores.")
     forwarded_allow_ips: str = Field(
         default="127.0.0.1", description="Addresses of load balancers whose X-Forwarded-For is trusted (comma "
                                          "separated, '*' for any): the sign-in limit per address needs the client's "

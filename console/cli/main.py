@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.cli.common import add_config_arg, config_of, schema_problem
 from console.cli.registry import register_all
-from console.config import ConsoleConfigError
+from console.config import ConsoleConfigError, load_console_config
 from console.db import make_engine
 from console.migrate import current_revision, downgrade, upgrade
 from vault.errors import KeyMaterialError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -47,11 +53,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(problem + " (or `console run --migrate`)", file=sys.stderr)
         return 2
     host, port = args.host or config.server.host, args.port or config.server.port
-    app = create_app(config)
-    print(f"中心控制台 / central console: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/")
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True,
-                forwarded_allow_ips=config.server.forwarded_allow_ips)
+    workers = args.workers or config.server.workers
+    print(f"中心控制台 / central console: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+          + (f" ({workers} 个进程 / processes)" if workers > 1 else ""))
+    allowed = config.server.forwarded_allow_ips
+    if workers == 1:
+        uvicorn.run(create_app(config), host=host, port=port, log_level="warning", proxy_headers=True,
+                    forwarded_allow_ips=allowed)
+        return 0
+    # each worker process builds its own app from the same file (uvicorn starts them from an import string)
+    os.environ[WORKER_CONFIG_ENV] = str(args.config.resolve()) if args.config else ""
+    uvicorn.run("console.cli.main:worker_app", factory=True, workers=workers, host=host, port=port,
+                log_level="warning", proxy_headers=True, forwarded_allow_ips=allowed)
     return 0
+
+
+WORKER_CONFIG_ENV = "SMARTBRANCH_CONSOLE_WORKER_CONFIG"
+
+
+def worker_app() -> FastAPI:
+    """The app of one of ``console run``'s worker processes, on the config file the parent was given."""
+    from console.app import create_app
+
+    path = os.environ.get(WORKER_CONFIG_ENV, "")
+    return create_app(load_console_config(Path(path) if path else None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default=None)
     run.add_argument("--port", type=int, default=None)
     run.add_argument("--migrate", action="store_true", help="先升级数据库 / upgrade the database first")
+    run.add_argument("--workers", type=int, default=None, choices=range(1, 33), metavar="N",
+                     help="进程数（缺省 server.workers）/ server processes (default: server.workers)")
     run.set_defaults(func=cmd_run)
     mig = sub.add_parser("migrate", help="升级（或降级）数据库 / upgrade (or downgrade) the database")
     add_config_arg(mig)
