@@ -102,13 +102,58 @@ def test_a_camera_over_budget_still_gets_an_idle_slot() -> None:
     assert order == ["door"] * 10
 
 
+class InLine(Camera):
+    """A camera that, holding its slot, lets go only when it has held its slot longest of the cameras holding one
+    and every camera of its team is in line (waiting, or holding a slot): each grant is then decided among all of
+    them, in the same order however late the OS runs a thread. A camera that has had all its frames is in line."""
+
+    def __init__(self, scheduler: FrameScheduler, camera_id: str, order: list[str], frames: int,
+                 team: Team) -> None:
+        super().__init__(scheduler, camera_id, order, frames)
+        self.team = team
+
+    def run(self) -> None:
+        for i in range(self.frames):
+            with self.scheduler.slot(self.camera_id):
+                self.team.hold(self.camera_id, self.order)
+                work(self.gate, float(i))
+                wait_for(lambda: self.team.my_turn(self.camera_id, self.scheduler.waiting()), timeout_s=30)
+                self.team.let_go(self.camera_id, last=i == self.frames - 1)
+
+
+class Team:
+    """The cameras of the test that hold a slot now, in the order they got it."""
+
+    def __init__(self, cameras: set[str]) -> None:
+        self.cameras = cameras
+        self.holding: list[str] = []
+        self.done: set[str] = set()
+        self.lock = threading.Lock()
+
+    def hold(self, camera_id: str, order: list[str]) -> None:
+        with self.lock:
+            self.holding.append(camera_id)
+            order.append(camera_id)
+
+    def let_go(self, camera_id: str, *, last: bool) -> None:
+        with self.lock:
+            self.holding.remove(camera_id)
+            if last:
+                self.done.add(camera_id)
+
+    def my_turn(self, camera_id: str, waiting: list[str]) -> bool:
+        with self.lock:
+            return self.holding[0] == camera_id and set(self.holding) | set(waiting) | self.done >= self.cameras
+
+
 def test_cameras_of_one_role_share_the_slots_evenly() -> None:
-    # given four counters competing for two slots, 30 frames each
+    # given four counters competing for two slots, 30 frames each, every grant made while all four are in line
+    # (waiting, or holding a slot): a thread the OS runs late is never taken for a camera with nothing to do
     scheduler = scheduler_with({"h0": "counter", "h1": "counter", **{f"c{i}": "counter" for i in range(4)}},
                                slots=2, window_s=60.0)
     order: list[str] = []
-    threads = [Camera(scheduler, f"c{i}", order, frames=30) for i in range(4)]
-    # all four are in line before the first grant: a thread the OS starts late is not counted as unserved
+    team = Team({f"c{i}" for i in range(4)})
+    threads = [InLine(scheduler, f"c{i}", order, 30, team) for i in range(4)]
     scheduler.acquire("h0")
     scheduler.acquire("h1")
     for thread in threads:
@@ -116,12 +161,11 @@ def test_cameras_of_one_role_share_the_slots_evenly() -> None:
     wait_for(lambda: len(scheduler.waiting()) == 4, timeout_s=30)
     scheduler.release()
     scheduler.release()
-    wait_for(lambda: len(order) >= 60, timeout_s=60)
-    # then in the first half of the run each has had its share, within a couple of frames
-    counts = [order[:60].count(f"c{i}") for i in range(4)]
-    assert max(counts) - min(counts) <= 3, counts
     for thread in threads:
-        thread.join(30)
+        thread.join(60)
+    # then they take turns: each has one frame in every four grants, in the same order throughout
+    assert sorted(order[:4]) == sorted(team.cameras)
+    assert order == order[:4] * 30
     assert sorted(s.granted for s in scheduler.stats() if s.camera_id.startswith("c")) == [30] * 4
 
 
