@@ -27,6 +27,11 @@ class EdgeMetrics:
         self.frames_dropped = Counter("smartbranch_frames_dropped_total",
                                       "Frames never processed: a newer one was taken instead (newest-wins)",
                                       ["camera"], registry=self.registry)
+        self.detector_frames = Counter(
+            "smartbranch_detector_frames_total",
+            "Frames per detector and how it looked: whole, regions, skipped (nothing moved), run by the person "
+            "cadence (first, outside, due) or its last boxes carried over (carried, still)",
+            ["camera", "detector", "how"], registry=self.registry)
         self.camera_fps = Gauge("smartbranch_camera_processed_fps", "Frames processed per second (last 5 s)",
                                 ["camera"], registry=self.registry)
         self.alerts = Counter("smartbranch_alerts_total", "Alerts published", ["type"], registry=self.registry)

@@ -14,6 +14,9 @@ The rule, per camera:
   often than every ``refresh_min_frames`` frames) so that nothing stays unseen for long.
 - A frame with no motion, nothing kept and no refresh due has no regions: detection is skipped (about a
   millisecond for the grey difference at 720p).
+- Beside the blobs that differ from the background (which linger a few seconds where something stopped or
+  left, until the background learns it), ``changed`` holds the blobs that differ from the previous frame:
+  what is moving *now*. A parked car or a person who sat down stops being ``changed`` at once.
 
 :func:`detect_in_regions` runs any ``detect(image) -> Detections`` on the regions and maps boxes and
 landmarks back to frame pixels. Not thread-safe: a camera's pipeline thread owns its detector.
@@ -36,8 +39,8 @@ Region = tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels (x2, y2 exc
 class MotionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(default=False, description="Gate face and person detection on motion. Off (the default "
-                                                     "for now): every frame is detected whole.")
+    enabled: bool = Field(default=True, description="Gate face and person detection on motion. Off: every frame "
+                                                    "is detected whole.")
     width: int = Field(default=320, ge=32, le=1920, description="Width in pixels of the shrunk grey frame "
                                                                 "that is compared with the background.")
     threshold: int = Field(default=18, ge=1, le=255,
@@ -69,6 +72,7 @@ class MotionResult:
     moving_fraction: float  # of the shrunk frame's pixels
     blobs: tuple[tuple[float, float, float, float], ...] = ()  # moving blobs in frame pixels, before padding
     size: tuple[int, int] = (0, 0)  # the frame's width and height
+    changed: tuple[tuple[float, float, float, float], ...] = ()  # blobs that differ from the previous frame
 
     @property
     def idle(self) -> bool:
@@ -125,6 +129,7 @@ class MotionDetector:
         self._shape: tuple[int, int] | None = None
         self._last_full_t: float | None = None
         self._since_full = 0  # frames since the last whole-frame look
+        self._previous: np.ndarray | None = None  # the last frame, shrunk
 
     def _small(self, image: Image) -> np.ndarray:
         height, width = image.shape[:2]
@@ -141,25 +146,32 @@ class MotionDetector:
         if self._background is None or self._shape != (height, width):
             self._background = grey.astype(np.float32)
             self._shape = (height, width)
+            self._previous = grey
             return self._full(t_mono, 1.0)
-        diff = cv2.absdiff(grey, cv2.convertScaleAbs(self._background))
+        previous, self._previous = self._previous, grey
+        mask = self._mask(cv2.absdiff(grey, cv2.convertScaleAbs(self._background)))
         cv2.accumulateWeighted(grey, self._background, self.config.background_alpha)
-        _, mask = cv2.threshold(diff, self.config.threshold, 255, cv2.THRESH_BINARY)
-        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)
         moving = float(np.count_nonzero(mask)) / mask.size
         self._since_full += 1
         if self._last_full_t is None or (t_mono - self._last_full_t >= self.config.refresh_s
                                          and self._since_full >= self.config.refresh_min_frames):
             return self._full(t_mono, moving)
         scale = width / grey.shape[1]
-        blobs: list[tuple[float, float, float, float]] = []
-        if moving > 0:
-            count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-            min_px = self.config.min_area * mask.size
-            for x, y, w, h, area in stats[1:count]:
-                if area >= min_px:
-                    blobs.append((float(x * scale), float(y * scale), float((x + w) * scale), float((y + h) * scale)))
-        return focus(MotionResult(False, (), moving, tuple(blobs), (width, height)), keep, self.config)
+        blobs = self._blobs(mask, scale) if moving > 0 else ()
+        changed = self._blobs(self._mask(cv2.absdiff(grey, previous)), scale) if blobs and previous is not None \
+            else ()
+        return focus(MotionResult(False, (), moving, blobs, (width, height), changed), keep, self.config)
+
+    def _mask(self, diff: np.ndarray) -> np.ndarray:
+        _, mask = cv2.threshold(diff, self.config.threshold, 255, cv2.THRESH_BINARY)
+        return cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)
+
+    def _blobs(self, mask: np.ndarray, scale: float) -> tuple[tuple[float, float, float, float], ...]:
+        """The mask's blobs of at least ``min_area``, in frame pixels."""
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        min_px = self.config.min_area * mask.size
+        return tuple((float(x * scale), float(y * scale), float((x + w) * scale), float((y + h) * scale))
+                     for x, y, w, h, area in stats[1:count] if area >= min_px)
 
     def _full(self, t_mono: float, moving: float) -> MotionResult:
         self._last_full_t = t_mono
@@ -178,8 +190,8 @@ def focus(result: MotionResult, keep: Sequence[Sequence[float]], config: MotionC
                if r[2] > r[0] and r[3] > r[1]]
     covered = sum((r[2] - r[0]) * (r[3] - r[1]) for r in regions) / float(max(width * height, 1))
     if covered > config.max_area:
-        return MotionResult(True, (), result.moving_fraction, result.blobs, result.size)
-    return MotionResult(False, tuple(regions), result.moving_fraction, result.blobs, result.size)
+        return MotionResult(True, (), result.moving_fraction, result.blobs, result.size, result.changed)
+    return MotionResult(False, tuple(regions), result.moving_fraction, result.blobs, result.size, result.changed)
 
 
 def detect_in_regions(detect: Callable[[Image], Detections], image: Image, result: MotionResult) -> Detections:

@@ -10,6 +10,7 @@ from calibration.errors import CalibrationError
 from calibration.homography import FloorHomography
 from calibration.zones import PolygonZone
 from vision.attendance import CounterMonitor, WaitingMonitor
+from vision.cadence import CadenceConfig
 from vision.engines.nanodet import NanoDetConfig
 from vision.interaction import InteractionPolicy
 from vision.roles import RolePolicy, RoleRule
@@ -145,6 +146,11 @@ class CounterConfig(_Strict):
     opening_hours: list[OpeningPeriod] = Field(default_factory=lambda: [OpeningPeriod()],
                                                description="When counters must be staffed (branch time zone).")
     person: NanoDetConfig = Field(default_factory=NanoDetConfig, description="Person detector (NanoDet).")
+    person_cadence: CadenceConfig = Field(
+        default_factory=CadenceConfig,
+        description="On a motion-gated camera, when the person detector runs: each refresh, at once when something "
+                    "moves outside the people it found, every N-th frame of motion inside them; the people it found "
+                    "are carried over between (vision.cadence). Without motion gating it runs on every frame.")
     face_every: int = Field(default=1, ge=1, le=30,
                             description="Run face detection on every N-th frame (persons run on every frame); "
                                         "raise it when a counter camera cannot keep up.")

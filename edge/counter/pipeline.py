@@ -101,7 +101,10 @@ class CounterPipeline:
         self._counter = counter
         # people and faces are detected only where the picture moves (vision.motion), unless turned off
         self.gate = CameraGate(camera.motion) if camera.motion.enabled else None
-        self._persons = GatedDetector(persons, self.gate) if self.gate is not None else persons
+        # ...and the person detector only on the frames its cadence picks, the people it found carried over between
+        self._persons: PersonDetector = persons
+        if self.gate is not None:
+            self._persons = GatedDetector(persons, self.gate, cadence=counter.person_cadence)
         engine = GatedFaceEngine(engine, self.gate) if self.gate is not None else engine
         # the person detector (onnxruntime, releases the GIL) runs beside the face engine, not after it
         self._beside = ThreadPoolExecutor(1, thread_name_prefix=f"persons-{camera.id}")
@@ -131,7 +134,11 @@ class CounterPipeline:
     def _detect_persons(self, image: Image) -> Detections:
         t0 = time.perf_counter()
         persons = self._persons.detect(image)
-        self._timed("persons", t0)
+        how = self._persons.decision if isinstance(self._persons, GatedDetector) else "every"
+        if how not in ("carried", "still"):  # the stage's time is that of the detector's runs
+            self._timed("persons", t0)
+        if self._metrics is not None:
+            self._metrics.detector_frames.labels(self.camera.id, "persons", how or "every").inc()
         return persons
 
     def process(self, frame: Frame) -> list[CounterEvent]:
@@ -144,6 +151,9 @@ class CounterPipeline:
             beside = self._beside.submit(self._detect_persons, frame.image)
             faces = self._faces.update(frame).faces
             persons = beside.result()
+            if self._metrics is not None:
+                how = self.gate.looks.get("faces", "skipped") if self.gate is not None else "whole"
+                self._metrics.detector_frames.labels(self.camera.id, "faces", how).inc()
         else:
             persons = self._detect_persons(frame.image)
         self._frames += 1

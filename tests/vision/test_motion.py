@@ -56,6 +56,19 @@ def test_kept_boxes_are_looked_at_again_while_they_stand_still() -> None:
     assert contains(result.regions[0], (600, 300, 700, 400))
 
 
+def test_changed_holds_what_moves_now_and_blobs_what_differs_from_the_background() -> None:
+    # given a still lobby, then a square that comes in and stops
+    gate = MotionDetector()
+    gate.update(lobby(), 0.0)
+    came = gate.update(lobby((600, 300), seed=1), 0.1)
+    stopped = gate.update(lobby((600, 300), seed=2), 0.2)
+    # then the frame it came in has it both as a blob and as changed; once it stopped, only as a blob (the
+    # background has not learnt it yet)
+    assert len(came.blobs) == 1 and len(came.changed) == 1
+    assert len(stopped.blobs) == 1 and stopped.changed == ()
+    assert gate.update(lobby(seed=3), 0.3).changed  # and it leaving is a change again
+
+
 def test_an_overloaded_camera_is_refreshed_only_every_refresh_min_frames() -> None:
     # given a camera processing a frame every 3 s, past refresh_s each time
     gate = MotionDetector(MotionConfig(refresh_s=1.0, refresh_min_frames=3))

@@ -9,7 +9,9 @@
 - The face engine (dlib HOG: cost grows with the area) detects in the regions only. A person detector
   whose input is a fixed size (NanoDet: 416 px, the same cost for a region as for the whole frame) is run
   once on the whole frame when it has anything to look at, and skipped when there is nothing
-  (``regions=False``).
+  (``regions=False``). Given a :class:`vision.cadence.CadenceConfig`, it runs only when
+  :class:`vision.cadence.PersonCadence` says (the first frame, each refresh, motion outside the people it
+  found, and every N-th frame of motion inside them) and carries the people it found last over otherwise.
 - Alignment and embedding pass through unchanged.
 
 State belongs to the camera's pipeline thread; the wrapped engine keeps its own rules (an
@@ -23,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from vision.cadence import RUNS, CadenceConfig, Decision, PersonCadence
 from vision.engines.base import FaceEngine
 from vision.motion import MotionConfig, MotionDetector, MotionResult, detect_in_regions, focus
 from vision.quality import LandmarkLayout
@@ -43,6 +46,7 @@ class GateCounts:
     full: int = 0  # whole-frame looks: the first frame and each refresh
     skipped: dict[str, int] = field(default_factory=dict)  # detector -> frames it did not run on
     area: dict[str, float] = field(default_factory=dict)  # detector -> sum over frames of the fraction looked at
+    carried: dict[str, int] = field(default_factory=dict)  # detector -> frames its last boxes were carried over
 
 
 class CameraGate:
@@ -54,6 +58,7 @@ class CameraGate:
         self._result = WHOLE
         self._kept: dict[str, FloatArray] = {}  # detector -> its boxes in the last frame it ran on
         self.counts = GateCounts()
+        self.looks: dict[str, str] = {}  # detector -> where it looked in the last frame it was asked
 
     def observe(self, image: Image, t_mono: float) -> MotionResult:
         """Find what moves in this frame (call once per frame, before its detectors)."""
@@ -62,6 +67,14 @@ class CameraGate:
         self.counts.frames += 1
         self.counts.full += int(self._result.full_frame)
         return self._result
+
+    def observed(self, image: Image) -> MotionResult | None:
+        """The motion result of ``image`` when it is the frame last observed; None for any other image."""
+        return self._result if image is self._image else None
+
+    def carry(self, channel: str) -> None:
+        """``channel``'s detector did not run on the observed frame: its last boxes were carried over."""
+        self.counts.carried[channel] = self.counts.carried.get(channel, 0) + 1
 
     def detect(self, detect: Detector, image: Image, channel: str, *, regions: bool = True) -> Detections:
         """``detect`` on ``image`` where the gate says for ``channel``; remembers what it found for the next frame.
@@ -76,21 +89,35 @@ class CameraGate:
         self._kept[channel] = found.xyxy
         self.counts.area[channel] = self.counts.area.get(channel, 0.0) + where.area
         self.counts.skipped[channel] = self.counts.skipped.get(channel, 0) + int(where.idle)
+        self.looks[channel] = "skipped" if where.idle else "whole" if where.full_frame else "regions"
         return found
 
 
 class GatedDetector:
-    """A person (or any) detector that detects only where its camera's gate says."""
+    """A person (or any) detector that detects only where its camera's gate says; with a ``cadence``, only on
+    the frames :class:`vision.cadence.PersonCadence` picks, carrying its last boxes over between them."""
 
     def __init__(self, detector: Detector, gate: CameraGate, *, channel: str = "persons",
-                 regions: bool = False) -> None:
+                 regions: bool = False, cadence: CadenceConfig | None = None) -> None:
         self._detector = detector
         self._gate = gate
         self._channel = channel
         self._regions = regions
+        self._cadence = PersonCadence(cadence) if cadence is not None else None
+        self._last = Detections.empty()
+        self.decision: Decision | None = None  # why it ran or not on the last frame (None: no cadence)
 
     def detect(self, image: Image) -> Detections:
-        return self._gate.detect(self._detector, image, self._channel, regions=self._regions)
+        motion = self._gate.observed(image)
+        if self._cadence is None or motion is None:
+            return self._gate.detect(self._detector, image, self._channel, regions=self._regions)
+        self.decision = self._cadence.decide(motion)
+        if self.decision not in RUNS:
+            self._gate.carry(self._channel)
+            return self._last
+        self._last = self._gate.detect(self._detector, image, self._channel, regions=self._regions)
+        self._cadence.ran(self._last.xyxy)
+        return self._last
 
 
 class GatedFaceEngine:

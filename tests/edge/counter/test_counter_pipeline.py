@@ -1,5 +1,8 @@
-"""Counter pipeline mechanics with fakes (fast): face detection cadence, opening hours, the clip recorder
-calls. Behaviour on real images is in test_counter_scenarios.py and test_counter_e2e.py."""
+"""Counter pipeline mechanics with fakes (fast), motion-gated as a camera runs by default: face detection
+cadence, the person detector's cadence, opening hours, the clip recorder calls. The fake person detector
+reports the boxes of the current script step, and each frame shows those boxes, so that the motion gate sees
+people arrive, move and leave. Behaviour on real images is in test_counter_scenarios.py, test_gated_counter.py
+and test_counter_e2e.py."""
 
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ import pytest
 from edge.cameras.config import CameraConfig
 from edge.clips.types import ClipParticipants
 from edge.counter.config import CounterConfig
-from edge.counter.pipeline import CounterPipeline
+from edge.counter.pipeline import CounterEvent, CounterPipeline
 from edge.faces.config import FaceConfig
+from edge.metrics import EdgeMetrics
 from tests.fakes import DeterministicEmbedder
 from vision.gallery import Gallery
+from vision.motion import MotionConfig
 from vision.people import PersonView
 from vision.types import Detections, Frame, Image
 
@@ -26,13 +31,18 @@ CAMERA = CameraConfig.model_validate({
                 "counter_zones": [{"name": "desk", "points": [[0, 0], [100, 0], [100, 240], [0, 240]]}]}})
 
 
+Box = tuple[float, float, float, float]
+
+
 class Boxes:
-    """A person detector that returns the boxes of the current script step."""
+    """A person detector that returns the boxes of the current script step, counting its runs."""
 
     def __init__(self) -> None:
-        self.boxes: list[tuple[float, float, float, float]] = []
+        self.boxes: list[Box] = []
+        self.calls = 0
 
     def detect(self, image: Image) -> Detections:
+        self.calls += 1
         xyxy = np.asarray(self.boxes, np.float32).reshape(-1, 4)
         return Detections(xyxy, np.full(len(xyxy), 0.9, np.float32))
 
@@ -66,30 +76,87 @@ class Recorder:
         self.flushed += 1
 
 
-def pipeline(persons: Boxes, engine: CountingEngine, recorder: Recorder | None = None,
-             **counter: object) -> CounterPipeline:
+def pipeline(persons: Boxes, engine: CountingEngine, recorder: Recorder | None = None, *, gated: bool = True,
+             metrics: EdgeMetrics | None = None, **counter: object) -> CounterPipeline:
     config = CounterConfig.model_validate({"zone_dwell_s": 0, "interaction": {"start_after_s": 1, "end_after_s": 1},
                                            **counter})
-    return CounterPipeline(CAMERA, config, FaceConfig(), persons=persons, engine=engine,
+    camera = CAMERA if gated else CAMERA.model_copy(update={"motion": MotionConfig(enabled=False)})
+    return CounterPipeline(camera, config, FaceConfig(), persons=persons, engine=engine,
                            gallery=Gallery(engine.model_id, engine.dim), role_of=lambda _: None,
-                           tz=ZoneInfo("Asia/Shanghai"), recorder=recorder)
+                           tz=ZoneInfo("Asia/Shanghai"), recorder=recorder, metrics=metrics)
 
 
-def frames(n: int, start: datetime, fps: float = 5.0) -> list[Frame]:
-    image = np.zeros((240, 320, 3), np.uint8)
-    return [Frame("c1", i + 1, start + timedelta(seconds=i / fps), 100.0 + i / fps, image) for i in range(n)]
+def picture(boxes: Sequence[Box], seed: int) -> Image:
+    """A dark counter with sensor noise and each person drawn as a bright box."""
+    image = np.full((240, 320, 3), 40, np.uint8)
+    image += np.random.default_rng(seed).integers(0, 4, (240, 320, 1), dtype=np.uint8)
+    for x1, y1, x2, y2 in boxes:
+        image[int(y1):int(y2), int(x1):int(x2)] = 230
+    return image
+
+
+def frames(n: int, start: datetime, fps: float = 5.0, script: Sequence[Sequence[Box]] = ()) -> list[Frame]:
+    """``n`` frames showing the boxes of ``script`` step by step (nobody when it is shorter)."""
+    return [Frame("c1", i + 1, start + timedelta(seconds=i / fps), 100.0 + i / fps,
+                  picture(script[i] if i < len(script) else (), i)) for i in range(n)]
+
+
+def play(pipe: CounterPipeline, persons: Boxes, script: Sequence[Sequence[Box]], start: datetime) -> list[CounterEvent]:
+    events: list[CounterEvent] = []
+    for boxes, frame in zip(script, frames(len(script), start, script=script), strict=True):
+        persons.boxes = list(boxes)
+        events += pipe.process(frame)
+    return events + pipe.flush()
 
 
 MONDAY_10 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
 
+WALKING: list[list[Box]] = [[(10.0 + 20 * i, 40.0, 70.0 + 20 * i, 200.0)] for i in range(10)]
+
+
 @pytest.mark.parametrize(("face_every", "calls"), [(1, 10), (2, 5), (3, 4)])
-def test_faces_are_detected_on_every_nth_frame(face_every: int, calls: int) -> None:
+def test_faces_are_looked_for_on_every_nth_frame_while_someone_moves(face_every: int, calls: int) -> None:
+    # given someone walking across the counter for 10 frames
     persons, engine = Boxes(), CountingEngine()
     pipe = pipeline(persons, engine, face_every=face_every)
-    for frame in frames(10, MONDAY_10):
-        pipe.process(frame)
+    play(pipe, persons, WALKING, MONDAY_10)
+    # then faces are looked for on every face_every-th frame (one moving region, one detector call)
     assert engine.detect_calls == calls
+
+
+def test_a_still_counter_is_detected_once_and_then_carried() -> None:
+    # given a clerk standing still for 20 frames (sensor noise only)
+    persons, engine, metrics = Boxes(), CountingEngine(), EdgeMetrics()
+    pipe = pipeline(persons, engine, metrics=metrics)
+    events = play(pipe, persons, [[(20.0, 40.0, 80.0, 200.0)]] * 20, MONDAY_10)
+    # then the person detector and the face engine ran on the first frame only, the clerk carried over after
+    assert persons.calls == 1 and engine.detect_calls == 1
+    assert pipe.gate is not None and pipe.gate.counts.carried["persons"] == 19
+    assert list(pipe.roles.values()) == ["staff"] and not events
+    # and /metrics says so per camera: how each detector looked at each frame, and the detector's one run timed
+    def frames(detector: str, how: str) -> float | None:
+        return metrics.registry.get_sample_value("smartbranch_detector_frames_total",
+                                                 {"camera": "c1", "detector": detector, "how": how})
+    assert (frames("persons", "first"), frames("persons", "still")) == (1, 19)
+    assert (frames("faces", "whole"), frames("faces", "skipped")) == (1, 19)
+    assert metrics.registry.get_sample_value("smartbranch_stage_seconds_count",
+                                             {"camera": "c1", "stage": "persons"}) == 1
+
+
+def test_someone_arriving_runs_the_person_detector_on_that_frame() -> None:
+    # given a clerk standing still, then a customer stepping in at frame 5 and standing beside
+    persons, engine = Boxes(), CountingEngine()
+    pipe = pipeline(persons, engine)
+    clerk, customer = (20.0, 40.0, 80.0, 200.0), (200.0, 40.0, 260.0, 200.0)
+    calls = []
+    for i, frame in enumerate(frames(8, MONDAY_10, script=[[clerk]] * 5 + [[clerk, customer]] * 3)):
+        persons.boxes = [clerk] + ([customer] if i >= 5 else [])
+        pipe.process(frame)
+        calls.append(persons.calls)
+    # then the detector ran on the first frame and at once on the frame the customer appeared
+    assert calls[:6] == [1, 1, 1, 1, 1, 2]
+    assert sorted(str(r) for r in pipe.roles.values()) == ["customer", "staff"]
 
 
 @pytest.mark.parametrize(("start", "alerts"), [(MONDAY_10, 1), (MONDAY_10 + timedelta(hours=11), 0)])
@@ -100,15 +167,20 @@ def test_an_empty_counter_alerts_only_in_opening_hours(start: datetime, alerts: 
     assert [e.kind for e in events] == ["counter_unstaffed"] * alerts
 
 
-def test_the_recorder_follows_each_interaction_with_its_times() -> None:
-    # Given staff (in the staff zone) and a customer side by side for 2 s, then the customer gone
+def served_then_leaving() -> list[list[Box]]:
+    """Staff (in the staff zone) and a customer side by side for 2 s, then the customer walking off to the right."""
+    staff, customer = (20.0, 40.0, 80.0, 200.0), (110.0, 40.0, 170.0, 200.0)
+    script = [[staff, customer] for _ in range(10)]
+    script += [[staff, (customer[0] + 50 * k, 40.0, customer[2] + 50 * k, 200.0)] for k in range(1, 4)]
+    return script + [[staff] for _ in range(12)]
+
+
+@pytest.mark.parametrize("gated", [True, False], ids=["motion-gated", "every-frame"])
+def test_the_recorder_follows_each_interaction_with_its_times(gated: bool) -> None:
+    # Given staff and a customer side by side for 2 s, then the customer walking away
     persons, recorder = Boxes(), Recorder()
-    pipe = pipeline(persons, CountingEngine(), recorder)
-    events = []
-    for i, frame in enumerate(frames(25, MONDAY_10)):
-        persons.boxes = [(20.0, 40.0, 80.0, 200.0)] + ([(110.0, 40.0, 170.0, 200.0)] if i < 10 else [])
-        events += pipe.process(frame)
-    events += pipe.flush()
+    pipe = pipeline(persons, CountingEngine(), recorder, gated=gated)
+    events = play(pipe, persons, served_then_leaving(), MONDAY_10)
     # Then one interaction, recorded from the moment they became near to the last moment they were near
     kinds = [e.kind for e in events]
     assert kinds == ["interaction_started", "interaction_ended"]
@@ -116,5 +188,11 @@ def test_the_recorder_follows_each_interaction_with_its_times() -> None:
     assert participants.interaction_id == events[0].interaction_id == events[1].interaction_id
     assert start_t == pytest.approx(100.0)
     [(stopped_id, stop_t)] = recorder.stopped
-    assert stopped_id == participants.interaction_id and stop_t == pytest.approx(100.0 + 9 / 5)
+    assert stopped_id == participants.interaction_id
     assert recorder.pushed == 25 and recorder.flushed == 1
+    # the same last moment whether the person detector ran on every frame or at its cadence
+    ungated_persons, ungated_recorder = Boxes(), Recorder()
+    play(pipeline(ungated_persons, CountingEngine(), ungated_recorder, gated=False), ungated_persons,
+         served_then_leaving(), MONDAY_10)
+    assert stop_t == pytest.approx(ungated_recorder.stopped[0][1])
+    assert 100.0 + 9 / 5 <= stop_t <= 100.0 + 12 / 5

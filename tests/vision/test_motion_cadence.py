@@ -1,0 +1,88 @@
+"""Person detection at a lower cadence (vision.cadence): when the person detector runs, and when the people it
+found last are carried over, decided on the motion gate's result of each frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from vision.cadence import CadenceConfig, PersonCadence, uncovered
+from vision.motion import MotionResult
+
+SIZE = (1280, 720)
+PERSON = (500.0, 100.0, 700.0, 700.0)
+
+
+def moving(*blobs: tuple[float, float, float, float]) -> MotionResult:
+    return MotionResult(False, (), 0.01 if blobs else 0.0, tuple(blobs), SIZE)
+
+
+WHOLE = MotionResult(True, (), 1.0, (), SIZE)
+
+
+def boxes(*b: tuple[float, float, float, float]) -> np.ndarray:
+    return np.asarray(b, np.float32).reshape(-1, 4)
+
+
+@pytest.mark.parametrize(("blob", "people", "outside"), [
+    ((550.0, 150.0, 650.0, 300.0), [PERSON], False),  # shifting where they stand
+    ((100.0, 100.0, 200.0, 400.0), [PERSON], True),  # someone new, away from everyone
+    ((650.0, 100.0, 850.0, 700.0), [PERSON], True),  # walking out of their box: half of the blob outside
+    ((550.0, 150.0, 650.0, 300.0), [], True),  # nobody known yet
+    ((0.0, 0.0, 0.0, 0.0), [PERSON], False),  # an empty blob covers nothing and leaves nothing
+])
+def test_a_blob_is_uncovered_when_it_lies_mostly_outside_every_person(
+        blob: tuple[float, float, float, float], people: list[tuple[float, float, float, float]],
+        outside: bool) -> None:
+    assert uncovered([blob], boxes(*people), CadenceConfig()) is outside
+
+
+def test_the_first_frame_and_each_whole_frame_refresh_run_the_detector() -> None:
+    cadence = PersonCadence(CadenceConfig(every=3))
+    assert cadence.decide(moving()) == "first"
+    cadence.ran(boxes(PERSON))
+    assert cadence.decide(WHOLE) == "whole"
+
+
+def test_motion_inside_the_people_runs_every_nth_frame_and_carries_between() -> None:
+    # given one person found, then shifting inside their box on every frame
+    cadence = PersonCadence(CadenceConfig(every=3))
+    cadence.decide(WHOLE)
+    cadence.ran(boxes(PERSON))
+    decisions = []
+    for _ in range(7):
+        decision = cadence.decide(moving((550.0, 150.0, 650.0, 300.0)))
+        if decision in ("whole", "first", "outside", "due"):
+            cadence.ran(boxes(PERSON))
+        decisions.append(decision)
+    # then the detector runs on every third frame and the person is carried over on the others
+    assert decisions == ["carried", "carried", "due", "carried", "carried", "due", "carried"]
+
+
+def test_motion_outside_the_people_runs_at_once() -> None:
+    cadence = PersonCadence(CadenceConfig(every=10))
+    cadence.decide(WHOLE)
+    cadence.ran(boxes(PERSON))
+    assert cadence.decide(moving((100.0, 100.0, 200.0, 400.0))) == "outside"
+
+
+def test_a_still_picture_carries_the_people_over() -> None:
+    cadence = PersonCadence(CadenceConfig(every=2))
+    cadence.decide(WHOLE)
+    cadence.ran(boxes(PERSON))
+    assert [cadence.decide(moving()) for _ in range(5)] == ["still"] * 5
+    assert cadence.carried.tolist() == [list(PERSON)]
+
+
+def test_every_one_runs_on_every_frame_with_motion() -> None:
+    cadence = PersonCadence(CadenceConfig(every=1))
+    cadence.decide(WHOLE)
+    cadence.ran(boxes(PERSON))
+    assert cadence.decide(moving((550.0, 150.0, 650.0, 300.0))) == "due"
+
+
+@pytest.mark.parametrize("bad", [{"every": 0}, {"covered": 1.5}, {"pad_px": -1}, {"turbo": True}])
+def test_bad_config_is_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        CadenceConfig.model_validate(bad)
