@@ -70,6 +70,11 @@ class PlatesConfig(_Strict):
                                           description="Matching against registered plates.")
     track_iou: float = Field(default=0.1, gt=0, lt=1, description="IoU to continue a plate track between frames.")
     track_max_missed_s: float = Field(default=1.5, gt=0, le=30, description="A plate unseen this long has left.")
+    look_interval_s: float = Field(default=0.5, ge=0, le=60,
+                                   description="On a motion-gated camera, plates are read only where something "
+                                               "moves (and around a plate still being voted on), and a moving "
+                                               "region with no such plate at most this often; a plate still being "
+                                               "voted on is read on every frame until decided. 0: no bound.")
     driver_face: bool = Field(default=True,
                               description="On the frame that decides a VIP's plate, look for the driver's face "
                                           "and note on the card whether it matches the same person.")

@@ -2,6 +2,16 @@
 
 read plates in the entry zone -> IoU plate tracks -> per-track character vote -> PlateMatcher
 -> (optional) driver-face check on the deciding frame -> vip_vehicle_arrival rule.
+
+Motion-gated (the default), plates are read only where they can be new (:meth:`PlatePipeline._where`): in the
+regions that differ from the background and around each plate track still being voted on, inside the entry
+zone, on frames where something moves now (``MotionResult.changed``) or a vote is open; the whole zone on the
+gate's whole-frame looks. A plate still being voted on is read on every frame until it is decided, and a
+plate that moves on every frame it moves (its reads must follow it, or its track splits: a vote of one read, or
+one car decided twice); any other motion is read at most every ``look_interval_s``, and a parked car, a still
+lot or a frame with nothing moving cost the motion gate only. On a frame not read, the plates the last read
+found are carried over where they were, so a parked car keeps its one track (and its one decision) until a read
+no longer finds it.
 """
 
 from __future__ import annotations
@@ -24,10 +34,11 @@ from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
 from vision.engines.base import FaceEngine
 from vision.engines.gated import CameraGate
 from vision.gallery import Gallery
+from vision.motion import MotionResult, focus
 from vision.plates.reader import PlateReader
 from vision.plates.voting import CharRead, PlateVoter, VoteResult
 from vision.tracker import IoUTracker, TrackerConfig
-from vision.types import Detections, Frame
+from vision.types import Detections, Frame, PlateRead
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +69,17 @@ class DriverCheck:
         return DriverFace(confirmed=confirmed, score=None if best is None else round(best, 4), faces=len(dets))
 
 
+def _overlap(a: tuple[float, float, float, float], b: np.ndarray, pad: float) -> bool:
+    """Whether box ``a`` touches box ``b`` grown by ``pad`` on every side."""
+    return bool(a[0] <= b[2] + pad and b[0] - pad <= a[2] and a[1] <= b[3] + pad and b[1] - pad <= a[3])
+
+
 @dataclass(slots=True)
 class PlateTrack:
     first_seen_at: datetime
     colours: Counter[str] = field(default_factory=Counter)
     last_frame: Frame | None = None
+    decided: bool = False
 
 
 class PlatePipeline:
@@ -85,27 +102,74 @@ class PlatePipeline:
         self._tracks: dict[int, PlateTrack] = {}
         # plates are read only in frames where something moves (vision.motion), when the camera turns it on
         self.gate = CameraGate(camera.motion) if camera.motion.enabled else None
+        self._last_look: float | None = None  # t_mono of the last frame read for new plates
+        self._carried = Detections.empty()  # the plates the last read found, carried over frames not read
+        self.looks: dict[str, int] = {}  # how each frame was read: whole, regions, skipped, bounded
+
+    def _where(self, frame: Frame) -> tuple[str, MotionResult | None]:
+        """Where to read plates in this frame (see the module docstring), and how the frame counts."""
+        if self.gate is None:
+            return "whole", None
+        t0 = time.perf_counter()
+        motion = self.gate.observe(frame.image, frame.t_mono)
+        if self._metrics is not None:
+            self._metrics.stage.labels(self.camera.id, "motion").observe(time.perf_counter() - t0)
+        voting = [self._tracker.tracks[t].box.tolist() for t, s in self._tracks.items()
+                  if not s.decided and t in self._tracker.tracks]
+        where = focus(motion, voting, self.camera.motion)
+        if where.idle or not (where.full_frame or voting or motion.changed):
+            return "skipped", None  # nothing to read, or nothing moving now (a parked car, a car just gone)
+        following = any(_overlap(blob, track.box, self.camera.motion.pad_px)
+                        for blob in motion.changed for track in self._tracker.tracks.values())
+        bounded = (not voting and not following and self._last_look is not None
+                   and frame.t_mono - self._last_look < self._config.look_interval_s)
+        if bounded and not where.full_frame:
+            return "bounded", None
+        self._last_look = frame.t_mono
+        return ("whole" if where.full_frame else "regions"), where
+
+    def _read(self, frame: Frame, where: MotionResult | None) -> list[PlateRead]:
+        """The plates read in the entry zone, or in each region of ``where`` that lies in it."""
+        if where is None or where.full_frame:
+            return self._reader.read(frame.image, self._zone)
+        reads: list[PlateRead] = []
+        for x1, y1, x2, y2 in where.regions:
+            rect = PolygonZone("region", ((x1, y1), (x2, y1), (x2, y2), (x1, y2)))
+            for read in self._reader.read(frame.image, rect):
+                centre = np.array([[(read.box[0] + read.box[2]) / 2, (read.box[1] + read.box[3]) / 2] * 2],
+                                  np.float32)
+                if self._zone is None or self._zone.contains(centre)[0]:
+                    reads.append(read)
+        return reads
 
     def process(self, frame: Frame) -> list[VehicleSighting]:
         """Run one frame; return the plate tracks decided now (matched or not)."""
+        how, where = self._where(frame)
+        self.looks[how] = self.looks.get(how, 0) + 1
         t0 = time.perf_counter()
-        still = self.gate is not None and self.gate.observe(frame.image, frame.t_mono).idle
-        reads = [] if still else self._reader.read(frame.image, self._zone)
+        reads = self._read(frame, where) if how in ("whole", "regions") else []
         if self._metrics is not None:
-            self._metrics.stage.labels(self.camera.id, "plates").observe(time.perf_counter() - t0)
+            if how in ("whole", "regions"):  # the stage's time is that of the reads
+                self._metrics.stage.labels(self.camera.id, "plates").observe(time.perf_counter() - t0)
+            self._metrics.detector_frames.labels(self.camera.id, "plates", how).inc()
             self._metrics.frames.labels(self.camera.id).inc()
         dets = (Detections(np.asarray([r.box for r in reads], np.float32).reshape(-1, 4),
                            np.asarray([r.score for r in reads], np.float32)) if reads else Detections.empty())
+        if how in ("whole", "regions"):
+            self._carried = dets
+        else:  # not read: the plates the last read found stand where they were (nothing moved by them)
+            dets, reads = self._carried, []
         dets, ended = self._tracker.update(dets, frame.t_mono)
         decided: list[tuple[int, VoteResult, PlateTrack, Frame]] = []
         track_ids = [int(t) for t in dets.track_id] if dets.track_id is not None else []
-        for read, tid in zip(reads, track_ids, strict=True):
+        for read, tid in zip(reads, track_ids[:len(reads)], strict=True):
             track = self._tracks.setdefault(tid, PlateTrack(first_seen_at=frame.captured_at))
             track.last_frame = frame
             if read.color:
                 track.colours[read.color] += 1
             result = self._voter.observe(tid, CharRead(read.text, read.char_scores or (read.score,) * len(read.text)))
             if result is not None:
+                track.decided = True
                 decided.append((tid, result, track, frame))
         for gone in ended:
             track_state = self._tracks.pop(gone.track_id, None)
