@@ -4,10 +4,12 @@ A person detector with a fixed input (NanoDet: 416 px) costs the same on any fra
 stand where they stand for seconds. The rule, per camera, on each frame the motion gate has observed:
 
 - ``first`` / ``whole``: the detector runs when it never has, and on the gate's whole-frame looks (the first
-  frame and every refresh), so nothing stays unseen for long;
-- ``outside``: it runs at once when something moves *outside* the people it found last: a moving blob of
-  which less than ``covered`` lies inside some person's box (padded by ``pad_px``). Someone arrives, leaves
-  or walks away from where they stood;
+  frame and every refresh), so nothing stays unseen for long; but not on a refresh when nothing has moved since
+  its last run (``still``): it would look at the same picture again;
+- ``outside``: it runs at once when something moves *outside* the people it found last: a blob that changed
+  since the previous frame (``MotionResult.changed``: what moves now, not the lingering difference from the
+  background where someone stopped or left) of which less than ``covered`` lies inside some person's box
+  (padded by ``pad_px``). Someone arrives, leaves or walks away from where they stood;
 - ``due``: it runs when something moves inside the people's boxes and ``every`` frames have passed since its
   last run (people shifting where they stand, a clerk leaning over the desk);
 - ``carried`` / ``still``: otherwise the people it found last are carried over unchanged: only small moves
@@ -69,6 +71,7 @@ class PersonCadence:
     def __init__(self, config: CadenceConfig | None = None) -> None:
         self.config = config or CadenceConfig()
         self._since: int | None = None  # frames since the detector last ran; None: never
+        self._moved = False  # something moved since the detector last ran
         self.carried: FloatArray = np.zeros((0, 4), np.float32)  # the boxes it found last
 
     def decide(self, motion: MotionResult) -> Decision:
@@ -76,15 +79,17 @@ class PersonCadence:
         if self._since is None:
             return "first"
         self._since += 1
-        if motion.full_frame:
-            return "whole"
-        if not motion.blobs:
+        self._moved = self._moved or bool(motion.changed)
+        if motion.full_frame:  # a refresh, or motion over most of the picture
+            return "whole" if self._moved or motion.moving_fraction >= 0.5 else "still"
+        if not motion.changed:
             return "still"
-        if uncovered(motion.blobs, self.carried, self.config):
+        if uncovered(motion.changed, self.carried, self.config):
             return "outside"
         return "due" if self._since >= self.config.every else "carried"
 
     def ran(self, boxes: FloatArray) -> None:
         """The detector ran on this frame and found ``boxes`` (N, 4)."""
         self._since = 0
+        self._moved = False
         self.carried = np.asarray(boxes, np.float32).reshape(-1, 4)

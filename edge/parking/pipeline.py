@@ -4,14 +4,14 @@ read plates in the entry zone -> IoU plate tracks -> per-track character vote ->
 -> (optional) driver-face check on the deciding frame -> vip_vehicle_arrival rule.
 
 Motion-gated (the default), plates are read only where they can be new (:meth:`PlatePipeline._where`): in the
-regions that differ from the background and around each plate track still being voted on, inside the entry
-zone, on frames where something moves now (``MotionResult.changed``) or a vote is open; the whole zone on the
-gate's whole-frame looks. A plate still being voted on is read on every frame until it is decided, and a
-plate that moves on every frame it moves (its reads must follow it, or its track splits: a vote of one read, or
-one car decided twice); any other motion is read at most every ``look_interval_s``, and a parked car, a still
-lot or a frame with nothing moving cost the motion gate only. On a frame not read, the plates the last read
-found are carried over where they were, so a parked car keeps its one track (and its one decision) until a read
-no longer finds it.
+regions that differ from the background and around each plate track still being voted on, inside the entry zone,
+on frames where something moves now (``MotionResult.changed``) or a vote is open; the whole zone on the gate's
+whole-frame looks unless nothing has moved since the last read. A plate still being voted on is read on every
+frame until it is decided, and a plate that moves on every frame it moves (its reads must follow it, or its track
+splits: a vote of one read, or one car decided twice); any other motion is read at most every ``look_interval_s``,
+and a parked car, a still lot or a frame with nothing moving cost the motion gate only. On a frame not read, the
+plates the last read found are carried over where they were, so a parked car keeps its one track (and its one
+decision) until a read no longer finds it.
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ class PlatePipeline:
         self.gate = CameraGate(camera.motion) if camera.motion.enabled else None
         self._last_look: float | None = None  # t_mono of the last frame read for new plates
         self._carried = Detections.empty()  # the plates the last read found, carried over frames not read
+        self._moved = True  # something moved since the last read (the first frame is read whole)
         self.looks: dict[str, int] = {}  # how each frame was read: whole, regions, skipped, bounded
 
     def _where(self, frame: Frame) -> tuple[str, MotionResult | None]:
@@ -116,9 +117,12 @@ class PlatePipeline:
             self._metrics.stage.labels(self.camera.id, "motion").observe(time.perf_counter() - t0)
         voting = [self._tracker.tracks[t].box.tolist() for t, s in self._tracks.items()
                   if not s.decided and t in self._tracker.tracks]
+        self._moved = self._moved or bool(motion.changed)
         where = focus(motion, voting, self.camera.motion)
-        if where.idle or not (where.full_frame or voting or motion.changed):
-            return "skipped", None  # nothing to read, or nothing moving now (a parked car, a car just gone)
+        if where.idle or not (voting or motion.changed or (where.full_frame and self._moved)):
+            # nothing to read, nothing moving now (a parked car, a car just gone), or a refresh of the picture
+            # the last read saw
+            return "skipped", None
         following = any(_overlap(blob, track.box, self.camera.motion.pad_px)
                         for blob in motion.changed for track in self._tracker.tracks.values())
         bounded = (not voting and not following and self._last_look is not None
@@ -126,6 +130,7 @@ class PlatePipeline:
         if bounded and not where.full_frame:
             return "bounded", None
         self._last_look = frame.t_mono
+        self._moved = False
         return ("whole" if where.full_frame else "regions"), where
 
     def _read(self, frame: Frame, where: MotionResult | None) -> list[PlateRead]:

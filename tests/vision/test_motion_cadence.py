@@ -15,7 +15,18 @@ PERSON = (500.0, 100.0, 700.0, 700.0)
 
 
 def moving(*blobs: tuple[float, float, float, float]) -> MotionResult:
-    return MotionResult(False, (), 0.01 if blobs else 0.0, tuple(blobs), SIZE)
+    """A frame where ``blobs`` moved since the previous frame."""
+    return MotionResult(False, (), 0.01 if blobs else 0.0, tuple(blobs), SIZE, tuple(blobs))
+
+
+def test_what_differs_from_the_background_but_did_not_move_since_the_last_frame_is_still() -> None:
+    # given one person found, then a lingering difference beside them (someone who stopped, a ghost where they left)
+    cadence = PersonCadence(CadenceConfig(every=3))
+    cadence.decide(WHOLE)
+    cadence.ran(boxes(PERSON))
+    lingering = MotionResult(False, (), 0.01, ((100.0, 100.0, 200.0, 400.0),), SIZE, ())
+    # then the detector does not run for it
+    assert [cadence.decide(lingering) for _ in range(4)] == ["still"] * 4
 
 
 WHOLE = MotionResult(True, (), 1.0, (), SIZE)
@@ -42,7 +53,25 @@ def test_the_first_frame_and_each_whole_frame_refresh_run_the_detector() -> None
     cadence = PersonCadence(CadenceConfig(every=3))
     assert cadence.decide(moving()) == "first"
     cadence.ran(boxes(PERSON))
+    cadence.decide(moving((100.0, 100.0, 200.0, 400.0)))
     assert cadence.decide(WHOLE) == "whole"
+    # and a frame where motion covers most of the picture (the gate looks at all of it) runs it too
+    cadence.ran(boxes(PERSON))
+    assert cadence.decide(MotionResult(True, (), 0.9, ((0.0, 0.0, 1280.0, 720.0),), SIZE)) == "whole"
+
+
+def test_a_refresh_of_a_picture_where_nothing_moved_since_the_last_run_is_skipped() -> None:
+    # given the detector ran, then only still frames
+    cadence = PersonCadence(CadenceConfig(every=3))
+    cadence.decide(WHOLE)
+    cadence.ran(boxes(PERSON))
+    for _ in range(4):
+        cadence.decide(moving())
+    # then the refresh carries the people over (the same picture), but not once something moved in between
+    still_refresh = MotionResult(True, (), 0.0, (), SIZE)
+    assert cadence.decide(still_refresh) == "still"
+    cadence.decide(moving((550.0, 150.0, 650.0, 300.0)))
+    assert cadence.decide(still_refresh) == "whole"
 
 
 def test_motion_inside_the_people_runs_every_nth_frame_and_carries_between() -> None:

@@ -79,10 +79,10 @@ def test_gated_counter_finds_the_same_services(cast: dict[str, Cutout], person_d
         assert staff == want_staff == STAFF_ID
         assert duration == pytest.approx(want_duration, abs=1.0)
     # and faces were looked for in well under the whole picture on average, and the person detector did not run
-    # on every frame: the people it found were carried over on more than a fifth of them (people stand in view
+    # on every frame: the people it found were carried over on more than half of them (people stand in view
     # throughout, so it never skips for want of anyone to look at)
     assert pipeline.gate is not None
     counts = pipeline.gate.counts
     assert counts.skipped["persons"] == 0
     assert counts.area["faces"] / counts.frames < 0.6
-    assert counts.carried["persons"] > counts.frames // 5
+    assert counts.carried["persons"] > counts.frames // 2
