@@ -30,7 +30,7 @@ How the bulk importer (and any other caller outside a request) uses it::
         person = enrolment.create_person(ctx, actor, enrolment.PersonInput(
             name="张三", role="vip", tier="gold", home_branch="SH001", scope_kind="branches",
             scope_branches=("SH001",), external_id="E123", plates=("沪A12345",), notes=""),
-            checked, enrolment.ConsentInput("VIP greeting", date(2026, 1, 5), "李四"),
+            checked, enrolment.ConsentInput("VIP greeting", date(2026, 1, 5), "李四", covers=("visit_template",)),
             audit_detail={"import": job_id})
     else:
         person = enrolment.update_person(ctx, actor, existing, enrolment.PersonChanges(name=..., tier=...))
@@ -63,7 +63,7 @@ from sqlalchemy.orm import Session
 from alerts.text import display_text
 from console.audit import record
 from console.branches import branch_by_code
-from console.consent import add_consent, check_consent_fields, evidence_type
+from console.consent import add_consent, check_consent_fields, check_covers, evidence_type
 from console.context import ConsoleContext
 from console.db import utcnow
 from console.dupindex import TemplateCipher, lock_gallery
@@ -111,13 +111,15 @@ ERASE_ROLES = ("admin", "enroller", "compliance")
 
 @dataclass(frozen=True, slots=True)
 class ConsentInput:
-    """The consent recorded with an enrolment (purpose, date and operator are required)."""
+    """The consent recorded with an enrolment (purpose, date and operator are required). ``covers``: the uses
+    it covers besides the enrolment (codes of :data:`console.consent.PURPOSES`, e.g. ``visit_template``)."""
 
     purpose: str
     given_on: date | None
     operator: str
     evidence: bytes | None = None
     evidence_name: str | None = None
+    covers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,7 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
         resolve_scope(session, data.scope_kind, data.scope_region, data.scope_branches, home, data.role)
         ensure_external_id_free(session, external_id)
         check_consent_fields(consent.purpose, consent.given_on or date.min, consent.operator, home)
+        check_covers(consent.covers)
         if consent.evidence is not None:
             evidence_type(consent.evidence)
         for text_ in data.plates:
@@ -229,7 +232,7 @@ def create_person(ctx: ConsoleContext, actor: Principal, data: PersonInput,
             session.add_all([photo_row(ctx, person.id, c, k, actor) for c, k in zip(photos_ok, keys, strict=True)])
             session.add_all([Plate(person_id=person.id, plate=p, kind=k) for p, k in plates])
             add_consent(session, ctx.blobs, person, consent.purpose, consent.given_on or date.min, consent.operator,
-                        consent.evidence, consent.evidence_name, actor.actor)
+                        consent.evidence, consent.evidence_name, actor.actor, covers=consent.covers)
             _flush_unique(session)
             seq = _touch(session, person)
             record(session, actor, "enrol", object_type="person", object_id=person.id, branch_code=home.code,

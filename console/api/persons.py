@@ -131,6 +131,8 @@ def post_person(ctx: Ctx, caller: Caller, name: Annotated[str, Form(max_length=1
                 consent_purpose: Annotated[str, Form(max_length=1000)] = "",
                 consent_date: Annotated[str, Form(max_length=32)] = "",
                 consent_operator: Annotated[str, Form(max_length=1000)] = "",
+                consent_covers: Annotated[list[str] | None, Form(description=(
+                    "repeatable: the uses the consent covers besides the enrolment (visit_template)"))] = None,
                 consent_evidence: Upload = None, photo: Upload = None, photo2: Upload = None,
                 photo3: Upload = None, photo4: Upload = None, photo5: Upload = None) -> dict[str, Any]:
     caller.require_role(*enrolment.WRITE_ROLES)
@@ -142,7 +144,9 @@ def post_person(ctx: Ctx, caller: Caller, name: Annotated[str, Form(max_length=1
                        scope_kind=scope_kind.strip().lower(), scope_region=scope_region,
                        scope_branches=_csv(scope_branches), external_id=external_id, notes=notes, plates=_csv(plates),
                        distinct_from=_csv(distinct_from))
-    consent = ConsentInput(consent_purpose, _day(consent_date), consent_operator, evidence or None, evidence_name)
+    covers = tuple(code for value in consent_covers or () for code in _csv(value))
+    consent = ConsentInput(consent_purpose, _day(consent_date), consent_operator, evidence or None, evidence_name,
+                           covers)
     person = enrolment.create_person(ctx, caller, data, photos, consent)
     return _detail(ctx, caller, person.id)
 

@@ -65,6 +65,7 @@ def test_sign_in_switch_language_and_enrol_a_vip_from_a_real_photo(page: Page, c
     expect(feedback).to_have_attribute("data-state", "ok")
     expect(feedback).to_contain_text(re.compile(r"照片可用：人脸 \d+ px，清晰度 [\d.]+"))
     expect(page.locator("#duplicate")).to_be_hidden()
+    page.check("#consent-visit-template")  # the consent also covers template improvement from live visits
     page.click("#submit")
     expect(page.locator("#notice")).to_have_text("已登记 奥巴马")
 
@@ -82,6 +83,7 @@ def test_sign_in_switch_language_and_enrol_a_vip_from_a_real_photo(page: Page, c
                            ".every(i => i.complete && i.naturalWidth > 0)")
     expect(page.locator("#history tbody")).to_contain_text("登记")
     expect(page.locator("#consents tbody tr")).to_have_count(1)
+    expect(page.locator("#consents tbody tr")).to_contain_text("含：现场照片改进模板")
 
     # and it is in the list, with its thumbnail
     page.goto("/persons")
