@@ -33,8 +33,15 @@ FPS = 10.0
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def test_hog_is_the_default_and_blazeface_is_accepted() -> None:
-    assert FaceConfig().detector == "hog"
+def test_blazeface_is_the_default_for_dlib_and_another_engine_keeps_its_own_detector() -> None:
+    # BlazeFace found at least HOG's faces on the scenes set and every entrance visit (python -m bench.face_detect)
+    assert FaceConfig().detector == "blazeface"
+    assert FaceConfig.model_validate({"engine": {"min_face_px": 40}}).detector == "blazeface"
+    insightface = FaceConfig.model_validate({"voter": {"threshold": 0.5},
+                                             "engine": {"type": "insightface", "models_dir": "/nowhere"}})
+    assert insightface.detector == "hog"
+    # and either may be chosen
+    assert FaceConfig.model_validate({"detector": "hog"}).detector == "hog"
     face = FaceConfig.model_validate({"detector": "blazeface", "blazeface": {"model": "full_range"}})
     assert face.detector == "blazeface" and face.blazeface.model == "full_range"
 
