@@ -12,6 +12,8 @@ stand where they stand for seconds. The rule, per camera, on each frame the moti
   (padded by ``pad_px``). Someone arrives, leaves or walks away from where they stood;
 - ``due``: it runs when something moves inside the people's boxes and ``every`` frames have passed since its
   last run (people shifting where they stand, a clerk leaning over the desk);
+- ``settled``: it runs once when the picture stops moving, if something moved since its last run (or its last
+  run was on a moving frame): it sees everyone where they came to rest, however few frames the camera gets;
 - ``carried`` / ``still``: otherwise the people it found last are carried over unchanged: only small moves
   inside their boxes since a recent run, or nothing moves at all.
 
@@ -30,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from vision.motion import MotionResult
 from vision.types import FloatArray
 
-Decision = Literal["first", "whole", "outside", "due", "carried", "still"]
-RUNS: frozenset[Decision] = frozenset({"first", "whole", "outside", "due"})
+Decision = Literal["first", "whole", "outside", "due", "settled", "carried", "still"]
+RUNS: frozenset[Decision] = frozenset({"first", "whole", "outside", "due", "settled"})
 
 
 class CadenceConfig(BaseModel):
@@ -71,7 +73,8 @@ class PersonCadence:
     def __init__(self, config: CadenceConfig | None = None) -> None:
         self.config = config or CadenceConfig()
         self._since: int | None = None  # frames since the detector last ran; None: never
-        self._moved = False  # something moved since the detector last ran
+        self._moved = False  # something moved since the detector last ran (or it last ran on a moving frame)
+        self._moving_now = False  # the frame being decided moved since the previous one
         self.carried: FloatArray = np.zeros((0, 4), np.float32)  # the boxes it found last
 
     def decide(self, motion: MotionResult) -> Decision:
@@ -79,11 +82,12 @@ class PersonCadence:
         if self._since is None:
             return "first"
         self._since += 1
-        self._moved = self._moved or bool(motion.changed)
+        self._moving_now = bool(motion.changed)
+        moved_before, self._moved = self._moved, self._moved or self._moving_now
         if motion.full_frame:  # a refresh, or motion over most of the picture
             return "whole" if self._moved or motion.moving_fraction >= 0.5 else "still"
         if not motion.changed:
-            return "still"
+            return "settled" if moved_before else "still"
         if uncovered(motion.changed, self.carried, self.config):
             return "outside"
         return "due" if self._since >= self.config.every else "carried"
@@ -91,5 +95,5 @@ class PersonCadence:
     def ran(self, boxes: FloatArray) -> None:
         """The detector ran on this frame and found ``boxes`` (N, 4)."""
         self._since = 0
-        self._moved = False
+        self._moved = self._moving_now
         self.carried = np.asarray(boxes, np.float32).reshape(-1, 4)

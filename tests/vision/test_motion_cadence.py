@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from vision.cadence import CadenceConfig, PersonCadence, uncovered
+from vision.cadence import RUNS, CadenceConfig, PersonCadence, uncovered
 from vision.motion import MotionResult
 
 SIZE = (1280, 720)
@@ -82,11 +82,27 @@ def test_motion_inside_the_people_runs_every_nth_frame_and_carries_between() -> 
     decisions = []
     for _ in range(7):
         decision = cadence.decide(moving((550.0, 150.0, 650.0, 300.0)))
-        if decision in ("whole", "first", "outside", "due"):
+        if decision in RUNS:
             cadence.ran(boxes(PERSON))
         decisions.append(decision)
     # then the detector runs on every third frame and the person is carried over on the others
     assert decisions == ["carried", "carried", "due", "carried", "carried", "due", "carried"]
+
+
+def test_when_the_picture_stops_moving_the_detector_runs_once_more() -> None:
+    # given the detector ran on a frame where someone walked, and they then stood still
+    cadence = PersonCadence(CadenceConfig(every=10))
+    cadence.decide(WHOLE)
+    cadence.ran(boxes(PERSON))
+    assert cadence.decide(moving((100.0, 100.0, 200.0, 400.0))) == "outside"
+    cadence.ran(boxes(PERSON, (100.0, 100.0, 200.0, 400.0)))
+    # then it runs once on the first still frame (they came to rest elsewhere), and then carries them over
+    decisions = []
+    for _ in range(3):
+        decisions.append(cadence.decide(moving()))
+        if decisions[-1] in RUNS:
+            cadence.ran(boxes(PERSON, (110.0, 100.0, 210.0, 400.0)))
+    assert decisions == ["settled", "still", "still"]
 
 
 def test_motion_outside_the_people_runs_at_once() -> None:
