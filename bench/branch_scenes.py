@@ -27,6 +27,8 @@ from vision.types import Image
 FPS = 10.0
 SERVICE_EVERY_S = 14.0  # a customer walks in, is served 8 s, walks out; the next one 14 s after
 CARS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "plates" / "scenes"
+CAR_PLATE = "皖APV930"  # the plate of ccpd_039.jpg
+CAR_EVERY_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +92,9 @@ def _car() -> Image | None:
     return decode_image(path.read_bytes())[300:720, :]
 
 
-def parking(path: Path, seconds: float) -> bool:
-    """A car drives in from the right every 15 s, parks 6 s and drives off; False when no car photo is at hand."""
+def parking(path: Path, seconds: float) -> int:
+    """A car drives in from the right every 15 s, parks 6 s and drives off; how many times it drives in (0 when no
+    car photo is at hand)."""
     lot = np.full((H, W, 3), 90, np.uint8)
     cv2.rectangle(lot, (0, 640), (W, H), (70, 70, 70), -1)
     car = _car()
@@ -100,7 +103,7 @@ def parking(path: Path, seconds: float) -> bool:
         img = lot.copy()
         if car is None:
             return img
-        local = t % 15.0
+        local = t % CAR_EVERY_S
         if local > 10.0:
             return img
         k = min(local / 2.0, 1.0) if local < 8.0 else max(0.0, 1.0 - (local - 8.0) / 2.0)
@@ -112,7 +115,7 @@ def parking(path: Path, seconds: float) -> bool:
         return img
 
     _write(path, (frame(i / FPS) for i in range(round(seconds * FPS))))
-    return car is not None
+    return 0 if car is None else int(seconds // CAR_EVERY_S) + int(seconds % CAR_EVERY_S > 2.0)
 
 
 def still(path: Path, kind: str, seconds: float) -> None:
