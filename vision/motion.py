@@ -135,9 +135,10 @@ class MotionDetector:
         height, width = image.shape[:2]
         small_w = min(self.config.width, width)
         small_h = max(1, round(height * small_w / width))
+        source: np.ndarray = image
         if width >= 4 * small_w:  # halve first (bilinear at exactly half: a 2x2 mean), 2.5x cheaper than one AREA
-            image = cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_LINEAR)
-        grey = cv2.cvtColor(cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+            source = cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_LINEAR)
+        grey = cv2.cvtColor(cv2.resize(source, (small_w, small_h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         return cv2.GaussianBlur(grey, (5, 5), 0)
 
     def update(self, image: Image, t_mono: float, keep: Sequence[Sequence[float]] = ()) -> MotionResult:
