@@ -11,6 +11,10 @@ is present means its cell is the value (an empty ``notes`` clears the notes, an 
 plates). The exceptions are ``tier``, ``photos`` and the consent columns: an empty cell there keeps what is
 stored, because a person always keeps a tier, at least one photo and a consent record. Text is cleaned as the
 enrolment service cleans it (:func:`alerts.text.display_text`), so that a re-run compares like with like.
+
+``consent_covers`` names the uses the row's consent covers (;-separated codes of :data:`console.consent.PURPOSES`;
+empty: the enrolment only); it goes with the three consent columns. Without the column, a consent already stored
+keeps its uses and a new one covers the enrolment only.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from alerts.text import display_text
+from console.consent import ENROLMENT, PURPOSES
 from console.errors import ConsoleError
 
 COLUMNS = ("external_id", "name", "role", "tier", "home_branch", "scope", "plates", "photos", "notes",
-           "consent_purpose", "consent_date", "consent_operator")
+           "consent_purpose", "consent_date", "consent_operator", "consent_covers")
 REQUIRED_COLUMNS = ("external_id",)
 MAX_ROWS = 100_000
 MAX_CSV_BYTES = 32 * 1024 * 1024
@@ -50,6 +55,7 @@ class ConsentFields:
     purpose: str
     given_on: date
     operator: str
+    covers: tuple[str, ...] | None = None  # codes in PURPOSES order, enrolment first; None: the column is absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +243,11 @@ def _consent(values: dict[str, str]) -> ConsentFields | None:
     purpose = values.get("consent_purpose", "").strip()
     when = values.get("consent_date", "").strip()
     operator = values.get("consent_operator", "").strip()
+    covers = _covers(values["consent_covers"]) if "consent_covers" in values else None
     if not (purpose or when or operator):
+        if covers is not None and covers != (ENROLMENT,):
+            raise _RowError("no_consent", "consent_covers goes with consent_purpose, consent_date and "
+                                          "consent_operator; they are empty")
         return None
     if not (purpose and when and operator):
         raise _RowError("no_consent", "consent_purpose, consent_date and consent_operator go together; "
@@ -246,4 +256,15 @@ def _consent(values: dict[str, str]) -> ConsentFields | None:
         given_on = date.fromisoformat(when.replace("/", "-"))
     except ValueError:
         raise _RowError("invalid_date", f"consent_date must be YYYY-MM-DD, not {when!r}") from None
-    return ConsentFields(purpose, given_on, operator)
+    return ConsentFields(purpose, given_on, operator, covers)
+
+
+def _covers(text: str) -> tuple[str, ...]:
+    """The ;-separated purpose codes, with the enrolment, in :data:`PURPOSES` order; an unknown code refuses the
+    row naming it."""
+    codes = set(_split(text))
+    unknown = sorted(codes - PURPOSES.keys())
+    if unknown:
+        raise _RowError("invalid_consent", f"consent_covers: unknown consent purpose code {', '.join(unknown)} "
+                                           f"(known: {', '.join(PURPOSES)})")
+    return tuple(c for c in PURPOSES if c in codes or c == ENROLMENT)

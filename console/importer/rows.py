@@ -9,8 +9,9 @@ The importer adds no rules of its own about persons: every refusal is the servic
 1. the cheap checks first (branch known and in the importer's scope, plates valid and free, photo files
    present), so a row that will fail anyway never reaches the face engine;
 2. a row of a person who exists is compared with what is stored (fields, plate set, the sha256 of each
-   photo, a consent with the same purpose, date and operator); if nothing differs it is ``unchanged`` and no
-   photo is decoded, so re-running a file after a crash skips the finished rows at database speed;
+   photo, a consent with the same purpose, date and operator and, where the file has ``consent_covers``, the
+   same uses); if nothing differs it is ``unchanged`` and no photo is decoded, so re-running a file after a
+   crash skips the finished rows at database speed;
 3. only new photos go through the face engine (about 0.5 s each with dlib), outside any transaction.
 
 A row's last write, its audit row and its count (:func:`~console.importer.jobs.count_row`) are one
@@ -20,13 +21,17 @@ and count are one transaction too (``update_person``'s, through the same hook). 
 writes more than once: its photos go first, each in the service's own transaction (they alone can still be
 refused after the checks: not the same person, a duplicate). A crash after them leaves the person with the new
 photos and the row not counted: the resume runs the row again, finds the photos in place and completes it.
+
+A row whose consent (same purpose, date and operator) is stored with other uses than its ``consent_covers``
+changes that record's uses (audited ``consent_update`` with both sets); like a new consent, it is a gallery change
+when the uses the person's records cover together change, so the edges learn it (:mod:`console.consent`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,7 +44,7 @@ from console.importer.csvfile import ImportRow, Scope
 from console.importer.jobs import JobLost, RowOutcome, count_row
 from console.importer.photos import PhotoFile, PhotoMissing, PhotoSource
 from console.security import Principal
-from console.tables import Person
+from console.tables import Consent, Person
 from vision.errors import VisionError
 
 logger = logging.getLogger(__name__)
@@ -62,6 +67,8 @@ class Stored:
     notes: str
     consents: frozenset[tuple[str, str, str]]  # (purpose, given_on iso, operator)
     version: int  # the gallery change that last touched them
+    consent_covers: dict[tuple[str, str, str], tuple[tuple[int, str], ...]] = field(default_factory=dict)
+    # (purpose, given_on iso, operator) -> (consent id, covers) of each record with those, oldest first
 
 
 def _scope_of(person: Person) -> Scope:
@@ -74,11 +81,27 @@ def _scope_of(person: Person) -> Scope:
 
 def load_stored(session: Session, person_id: str) -> Stored:
     person = session.get_one(Person, person_id)
+    by_key: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
+    for c in sorted(person.consents, key=lambda c: c.id):
+        by_key.setdefault((c.purpose, c.given_on.isoformat(), c.operator), []).append((c.id, c.covers))
     return Stored(person.id, person.name, person.role, person.tier, person.home_branch.code, person.home_branch_id,
                   _scope_of(person), frozenset(p.plate for p in person.plates),
                   {p.plate: p.id for p in person.plates}, {p.sha256: p.id for p in person.photos}, person.notes,
                   frozenset((c.purpose, c.given_on.isoformat(), c.operator) for c in person.consents),
-                  person.version)
+                  person.version, {k: tuple(v) for k, v in by_key.items()})
+
+
+def covers_change(row: ImportRow, stored: Stored) -> tuple[int, str] | None:
+    """The stored consent record the row names (same purpose, date and operator) and the ``covers`` it should
+    have, when the row's ``consent_covers`` differs from every such record's; None when nothing is to change."""
+    if row.consent is None or row.consent.covers is None:
+        return None
+    records = stored.consent_covers.get((row.consent.purpose, row.consent.given_on.isoformat(),
+                                         row.consent.operator), ())
+    wanted = " ".join(row.consent.covers)
+    if not records or any(c == wanted for _id, c in records):
+        return None
+    return records[-1][0], wanted
 
 
 class RowImporter:
@@ -199,7 +222,8 @@ class RowImporter:
                                       scope_kind=scope.kind, scope_region=scope.region,
                                       scope_branches=scope.branches, external_id=row.external_id,
                                       notes=row.notes or "", plates=tuple(sorted(plate_set))),
-                checked, enrolment.ConsentInput(row.consent.purpose, row.consent.given_on, row.consent.operator),
+                checked, enrolment.ConsentInput(row.consent.purpose, row.consent.given_on, row.consent.operator,
+                                                covers=row.consent.covers or ()),
                 audit_detail={"import": job_id, "row": row.line}, within=count)
         except ConsoleError as exc:
             raise _named(exc) from exc
@@ -231,8 +255,10 @@ class RowImporter:
         to_remove = [pid for h, pid in stored.photos.items() if files and h not in by_hash]
         new_consent = row.consent is not None and (row.consent.purpose, row.consent.given_on.isoformat(),
                                                    row.consent.operator) not in stored.consents
+        new_covers = None if new_consent else covers_change(row, stored)
         changed = [*fields, *(["photos"] if to_add or to_remove else []),
-                   *(["plates"] if plate_set != stored.plates else []), *(["consent"] if new_consent else [])]
+                   *(["plates"] if plate_set != stored.plates else []),
+                   *(["consent"] if new_consent or new_covers else [])]
         changed = list(dict.fromkeys("scope" if c.startswith("scope_") else c for c in changed))
         if not changed:
             return RowOutcome(row.line, row.external_id, stored.name, "unchanged", person_id=stored.person_id), False
@@ -252,11 +278,18 @@ class RowImporter:
                 plates.remove_plate(session, person, stored.plate_ids[plate])
             for plate in sorted(plate_set - stored.plates):
                 plates.add_plate(session, person, plate)
+            before = consent.covered(c.covers for c in person.consents)
             if new_consent and row.consent is not None:
                 consent.add_consent(session, self.ctx.blobs, person, row.consent.purpose, row.consent.given_on,
-                                    row.consent.operator, None, None, self.actor.actor)
+                                    row.consent.operator, None, None, self.actor.actor,
+                                    covers=row.consent.covers or ())
+            if new_covers is not None:
+                self._set_covers(session, person, *new_covers, detail)
             session.flush()
-            if person.version == stored.version and not new_consent:  # the service found nothing to change
+            session.expire(person, ["consents"])
+            if consent.covered(c.covers for c in person.consents) != before:  # the edges learn the uses
+                plates.touch_person(session, person)
+            if person.version == stored.version and not new_consent and new_covers is None:  # nothing to change
                 outcome = RowOutcome(row.line, row.external_id, stored.name, "unchanged", person_id=person_id)
                 count_row(session, job_id, outcome)
                 done.append((outcome, True))
@@ -272,6 +305,17 @@ class RowImporter:
             with self.ctx.db.transaction() as session:
                 last_write(session, session.get_one(Person, person_id))
         return done[0]
+
+    def _set_covers(self, session: Session, person: Person, consent_id: int, covers: str,
+                    detail: dict[str, Any]) -> None:
+        """Change the uses a stored consent record covers, audited ``consent_update`` with both sets."""
+        record = session.get_one(Consent, consent_id)
+        old = consent.covered([record.covers])
+        record.covers = consent.check_covers(covers.split())
+        audit.record(session, self.actor, "consent_update", object_type="person", object_id=person.id,
+                     branch_code=person.home_branch.code,
+                     detail={"consent_id": consent_id, "before": old, "covers": consent.covered([record.covers]),
+                             **detail})
 
     def _swap_photos(self, person_id: str, checked: list[enrolment.CheckedPhoto], to_remove: list[str],
                      detail: dict[str, Any]) -> None:
