@@ -61,6 +61,7 @@ from sqlalchemy import create_engine, insert, text
 from alerts.server import ServerThread
 from bench.common import percentile, print_table, write_json
 from bench.console_load import LoadPlan, run_load
+from bench.console_workers import measure_workers
 from console import persons_cache
 from console.app import create_app
 from console.config import ConsoleConfig, DatabaseConfig
@@ -256,7 +257,7 @@ def measure_duplicates(ctx: ConsoleContext, model_id: str, dim: int, searches: i
 
 
 def measure_list(ctx: ConsoleContext, clients: int, requests: int, seed: int,
-                 load_clients: tuple[str, ...] = LOAD_CLIENTS) -> dict[str, Any]:
+                 load_clients: tuple[str, ...] = LOAD_CLIENTS, workers: int = 1) -> dict[str, Any]:
     """The persons list (first 20 pages) and a name search under ``clients`` concurrent clients, once per load
     client (each run from an empty answer cache); the first of ``load_clients`` gives the unprefixed keys."""
     with ctx.db.transaction() as session:
@@ -292,9 +293,11 @@ def measure_list(ctx: ConsoleContext, clients: int, requests: int, seed: int,
                         f"{prefix}{name}_p95_ms": percentile(latencies, 0.95),
                         f"{prefix}{name}_requests_per_s": len(latencies) / wall,
                         f"{prefix}{name}_server_cpu_ms": cpu_ms}
-        return out
     finally:
         server.stop()
+    if workers > 1:  # the same pages from `console run` with server.workers processes, the first client
+        out |= measure_workers(ctx, workers, token, clients, requests, seed, load_clients[0], pages)
+    return out
 
 
 LIST_KEYS = ("list_p50_ms", "list_p95_ms", "search_p50_ms", "search_p95_ms", "list_requests_per_s",
@@ -327,10 +330,11 @@ def run_backend(backend: str, args: argparse.Namespace, engine: EnginePool, work
                        "duplicate_matrix_ms": statistics.median(d["matrix_only_ms"] for d in dup),
                        "index_build_s": dup[0]["index_build_s"], "duplicate_runs": dup}
         if "list" in args.phases:
-            lists = [measure_list(ctx, args.clients, args.requests, seed, args.load_clients)
+            lists = [measure_list(ctx, args.clients, args.requests, seed, args.load_clients, args.workers)
                      for seed in range(args.repeats)]
             prefixes = [""] + [f"{c}_" for c in args.load_clients[1:]]
-            for key in [p + k for p in prefixes for k in LIST_KEYS] + ["list_miss_ms", "search_miss_ms"]:
+            workers = [f"workers{args.workers}_list_{k}" for k in ("p50_ms", "p95_ms")] if args.workers > 1 else []
+            for key in [p + k for p in prefixes for k in LIST_KEYS] + ["list_miss_ms", "search_miss_ms"] + workers:
                 result[key] = statistics.median(run[key] for run in lists)
             result["list_runs"] = lists
     return result
@@ -349,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--pg", default=PG_SERVER, help="a PostgreSQL server URL whose user may create databases")
+    parser.add_argument("--workers", type=int, default=2, help="one more list row: `console run` with this many "
+                                                                  "processes (server.workers); 1: no such row")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"a comma-separated subset of {','.join(PHASES)}")
     parser.add_argument("--load-clients", default=",".join(LOAD_CLIENTS),
                         help="the list phase's load clients (bench.console_load), each run in turn; the first "
@@ -382,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     clients = args.load_clients
     for client in clients[1:]:
         keys += [(f"{client}_{k}", f"the same with the {client} client") for k in LIST_KEYS[:4]]
+    keys += [(f"workers{args.workers}_list_{k}", f"console run, {args.workers} processes")
+             for k in ("p50_ms", "p95_ms")]
     if clients:
         keys = [(k, note + (f" ({clients[0]} client)" if k in LIST_KEYS[:4] else "")) for k, note in keys]
     rows = [(key, "  ".join(f"{results[b][key]:>9.2f}" for b in backends), note) for key, note in keys
