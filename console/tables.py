@@ -417,3 +417,17 @@ class ClipVerdict(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     by: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class EdgePopulation(Base):
+    """The newest face population aggregates (count, mean, scatter) an edge sent (revision 0009): no person, yet
+    biometric, so ``stats`` is a Fernet token (:mod:`console.population`). The region is the edge's branch's now."""
+
+    __tablename__ = "edge_populations"
+    edge_id: Mapped[int] = mapped_column(ForeignKey("edges.id", ondelete="CASCADE"), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(128), index=True)
+    count: Mapped[int] = mapped_column(Integer)
+    stats: Mapped[bytes] = mapped_column(LargeBinary)
+    epoch: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

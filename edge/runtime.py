@@ -36,7 +36,9 @@ from edge.parking.registry import PlateRegistry
 from edge.parking.vehicle_rule import VehicleSighting, VipVehicleRule
 from edge.review.store import ReviewStore
 from edge.store.datadir import open_data_folder
+from edge.sync.client import ConsoleClient
 from edge.sync.outbox import UNREGISTERED_KEEP, Outbox
+from edge.sync.population import region_prior_fetcher
 from edge.sync.sender import Sender, SenderConfig
 from edge.sync.service import SyncService
 from models.errors import ModelPackError
@@ -135,6 +137,10 @@ class EdgeRuntime:
                                               request_timeout_s=config.sync.request_timeout_s),
                                  store=self.store, review=self.review, token=lambda: token, clip_key=self.clip_key,
                                  tz=config.branch.tz, cameras=self.camera_report)
+            if config.face.adaptation.region_prior:  # a new branch starts from its region's faces (aggregates)
+                self.adaptation.attach_region_prior(region_prior_fetcher(
+                    ConsoleClient(config.sync.console_url, token, timeout_s=config.sync.request_timeout_s),
+                    self.adaptation.model_id))
         self._frames_seen: dict[str, tuple[int, float]] = {}  # camera id -> (frames, monotonic time) at last report
         self.vehicle_rule = VipVehicleRule(config.rules.vip_vehicle_arrival, branch_id=config.branch.id,
                                            lookup=self.store.get_person, publish=self.hub.publish)

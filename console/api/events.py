@@ -21,6 +21,7 @@ from console.api.deps import Ctx
 from console.api.sync import EdgeDep
 from console.clips import store_clip_file
 from console.errors import ConsoleError
+from console.population import PopulationCipher, keep_aggregates, split_aggregates
 from console.sync.events import KINDS, MAX_BATCH, InEvent, ingest, parse_time
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     seq: int = Field(ge=1, le=2**62)
     kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,15}$", description=(
-        "alert, interaction, stats_hourly, camera_health, clip or ack; a kind this console does not know yet (from "
-        "a newer edge) is stored and acknowledged but not projected"))
+        "alert, interaction, stats_hourly, camera_health, clip, ack or population; a kind this console does not "
+        "know yet (from a newer edge) is stored and acknowledged but not projected"))
     at: str = Field(max_length=64, description="ISO 8601 time of the event at the edge")
     body: Any = None
 
@@ -77,11 +78,13 @@ async def post_events(request: Request, ctx: Ctx, edge: EdgeDep) -> dict[str, li
         payload = EventsIn.model_validate(json.loads(raw))
     except (ValueError, ValidationError) as exc:
         raise ConsoleError("invalid", f"not an events batch: {str(exc)[:300]}", 422) from exc
-    events = _events(payload)
+    events, aggregates = split_aggregates(_events(payload))  # population aggregates: kept encrypted, never in clear
 
     def store() -> list[int]:
         with ctx.db.transaction() as session:
-            return ingest(session, edge, payload.epoch, events)
+            acked = ingest(session, edge, payload.epoch, events)
+            keep_aggregates(session, PopulationCipher(ctx.key), edge, payload.epoch, aggregates)
+            return acked
 
     return {"acked": await run_in_threadpool(store)}
 

@@ -15,6 +15,7 @@ from console.api import (
     persons,
     photos,
     plates_consent,
+    population,
     stats,
     sync,
     users,
@@ -25,7 +26,7 @@ ALL: list[APIRouter] = [
     auth.router, users.router, audit.router,  # sign-in, users and tokens, the audit log
     branches.router, edges.router,  # branches, edge registration codes and revocation
     persons.router, photos.router, plates_consent.router, imports.router,  # enrolment
-    sync.router, events.router,  # the edges' API: gallery down, events up
+    sync.router, events.router, population.router,  # the edges' API: gallery down, events up, region prior
     clips.router, stats.router,  # clips and verdicts at the centre, the bank view
     pages.router,  # the web UI, after the API
 ]

@@ -10,7 +10,8 @@ projected. The projections therefore count each event once however often it is s
 - ``interaction`` -> ``central_interactions`` (one finished service episode) and its hour's count;
 - ``alert`` -> the hour's counts of VIP arrivals, unattended customers and unstaffed counters;
 - ``stats_hourly`` -> the edge's own statistics row beside the hour's counts;
-- ``camera_health`` and ``ack`` are kept as events only.
+- ``camera_health`` and ``ack`` are kept as events only;
+- ``population``: its aggregates are taken out before the batch is stored (:mod:`console.population`).
 
 The person ids a body names are indexed (``edge_event_persons``) for erasure, and a body naming a person erased
 before it arrived is stored with the name scrubbed (:mod:`console.sync.scrub`).
@@ -37,7 +38,7 @@ from console.sync.auth import EdgeCaller
 from console.sync.scrub import scrub_incoming
 from console.tables import Branch, CentralClip, CentralHour, CentralInteraction, EdgeEvent, EdgeEventPerson
 
-KINDS = frozenset({"alert", "interaction", "stats_hourly", "camera_health", "clip", "ack"})
+KINDS = frozenset({"alert", "interaction", "stats_hourly", "camera_health", "clip", "ack", "population"})
 MAX_BATCH = 500
 ALERT_COUNTS = {"vip_arrival": "vip_arrivals", "customer_unattended": "unattended", "counter_unstaffed": "unstaffed"}
 

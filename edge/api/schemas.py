@@ -96,6 +96,10 @@ class AdaptationHealthPublic(BaseModel):
                                                          "or whiten.")
     stranger_pair_rate: float | None = Field(default=None, description="The choice's estimate: how often two "
                                                                        "strangers would match at the threshold.")
+    source: str = Field(default="own", description="Whose faces the fit in use was made from: own (this box's), or "
+                                                   "region+own (the region's merged aggregates from the console, "
+                                                   "face.adaptation.region_prior, with this box's own).")
+    region_faces: int = Field(default=0, description="Faces of the region prior in that fit (0 with source own).")
 
 
 class HealthPublic(BaseModel):

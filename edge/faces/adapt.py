@@ -17,7 +17,14 @@
   builds a new one from the gallery's entries before it searches (while another thread swaps a view in, that
   search compares unadapted, probe and gallery alike, rather than wait).
 
-A fresh box starts neutral (unadapted): nothing it has not seen yet can say which way its population leans.
+- Region prior (``region_prior``): while the box has seen fewer than ``min_faces`` faces of its own, each refit
+  asks the console for its region's merged aggregates (the other branches', same face model) and fits on them
+  merged with its own (Chan's update), so a new branch adapts from day one; ``/healthz`` says ``region+own``. Only
+  the box's own aggregates are ever saved or sent up (a ``population`` outbox event at each save, its body a stub
+  the sender fills from the encrypted store), so nothing is counted twice.
+
+A fresh box without a region prior starts neutral (unadapted): nothing it has not seen yet can say which way its
+population leans.
 Thread-safe: camera threads call :meth:`PopulationAdapter.search` concurrently.
 """
 
@@ -36,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from edge.faces.config import AdaptationSettings
 from edge.store.db import Store
 from edge.store.population import load_population, save_population
-from vision.errors import PopulationFileError
+from vision.errors import PopulationFileError, PopulationInputError, PopulationModelError
 from vision.gallery import Gallery
 from vision.population import PopulationStats, Whitening, WhiteningConfig
 from vision.population_choice import AdaptationChoice, ChoiceConfig, choose_transform
@@ -61,6 +68,8 @@ class AdaptationState:
     fpir_after: float | None
     branch: str = "unadapted"  # what the choice made of the last fit: unadapted, centre or whiten
     stranger_pair_rate: float | None = None  # the choice's estimate at the calibrated threshold
+    source: str = "own"  # whose faces the statistics hold: own, or region+own (the region prior merged in)
+    region_faces: int = 0  # faces of the region prior merged in (0 with source own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,9 @@ class PopulationAdapter:
         self._pending = self._busy = self._closing = False
         self._worker: threading.Thread | None = None
         self._choice: AdaptationChoice | None = None
+        self._prior_source: Callable[[], PopulationStats | None] | None = None
+        self._prior: PopulationStats | None = None  # the region's merged aggregates (never the box's own)
+        self._fit_region = 0  # the region's faces in the statistics of the fit in use
         self._stats = self._load()  # the aggregates up to the last fold, and the sums of the faces since then:
         self._new_n = 0
         self._new_sum = np.zeros(self.dim)
@@ -138,7 +150,7 @@ class PopulationAdapter:
         revision, owners, templates = self._gallery.entries()
         if not whitening.adapted:
             return _View(revision, whitening, GuardVerdict(False, whitening.reason, ScoreMap()), None, ScoreMap())
-        stats = self._folded()
+        stats = self._with_prior(self._folded())
         verdict = check_transform(stats, whitening, templates, owners, self._threshold, self._guard)
         if not self._settings.apply:
             verdict = GuardVerdict(False, "face.adaptation.apply is off (learning only)", ScoreMap(),
@@ -162,7 +174,7 @@ class PopulationAdapter:
             self._new_sum += batch.sum(axis=0)
             self._new_outer += batch.T @ batch
             count = self._stats.count + self._new_n
-        if count < self._settings.min_faces:
+        if count + self._prior_count(count) < self._settings.min_faces:
             return
         now = self._clock()
         if self._fitted_t is None or now - self._fitted_t >= self._settings.refit_interval_s:
@@ -205,7 +217,9 @@ class PopulationAdapter:
 
         The fit and the check run outside the view's lock; only the swap takes it, so searches never wait."""
         with self._refit_lock:
-            stats = self._folded()
+            own = self._folded()
+            self._refresh_prior(own)
+            stats = self._with_prior(own)
             self._fitted_t = self._clock()
             choice = choose_transform(stats, self._whitening_config, threshold=self._threshold,
                                       config=self._choice_config, version=self._version + 1)
@@ -216,7 +230,8 @@ class PopulationAdapter:
             view = self._build_view(fitted)
             with self._fit_lock:
                 self._choice, self._whitening, self._view = choice, fitted, view
-            self._save(stats)
+                self._fit_region = stats.count - own.count
+            self._save(own)
         state = self.state()
         logger.info("face population refitted on %s faces: %s", state.faces_seen,
                     f"adapted (transform {state.digest})" if state.applied else f"unadapted: {state.reason}")
@@ -246,10 +261,57 @@ class PopulationAdapter:
             return self._stats
 
     def _save(self, stats: PopulationStats) -> None:
+        """Save the box's own aggregates and owe the console a ``population`` event (a stub: the sender reads
+        the aggregates from the encrypted store when it sends)."""
         try:
-            save_population(self._store, stats)
+            if save_population(self._store, stats):
+                with self._store.session() as s, s.begin():
+                    self._store.stage_event(s, kind="population", at=datetime.now(UTC), body={
+                        "model_id": self.model_id, "count": stats.count, "version": self._version})
         except SQLAlchemyError as exc:  # a busy or full disk costs the box some learning, never its cameras
             logger.warning("face population not saved (%s faces): %s", stats.count, exc)
+
+    # ------------------------------------------------------------------------------------ region prior
+
+    def attach_region_prior(self, fetch: Callable[[], PopulationStats | None]) -> None:
+        """Where the region's merged aggregates come from (the console); with ``region_prior`` on and fewer than
+        ``min_faces`` faces of its own, a refit is asked for at once (on the background thread: it fetches)."""
+        self._prior_source = fetch
+        with self._stats_lock:
+            own = self._stats.count + self._new_n
+        if self._settings.region_prior and own < self._settings.min_faces:
+            self._request_refit()
+
+    def _prior_wanted(self, own: int) -> bool:
+        return self._settings.region_prior and self._prior_source is not None and own < self._settings.min_faces
+
+    def _prior_count(self, own: int) -> int:
+        prior = self._prior
+        return prior.count if prior is not None and self._prior_wanted(own) else 0
+
+    def _refresh_prior(self, own: PopulationStats) -> None:
+        """Fetch the region's aggregates while they are wanted (a failed fetch keeps the last ones)."""
+        if not self._prior_wanted(own.count) or self._prior_source is None:
+            self._prior = None
+            return
+        fetched = self._prior_source()
+        if fetched is None:
+            return
+        if fetched.model_id != self.model_id or fetched.dim != self.dim:
+            logger.warning("the region's face population is of %s (%s-d), not %s: not used", fetched.model_id,
+                           fetched.dim, self.model_id)
+            return
+        self._prior = fetched
+
+    def _with_prior(self, own: PopulationStats) -> PopulationStats:
+        prior = self._prior
+        if prior is None or not self._prior_wanted(own.count):
+            return own
+        try:
+            return own.merge(prior)
+        except (PopulationInputError, PopulationModelError) as exc:
+            logger.warning("the region's face population does not merge with the box's own: %s", exc)
+            return own
 
     def _load(self) -> PopulationStats:
         try:
@@ -271,14 +333,16 @@ class PopulationAdapter:
         view = self._view
         with self._stats_lock:
             count = self._stats.count + self._new_n
+        region = self._fit_region
         applied = view.adapted is not None
         reason = None if applied else view.verdict.reason
-        if not applied and not view.whitening.adapted and count < self._settings.min_faces:
-            reason = self._not_fitted_reason(count)
+        if not applied and not view.whitening.adapted and count + region < self._settings.min_faces:
+            reason = self._not_fitted_reason(count + self._prior_count(count))
         choice = self._choice
         return AdaptationState(learning=self._settings.learn, applied=applied, faces_seen=count,
                                version=self._version, digest=view.whitening.digest if applied else None,
                                reason=reason, fitted_at=self._fitted_at, fpir_before=view.verdict.fpir_before,
                                fpir_after=view.verdict.fpir_after,
                                branch=choice.branch if choice is not None else "unadapted",
-                               stranger_pair_rate=choice.pairs.rate if choice and choice.pairs else None)
+                               stranger_pair_rate=choice.pairs.rate if choice and choice.pairs else None,
+                               source="region+own" if region else "own", region_faces=region)

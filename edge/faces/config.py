@@ -48,6 +48,12 @@ class AdaptationSettings(_Strict):
                                     "lets more strangers over the threshold than it estimates), and the track hit "
                                     "rate did not rise; turn it on where smartbranch faces calibrate --adapt shows "
                                     "a gain on the branch's faces.")
+    region_prior: bool = Field(default=False,
+                               description="While the box has seen fewer than min_faces faces of its own, start "
+                                           "from its region's merged population (fetched from the console: the "
+                                           "other branches' aggregates, same face model), merged with its own "
+                                           "faces, so that a new branch adapts from day one. Its own aggregates "
+                                           "go up to the console either way (never an individual embedding).")
     min_faces: int = Field(default=256, ge=2, le=1_000_000,
                            description="Live faces seen before the first fit; fewer keep the box unadapted. 256 is "
                                        "twice the dlib embedding's dimension.")

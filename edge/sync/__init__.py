@@ -8,6 +8,7 @@ __all__ = [  # the modules other capability folders may import
     "config",
     "credentials",
     "outbox",
+    "population",
     "puller",
     "sender",
     "service",

@@ -102,6 +102,18 @@ class ConsoleClient:
             raise ConsoleUnavailable("the console's gallery answer is not a JSON object")
         return body
 
+    def population(self, *, model_id: str) -> dict[str, Any] | None:
+        """The region's merged face population of ``model_id`` (other edges only); None while there is none."""
+        try:
+            body = self._request("GET", "/api/sync/population", query={"model_id": model_id})
+        except ConsoleRefused as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(body, dict):
+            raise ConsoleUnavailable("the console's population answer is not a JSON object")
+        return body
+
     def status(self, report: dict[str, Any]) -> dict[str, Any]:
         body = self._request("POST", "/api/sync/status", body=report)
         return body if isinstance(body, dict) else {}

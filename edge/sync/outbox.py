@@ -27,6 +27,7 @@ from edge.counter.stats import hour_bucket, hourly_stats
 from edge.review.store import ReviewStore
 from edge.store.db import Store
 from edge.store.tables import ClipUploadRow, MetaRow, OutboxRow
+from edge.sync.population import fill_aggregates
 
 STATS_HOUR_META = "outbox_stats_hour"  # UTC start of the last local hour whose stats_hourly event was written
 MAX_STATS_BACKLOG_HOURS = 48  # after a long stop, the hours further back are not reported (no records anyway)
@@ -61,7 +62,8 @@ class Outbox:
         with self._store.session() as s:
             rows = s.scalars(select(OutboxRow).where(OutboxRow.sent.is_(False)).order_by(OutboxRow.seq)
                              .limit(max(1, min(limit, BATCH_LIMIT))))
-            return [OutboxEvent(r.seq, r.kind, r.at, json.loads(r.body)) for r in rows]
+            events = [OutboxEvent(r.seq, r.kind, r.at, json.loads(r.body)) for r in rows]
+        return fill_aggregates(self._store, events)  # population aggregates, from the encrypted store
 
     def mark_sent(self, seqs: Sequence[int]) -> int:
         """Mark these events as taken by the console; returns how many were still unsent."""
