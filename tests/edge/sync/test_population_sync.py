@@ -23,6 +23,7 @@ from console.config import ConsoleConfig, DatabaseConfig
 from console.context import ConsoleContext
 from console.security import digest, new_secret
 from console.tables import Branch, Edge, EdgeEvent
+from edge.api.adaptation import adaptation_public
 from edge.faces.adapt import PopulationAdapter
 from edge.faces.config import AdaptationSettings
 from edge.review.store import ReviewStore
@@ -138,6 +139,8 @@ def test_a_regions_merge_is_exact_reaches_a_new_box_of_the_region_only_and_is_st
     state = c.adapter.state()
     assert (state.source, state.region_faces, state.faces_seen) == ("region+own", 800, 40)
     assert (state.branch, state.version, state.applied) == ("whiten", 1, True)  # adapted from day one
+    health = adaptation_public(c.adapter).model_dump()  # as /healthz shows it
+    assert (health["source"], health["region_faces"], health["applied"]) == ("region+own", 800, True)
     fitted = c.adapter._whitening  # the transform was fitted on the region's faces and its own, exactly
     assert fitted.adapted and fitted.count == 840
     both = PopulationStats.of(MODEL, np.vstack([a_faces, b_faces, c_faces]))
