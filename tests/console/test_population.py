@@ -14,16 +14,17 @@ from console.context import ConsoleContext
 from console.tables import EdgeEvent, EdgePopulation
 from tests.console.conftest import add_branch, add_token, add_user
 from tests.console.test_sync_events import EPOCH, add_edge, bearer
-from vision.population import PopulationStats
+from vision.population import FloatArray, PopulationStats
 
 MODEL = "dlib_resnet_v1_flip"
 EAST, NORTH = "华东", "华北"
 
 
-def faces(seed: int, n: int, dim: int = 8) -> np.ndarray:
+def faces(seed: int, n: int, dim: int = 8) -> FloatArray:
     rng = np.random.default_rng(seed)
     x = 0.5 + rng.normal(size=(n, dim)) * np.linspace(0.4, 0.05, dim)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    out: FloatArray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
 
 
 def event(seq: int, stats: PopulationStats, *, model_id: str | None = None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from edge.sync.population import region_prior_fetcher
 from edge.sync.sender import Sender, SenderConfig
 from tests.waiting import free_port
 from vision.gallery import Gallery
-from vision.population import PopulationStats
+from vision.population import FloatArray, PopulationStats
 
 MODEL, DIM = "test-model", 16
 EAST, NORTH = "华东", "华北"
@@ -73,13 +73,14 @@ def console(tmp_path: Path, sqlite_template: Path) -> Iterator[Console]:
     c.ctx.close()
 
 
-def faces(seed: int, n: int) -> np.ndarray:
+def faces(seed: int, n: int) -> FloatArray:
     """Unit vectors with a shared offset and a few dominant directions (a population the model does not know)."""
     rng = np.random.default_rng(seed)
     offset = np.full(DIM, 0.6)
     x = offset + rng.normal(size=(n, DIM)) * np.linspace(0.5, 0.05, DIM)
     unit = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # as the cameras' embeddings come
-    return unit.astype(np.float64)
+    out: FloatArray = unit.astype(np.float64)
+    return out
 
 
 class Box:
