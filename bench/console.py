@@ -22,11 +22,9 @@ For each backend (a fresh database each: a new PostgreSQL database on the server
   searches). The server keeps each answer until a write changes what the list shows
   (:mod:`console.persons_cache`), so after the first request for a page the clients mostly measure the
   one statement that reads the token and the data version (:mod:`console.persons_fast`) and HTTP; each run
-  starts with an empty cache, so the first requests of a run (20 pages, 104 searches not kept yet) are in it.
-  Each run is made once per load client (``--load-clients``, :mod:`bench.console_load`): the first (``raw``,
-  asyncio streams, a small part of httpx's client CPU on the same 2 cores as the server) gives the
-  ``list_*``/``search_*`` keys, ``httpx`` (the client of earlier figures) the ``httpx_list_*`` keys, the same
-  requests in the same run. ``--phases list`` measures the list alone (the persons are seeded still).
+  starts with an empty cache (its first requests are computed). Each run is made once per load client
+  (:mod:`bench.console_load`): ``raw`` gives the ``list_*``/``search_*`` keys, ``httpx`` (the client of earlier
+  figures) ``httpx_list_*``; ``workers2_list_*``: ``console run`` with 2 processes (:mod:`bench.console_workers`).
 - ``list_server_cpu_ms`` / ``search_server_cpu_ms``: the server's CPU time (this process's, all threads) per
   request over the same run: what one answer costs the server, a figure the machine's other load barely moves
   (the latencies are mostly the wait for a core on a busy machine).
@@ -360,12 +358,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the list phase's load clients (bench.console_load), each run in turn; the first "
                              "gives the list_*/search_* keys, the others <client>_list_*")
     args = parser.parse_args(argv)
-    args.phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
-    args.load_clients = tuple(c.strip() for c in args.load_clients.split(",") if c.strip())
-    if not args.phases or set(args.phases) - set(PHASES):
-        raise SystemExit(f"--phases {','.join(args.phases)}: choose from {','.join(PHASES)}")
-    if not args.load_clients or set(args.load_clients) - set(LOAD_CLIENTS):
-        raise SystemExit(f"--load-clients {','.join(args.load_clients)}: choose from {','.join(LOAD_CLIENTS)}")
+    for name, choices in (("phases", PHASES), ("load_clients", LOAD_CLIENTS)):
+        chosen = tuple(c.strip() for c in getattr(args, name).split(",") if c.strip())
+        if not chosen or set(chosen) - set(choices):
+            raise SystemExit(f"--{name.replace('_', '-')} {','.join(chosen)}: choose from {','.join(choices)}")
+        setattr(args, name, chosen)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if not args.faces.is_dir():
@@ -385,13 +382,10 @@ def main(argv: list[str] | None = None) -> int:
             ("search_p50_ms", "name search"), ("search_p95_ms", "name search"),
             ("list_server_cpu_ms", "server CPU per list request"), ("search_server_cpu_ms", "per search request"),
             ("list_miss_ms", "one answer not kept"), ("search_miss_ms", "one search not kept")]
-    clients = args.load_clients
-    for client in clients[1:]:
-        keys += [(f"{client}_{k}", f"the same with the {client} client") for k in LIST_KEYS[:4]]
-    keys += [(f"workers{args.workers}_list_{k}", f"console run, {args.workers} processes")
-             for k in ("p50_ms", "p95_ms")]
-    if clients:
-        keys = [(k, note + (f" ({clients[0]} client)" if k in LIST_KEYS[:4] else "")) for k, note in keys]
+    clients = args.load_clients  # at least one
+    keys = [(k, note + (f" ({clients[0]} client)" if k in LIST_KEYS[:4] else "")) for k, note in keys]
+    keys += [(f"{c}_{k}", f"the same with the {c} client") for c in clients[1:] for k in LIST_KEYS[:4]]
+    keys += [(f"workers{args.workers}_list_{k}", f"console run, {args.workers} workers") for k in ("p50_ms", "p95_ms")]
     rows = [(key, "  ".join(f"{results[b][key]:>9.2f}" for b in backends), note) for key, note in keys
             if all(key in results[b] for b in backends)]
     print(f"backends: {'  '.join(f'{b:>9}' for b in backends)}   persons {args.persons}, clients {args.clients}, "
