@@ -47,6 +47,7 @@ from edge.calibrate.service import CalibrationService
 from edge.calibrate.versions import ConfigVersions
 from edge.cameras.readers import describe
 from edge.errors import EnrolmentError
+from edge.faces.enrol import check_consent_covers
 from edge.redact import redact_text
 from edge.runtime import EdgeRuntime
 
@@ -218,10 +219,15 @@ def create_app(runtime: EdgeRuntime, *, start_cameras: bool = True, config_path:
         tier: Annotated[str, Form(max_length=32)],
         consent: Annotated[str, Form(max_length=2000, description="Consent record: who, when, how.")],
         role: Annotated[str, Form()] = "vip",
+        consent_covers: Annotated[list[str] | None, Form(description=(
+            "Repeatable: the uses the consent covers besides the enrolment (visit_template: confirmed visits' "
+            "live shots may join the person's template)."))] = None,
     ) -> PersonPublic:
+        covers = [c for value in consent_covers or () for c in value.split(",")]
+        check_consent_covers(covers)  # before the upload is read
         data = await read_upload(photo)
         person = await asyncio.to_thread(photo_slots.run, runtime.enroller.enrol, name=name, tier=tier,
-                                         photo=data, consent=consent, role=role)
+                                         photo=data, consent=consent, role=role, consent_covers=covers)
         return PersonPublic.of(person, photos=1)
 
     @app.post("/api/persons/{person_id}/photos", response_model=PersonPublic, status_code=201)

@@ -31,6 +31,7 @@ FIELD_CODES: Mapping[str, str] = {
     "consent": "no_consent",
     "role": "bad_role",
     "plate": "bad_plate",
+    "consent_covers": "bad_consent_covers",
 }
 STATUS_CODES: Mapping[int, str] = {
     400: "bad_request",

@@ -71,8 +71,9 @@ def cmd_enroll(args: argparse.Namespace, lang: str) -> int:
         print(t("enrol_failed", lang, message=str(exc), code="unreadable"), file=sys.stderr)
         return 2
     try:
+        covers = [c for value in args.consent_covers or () for c in value.replace("，", ",").split(",")]
         person = runtime.enroller.enrol(name=args.name, tier=args.tier, photo=photo, consent=args.consent,
-                                        role=args.role)
+                                        role=args.role, consent_covers=covers)
     except EnrolmentError as exc:
         print(t("enrol_failed", lang, message=str(exc), code=exc.code), file=sys.stderr)
         return 2
@@ -164,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--photo", type=Path, required=True)
     enroll.add_argument("--role", choices=["vip", "staff"], default="vip")
     enroll.add_argument("--consent", required=True, help="同意记录 / consent record (who, when, how)")
+    enroll.add_argument("--consent-covers", action="append", metavar="CODE",
+                        help="同意还涵盖的用途（可重复）：visit_template = 以确认到访的现场照片改进识别模板 / "
+                             "a further use the consent covers (repeatable): visit_template = template improvement "
+                             "from confirmed live visits")
     enroll.set_defaults(func=cmd_enroll)
 
     add_photo = sub.add_parser("add-photo", help="为已登记人员添加照片（最多 5 张）/ add a photo of an enrolled person")

@@ -6,6 +6,10 @@ FNIR at FPIR 1e-2 from 0.14 to 0.02, and the mean beat keeping every vector).
 
 Nothing is written unless every check passes; the database row, the gallery file and the
 in-memory index change together or not at all.
+
+A local enrolment records which uses its consent covers (:data:`CONSENT_PURPOSES`, the console's codes):
+``enrolment`` always, and ``visit_template`` when the consent also covers template improvement from confirmed
+live visits (:mod:`edge.faces.visit_shots`), so a box without a console can take visit shots too.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from alerts.text import display_text
 from edge.errors import EnrolmentError
 from edge.faces.config import FaceConfig
 from edge.store.db import Person, Store
+from edge.store.tables import ConsentPurposeRow
 from vision.engines.base import FaceEngine
 from vision.enrolment import (
     EnrolmentPolicy,
@@ -41,6 +46,24 @@ logger = logging.getLogger(__name__)
 
 ROLES = ("vip", "staff")
 MAX_PHOTOS = 5  # enrolment photos per person, the first included
+ENROLMENT = "enrolment"
+CONSENT_PURPOSES: dict[str, tuple[str, str]] = {  # code -> (Chinese, English), as the console's
+    ENROLMENT: ("以登记照片识别迎宾", "recognition from the enrolment photos"),
+    "visit_template": ("以确认到访的现场照片改进识别模板", "template improvement from confirmed live visits"),
+}
+
+
+def check_consent_covers(codes: Iterable[str]) -> tuple[str, ...]:
+    """The purpose codes a consent covers, ``enrolment`` included, in :data:`CONSENT_PURPOSES` order; 422
+    ``bad_consent_covers`` naming an unknown code."""
+    wanted = {c.strip() for c in codes if c and c.strip()}
+    unknown = sorted(wanted - CONSENT_PURPOSES.keys())
+    if unknown:
+        known = ", ".join(CONSENT_PURPOSES)
+        raise EnrolmentError("bad_consent_covers", f"未知的同意用途代码 {', '.join(unknown)}（可选：{known}）/ "
+                                                   f"consent_covers: unknown consent purpose code "
+                                                   f"{', '.join(unknown)} (known: {known})")
+    return tuple(c for c in CONSENT_PURPOSES if c in wanted or c == ENROLMENT)
 
 
 def policy_from_config(face: FaceConfig, *, max_bytes: int = 10 * 1024 * 1024) -> EnrolmentPolicy:
@@ -79,7 +102,10 @@ class Enroller:
         """From now on save the gallery to ``gallery_dir`` (call inside :meth:`exclusive`)."""
         self._gallery_dir = gallery_dir
 
-    def enrol(self, *, name: str, tier: str, photo: bytes, consent: str, role: str = "vip") -> Person:
+    def enrol(self, *, name: str, tier: str, photo: bytes, consent: str, role: str = "vip",
+              consent_covers: Iterable[str] = ()) -> Person:
+        """Enrol a person from one photo; ``consent_covers``: the uses the consent covers besides the enrolment
+        (``visit_template``), recorded with the person."""
         # what terminals show is what is stored: no bidi overrides, zero-width or control characters
         name, tier = display_text(name), display_text(tier)
         consent = display_text(consent, compatibility=False)
@@ -91,9 +117,11 @@ class Enroller:
             raise EnrolmentError("bad_role", f"role must be one of {', '.join(ROLES)}")
         if not consent:
             raise EnrolmentError("no_consent", "a consent record is required to enrol a face")
+        purposes = check_consent_covers(consent_covers)
         face = self._check_photo(photo)
         with self._lock:  # check-then-add must not interleave with another enrolment
-            return self._store_person(name=name, tier=tier, role=role, consent=consent, photo=photo, face=face)
+            return self._store_person(name=name, tier=tier, role=role, consent=consent, photo=photo, face=face,
+                                      purposes=purposes)
 
     def add_photo(self, *, person_id: str, photo: bytes) -> Person:
         """Add an enrolment photo of an enrolled person; their gallery entry becomes the mean template."""
@@ -116,7 +144,7 @@ class Enroller:
             raise EnrolmentError(exc.code, str(exc)) from exc
 
     def _store_person(self, *, name: str, tier: str, role: str, consent: str, photo: bytes,
-                      face: FaceCheck) -> Person:
+                      face: FaceCheck, purposes: tuple[str, ...] = (ENROLMENT,)) -> Person:
         best = find_duplicate(self._gallery, face.embedding, self.policy.duplicate_threshold)
         if best is not None:
             other = self._store.get_person(best.person_id)
@@ -129,6 +157,8 @@ class Enroller:
                 person = self._store.add_person(session, name=name, tier=tier, role=role, consent=consent,
                                                 photo=photo, photo_sha256=hashlib.sha256(photo).hexdigest(),
                                                 model_id=self._engine.model_id)
+                session.add_all([ConsentPurposeRow(person_id=person.id, purpose=p) for p in purposes])
+                session.flush()
                 self._gallery.add(person.id, face.embedding[None, :])
                 self._gallery.save(self._gallery_dir)
         except Exception:

@@ -92,7 +92,7 @@ def kept_vectors(store: Store, person_id: str, model_id: str) -> list[FloatArray
 
 
 def consent_purposes(store: Store, person_id: str) -> frozenset[str]:
-    """The uses ``person_id``'s consent covers, as the console sent them (none for a person enrolled here)."""
+    """The uses ``person_id``'s consent covers, as the console sent them or a local enrolment recorded them."""
     with store.session() as s:
         return frozenset(s.scalars(select(ConsentPurposeRow.purpose).where(ConsentPurposeRow.person_id == person_id)))
 
