@@ -20,6 +20,12 @@ of obama.jpg), stored once in the blob store and shared by every person's photo 
   received (gzip), the JSON's size beside them. ``snapshot_console_cpu_s`` / ``snapshot_box_cpu_s``: the CPU
   seconds the console's process and the box's (this one) spent on it: on a shared, loaded machine the wall time
   mostly measures the wait for a core, the CPU time what the snapshot costs.
+  Where the wall went: ``snapshot_box_first_page_s`` (the first page asked and received),
+  ``snapshot_box_wait_page_s`` (the box waited for next pages: console or network behind), ``snapshot_box_stage_s``
+  and ``snapshot_box_parse_s`` (the box staging and parsing pages), ``snapshot_box_apply_s`` (the one apply at the
+  end, which nothing overlaps); ``snapshot_console_ask_s`` (the box's asks waited at the console for their pages)
+  and ``snapshot_console_ahead_idle_s`` (pages built ahead waited for the box to ask: the console was ahead),
+  from the console's INFO line (it runs with ``-v``).
 
 ``--phases`` runs some phases only (the others report NaN), e.g. ``--phases snapshot --snapshot-persons 10000``.
 
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import re
 import secrets
 import shutil
 import statistics
@@ -86,7 +93,7 @@ class World:
         (workdir / "console.yaml").write_text(yaml.safe_dump({
             "data_dir": str(config.data_dir), "database": {"url": database_url, "pool_size": 20}}), encoding="utf-8")
         self.log = (workdir / "console.log").open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "launch.main", "console", "run", "--config",
+        self.process = subprocess.Popen([sys.executable, "-m", "launch.main", "console", "-v", "run", "--config",
                                          str(workdir / "console.yaml"), "--port", str(self.port)], cwd=ROOT,
                                         stdout=self.log, stderr=subprocess.STDOUT)
         _wait_http(f"{self.url}/healthz", self.process)
@@ -252,11 +259,29 @@ def snapshot(world: World, persons: int) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         console_cpu, box_cpu = _cpu_s(world.process.pid) - console_cpu, time.process_time() - box_cpu
         held = len(runtime.gallery)
+        box_timings = dict(puller.last_snapshot)
     finally:
         runtime.stop()
         shutil.rmtree(box, ignore_errors=True)
     return {"seconds": seconds, "bytes": received[0], "json_bytes": received[1], "applied": applied,
-            "gallery_size": held, "persons": persons, "console_cpu_s": console_cpu, "box_cpu_s": box_cpu}
+            "gallery_size": held, "persons": persons, "console_cpu_s": console_cpu, "box_cpu_s": box_cpu,
+            **{f"box_{k}": v for k, v in box_timings.items()}, **_console_waits(world, login.branch)}
+
+
+SERVED = re.compile(r"sync: snapshot v\d+ of branch (\S+) served: (\d+) pages, edge asks waited ([\d.]+) s for "
+                    r"pages, pages built ahead waited ([\d.]+) s for the edge")
+
+
+def _console_waits(world: World, branch: str) -> dict[str, float]:
+    """The console's own account of the last snapshot it served this branch (its INFO line, console/sync/pages)."""
+    world.log.flush()
+    found = [m for m in SERVED.finditer((world.workdir / "console.log").read_text(errors="replace"))
+             if m.group(1) == branch]
+    if not found:
+        return {"console_pages": float("nan"), "console_ask_s": float("nan"), "console_ahead_idle_s": float("nan")}
+    last = found[-1]
+    return {"console_pages": float(last.group(2)), "console_ask_s": float(last.group(3)),
+            "console_ahead_idle_s": float(last.group(4))}
 
 
 def _cpu_s(pid: int) -> float:
@@ -301,6 +326,10 @@ def _thumbnail() -> bytes:
     return bytes(data.tobytes())
 
 
+TIMING_KEYS = ("box_first_page_s", "box_wait_page_s", "box_stage_s", "box_parse_s", "box_apply_s",
+               "console_ask_s", "console_ahead_idle_s")
+
+
 def _median(runs: list[dict[str, Any]], key: str) -> float:
     """The median over the runs; NaN for a phase left out (``--phases``)."""
     return float(statistics.median(r[key] for r in runs)) if runs else float("nan")
@@ -342,6 +371,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "snapshot_100k_json_bytes": int(_median(snaps, "json_bytes")) if snaps else 0,
         "snapshot_100k_s": _median(snaps, "seconds"),
         "snapshot_console_cpu_s": _median(snaps, "console_cpu_s"), "snapshot_box_cpu_s": _median(snaps, "box_cpu_s"),
+        **{f"snapshot_{k}": _median(snaps, k) for k in TIMING_KEYS},
         "runs": {"longpoll": longpoll, "mqtt": mqtt, "events": ingest, "snapshot": snaps},
         "simulated_edges": "light HTTP clients with the box's parser (bench/sync_clients.py); the snapshot is "
                            "applied by a real box",
@@ -376,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
         ("snapshot_100k_s", f"{result['snapshot_100k_s']:.1f}", "build + send + apply; target <= 60 s"),
         ("snapshot_console_cpu_s", f"{result['snapshot_console_cpu_s']:.1f}", "CPU seconds of the console process"),
         ("snapshot_box_cpu_s", f"{result['snapshot_box_cpu_s']:.1f}", "CPU seconds of the box (all its threads)"),
+        ("snapshot_box_first_page_s", f"{result['snapshot_box_first_page_s']:.1f}", "box: first page asked + received"),
+        ("snapshot_box_wait_page_s", f"{result['snapshot_box_wait_page_s']:.1f}", "box waited for next pages"),
+        ("snapshot_box_stage_s", f"{result['snapshot_box_stage_s']:.1f}", "box staged pages (embed, seal, insert)"),
+        ("snapshot_box_parse_s", f"{result['snapshot_box_parse_s']:.1f}", "box parsed pages (photos checked)"),
+        ("snapshot_box_apply_s", f"{result['snapshot_box_apply_s']:.1f}", "box applied the stage (one transaction)"),
+        ("snapshot_console_ask_s", f"{result['snapshot_console_ask_s']:.1f}", "console: asks waited for pages"),
+        ("snapshot_console_ahead_idle_s", f"{result['snapshot_console_ahead_idle_s']:.1f}",
+         "console: pages built ahead waited for the box"),
     ])
     write_json(args.json, result)
     return 0

@@ -15,6 +15,9 @@ key, so a cached page is never older than what the database would give (an erasu
 - The next page of a snapshot is built in the background as soon as an edge took the one before (its cursor
   gives the next ask's key), so the edge stages a page while the console builds the next.
 - Entries expire after :data:`TTL_S` and the cache holds at most :data:`MAX_BYTES` (least recently used out).
+- When a branch's snapshot has been served to its last page, one INFO line tells where its time went at the
+  console: how long the edge's asks waited for their pages (built on the spot or still being built ahead) and how
+  long pages built ahead waited for the edge to ask (the console was ahead of the box).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class PageCache:
         self._entries: OrderedDict[tuple[Any, ...], tuple[float, EncodedPage]] = OrderedDict()
         self._building: dict[tuple[Any, ...], threading.Lock] = {}
         self._bytes = 0
+        self._snapshots: dict[tuple[Any, ...], list[float]] = {}  # (branch, version): [pages, ask_s, ahead_idle_s]
         self.builds = 0  # how many pages were built (tests and the benchmark read it)
 
     def get(self, key: tuple[Any, ...], build: Callable[[], EncodedPage]) -> EncodedPage:
@@ -95,6 +99,21 @@ class PageCache:
                 with self._lock:
                     del self._building[key]
                 builder.release()
+
+    def built_at(self, key: tuple[Any, ...]) -> float | None:
+        """When the page cached under ``key`` was built (time.monotonic), None when none is."""
+        with self._lock:
+            hit = self._entries.get(key)
+            return None if hit is None else hit[0] - self.ttl_s
+
+    def served(self, snapshot: tuple[Any, ...], ask_s: float, ahead_idle_s: float, last: bool) -> list[float] | None:
+        """Count one served page of a snapshot; at its ``last`` page, its totals [pages, ask_s, ahead_idle_s]."""
+        with self._lock:
+            totals = self._snapshots.setdefault(snapshot, [0.0, 0.0, 0.0])
+            totals[0] += 1
+            totals[1] += ask_s
+            totals[2] += ahead_idle_s
+            return self._snapshots.pop(snapshot) if last else None
 
     def _store(self, key: tuple[Any, ...], page: EncodedPage) -> None:
         old = self._entries.pop(key, None)
@@ -128,12 +147,27 @@ def encoded_page(ctx: ConsoleContext, edge: EdgeCaller, req: FeedRequest) -> Enc
         req = FeedRequest(req.since, req.model_id, req.limit, False, req.after)
     top = poll_version(ctx)
     cache = page_cache(ctx)
-    page = cache.get(_key(edge, req, top), lambda: encode(gallery_page(ctx, edge, req, top=top)))
+    key = _key(edge, req, top)
+    asked = time.monotonic()
+    page = cache.get(key, lambda: encode(gallery_page(ctx, edge, req, top=top)))
+    if page.cursor is not None or req.after is not None:
+        _count(cache, key, edge, page, asked, req.after is not None and page.cursor is None)
     if page.cursor is not None:
         ahead = FeedRequest(page.version, req.model_id, req.limit, False, page.cursor)
         threading.Thread(target=_build_ahead, args=(ctx, cache, edge, ahead, top), name="sync-page-ahead",
                          daemon=True).start()
     return page
+
+
+def _count(cache: PageCache, key: tuple[Any, ...], edge: EdgeCaller, page: EncodedPage, asked: float,
+           last: bool) -> None:
+    built = cache.built_at(key)
+    totals = cache.served((edge.branch_id, page.version), time.monotonic() - asked,
+                          max(0.0, asked - built) if built is not None else 0.0, last)
+    if totals is not None:
+        logger.info("sync: snapshot v%s of branch %s served: %d pages, edge asks waited %.2f s for pages, "
+                    "pages built ahead waited %.2f s for the edge", page.version, edge.branch_code, int(totals[0]),
+                    totals[1], totals[2])
 
 
 def _key(edge: EdgeCaller, req: FeedRequest, top: int) -> tuple[Any, ...]:
