@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import sys
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +26,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from edge.config import load_config
 from edge.errors import EvalDataError
 from edge.evaluation.eval_plot import Curve, write_plot
+from edge.evaluation.eval_print import fmt_value, print_summary, text_width
 from edge.evaluation.face_adapt import (
     Choosing,
     FoldHonest,
@@ -146,41 +146,6 @@ def evaluate(data: EvalInput, emb: Embeddings, *, seed: int, folds: int) -> tupl
     return overall, reports, mixed
 
 
-def _width(text: str) -> int:
-    """Terminal columns: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def _row(name: str, r: SetReport) -> list[str]:
-    tar3 = next(op for op in r.tar if op.target == 1e-3)
-    f2, f3 = (next(op for op in r.fnir if op.target == x) for x in (1e-2, 1e-3))
-    acc = "-" if not math.isfinite(r.accuracy) else f"{r.accuracy:.3f}±{r.accuracy_std:.3f}"
-    return [name, str(r.n_pairs), acc, _fmt(r.accuracy_faces_found), _fmt(tar3.rate), _fmt(f2.rate), _fmt(f3.rate),
-            f"{r.no_face}/{r.n_images}"]
-
-
-def print_summary(lang: str, overall: SetReport, groups: dict[str, SetReport], mixed: int) -> None:
-    rows = [t("ev_columns", lang).split("|"), _row("all", overall)]
-    rows += [_row(name, rep) for name, rep in groups.items()]
-    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        cells = [cell + " " * (w - _width(cell)) if i == 0 else " " * (w - _width(cell)) + cell
-                 for i, (cell, w) in enumerate(zip(r, widths, strict=True))]
-        print("  ".join(cells))
-    for name, rep in [("all", overall), *groups.items()]:
-        tar3 = next(op for op in rep.tar if op.target == 1e-3)
-        f2, f3 = (next(op for op in rep.fnir if op.target == x) for x in (1e-2, 1e-3))
-        print(t("ev_thresholds", lang, name=name, acc=_fmt(rep.threshold, 4), tar=_fmt(tar3.threshold, 4),
-                f2=_fmt(f2.threshold, 4), f3=_fmt(f3.threshold, 4)))
-    if mixed:
-        print(t("ev_mixed", lang, count=mixed))
-    print(t("ev_unresolved", lang))
-
-
 def _curve(name: str, r: SetReport) -> Curve:
     return Curve(name, r.roc[1] if r.roc else [], r.roc[2] if r.roc else [], r.det[1] if r.det else [],
                  r.det[2] if r.det else [])
@@ -249,20 +214,21 @@ def print_adaptation(lang: str, unadapted: SetReport, groups: dict[str, SetRepor
                                 *((n, groups[n], adapted.groups[n]) for n in groups)]:
         pairs = ((before.accuracy, after.accuracy), (before.tar[0].rate, after.tar[0].rate),
                  (before.fnir[0].rate, after.fnir[0].rate))
-        rows.append([name, *(f"{_fmt(a)} → {_fmt(b)}" for a, b in pairs)])
-    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+        rows.append([name, *(f"{fmt_value(a)} → {fmt_value(b)}" for a, b in pairs)])
+    widths = [max(text_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths, strict=True)))
+        print("  ".join(c + " " * (w - text_width(c)) for c, w in zip(r, widths, strict=True)))
     honest = adapted.honest
     if honest is None:
         return
-    print(t("ev_adapt_honest", lang, acc=_fmt(honest.accuracy.mean), std=_fmt(honest.accuracy.std),
-            tar=_fmt(honest.tar[0].rate), fnir=_fmt(honest.fnir[0].rate), folds=honest.n_pair_folds - 1))
+    print(t("ev_adapt_honest", lang, acc=fmt_value(honest.accuracy.mean), std=fmt_value(honest.accuracy.std),
+            tar=fmt_value(honest.tar[0].rate), fnir=fmt_value(honest.fnir[0].rate), folds=honest.n_pair_folds - 1))
     forced = adapted.whitened
     if forced is not None and forced.honest is not None:
-        print(t("ev_adapt_whitened", lang, acc=_fmt(forced.overall.accuracy), tar=_fmt(forced.overall.tar[0].rate),
-                fnir=_fmt(forced.overall.fnir[0].rate), honest_acc=_fmt(forced.honest.accuracy.mean),
-                honest_fnir=_fmt(forced.honest.fnir[0].rate)))
+        print(t("ev_adapt_whitened", lang, acc=fmt_value(forced.overall.accuracy),
+                tar=fmt_value(forced.overall.tar[0].rate),
+                fnir=fmt_value(forced.overall.fnir[0].rate), honest_acc=fmt_value(forced.honest.accuracy.mean),
+                honest_fnir=fmt_value(forced.honest.fnir[0].rate)))
 
 
 def run(args: argparse.Namespace, lang: str) -> int:
