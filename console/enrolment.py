@@ -34,16 +34,14 @@ How the bulk importer (and any other caller outside a request) uses it::
             audit_detail={"import": job_id})
     else:
         person = enrolment.update_person(ctx, actor, existing, enrolment.PersonChanges(name=..., tier=...))
-        # photos: enrolment.photo_hashes(ctx, existing) gives the sha256 of the stored photos, so a row
-        # whose photos are unchanged needs no engine work; enrolment.add_photo / remove_photo change them.
+        # photo_hashes(ctx, existing): the stored photos' sha256 (unchanged photos need no engine work)
 
 Every function runs its own transaction and returns a detached :class:`~console.tables.Person` with its home
 branch, scope branches, photos, plates and consents loaded. Every refusal is a ConsoleError (``code``,
 ``status``, ``extra``), the same the API answers, so a report can show ``exc.code`` and ``exc.message``.
-``update_person`` writes nothing when nothing given differs (the returned ``version`` is then the old one: an
-importer's "unchanged"). ``check_photo`` (from :mod:`console.enrol_photos`) is the slow step (about 0.5 s with
-dlib) and touches no database: an importer may run it on several threads; the write functions serialise on
-the gallery lock. A ``CheckedPhoto`` made by another model than the engine's now is checked again.
+``update_person`` writes nothing when nothing given differs (it returns the old ``version``: "unchanged").
+``check_photo`` is the slow step (about 0.5 s with dlib) and touches no database, so an importer may run it on
+several threads; the writes serialise on the gallery lock. A photo checked by another model is checked again.
 """
 
 from __future__ import annotations
