@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from console.db import UtcDateTime, utcnow
-from console.tables import Base
+from console.tables_base import Base
 
 # --- Up: events from the edges and their projections (revision 0004) --------------------------------------------
 
