@@ -65,6 +65,8 @@ class FacePipeline:
                 self._rule.seen(state.match.person_id, frame.t_mono)
         if self._metrics is not None:
             self._metrics.frames.labels(self.camera.id).inc()
+            how = self.gate.looks.get("faces", "skipped") if self.gate is not None else "whole"
+            self._metrics.detector_frames.labels(self.camera.id, "faces", how).inc()
         return sightings
 
     def overlay(self) -> Overlay:

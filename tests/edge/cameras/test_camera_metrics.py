@@ -49,6 +49,11 @@ def test_each_camera_reports_fps_drops_queue_age_and_stages(
         assert dropped == worker.source.health().frames - granted[cam]
         assert sample(edge, "smartbranch_stage_seconds_count", camera=cam, stage="motion") == worker.processed
         assert sample(edge, "smartbranch_stage_seconds_count", camera=cam, stage="detect") == worker.processed
+        # and how the face detector looked (whole frame, regions or skipped) is counted once per processed frame
+        looks = {s.labels["how"]: s.value for m in edge.runtime.metrics.registry.collect() for s in m.samples
+                 if s.name == "smartbranch_detector_frames_total" and s.labels.get("camera") == cam
+                 and s.labels.get("detector") == "faces"}
+        assert sum(looks.values()) == worker.processed and looks.get("whole", 0) >= 1, looks
         for name in ("smartbranch_camera_processed_fps", "smartbranch_frames_dropped_total",
                      "smartbranch_queue_age_seconds_bucket"):
             assert f'{name}{{camera="{cam}"' in text
