@@ -169,7 +169,7 @@ class GalleryApplier:
         """Apply a whole staged snapshot in one transaction, which also empties the stage."""
         with self._lock, self._enroller.exclusive():
             return self._commit(stage.version, True, stage.ids(), [], stage.vectors, stage.failures, stage.persons,
-                                clear=stage.clear)
+                                clear=stage.clear, staged=True)
 
     def set_refine(self, refine: Refine) -> None:
         """``refine(person_id, photos, consent purposes, template)``: the template the gallery takes for a person
@@ -202,7 +202,7 @@ class GalleryApplier:
 
     def _commit(self, version: int, snapshot: bool, ids: set[str], erased: list[str], vectors: dict[str, FloatArray],
                 failures: dict[str, str], persons: Callable[[Session], Iterator[PersonChange]], *,
-                clear: Callable[[Session], None] | None = None) -> ApplyReport:
+                clear: Callable[[Session], None] | None = None, staged: bool = False) -> ApplyReport:
         root = self._data_dir / GALLERY_DIR
         old_dir = gallery_dir_of(self._store, self._data_dir)
         synced = self.synced_ids()
@@ -221,7 +221,7 @@ class GalleryApplier:
                 if gone:
                     s.execute(text("PRAGMA secure_delete=ON"))  # freed pages of erased photos are zeroed
                     scrubbed = self._delete_persons(s, gone)
-                stored = self._write_persons(s, persons(s), (synced - gone) | ids)
+                stored = self._write_persons(s, persons(s), (synced - gone) | ids, staged=staged)
                 if clear is not None:
                     clear(s)
                 old_failures = json.loads(self._get(s, META_EMBED_FAILURES) or "{}")
@@ -280,13 +280,14 @@ class GalleryApplier:
         s.execute(delete(PersonRow).where(PersonRow.id.in_(ids)))
         return scrub_persons(s, gone).alerts  # their name leaves the alerts and the outbox (edge.store.mentions)
 
-    def _write_persons(self, s: Session, persons: Iterator[PersonChange], console_ids: set[str]) -> int:
+    def _write_persons(self, s: Session, persons: Iterator[PersonChange], console_ids: set[str], *,
+                       staged: bool = False) -> int:
         """Write each person (streamed: a staged snapshot is never all in memory; in batches, :mod:`edge.sync.rows`),
         then every plate (a plate the console moved between two of its persons is free only once both were
-        written)."""
+        written). ``staged``: the photos move from the stage by SQL (:mod:`edge.sync.rows`)."""
         now = datetime.now(UTC)
         plates = write_persons(s, persons, cipher=self._store.cipher, model_id=self._engine.model_id, consent=CONSENT,
-                               now=now)
+                               now=now, staged=staged)
         for person_id, person_plates in plates:
             if person_plates:
                 self._write_plates(s, person_id, person_plates, console_ids, now)

@@ -97,8 +97,9 @@ class SnapshotStage:
             return set(s.scalars(select(StagedPersonRow.person_id)))
 
     def persons(self, session: Session) -> Iterator[PersonChange]:
-        """The staged persons, one at a time, read in ``session`` (the apply's transaction). Their photos come
-        sealed (:attr:`PhotoChange.sealed`): encrypted as staged, to be stored as they are."""
+        """The staged persons, one at a time, read in ``session`` (the apply's transaction). Their photos come as
+        their sha256 only, in the order staged (position 0 first): the apply moves the ciphertexts from the stage
+        into the store by SQL (:func:`edge.sync.rows.write_persons` with ``staged=True``), never through Python."""
         self._check_key()
         cipher = self._cipher
         after = ""
@@ -109,11 +110,11 @@ class SnapshotStage:
             if not rows:
                 return
             photos: dict[str, list[PhotoChange]] = {}
-            for person_id, sha256, sealed in session.execute(
-                    select(StagedPhotoRow.person_id, StagedPhotoRow.sha256, StagedPhotoRow.photo)
+            for person_id, sha256 in session.execute(
+                    select(StagedPhotoRow.person_id, StagedPhotoRow.sha256)
                     .where(StagedPhotoRow.person_id.in_([r[0] for r in rows]))
                     .order_by(StagedPhotoRow.person_id, StagedPhotoRow.position)):
-                photos.setdefault(person_id, []).append(PhotoChange(sha256, b"", bytes(sealed)))
+                photos.setdefault(person_id, []).append(PhotoChange(sha256, b""))
             for person_id, entry in rows:
                 person = parse_person(json.loads(decrypt(cipher, entry)))
                 yield replace(person, photos=tuple(photos.get(person_id, ())))
