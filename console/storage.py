@@ -17,6 +17,7 @@ from vault.files import write_private
 from vault.keys import DataKey, decrypt
 
 BLOB_PURPOSE = "console-blobs"
+HEX = frozenset("0123456789abcdef")  # a blob key is 32 lower-case hex digits (checked on every read)
 
 
 class BlobNotFound(KeyError):
@@ -48,7 +49,7 @@ class LocalBlobStore:
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if len(key) != 32 or not all(c in "0123456789abcdef" for c in key):
+        if len(key) != 32 or not HEX.issuperset(key):
             raise BlobNotFound(key)
         return self.root / key[:2] / key
 
