@@ -203,9 +203,10 @@ class SyncPuller:
         :attr:`last_snapshot` tells where the time went: ``first_page_s`` (the first page asked and received),
         ``wait_page_s`` (the box waited for a next page: the console or the network was behind), ``stage_s``
         (staging the pages), ``parse_s`` (parsing the next pages, their photos checked), ``apply_s`` (the one
-        apply), ``pages``."""
-        timings = {"first_page_s": first_s, "wait_page_s": 0.0, "stage_s": 0.0, "parse_s": 0.0,
-                   "apply_s": 0.0, "pages": 1.0}
+        apply), ``pages``; ``stage_cpu_s`` and ``apply_cpu_s``: the CPU this thread spent in those two (the rest
+        of their time is the disk, or the wait for a core)."""
+        timings = {"first_page_s": first_s, "wait_page_s": 0.0, "stage_s": 0.0, "stage_cpu_s": 0.0,
+                   "parse_s": 0.0, "apply_s": 0.0, "apply_cpu_s": 0.0, "pages": 1.0}
         stage = self._applier.stage(page.version)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-fetch") as fetcher:
             while True:  # the next page is asked for while this one is staged: the console builds as we store
@@ -217,9 +218,10 @@ class SyncPuller:
                     upcoming = fetcher.submit(self._client.gallery, since=page.version, model_id=self._model_id,
                                               wait_s=0, limit=self._config.page_limit,
                                               extra={"after": str(body["cursor"])})
-                mark = time.monotonic()
+                mark, cpu = time.monotonic(), time.thread_time()
                 stage.add(page, list(body.get("persons") or []))
                 timings["stage_s"] += time.monotonic() - mark
+                timings["stage_cpu_s"] += time.thread_time() - cpu
                 if upcoming is None:
                     break
                 mark = time.monotonic()
@@ -229,9 +231,10 @@ class SyncPuller:
                 page, more = parse_answer(body)
                 timings["parse_s"] += time.monotonic() - mark
                 timings["pages"] += 1
-        mark = time.monotonic()
+        mark, cpu = time.monotonic(), time.thread_time()
         self._applier.apply_staged(stage)
         timings["apply_s"] = time.monotonic() - mark
+        timings["apply_cpu_s"] = time.thread_time() - cpu
         self.last_snapshot = timings
 
     def report(self) -> dict[str, Any]:
