@@ -249,3 +249,9 @@ def test_a_snapshot_of_several_pages_is_staged_and_applied_once(
     assert runtime.gallery.persons == people and {p.id for p in runtime.store.list_persons()} == people
     with runtime.store.session() as s:
         assert s.scalar(select(func.count()).select_from(StagedPersonRow)) == 0
+    # and the puller tells where the snapshot's time went, page by page (the benchmark reports it)
+    assert runtime.sync.puller is not None
+    timings = runtime.sync.puller.last_snapshot
+    assert timings["pages"] == 2
+    assert set(timings) >= {"first_page_s", "wait_page_s", "stage_s", "parse_s", "apply_s", "apply_cpu_s"}
+    assert all(v >= 0 for v in timings.values())
