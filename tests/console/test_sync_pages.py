@@ -3,9 +3,12 @@ from one build; a newer change (an erasure above all) is never answered from an 
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from console.context import ConsoleContext
@@ -84,3 +87,23 @@ def test_the_next_page_of_a_snapshot_is_built_before_the_edge_asks_and_served_fr
                        headers=auth).json()
     assert [p["id"] for p in third["persons"]] == made[4:] and not third["more"]
     assert cache.builds == builds + 3  # the last page has no next one to build
+
+
+def test_a_served_snapshot_tells_how_long_pages_and_edge_waited_for_each_other(
+        client: TestClient, console_ctx: ConsoleContext, caplog: pytest.LogCaptureFixture) -> None:
+    # given a snapshot of two pages for one edge of A001
+    add_branch(console_ctx, "A001", region="east")
+    for i in range(3):
+        put_person(console_ctx, f"贵宾{i}", "A001", scope_kind="all", person_id=f"{i:032x}")
+    _, auth = add_edge(console_ctx, "A001")
+    # when the edge takes both pages
+    with caplog.at_level(logging.INFO, logger="console.sync.pages"):
+        first = client.get("/api/sync/gallery", params={"since": 0, "limit": 2}, headers=auth).json()
+        assert not [r for r in caplog.records if "served" in r.getMessage()]  # not before its last page
+        client.get("/api/sync/gallery", params={"since": first["version"], "limit": 2, "after": first["cursor"]},
+                   headers=auth)
+    # then one line tells, at its last page, the pages served and both waits
+    [line] = [r.getMessage() for r in caplog.records if "served" in r.getMessage()]
+    found = re.fullmatch(r"sync: snapshot v\d+ of branch A001 served: 2 pages, edge asks waited ([\d.]+) s for pages, "
+                         r"pages built ahead waited ([\d.]+) s for the edge", line)
+    assert found is not None
