@@ -46,8 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +55,7 @@ from sqlalchemy import create_engine, func, insert, select, text, update
 
 from bench.common import percentile, print_table, write_json
 from bench.sync_clients import ClientProcess, EdgeLogin, EventPlan, PullPlan, PullResult
+from bench.sync_support import cpu_s, database, free_port, thumbnail, wait_http
 from console.config import ConsoleConfig, DatabaseConfig, MqttConfig, SyncConfig
 from console.context import ConsoleContext
 from console.dupindex import TemplateCipher, lock_gallery
@@ -66,7 +65,6 @@ from console.sync.announce import install_announcer
 from console.tables import Branch, Edge, GalleryChange, Person, Photo
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BRANCHES = 5
 
 
@@ -90,14 +88,14 @@ class World:
                              for i in range(BRANCHES)])
         with self.ctx.db.transaction() as session:
             self.home = session.scalars(text("SELECT id FROM branches ORDER BY id")).first()
-        self.port = _free_port()
+        self.port = free_port()
         (workdir / "console.yaml").write_text(yaml.safe_dump({
             "data_dir": str(config.data_dir), "database": {"url": database_url, "pool_size": 20}}), encoding="utf-8")
         self.log = (workdir / "console.log").open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "launch.main", "console", "-v", "run", "--config",
                                          str(workdir / "console.yaml"), "--port", str(self.port)], cwd=ROOT,
                                         stdout=self.log, stderr=subprocess.STDOUT)
-        _wait_http(f"{self.url}/healthz", self.process)
+        wait_http(f"{self.url}/healthz", self.process)
 
     @property
     def url(self) -> str:
@@ -154,30 +152,6 @@ class World:
         self.process.wait(20)
         self.log.close()
         self.ctx.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the console exited ({process.returncode}); see its log")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the console did not answer {url}")
 
 
 def version(world: World) -> int:
@@ -251,14 +225,14 @@ def snapshot(world: World, persons: int) -> dict[str, Any]:
             return decode(plain, None)
         client_module._decode = counting
         puller: SyncPuller = runtime.sync.puller
-        console_cpu, box_cpu = _cpu_s(world.process.pid), time.process_time()
+        console_cpu, box_cpu = cpu_s(world.process.pid), time.process_time()
         started = time.perf_counter()
         try:
             applied = puller.pull(0.0)
         finally:
             client_module._decode = decode
         seconds = time.perf_counter() - started
-        console_cpu, box_cpu = _cpu_s(world.process.pid) - console_cpu, time.process_time() - box_cpu
+        console_cpu, box_cpu = cpu_s(world.process.pid) - console_cpu, time.process_time() - box_cpu
         held = len(runtime.gallery)
         box_timings = dict(puller.last_snapshot)
     finally:
@@ -285,55 +259,16 @@ def _console_waits(world: World, branch: str) -> dict[str, float]:
             "console_ahead_idle_s": float(last.group(4))}
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) process ``pid`` has used so far; NaN where /proc cannot tell."""
-    import os
-
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
 # -- the run ------------------------------------------------------------------------------------------------------
-@contextmanager
-def database(backend: str, workdir: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{(workdir / 'console.db').as_posix()}"
-        return
-    name = f"sbbench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG_SERVER.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def _thumbnail() -> bytes:
-    import cv2
-
-    from edge.demo.assets import ensure_face_photos
-    from vision.imageio import decode_image
-
-    image = decode_image((ensure_face_photos() / "obama.jpg").read_bytes())
-    small = cv2.resize(image, (96, int(96 * image.shape[0] / image.shape[1])))
-    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    assert ok
-    return bytes(data.tobytes())
-
-
 TIMING_KEYS = ("box_first_page_s", "box_wait_page_s", "box_stage_s", "box_stage_cpu_s", "box_parse_s",
                "box_apply_s", "box_apply_cpu_s", "console_ask_s", "console_ahead_idle_s")
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
-    """The median over the runs; NaN for a phase left out (``--phases``)."""
-    return float(statistics.median(r[key] for r in runs)) if runs else float("nan")
+    """The median over the runs that have ``key``; NaN for a phase left out (``--phases``) or a figure no run
+    gave (a snapshot of one page keeps no page timings)."""
+    values = [r[key] for r in runs if key in r]
+    return float(statistics.median(values)) if values else float("nan")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -347,7 +282,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               "repeats": args.repeats, "photo_bytes": 0, "model_id": model_id}
     try:
         with database(args.backend, workdir) as url:
-            world = World(workdir, url, model_id, _thumbnail(), prefix)
+            world = World(workdir, url, model_id, thumbnail(), prefix)
             result["photo_bytes"] = len(world.jpeg)
             try:
                 phases = set(args.phases.split(","))
@@ -397,26 +332,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="the phases to run, comma-separated (a phase left out reports nan)")
     args = parser.parse_args(argv)
     result = run(args)
-    print_table([
-        ("propagation_p50_s", f"{result['propagation_p50_s']:.3f}", f"{args.edges} edges long-polling"),
-        ("propagation_p95_s", f"{result['propagation_p95_s']:.3f}", "target <= 2 s"),
-        ("propagation_mqtt_p95_s", f"{result['propagation_mqtt_p95_s']:.3f}",
-         f"interval {args.poll_s:.0f} s + MQTT wake; target <= 1 s"),
-        ("events_per_s", f"{result['events_per_s']:.0f}", f"{args.event_edges} edges, batches of 500; target >= 1000"),
-        ("snapshot_100k_bytes", f"{result['snapshot_100k_bytes']}", f"{args.snapshot_persons} persons, gzip"),
-        ("snapshot_100k_s", f"{result['snapshot_100k_s']:.1f}", "build + send + apply; target <= 60 s"),
-        ("snapshot_console_cpu_s", f"{result['snapshot_console_cpu_s']:.1f}", "CPU seconds of the console process"),
-        ("snapshot_box_cpu_s", f"{result['snapshot_box_cpu_s']:.1f}", "CPU seconds of the box (all its threads)"),
-        ("snapshot_box_first_page_s", f"{result['snapshot_box_first_page_s']:.1f}", "box: first page asked + received"),
-        ("snapshot_box_wait_page_s", f"{result['snapshot_box_wait_page_s']:.1f}", "box waited for next pages"),
-        ("snapshot_box_stage_s", f"{result['snapshot_box_stage_s']:.1f}", "box staged pages (embed, seal, insert)"),
-        ("snapshot_box_parse_s", f"{result['snapshot_box_parse_s']:.1f}", "box parsed pages (photos checked)"),
-        ("snapshot_box_apply_s", f"{result['snapshot_box_apply_s']:.1f}", "box applied the stage (one transaction)"),
-        ("snapshot_box_apply_cpu_s", f"{result['snapshot_box_apply_cpu_s']:.1f}", "CPU of the apply (its thread)"),
-        ("snapshot_console_ask_s", f"{result['snapshot_console_ask_s']:.1f}", "console: asks waited for pages"),
-        ("snapshot_console_ahead_idle_s", f"{result['snapshot_console_ahead_idle_s']:.1f}",
-         "console: pages built ahead waited for the box"),
-    ])
+    rows = [("propagation_p50_s", 3, f"{args.edges} edges long-polling"), ("propagation_p95_s", 3, "target <= 2 s"),
+            ("propagation_mqtt_p95_s", 3, f"interval {args.poll_s:.0f} s + MQTT wake; target <= 1 s"),
+            ("events_per_s", 0, f"{args.event_edges} edges, batches of 500; target >= 1000"),
+            ("snapshot_100k_bytes", 0, f"{args.snapshot_persons} persons, gzip"),
+            ("snapshot_100k_s", 1, "build + send + apply; target <= 60 s"),
+            ("snapshot_console_cpu_s", 1, "CPU seconds of the console process"),
+            ("snapshot_box_cpu_s", 1, "CPU seconds of the box (all its threads)"),
+            ("snapshot_box_first_page_s", 1, "box: first page asked + received"),
+            ("snapshot_box_wait_page_s", 1, "box waited for next pages"),
+            ("snapshot_box_stage_s", 1, "box staged pages (embed, seal, insert)"),
+            ("snapshot_box_parse_s", 1, "box parsed pages (photos checked)"),
+            ("snapshot_box_apply_s", 1, "box applied the stage (one transaction)"),
+            ("snapshot_box_apply_cpu_s", 1, "CPU of the apply (its thread)"),
+            ("snapshot_console_ask_s", 1, "console: asks waited for pages"),
+            ("snapshot_console_ahead_idle_s", 1, "console: pages built ahead waited for the box")]
+    print_table([(key, f"{float(result[key]):.{digits}f}", note) for key, digits, note in rows])
     write_json(args.json, result)
     return 0
 
