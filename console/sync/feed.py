@@ -1,7 +1,7 @@
 """The gallery feed an edge pulls: the persons of its branch's scope that changed since its version, or all of
 them (a snapshot), in pages.
 
-The rules (the protocol, /tmp/brief/sync_protocol.md, "Down"):
+The rules (the sync protocol, "Down"):
 
 - The version V is the newest :class:`~console.tables.GalleryChange` seq. Every writer appends changes under the
   gallery lock (:func:`console.dupindex.lock_gallery`) held until its commit, so seqs become visible in order:
