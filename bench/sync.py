@@ -73,6 +73,7 @@ class World:
 
     def __init__(self, workdir: Path, database_url: str, model_id: str, jpeg: bytes, topic_prefix: str) -> None:
         self.workdir, self.model_id, self.jpeg = workdir, model_id, jpeg
+        self.snapshot_persons = 0  # persons added for the snapshot phase: each repeat snapshots the same ones
         config = ConsoleConfig(data_dir=workdir / "console", database=DatabaseConfig(url=database_url),
                                sync=SyncConfig(mqtt=MqttConfig(host="127.0.0.1", topic_prefix=topic_prefix)))
         database = create_engine(config.database_url)
@@ -195,8 +196,10 @@ def snapshot(world: World, persons: int) -> dict[str, Any]:
     from edge.sync.credentials import Credentials, write_credentials
     from edge.sync.puller import SyncPuller
 
-    for start in range(0, persons, 5000):
-        world.add_persons(min(5000, persons - start), "快照")
+    missing = max(0, persons - world.snapshot_persons)  # a repeat pulls the same persons, not as many more
+    for start in range(0, missing, 5000):
+        world.add_persons(min(5000, missing - start), "快照")
+    world.snapshot_persons += missing
     [login] = world.edges(1, f"snapshot-{secrets.token_hex(3)}")
     box = world.workdir / f"box-{secrets.token_hex(3)}"
     box.mkdir()

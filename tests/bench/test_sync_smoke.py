@@ -25,7 +25,8 @@ def test_sync_bench_writes_every_key_from_a_real_run(tmp_path: Path) -> None:
     out = tmp_path / "sync.json"
     done = subprocess.run([sys.executable, "-m", "bench.sync", "--json", str(out), "--edges", "4", "--changes", "2",
                            "--repeats", "1", "--event-edges", "2", "--events-per-edge", "600",
-                           "--snapshot-persons", "120", "--poll-s", "5", "--workdir", str(tmp_path)],
+                           "--snapshot-persons", "120", "--snapshot-repeats", "2", "--poll-s", "5",
+                           "--workdir", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text(encoding="utf-8"))
@@ -36,7 +37,9 @@ def test_sync_bench_writes_every_key_from_a_real_run(tmp_path: Path) -> None:
     assert result["snapshot_100k_json_bytes"] > 120 * result["photo_bytes"] * 4 / 3 > result["snapshot_100k_bytes"] > 0
     for run in result["runs"]["longpoll"] + result["runs"]["mqtt"]:
         assert run["samples"] == 4 * 2 and run["missing"] == 0
-    [snapshot] = result["runs"]["snapshot"]
-    assert snapshot["applied"] and snapshot["gallery_size"] == 120 + 2 * 2  # every person at the console
+    # every person at the console, and a repeat pulls the same persons (not 120 more)
+    assert len(result["runs"]["snapshot"]) == 2
+    for snapshot in result["runs"]["snapshot"]:
+        assert snapshot["applied"] and snapshot["gallery_size"] == 120 + 2 * 2
     assert result["runs"]["events"][0]["stored"] == 2 * 600
     assert "propagation_mqtt_p95_s" in done.stdout and "snapshot_100k_s" in done.stdout
