@@ -38,6 +38,39 @@ class FaceEngine(Protocol):
     def embed_chips(self, chips: list[Image]) -> FloatArray: ...
 
 
+class DetectOverride:
+    """A base for a face engine that changes only ``detect`` (a gate, another detector): the model, sizes,
+    landmark layout, alignment and embedding stay the wrapped engine's, so its galleries and thresholds hold."""
+
+    def __init__(self, engine: FaceEngine) -> None:
+        self._engine = engine
+
+    @property
+    def model_id(self) -> str:
+        return self._engine.model_id
+
+    @property
+    def dim(self) -> int:
+        return self._engine.dim
+
+    @property
+    def min_face_px(self) -> int:
+        return self._engine.min_face_px
+
+    @property
+    def landmark_layout(self) -> LandmarkLayout:
+        return self._engine.landmark_layout
+
+    def embed(self, image: Image, dets: Detections) -> FloatArray:
+        return self._engine.embed(image, dets)
+
+    def chips(self, image: Image, dets: Detections) -> list[Image]:
+        return self._engine.chips(image, dets)
+
+    def embed_chips(self, chips: list[Image]) -> FloatArray:
+        return self._engine.embed_chips(chips)
+
+
 class DlibEngineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -21,9 +21,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from vision.engines.base import FaceEngine
+from vision.engines.base import DetectOverride, FaceEngine
 from vision.engines.owner import on_owner
-from vision.quality import LandmarkLayout
 from vision.single_face import FaceFitter
 from vision.types import Detections, FloatArray, Image
 
@@ -34,7 +33,7 @@ class FrameDetector(Protocol):
     def detect(self, image: Image) -> Detections: ...
 
 
-class CameraFaceEngine:
+class CameraFaceEngine(DetectOverride):
     """A :class:`FaceEngine` whose ``detect`` is ``detector`` plus the engine's landmarks; the rest passes through.
 
     ``engine`` may be an :class:`vision.engines.owner.EnginePool` (the landmark fit runs as one job on an owner)
@@ -42,29 +41,13 @@ class CameraFaceEngine:
     """
 
     def __init__(self, engine: FaceEngine, detector: FrameDetector, name: str = "blazeface") -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._detector = detector
         self.detector_name = name
 
     @property
     def engine(self) -> FaceEngine:
         return self._engine
-
-    @property
-    def model_id(self) -> str:
-        return self._engine.model_id
-
-    @property
-    def dim(self) -> int:
-        return self._engine.dim
-
-    @property
-    def min_face_px(self) -> int:
-        return self._engine.min_face_px
-
-    @property
-    def landmark_layout(self) -> LandmarkLayout:
-        return self._engine.landmark_layout
 
     def detect(self, image: Image) -> Detections:
         if image.size == 0:
@@ -85,11 +68,3 @@ class CameraFaceEngine:
 
         return on_owner(self._engine, job)
 
-    def embed(self, image: Image, dets: Detections) -> FloatArray:
-        return self._engine.embed(image, dets)
-
-    def chips(self, image: Image, dets: Detections) -> list[Image]:
-        return self._engine.chips(image, dets)
-
-    def embed_chips(self, chips: list[Image]) -> FloatArray:
-        return self._engine.embed_chips(chips)

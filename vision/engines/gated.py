@@ -26,9 +26,8 @@ from typing import Protocol
 import numpy as np
 
 from vision.cadence import RUNS, CadenceConfig, Decision, PersonCadence
-from vision.engines.base import FaceEngine
+from vision.engines.base import DetectOverride, FaceEngine
 from vision.motion import MotionConfig, MotionDetector, MotionResult, detect_in_regions, focus
-from vision.quality import LandmarkLayout
 from vision.types import Detections, FloatArray, Image
 
 WHOLE = MotionResult(True, (), 1.0)
@@ -120,28 +119,12 @@ class GatedDetector:
         return self._last
 
 
-class GatedFaceEngine:
+class GatedFaceEngine(DetectOverride):
     """A :class:`FaceEngine` whose ``detect`` goes through its camera's gate; the rest passes through."""
 
     def __init__(self, engine: FaceEngine, gate: CameraGate) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._gate = gate
-
-    @property
-    def model_id(self) -> str:
-        return self._engine.model_id
-
-    @property
-    def dim(self) -> int:
-        return self._engine.dim
-
-    @property
-    def min_face_px(self) -> int:
-        return self._engine.min_face_px
-
-    @property
-    def landmark_layout(self) -> LandmarkLayout:
-        return self._engine.landmark_layout
 
     def detect(self, image: Image) -> Detections:
         found = self._gate.detect(self._engine, image, "faces")
@@ -149,11 +132,3 @@ class GatedFaceEngine:
             return Detections.empty(with_landmarks=True)
         return found
 
-    def embed(self, image: Image, dets: Detections) -> FloatArray:
-        return self._engine.embed(image, dets)
-
-    def chips(self, image: Image, dets: Detections) -> list[Image]:
-        return self._engine.chips(image, dets)
-
-    def embed_chips(self, chips: list[Image]) -> FloatArray:
-        return self._engine.embed_chips(chips)
