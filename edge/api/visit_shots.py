@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerts.ws import ack_author
 from edge.api.auth import Gate, GuardFirstRoute, Principal
 from edge.faces.stranger_crops import StrangerCrops, mark_crop
-from edge.faces.visit_shots import VisitShot, VisitShots, covers_visit_template
+from edge.faces.visit_shots import VisitShot, VisitShots, persons_covering_visit_template
 from edge.store.db import Person, Store
 from vision.engines.base import FaceEngine
 
@@ -103,7 +103,8 @@ def visit_shots_router(shots: VisitShots, gate: Gate, *, person_exists: Callable
 
 def _markable(store: Store) -> list[MarkableVip]:
     people: list[Person] = [p for p in store.list_persons() if p.role == "vip"]
-    return [MarkableVip(id=p.id, name=p.name, tier=p.tier) for p in people if covers_visit_template(store, p.id)]
+    covered = persons_covering_visit_template(store)  # one query, not one per VIP at every tablet's poll
+    return [MarkableVip(id=p.id, name=p.name, tier=p.tier) for p in people if p.id in covered]
 
 
 def _crop_routes(router: APIRouter, gate: Gate, crops: StrangerCrops, shots: VisitShots, store: Store,
