@@ -62,7 +62,7 @@ def pending(ctx: ConsoleContext, model_id: str) -> list[str]:
 
 def _photos(session: Session, person_id: str) -> list[tuple[str, str, str]]:
     rows = session.execute(select(Photo.id, Photo.blob_key, Photo.sha256).where(Photo.person_id == person_id)
-                           .order_by(Photo.created_at, Photo.id)).tuples().all()
+                           .order_by(Photo.created_at, Photo.id)).all()
     return [(str(i), str(k), str(h)) for i, k, h in rows]
 
 

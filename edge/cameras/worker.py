@@ -47,6 +47,8 @@ class CameraWorker(Generic[T]):
         self.pipeline = pipeline
         self._deliver = deliver
         self._metrics = metrics
+        if metrics is not None:  # a camera that never drops a frame still exports its zero
+            metrics.frames_dropped.labels(source.camera_id)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{source.camera_id}", daemon=True)
         self.processed = 0

@@ -121,7 +121,7 @@ def test_a_job_with_a_live_runners_lease_is_left_alone_and_one_whose_lease_ran_o
                                   created_at=now - timedelta(minutes=5), report=[]))
     assert recover_jobs(console_ctx) == ["stale"]
     with console_ctx.db.transaction() as session:
-        states = dict(session.execute(select(ImportJob.id, ImportJob.status)).tuples().all())
+        states = dict(session.execute(select(ImportJob.id, ImportJob.status)).all())
         stale = session.get_one(ImportJob, "stale")
         assert states == {"live": "running", "stale": "interrupted"}
         assert stale.error is not None and "lease" in stale.error and stale.runner is None
@@ -192,7 +192,7 @@ def test_a_job_interrupted_for_a_week_is_abandoned_at_start_and_no_upload_outliv
     # finished job's file of hours ago; the recent job keeps its upload for a resume, and files written just
     # now (an upload in progress, a job another replica is making) are left
     with console_ctx.db.transaction() as session:
-        assert dict(session.execute(select(ImportJob.id, ImportJob.status)).tuples().all()) == {
+        assert dict(session.execute(select(ImportJob.id, ImportJob.status)).all()) == {
             "old": "abandoned", "recent": "interrupted"}
         assert session.scalars(select(AuditRow.action).where(AuditRow.object_id == "old")).all() == [
             "import_abandoned"]

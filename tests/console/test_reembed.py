@@ -31,7 +31,7 @@ def _changes(ctx: ConsoleContext) -> int:
 
 def _models(ctx: ConsoleContext) -> dict[str, str | None]:
     with ctx.db.transaction() as session:
-        return dict(session.execute(select(Person.external_id, Person.model_id)).tuples().all())
+        return dict(session.execute(select(Person.external_id, Person.model_id)).all())
 
 
 def test_reembed_gives_every_person_a_template_of_the_new_model_resumably_and_audited(
