@@ -51,6 +51,19 @@ def _box(row: FloatArray) -> tuple[float, float, float, float]:
     return float(row[0]), float(row[1]), float(row[2]), float(row[3])
 
 
+def _relative(box: tuple[float, float, float, float], frame: tuple[float, float, float, float]
+              ) -> tuple[float, float, float, float]:
+    """``box`` in units of ``frame``'s width and height, from its top-left corner."""
+    w, h = max(frame[2] - frame[0], 1e-6), max(frame[3] - frame[1], 1e-6)
+    return (box[0] - frame[0]) / w, (box[1] - frame[1]) / h, (box[2] - frame[0]) / w, (box[3] - frame[1]) / h
+
+
+def _absolute(rel: tuple[float, float, float, float], frame: tuple[float, float, float, float]
+              ) -> tuple[float, float, float, float]:
+    w, h = frame[2] - frame[0], frame[3] - frame[1]
+    return frame[0] + rel[0] * w, frame[1] + rel[1] * h, frame[0] + rel[2] * w, frame[1] + rel[3] * h
+
+
 @dataclass(slots=True)
 class PersonState:
     """What is known about one person track; owned by the camera's pipeline thread."""
@@ -60,6 +73,7 @@ class PersonState:
     person_id: str | None = None  # identity from a face decided on this person
     face_track: int | None = None
     face_seen: float | None = None
+    face_in_box: tuple[float, float, float, float] | None = None  # last face box, relative to the person box
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +96,13 @@ class PeopleTracker:
         self._head_fraction = head_fraction
         self._states: dict[int, PersonState] = {}
 
-    def update(self, persons: Detections, faces: Detections, identities: dict[int, str], t: float
-               ) -> tuple[list[PersonView], list[Track]]:
+    def update(self, persons: Detections, faces: Detections, identities: dict[int, str], t: float,
+               *, faces_looked: bool = True) -> tuple[list[PersonView], list[Track]]:
         """Track ``persons`` at time ``t``; attach ``faces`` (with track ids) and their decided ``identities``
-        (face track -> person id). Return this frame's people and the person tracks that ended."""
+        (face track -> person id). Return this frame's people and the person tracks that ended.
+
+        ``faces_looked=False``: faces were not looked for on this frame (a face cadence); each person keeps the
+        face box of the last look, moved and scaled with their body box."""
         tracked, ended = self._tracker.update(persons, t)
         for track in ended:
             self._states.pop(track.track_id, None)
@@ -96,17 +113,23 @@ class PeopleTracker:
         for i, tid in enumerate(int(x) for x in ids):
             state = self._states.setdefault(tid, PersonState(tid, t))
             face_box: tuple[float, float, float, float] | None = None
+            body = _box(tracked.xyxy[i])
             fi = face_of.get(i)
             if fi is not None:
                 face_box = _box(faces.xyxy[fi])
                 state.face_seen = t
+                state.face_in_box = _relative(face_box, body)
                 if faces.track_id is not None:
                     state.face_track = int(faces.track_id[fi])
+            elif faces_looked:
+                state.face_in_box = None
+            elif state.face_in_box is not None:
+                face_box = _absolute(state.face_in_box, body)
             if state.person_id is None and state.face_track is not None:
                 decided = identities.get(state.face_track)  # may be decided after the face turned away
                 if decided is not None:
                     logger.debug("person track %s is %s (face track %s)", tid, decided, state.face_track)
                     state.person_id = decided
-            views.append(PersonView(tid, _box(tracked.xyxy[i]), face_box, state.face_track, state.person_id,
+            views.append(PersonView(tid, body, face_box, state.face_track, state.person_id,
                                     state.first_seen))
         return views, ended

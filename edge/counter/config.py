@@ -12,6 +12,7 @@ from calibration.zones import PolygonZone
 from vision.attendance import CounterMonitor, WaitingMonitor
 from vision.cadence import CadenceConfig
 from vision.engines.nanodet import NanoDetConfig
+from vision.face_cadence import FaceCadenceConfig
 from vision.interaction import InteractionPolicy
 from vision.roles import RolePolicy, RoleRule
 
@@ -151,6 +152,10 @@ class CounterConfig(_Strict):
         description="On a motion-gated camera, when the person detector runs: each refresh, at once when something "
                     "moves outside the people it found, every N-th frame of motion inside them; the people it found "
                     "are carried over between (vision.cadence). Without motion gating it runs on every frame.")
+    face_cadence: FaceCadenceConfig = Field(
+        default_factory=FaceCadenceConfig,
+        description="On a motion-gated camera, faces are looked for while someone in view has no settled identity, "
+                    "and every interval_s otherwise; each person keeps their face box between (vision.face_cadence).")
     face_every: int = Field(default=1, ge=1, le=30,
                             description="Run face detection on every N-th frame (persons run on every frame); "
                                         "raise it when a counter camera cannot keep up.")

@@ -31,6 +31,8 @@ from edge.metrics import EdgeMetrics
 from vision.attendance import UnattendedEvent, UnstaffedEvent
 from vision.engines.base import FaceEngine
 from vision.engines.gated import CameraGate, GatedDetector, GatedFaceEngine
+from vision.face_cadence import LOOKS as FACE_LOOKS
+from vision.face_cadence import FaceCadence
 from vision.gallery import Gallery
 from vision.interaction import InteractionDetector, InteractionEvent, Participant
 from vision.people import PeopleTracker, PersonView
@@ -105,7 +107,11 @@ class CounterPipeline:
         self._persons: PersonDetector = persons
         if self.gate is not None:
             self._persons = GatedDetector(persons, self.gate, cadence=counter.person_cadence)
-        engine = GatedFaceEngine(engine, self.gate) if self.gate is not None else engine
+        # ...and faces only while someone in view is unsettled, or at an interval
+        self._gated_faces = GatedFaceEngine(engine, self.gate) if self.gate is not None else None
+        self._face_cadence = FaceCadence(counter.face_cadence, face.track_max_missed_s) \
+            if self.gate is not None and counter.face_cadence.enabled else None
+        engine = self._gated_faces or engine
         # the person detector (onnxruntime, releases the GIL) runs beside the face engine, not after it
         self._beside = ThreadPoolExecutor(1, thread_name_prefix=f"persons-{camera.id}")
         self._role_of = role_of
@@ -124,6 +130,7 @@ class CounterPipeline:
         self._last: Frame | None = None
         self.roles: dict[int, Role] = {}  # last role of each live person track (read by tests and the bench)
         self._people_now: list[Participant] = []  # the last frame's people, for the live preview's overlay
+        self._views: list[PersonView] = []  # the last frame's person tracks, for the face cadence
 
     def _timed(self, stage: str, start: float) -> float:
         now = time.perf_counter()
@@ -141,13 +148,25 @@ class CounterPipeline:
             self._metrics.detector_frames.labels(self.camera.id, "persons", how or "every").inc()
         return persons
 
+    def _looks_for_faces(self, t: float) -> bool:
+        """The face cadence's decision for this frame; when it looks, it also looks at the unsettled people's
+        heads, wherever they moved to since the last look."""
+        if self._face_cadence is None or self._gated_faces is None:
+            return True
+        decision = self._face_cadence.decide(self._views, self._faces.settled, t)
+        if decision not in FACE_LOOKS:
+            return False
+        self._gated_faces.look_also(self._face_cadence.heads(self._counter.head_fraction))
+        return True
+
     def process(self, frame: Frame) -> list[CounterEvent]:
         if self.gate is not None:
             t0 = time.perf_counter()
             self.gate.observe(frame.image, frame.t_mono)
             self._timed("motion", t0)
         faces = Detections.empty()
-        if self._frames % self._counter.face_every == 0:
+        look = self._frames % self._counter.face_every == 0 and self._looks_for_faces(frame.t_mono)
+        if look:
             beside = self._beside.submit(self._detect_persons, frame.image)
             faces = self._faces.update(frame).faces
             persons = beside.result()
@@ -156,12 +175,18 @@ class CounterPipeline:
                 self._metrics.detector_frames.labels(self.camera.id, "faces", how).inc()
         else:
             persons = self._detect_persons(frame.image)
+            if self._metrics is not None and self._face_cadence is not None:
+                self._metrics.detector_frames.labels(self.camera.id, "faces", "carried").inc()
         self._frames += 1
         self._last = frame
-        views, ended = self._people.update(persons, faces, self._faces.identities(), frame.t_mono)
+        views, ended = self._people.update(persons, faces, self._faces.identities(), frame.t_mono,
+                                           faces_looked=look)
+        if look and self._face_cadence is not None:
+            self._face_cadence.looked(views, frame.t_mono)
         for track in ended:
             self._roles.forget(track.track_id)
             self.roles.pop(track.track_id, None)
+        self._views = views
         people = self._people_now = [self._participant(v, frame.t_mono) for v in views]
         events = self._interaction_events(self._interactions.update(people, frame.image.shape[1], frame.t_mono,
                                                                     frame.captured_at), frame)

@@ -96,6 +96,10 @@ class FaceTracks:
         state = self._faces.get(track_id)
         return None if state is None or state.match is None else state.match.person_id
 
+    def settled(self, track_id: int) -> bool:
+        """Whether a live face track's identity is settled: decided, or unknown after its observations."""
+        return track_id in self._faces and self._voter.is_settled(track_id)
+
     def identities(self) -> dict[int, str]:
         """Every live face track decided as a known person."""
         return {tid: s.match.person_id for tid, s in self._faces.items()

@@ -20,6 +20,7 @@ State belongs to the camera's pipeline thread; the wrapped engine keeps its own 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,13 +76,15 @@ class CameraGate:
         """``channel``'s detector did not run on the observed frame: its last boxes were carried over."""
         self.counts.carried[channel] = self.counts.carried.get(channel, 0) + 1
 
-    def detect(self, detect: Detector, image: Image, channel: str, *, regions: bool = True) -> Detections:
-        """``detect`` on ``image`` where the gate says for ``channel``; remembers what it found for the next frame.
-        Thread-safe for different channels of one observed frame (each writes its own entry)."""
+    def detect(self, detect: Detector, image: Image, channel: str, *, regions: bool = True,
+               also: Sequence[Sequence[float]] = ()) -> Detections:
+        """``detect`` on ``image`` where the gate says for ``channel``, and in the boxes ``also`` names;
+        remembers what it found for the next frame. Thread-safe for different channels of one observed frame
+        (each writes its own entry)."""
         if image is not self._image:
             return detect.detect(image)
         kept = self._kept.get(channel, np.zeros((0, 4), np.float32))
-        where = focus(self._result, kept.tolist(), self._motion.config)
+        where = focus(self._result, [*kept.tolist(), *also], self._motion.config)
         if not regions and not where.idle:
             where = WHOLE
         found = detect_in_regions(detect.detect, image, where)
@@ -125,9 +128,15 @@ class GatedFaceEngine(DetectOverride):
     def __init__(self, engine: FaceEngine, gate: CameraGate) -> None:
         super().__init__(engine)
         self._gate = gate
+        self._also: list[tuple[float, float, float, float]] = []
+
+    def look_also(self, boxes: Sequence[tuple[float, float, float, float]]) -> None:
+        """Look in ``boxes`` too (besides what moves and the faces found last) on the next observed frame."""
+        self._also = list(boxes)
 
     def detect(self, image: Image) -> Detections:
-        found = self._gate.detect(self._engine, image, "faces")
+        also, self._also = self._also, []
+        found = self._gate.detect(self._engine, image, "faces", also=also)
         if found.landmarks is None and len(found) == 0:  # nothing detected anywhere: empty, as a face engine says it
             return Detections.empty(with_landmarks=True)
         return found

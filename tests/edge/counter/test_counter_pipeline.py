@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import cv2
 import numpy as np
 import pytest
 
@@ -139,9 +140,58 @@ def test_a_still_counter_is_detected_once_and_then_carried() -> None:
         return metrics.registry.get_sample_value("smartbranch_detector_frames_total",
                                                  {"camera": "c1", "detector": detector, "how": how})
     assert (frames("persons", "first"), frames("persons", "still")) == (1, 19)
-    assert (frames("faces", "whole"), frames("faces", "skipped")) == (1, 19)
+    # faces: looked for on the first frame; then the gate skipped the looks the face cadence asked for (the clerk
+    # shows no face: unsettled for face_cadence.max_looks looks, then looked at every interval_s), carried between
+    assert frames("faces", "whole") == 1 and frames("faces", "skipped") == 16
+    assert frames("faces", "carried") == 3
     assert metrics.registry.get_sample_value("smartbranch_stage_seconds_count",
                                              {"camera": "c1", "stage": "persons"}) == 1
+
+
+class HeadFaces(CountingEngine):
+    """A face at the top of every bright box of the picture (the people), counting its calls."""
+
+    def detect(self, image: Image) -> Detections:
+        self.detect_calls += 1
+        count, _, stats, _ = cv2.connectedComponentsWithStats((image[:, :, 0] > 200).astype(np.uint8))
+        boxes = [(x + w * 0.25, y + 4.0, x + w * 0.75, y + 4.0 + w * 0.5)
+                 for x, y, w, h, area in stats[1:count] if w >= 20 and h >= 40]
+        xyxy = np.asarray(boxes, np.float32).reshape(-1, 4)
+        return Detections(xyxy, np.full(len(xyxy), 0.9, np.float32))
+
+
+def test_faces_are_looked_for_while_someone_is_unsettled_then_at_an_interval() -> None:
+    # given a clerk standing still with their face in view for 4 s (5 fps), then a customer stepping in
+    persons, engine, metrics = Boxes(), HeadFaces(), EdgeMetrics()
+    pipe = pipeline(persons, engine, metrics=metrics)
+    clerk, customer = (20.0, 40.0, 80.0, 200.0), (200.0, 40.0, 260.0, 200.0)
+    script = [[clerk]] * 20 + [[clerk, customer]] * 12
+    looked = []
+    for boxes, frame in zip(script, frames(len(script), MONDAY_10, script=script), strict=True):
+        persons.boxes = list(boxes)
+        before = engine.detect_calls
+        pipe.process(frame)
+        looked.append(engine.detect_calls > before)
+    # then the clerk's face is looked at on every frame until the voter settles it (an unknown face: 8
+    # observations), then every interval_s (0.5 s: every 3rd frame), and they keep their face box between looks
+    observations = FaceConfig().voter.max_observations
+    assert looked[:observations] == [True] * observations
+    assert looked[observations:20] == [False, False, True] * 4
+    # and the customer's arrival brings the looks back to every frame until their face is settled too
+    arrived = looked.index(True, 20)
+    assert arrived <= 21 and looked[arrived:arrived + observations] == [True] * observations
+    assert sum(looked) < len(script) - 8
+    assert all(p.face_box is not None for p in pipe._people_now)
+    carried = metrics.registry.get_sample_value("smartbranch_detector_frames_total",
+                                                {"camera": "c1", "detector": "faces", "how": "carried"})
+    assert carried == len(script) - sum(looked)
+
+
+def test_without_the_face_cadence_faces_are_looked_for_on_every_frame() -> None:
+    persons, engine = Boxes(), HeadFaces()
+    pipe = pipeline(persons, engine, face_cadence={"enabled": False})
+    play(pipe, persons, [[(20.0, 40.0, 80.0, 200.0)]] * 20, MONDAY_10)
+    assert engine.detect_calls == 20
 
 
 def test_someone_arriving_runs_the_person_detector_on_that_frame() -> None:
