@@ -109,7 +109,7 @@ class CounterPipeline:
             self._persons = GatedDetector(persons, self.gate, cadence=counter.person_cadence)
         # ...and faces only while someone in view is unsettled, or at an interval
         self._gated_faces = GatedFaceEngine(engine, self.gate) if self.gate is not None else None
-        self._face_cadence = FaceCadence(counter.face_cadence, face.track_max_missed_s) \
+        self._face_cadence = FaceCadence(counter.face_cadence) \
             if self.gate is not None and counter.face_cadence.enabled else None
         engine = self._gated_faces or engine
         # the person detector (onnxruntime, releases the GIL) runs beside the face engine, not after it

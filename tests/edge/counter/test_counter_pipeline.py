@@ -21,6 +21,7 @@ from edge.counter.pipeline import CounterEvent, CounterPipeline
 from edge.faces.config import FaceConfig
 from edge.metrics import EdgeMetrics
 from tests.fakes import DeterministicEmbedder
+from vision.face_cadence import FaceCadenceConfig
 from vision.gallery import Gallery
 from vision.motion import MotionConfig
 from vision.people import PersonView
@@ -142,8 +143,9 @@ def test_a_still_counter_is_detected_once_and_then_carried() -> None:
     assert (frames("persons", "first"), frames("persons", "still")) == (1, 19)
     # faces: looked for on the first frame; then the gate skipped the looks the face cadence asked for (the clerk
     # shows no face: unsettled for face_cadence.max_looks looks, then looked at every interval_s), carried between
-    assert frames("faces", "whole") == 1 and frames("faces", "skipped") == 16
-    assert frames("faces", "carried") == 3
+    looks = FaceCadenceConfig().max_looks
+    assert frames("faces", "whole") == 1 and frames("faces", "skipped") == looks - 1
+    assert frames("faces", "carried") == 20 - looks
     assert metrics.registry.get_sample_value("smartbranch_stage_seconds_count",
                                              {"camera": "c1", "stage": "persons"}) == 1
 
@@ -163,7 +165,7 @@ class HeadFaces(CountingEngine):
 def test_faces_are_looked_for_while_someone_is_unsettled_then_at_an_interval() -> None:
     # given a clerk standing still with their face in view for 4 s (5 fps), then a customer stepping in
     persons, engine, metrics = Boxes(), HeadFaces(), EdgeMetrics()
-    pipe = pipeline(persons, engine, metrics=metrics)
+    pipe = pipeline(persons, engine, metrics=metrics, face_cadence={"interval_s": 0.5})
     clerk, customer = (20.0, 40.0, 80.0, 200.0), (200.0, 40.0, 260.0, 200.0)
     script = [[clerk]] * 20 + [[clerk, customer]] * 12
     looked = []
