@@ -211,6 +211,7 @@ def run_branch(videos: Videos, workdir: Path, *, gated: bool, seconds: float, ta
     if runtime.scheduler is not None:
         out["scheduler_wait_ms_per_frame"] = {s.camera_id: round(1000 * s.waited_s / max(s.granted, 1), 1)
                                               for s in runtime.scheduler.stats()}
+        out["scheduler_urgent_frames"] = {s.camera_id: s.urgent for s in runtime.scheduler.stats() if s.urgent}
     gates = {w.source.camera_id: getattr(w.pipeline, "gate", None) for w in runtime.workers}
     out["gate"] = {cam: {"frames": g.counts.frames, "whole_frame_looks": g.counts.full,
                          "skipped": dict(g.counts.skipped), "carried": dict(g.counts.carried),

@@ -5,6 +5,10 @@ The rule:
 - At most ``slots`` frames are processed at once, over all cameras (one per core: more threads than cores
   only make every frame later, and a VIP's frame waits behind a counter's).
 - When a slot frees, it goes to a waiting camera in this order:
+  0. *urgent* cameras under budget: a camera of a role in ``urgent_roles`` (the entrance and parking) whose
+     pipeline is deciding who just arrived (a face or a plate track still being voted on). A VIP's alert is
+     due within a second of the arrival, and each vote needs a new frame: while the vote is open, the camera's
+     frames go before every other camera's, up to its budget; the counters make up their frames afterwards;
   1. cameras still *under budget* (fewer frames processed in the last ``window_s`` than their role's
      ``budget_fps`` allows) before cameras over it;
   2. then weighted fair shares: each grant advances the camera's virtual time by ``1 / weight`` of its
@@ -56,6 +60,10 @@ class SchedulerConfig(BaseModel):
     weight: dict[CameraRole, float] = Field(
         default_factory=lambda: dict(DEFAULT_WEIGHT),
         description="Share of the cores of each role among cameras under budget; higher is served first.")
+    urgent_roles: frozenset[CameraRole] = Field(
+        default=frozenset({"entrance", "parking"}),
+        description="Roles whose frames go first, up to their budget, while their pipeline is voting on who "
+                    "arrived (a face or plate track not yet decided). Empty: no camera goes first.")
 
 
 @dataclass(slots=True)
@@ -65,11 +73,14 @@ class CameraShare:
     camera_id: str
     weight: float
     budget_fps: float
+    may_hurry: bool = False  # its role is one of urgent_roles
+    urgent: bool = False  # it asked for its waiting frame's slot as urgent
     recent: deque[float] = field(default_factory=deque)  # grant times within the window
     vtime: float = 0.0  # weighted frames granted (fair-share virtual time)
     waiting_since: float | None = None
     granted: int = 0
     waited_s: float = 0.0
+    urgent_granted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,7 @@ class ShareStats:
     camera_id: str
     granted: int
     waited_s: float
+    urgent: int = 0  # grants asked for as urgent
 
 
 class FrameScheduler:
@@ -92,16 +104,17 @@ class FrameScheduler:
     def register(self, camera_id: str, role: CameraRole) -> None:
         with self._cond:
             self._shares[camera_id] = CameraShare(camera_id, max(self.config.weight.get(role, 1.0), 1e-3),
-                                                  self.config.budget_fps.get(role, 5.0))
+                                                  self.config.budget_fps.get(role, 5.0),
+                                                  may_hurry=role in self.config.urgent_roles)
 
     def _trim(self, share: CameraShare, now: float) -> None:
         while share.recent and share.recent[0] <= now - self.config.window_s:
             share.recent.popleft()
 
-    def _rank(self, share: CameraShare, now: float) -> tuple[bool, float, float, float]:
+    def _rank(self, share: CameraShare, now: float) -> tuple[bool, bool, float, float, float]:
         self._trim(share, now)
         over = len(share.recent) >= share.budget_fps * self.config.window_s
-        return (over, share.vtime, -share.weight, share.waiting_since or now)
+        return (over or not share.urgent, over, share.vtime, -share.weight, share.waiting_since or now)
 
     def _next(self, now: float) -> str | None:
         waiting = [s for s in self._shares.values() if s.waiting_since is not None]
@@ -109,10 +122,11 @@ class FrameScheduler:
             return None
         return min(waiting, key=lambda s: self._rank(s, now)).camera_id
 
-    def acquire(self, camera_id: str) -> float:
-        """Wait for a slot; returns the seconds waited."""
+    def acquire(self, camera_id: str, urgent: bool = False) -> float:
+        """Wait for a slot (``urgent``: see the module docstring); returns the seconds waited."""
         with self._cond:
             share = self._shares[camera_id]
+            share.urgent = urgent and share.may_hurry
             start = time.monotonic()
             others = [s.vtime for s in self._shares.values() if s.waiting_since is not None]
             share.vtime = max(share.vtime, min(others, default=share.vtime))
@@ -125,6 +139,8 @@ class FrameScheduler:
             share.recent.append(now)
             share.vtime += 1.0 / share.weight
             share.granted += 1
+            share.urgent_granted += int(share.urgent)
+            share.urgent = False
             share.waited_s += now - start
             self._cond.notify_all()  # another slot may be free for the next camera in line
             return now - start
@@ -135,9 +151,9 @@ class FrameScheduler:
             self._cond.notify_all()
 
     @contextmanager
-    def slot(self, camera_id: str) -> Iterator[float]:
+    def slot(self, camera_id: str, urgent: bool = False) -> Iterator[float]:
         """Hold a processing slot for one frame; yields the seconds waited for it."""
-        waited = self.acquire(camera_id)
+        waited = self.acquire(camera_id, urgent)
         try:
             yield waited
         finally:
@@ -150,4 +166,4 @@ class FrameScheduler:
 
     def stats(self) -> list[ShareStats]:
         with self._cond:
-            return [ShareStats(s.camera_id, s.granted, s.waited_s) for s in self._shares.values()]
+            return [ShareStats(s.camera_id, s.granted, s.waited_s, s.urgent_granted) for s in self._shares.values()]

@@ -85,7 +85,8 @@ class CameraWorker(Generic[T]):
             if self._scheduler is None:
                 last = self._step(frame, last)
                 continue
-            with self._scheduler.slot(self.source.camera_id):
+            # a pipeline voting on who arrived (a face or a plate track) asks for its frame first
+            with self._scheduler.slot(self.source.camera_id, urgent=bool(getattr(self.pipeline, "urgent", False))):
                 # newest-wins: a frame that arrived while this camera waited for its slot replaces the older one
                 last = self._step(self.source.wait_newer(frame.index - 1, timeout=0.0) or frame, last)
 

@@ -40,6 +40,12 @@ class FacePipeline:
         self._tracks = FaceTracks(camera.id, face, engine=gated, gallery=gallery, zone=zone, metrics=metrics)
         self._last: FaceUpdate | None = None  # the last frame's faces, for the live preview's overlay
 
+    @property
+    def urgent(self) -> bool:
+        """A face in view is still being voted on: its next frames decide whether a VIP arrived (the scheduler
+        serves them first)."""
+        return self._tracks.pending()
+
     def process(self, frame: Frame) -> list[Sighting]:
         """Run one frame; return the tracks newly decided as a known person."""
         if self.gate is not None:

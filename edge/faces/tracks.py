@@ -100,6 +100,10 @@ class FaceTracks:
         """Whether a live face track's identity is settled: decided, or unknown after its observations."""
         return track_id in self._faces and self._voter.is_settled(track_id)
 
+    def pending(self) -> bool:
+        """Whether some live face track is still being voted on (neither decided nor settled as unknown)."""
+        return any(not self._voter.is_settled(tid) for tid in self._faces)
+
     def identities(self) -> dict[int, str]:
         """Every live face track decided as a known person."""
         return {tid: s.match.person_id for tid, s in self._faces.items()

@@ -147,6 +147,12 @@ class PlatePipeline:
                     reads.append(read)
         return reads
 
+    @property
+    def urgent(self) -> bool:
+        """A plate in view is still being voted on: its next frames decide whether a VIP's car arrived (the
+        scheduler serves them first)."""
+        return any(not s.decided and t in self._tracker.tracks for t, s in self._tracks.items())
+
     def process(self, frame: Frame) -> list[VehicleSighting]:
         """Run one frame; return the plate tracks decided now (matched or not)."""
         how, where = self._where(frame)

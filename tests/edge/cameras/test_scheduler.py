@@ -25,14 +25,16 @@ def work(gate: MotionDetector, t: float) -> None:
 class Camera(threading.Thread):
     """A camera's pipeline thread: asks for a slot, works on one frame in it, records the grant order."""
 
-    def __init__(self, scheduler: FrameScheduler, camera_id: str, order: list[str], frames: int = 1) -> None:
+    def __init__(self, scheduler: FrameScheduler, camera_id: str, order: list[str], frames: int = 1,
+                 urgent: bool = False) -> None:
         super().__init__(daemon=True, name=camera_id)
         self.scheduler, self.camera_id, self.order, self.frames = scheduler, camera_id, order, frames
+        self.urgent = urgent
         self.gate = MotionDetector()
 
     def run(self) -> None:
         for i in range(self.frames):
-            with self.scheduler.slot(self.camera_id):
+            with self.scheduler.slot(self.camera_id, urgent=self.urgent):
                 self.order.append(self.camera_id)
                 work(self.gate, float(i))
 
@@ -44,13 +46,15 @@ def scheduler_with(cameras: dict[str, CameraRole], **config: object) -> FrameSch
     return scheduler
 
 
-def queue_behind_a_held_slot(scheduler: FrameScheduler, holder: str, waiting: list[str]) -> list[str]:
-    """``waiting`` cameras queue while ``holder`` holds the only slot; returns the order they are served in."""
+def queue_behind_a_held_slot(scheduler: FrameScheduler, holder: str, waiting: list[str],
+                             urgent: frozenset[str] = frozenset()) -> list[str]:
+    """``waiting`` cameras queue while ``holder`` holds the only slot (those in ``urgent`` asking as urgent);
+    returns the order they are served in."""
     order: list[str] = []
     scheduler.acquire(holder)
     threads = []
     for camera_id in waiting:
-        thread = Camera(scheduler, camera_id, order)
+        thread = Camera(scheduler, camera_id, order, urgent=camera_id in urgent)
         thread.start()
         threads.append(thread)
         queued = len(threads)
@@ -100,6 +104,35 @@ def test_a_camera_over_budget_still_gets_an_idle_slot() -> None:
     order: list[str] = []
     Camera(scheduler, "door", order, frames=10).run()
     assert order == ["door"] * 10
+
+
+def test_an_entrance_voting_on_an_arrival_goes_before_every_camera_under_budget() -> None:
+    # given an entrance that has had more than its share (5 frames) and two counters that have had none
+    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "c1": "counter", "c2": "counter"})
+    Camera(scheduler, "door", [], frames=5).run()
+    # when it queues last, then without a vote open it goes after the counters, with one open before them
+    assert queue_behind_a_held_slot(scheduler, "hold", ["c1", "c2", "door"]) == ["c1", "c2", "door"]
+    assert queue_behind_a_held_slot(scheduler, "hold", ["c1", "c2", "door"], urgent=frozenset({"door"})) \
+        == ["door", "c1", "c2"]
+    assert {s.camera_id: s.urgent for s in scheduler.stats()}["door"] == 1
+
+
+def test_urgency_counts_only_for_the_urgent_roles_and_within_the_budget() -> None:
+    # a lobby is not an urgent role by default: its urgency changes nothing
+    scheduler = scheduler_with({"hold": "counter", "lobby": "lobby", "c1": "counter"})
+    Camera(scheduler, "lobby", [], frames=5).run()
+    assert queue_behind_a_held_slot(scheduler, "hold", ["c1", "lobby"], urgent=frozenset({"lobby"})) \
+        == ["c1", "lobby"]
+    # an entrance over its budget waits behind a counter under it, however urgent
+    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "desk": "counter"},
+                               window_s=60.0, budget_fps={"entrance": 0.05, "counter": 5.0})
+    Camera(scheduler, "door", [], frames=3).run()
+    assert queue_behind_a_held_slot(scheduler, "hold", ["door", "desk"], urgent=frozenset({"door"})) \
+        == ["desk", "door"]
+    # and with no urgent roles configured, nobody goes first
+    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "c1": "counter"}, urgent_roles=[])
+    Camera(scheduler, "door", [], frames=5).run()
+    assert queue_behind_a_held_slot(scheduler, "hold", ["c1", "door"], urgent=frozenset({"door"})) == ["c1", "door"]
 
 
 class InLine(Camera):
@@ -195,7 +228,8 @@ def test_never_more_work_at_once_than_slots() -> None:
     assert peak[0] == 2
 
 
-@pytest.mark.parametrize("bad", [{"slots": 0}, {"window_s": 0}, {"budget_fps": {"atm": 5}}, {"turbo": True}])
+@pytest.mark.parametrize("bad", [{"slots": 0}, {"window_s": 0}, {"budget_fps": {"atm": 5}}, {"turbo": True},
+                                 {"urgent_roles": ["atm"]}])
 def test_bad_config_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         SchedulerConfig.model_validate(bad)

@@ -81,10 +81,17 @@ def test_known_face_is_decided_once_then_not_embedded_again(scene: Image, engine
     published: list[AlertDraft] = []
     pipeline = make_pipeline(counting, gallery, published, persons)
     # when he stands in view for 10 frames
-    sightings = [s for f in frames_of(scene, 10) for s in pipeline.process(f)]
+    assert not pipeline.urgent
+    sightings, urgent = [], []
+    for f in frames_of(scene, 10):
+        sightings += pipeline.process(f)
+        urgent.append(pipeline.urgent)
     # then his track is decided once it holds min_votes votes, and never embedded again
     assert [s.match.person_id for s in sightings] == ["obama"]
-    assert counting.embedded == FaceConfig().voter.min_votes
+    votes = FaceConfig().voter.min_votes
+    assert counting.embedded == votes
+    # and the pipeline asks for its frames first (urgent) exactly while his vote is open
+    assert urgent == [True] * (votes - 1) + [False] * (10 - votes + 1)
 
 
 def test_unknown_face_is_embedded_at_intervals_until_settled(scene: Image, engine: FaceEngine) -> None:
@@ -97,6 +104,7 @@ def test_unknown_face_is_embedded_at_intervals_until_settled(scene: Image, engin
     # then nobody is identified, and the track is embedded every reembed_interval_s until it is settled
     assert sightings == []
     assert counting.embedded == config.voter.max_observations
+    assert not pipeline.urgent  # settled as a stranger: no more hurry
 
 
 def test_empty_frame_embeds_nothing(engine: FaceEngine) -> None:

@@ -102,3 +102,19 @@ def test_whole_frame_reads_on_every_frame_without_the_gate() -> None:
     reader = DrawnPlates()
     play(pipeline(reader, gated=False), ARRIVAL)
     assert reader.calls == len(ARRIVAL)
+
+
+def test_the_pipeline_is_urgent_only_while_a_plate_is_being_voted_on() -> None:
+    # given the car driving in: the empty lot, then its plate read frame by frame until decided, then parked
+    pipe = pipeline(DrawnPlates())
+    start = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    urgent, decided_at = [], None
+    for i, x in enumerate(ARRIVAL):
+        if pipe.process(Frame("park", i + 1, start + timedelta(seconds=i / 5), 100.0 + i / 5, lot(x, i))):
+            decided_at = i
+        urgent.append(pipe.urgent)
+    # then it asks for its frames first (urgent) from the first read of the plate until the vote decides it
+    assert decided_at is not None
+    first_read = urgent.index(True)
+    assert 5 <= first_read < decided_at
+    assert all(urgent[first_read:decided_at]) and not any(urgent[decided_at:]) and not any(urgent[:first_read])
