@@ -7,12 +7,15 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from models.manifest import TensorInput
 from vision.engines.base import FaceEngine
 from vision.engines.blazeface import (
     ANCHOR_SPECS,
     BlazeFaceConfig,
     BlazeFaceDetector,
     decode,
+    input_tensor,
+    letterbox,
     ssd_anchors,
     weighted_nms,
 )
@@ -98,3 +101,28 @@ def test_no_face_in_empty_or_blank_images(image: Image, short_range: BlazeFaceDe
     dets = short_range.detect(image)
     assert len(dets) == 0
     assert dets.landmarks is not None and dets.landmarks.shape == (0, 6, 2)
+
+
+@pytest.mark.parametrize(("colour", "size"), [("RGB", 256), ("BGR", 128)])
+def test_input_tensor_is_the_letterboxed_photo_in_model_order_scaled_to_minus_one_one(
+        colour: str, size: int, photo: Callable[[str], Image]) -> None:
+    # given a real photo letterboxed into the model's square
+    canvas, _ = letterbox(photo("t1.jpg"), size)
+    spec = TensorInput.model_validate({"name": "input", "shape": [1, size, size, 3], "layout": "NHWC",
+                                       "colour": colour, "mean": 127.5, "std": 127.5})
+    # then its tensor is the plain (pixel - mean) / std of the channels in the model's order
+    ordered = canvas[:, :, ::-1] if colour == "RGB" else canvas
+    expected = ((ordered.astype(np.float32) - 127.5) / 127.5)[None]
+    got = input_tensor(canvas, spec)
+    assert got.shape == (1, size, size, 3) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_letterbox_of_a_square_input_is_the_input_itself(photo: Callable[[str], Image]) -> None:
+    square = np.ascontiguousarray(photo("t1.jpg")[:256, :256])
+    canvas, box = letterbox(square, 256)
+    assert canvas is square and (box.scale_x, box.scale_y, box.left, box.top) == (1.0, 1.0, 0, 0)
+    # and a smaller one is centred on black at its own scale
+    canvas, box = letterbox(square[:, :128], 256)
+    assert canvas.shape == (256, 256, 3) and (box.left, box.top, box.scale_x) == (64, 0, 1.0)
+    assert not canvas[:, :64].any() and np.array_equal(canvas[:, 64:192], square[:, :128])

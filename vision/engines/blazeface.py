@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.manifest import TensorInput
 from models.onnx_session import load_session
 from models.packs import resolve_pack
 from models.tflite_convert import ensure_onnx
@@ -162,15 +163,29 @@ class Letterbox:
 
 
 def letterbox(image: Image, size: int) -> tuple[Image, Letterbox]:
-    """``image`` resized to fit ``size`` x ``size`` with its aspect kept, centred on black."""
+    """``image`` resized to fit ``size`` x ``size`` with its aspect kept, centred on black (``image`` itself
+    when it is already ``size`` x ``size``)."""
     height, width = image.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    resized = image if (new_w, new_h) == (width, height) else np.asarray(cv2.resize(
+        image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR), np.uint8)
+    box = Letterbox(new_w / width, new_h / height, (size - new_w) // 2, (size - new_h) // 2)
+    if (new_w, new_h) == (size, size):
+        return resized, box
     canvas = np.zeros((size, size, 3), np.uint8)
-    left, top = (size - new_w) // 2, (size - new_h) // 2
-    canvas[top:top + new_h, left:left + new_w] = resized
-    return canvas, Letterbox(new_w / width, new_h / height, left, top)
+    canvas[box.top:box.top + new_h, box.left:box.left + new_w] = resized
+    return canvas, box
+
+
+def input_tensor(canvas: Image, spec: TensorInput) -> np.ndarray:
+    """The model input (1, H, W, 3) float32 of a BGR ``canvas``: channels in ``spec.colour`` order, then
+    ``(pixel - mean) / std``."""
+    ordered = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB) if spec.colour == "RGB" else canvas
+    x = ordered.astype(np.float32)  # the one float copy; scaled and shifted in place
+    x *= np.float32(1.0 / spec.std)
+    x -= np.float32(spec.mean / spec.std)
+    return x[None]
 
 
 class BlazeFaceDetector:
@@ -199,13 +214,17 @@ class BlazeFaceDetector:
     def config(self) -> BlazeFaceConfig:
         return self._config
 
+    @property
+    def input_size(self) -> int:
+        """Side of the model's square input, in pixels."""
+        return self._spec.input_size
+
     def _tensor(self, image: Image) -> tuple[np.ndarray, Letterbox]:
         canvas, box = letterbox(image, self._spec.input_size)
-        rgb = canvas[:, :, ::-1] if self._input.colour == "RGB" else canvas
-        x = ((rgb.astype(np.float32) - self._input.mean) / self._input.std)[None]
-        return np.ascontiguousarray(x), box
+        return input_tensor(canvas, self._input), box
 
-    def detect(self, image: Image) -> Detections:
+    def detect_unclipped(self, image: Image) -> Detections:
+        """Faces in ``image`` pixels, boxes as the model gives them (they may reach past the image's edges)."""
         if image.size == 0:
             return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32),
                               np.zeros((0, NUM_KEYPOINTS, 2), np.float32))
@@ -216,7 +235,11 @@ class BlazeFaceDetector:
         boxes, points, scores = weighted_nms(boxes, points, scores, self._config.nms_iou)
         size = self._spec.input_size
         xyxy = box.to_image(boxes.reshape(-1, 2, 2), size).reshape(-1, 4)
-        height, width = image.shape[:2]
-        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width - 1)
-        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height - 1)
         return Detections(xyxy.astype(np.float32), scores, box.to_image(points, size))
+
+    def detect(self, image: Image) -> Detections:
+        found = self.detect_unclipped(image)
+        height, width = image.shape[:2]
+        found.xyxy[:, [0, 2]] = found.xyxy[:, [0, 2]].clip(0, width - 1)
+        found.xyxy[:, [1, 3]] = found.xyxy[:, [1, 3]].clip(0, height - 1)
+        return found
