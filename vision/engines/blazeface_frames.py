@@ -111,6 +111,11 @@ def to_hog_boxes(boxes: FloatArray) -> FloatArray:
     return out
 
 
+def _none() -> Detections:
+    return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32),
+                      np.zeros((0, NUM_KEYPOINTS, 2), np.float32))
+
+
 class BlazeFaceFrameDetector:
     """``detect(image) -> Detections``: faces of ``min_face_px`` and more in an image of any size, HOG-convention
     boxes, BlazeFace scores and its 6 keypoints (see the module docstring)."""
@@ -146,7 +151,19 @@ class BlazeFaceFrameDetector:
                                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR), np.uint8)
         return small, small_w / width, small_h / height
 
+    @property
+    def model(self) -> BlazeFaceDetector:
+        """The BlazeFace model every look runs (shared; onnxruntime's ``run`` is thread-safe)."""
+        return self._model
+
     def detect(self, image: Image) -> Detections:
+        height, width = image.shape[:2]
+        found = self.raw(image)
+        return self.finish([found.xyxy], [found.landmarks] if found.landmarks is not None else [], [found.score],
+                           width, height)
+
+    def raw(self, image: Image) -> Detections:
+        """Every look's faces in ``image`` pixels, before they are merged and moved into HOG's convention."""
         height, width = image.shape[:2]
         looks = self.looks(width, height)
         small, sx, sy = self._shrunk(image) if len(looks) > 1 else (image, 1.0, 1.0)
@@ -169,8 +186,15 @@ class BlazeFaceFrameDetector:
             points.append((found.landmarks + offset) / to_image)
             scores.append(found.score)
         if not scores:
-            return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32),
-                              np.zeros((0, NUM_KEYPOINTS, 2), np.float32))
+            return _none()
+        return Detections(np.concatenate(boxes), np.concatenate(scores), np.concatenate(points))
+
+    def finish(self, boxes: list[FloatArray], points: list[FloatArray], scores: list[FloatArray], width: int,
+               height: int) -> Detections:
+        """Faces found by several looks at one ``width`` x ``height`` image, merged by weighted NMS, in HOG's box
+        convention, the ones too small for ``min_face_px`` dropped."""
+        if not scores or sum(len(s) for s in scores) == 0:
+            return _none()
         merged_boxes, merged_points, merged_scores = weighted_nms(
             np.concatenate(boxes), np.concatenate(points), np.concatenate(scores), self.config.nms_iou)
         hog = to_hog_boxes(merged_boxes)

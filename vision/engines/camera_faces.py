@@ -11,6 +11,9 @@
 Only the cameras use this engine. Enrolment, evaluation and the gallery rebuild keep the engine itself, so
 their photo checks (HOG on padded photos, short-range BlazeFace as the fallback) do not change.
 
+A motion-gated camera asks for the faces of all its moving regions at once (:meth:`detect_regions`): BlazeFace
+packs them into as few model calls as it can, and the landmarks of all of them are one job on an owner.
+
 The BlazeFace session is shared by every camera of the runtime: onnxruntime's ``run`` is thread-safe, and
 the detector keeps no state between calls.
 """
@@ -22,6 +25,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from vision.engines.base import DetectOverride, FaceEngine
+from vision.engines.blazeface_frames import Region
 from vision.engines.owner import on_owner
 from vision.single_face import FaceFitter
 from vision.types import Detections, FloatArray, Image
@@ -33,6 +37,10 @@ class FrameDetector(Protocol):
     def detect(self, image: Image) -> Detections: ...
 
 
+class RegionsDetector(Protocol):
+    def detect(self, image: Image, regions: list[Region]) -> Detections: ...
+
+
 class CameraFaceEngine(DetectOverride):
     """A :class:`FaceEngine` whose ``detect`` is ``detector`` plus the engine's landmarks; the rest passes through.
 
@@ -40,9 +48,11 @@ class CameraFaceEngine(DetectOverride):
     or a bare engine used by one thread (tests, benches).
     """
 
-    def __init__(self, engine: FaceEngine, detector: FrameDetector, name: str = "blazeface") -> None:
+    def __init__(self, engine: FaceEngine, detector: FrameDetector, name: str = "blazeface",
+                 regions: RegionsDetector | None = None) -> None:
         super().__init__(engine)
         self._detector = detector
+        self._regions = regions
         self.detector_name = name
 
     @property
@@ -53,6 +63,20 @@ class CameraFaceEngine(DetectOverride):
         if image.size == 0:
             return Detections.empty(with_landmarks=True)
         found = self._detector.detect(image)
+        if len(found) == 0:
+            return Detections.empty(with_landmarks=True)
+        return self.fit(image, found.xyxy, found.score)
+
+    def detect_regions(self, image: Image, regions: list[Region]) -> Detections:
+        """Faces in ``regions`` of ``image`` (frame pixels), found together (several regions in one model call
+        when the detector packs them, :mod:`vision.engines.blazeface_pack`) and fitted in one owner job."""
+        if self._regions is not None:
+            found = self._regions.detect(image, regions)
+        else:  # one region after the other
+            parts = [(r, self._detector.detect(np.ascontiguousarray(image[r[1]:r[3], r[0]:r[2]]))) for r in regions]
+            found = Detections(
+                np.concatenate([d.xyxy + np.array([r[0], r[1]] * 2, np.float32) for r, d in parts]).reshape(-1, 4),
+                np.concatenate([d.score for _, d in parts]).astype(np.float32))
         if len(found) == 0:
             return Detections.empty(with_landmarks=True)
         return self.fit(image, found.xyxy, found.score)

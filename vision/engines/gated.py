@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,6 +36,13 @@ WHOLE = MotionResult(True, (), 1.0)
 
 class Detector(Protocol):
     def detect(self, image: Image) -> Detections: ...
+
+
+@runtime_checkable
+class RegionsAtOnce(Protocol):
+    """A detector that finds what lies in several regions of one image together (fewer model calls)."""
+
+    def detect_regions(self, image: Image, regions: list[tuple[int, int, int, int]]) -> Detections: ...
 
 
 @dataclass(slots=True)
@@ -87,7 +94,10 @@ class CameraGate:
         where = focus(self._result, [*kept.tolist(), *also], self._motion.config)
         if not regions and not where.idle:
             where = WHOLE
-        found = detect_in_regions(detect.detect, image, where)
+        if isinstance(detect, RegionsAtOnce) and where.regions and not where.full_frame:
+            found = detect.detect_regions(image, list(where.regions))  # all regions together
+        else:
+            found = detect_in_regions(detect.detect, image, where)
         self._kept[channel] = found.xyxy
         self.counts.area[channel] = self.counts.area.get(channel, 0.0) + where.area
         self.counts.skipped[channel] = self.counts.skipped.get(channel, 0) + int(where.idle)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from vision.engines.base import DlibEngineConfig, FaceEngine
 from vision.engines.blazeface_frames import BlazeFaceFrameDetector, BlazeFaceFramesConfig
+from vision.engines.blazeface_pack import PackedRegions
 from vision.engines.camera_faces import CameraFaceEngine
 from vision.engines.owner import on_owner
 from vision.errors import EngineConfigError
@@ -61,7 +62,8 @@ def _camera_blazeface(engine: FaceEngine, settings: BlazeFaceFramesConfig) -> Fa
     if not on_owner(engine, lambda own: isinstance(own, FaceFitter)):
         raise EngineConfigError(f"face detector 'blazeface' needs an engine that fits its landmarks on other "
                                 f"detectors' boxes (dlib); engine {engine.model_id} cannot")
-    return CameraFaceEngine(engine, BlazeFaceFrameDetector(engine.min_face_px, settings), "blazeface")
+    frames = BlazeFaceFrameDetector(engine.min_face_px, settings)
+    return CameraFaceEngine(engine, frames, "blazeface", regions=PackedRegions(frames))
 
 
 DETECTOR_REGISTRY: dict[str, CameraEngineFactory] = {"hog": _camera_hog, "blazeface": _camera_blazeface}
