@@ -264,7 +264,8 @@ def latency(visits: list[Truth], captured: dict[int, datetime], received: list[t
     return {"arrivals": len(visits), "arrivals_alerted": len(latencies),
             "alert_latency_p50_s": round(percentile(latencies, 0.5), 3) if latencies else None,
             "alert_latency_p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
-            "alert_latency_max_s": round(max(latencies), 3) if latencies else None}
+            "alert_latency_max_s": round(max(latencies), 3) if latencies else None,
+            "alert_latencies_s": [round(v, 3) for v in latencies]}
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import dlib
 import numpy as np
 import pytest
 
@@ -184,6 +185,15 @@ def test_chips_are_aligned_150px_bgr_and_embed_like_embed(photo: Callable[[str],
     # then they are 150x150 BGR uint8 and give the same vector as embed()
     assert len(chips) == 1 and chips[0].shape == (150, 150, 3) and chips[0].dtype == np.uint8
     np.testing.assert_allclose(engine.embed_chips(chips), engine.embed(image, dets), atol=1e-6)
+    # and they are exactly the BGR of dlib's chip of the RGB image (the warp treats each channel alike)
+    boxes = [dlib.rectangle(*(int(v) for v in b)) for b in dets.xyxy]
+    assert dets.landmarks is not None
+    shapes = dlib.full_object_detections()
+    for box, points in zip(boxes, dets.landmarks, strict=True):
+        shapes.append(dlib.full_object_detection(box, [dlib.point(int(x), int(y)) for x, y in points]))
+    rgb_chip = np.asarray(dlib.get_face_chips(np.ascontiguousarray(image[:, :, ::-1]), shapes, size=150,
+                                              padding=0.25)[0], np.uint8)
+    assert np.array_equal(chips[0], rgb_chip[:, :, ::-1])
 
 
 def test_same_person_is_closer_than_a_different_person(photo: Callable[[str], Image], engine: FaceEngine) -> None:

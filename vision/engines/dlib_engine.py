@@ -156,9 +156,11 @@ class DlibFaceEngine:
         """Aligned 150x150 BGR face chips, the ResNet's input (``padding``: dlib get_face_chip's margin)."""
         if len(dets) == 0:
             return []
-        rgb = np.ascontiguousarray(image[:, :, ::-1])
-        chips = dlib.get_face_chips(rgb, self._objects(dets), size=CHIP_SIZE, padding=padding)
-        return [np.ascontiguousarray(np.asarray(c, np.uint8)[:, :, ::-1]) for c in chips]
+        # the chip is a geometric warp of each channel on its own: warping the BGR frame gives the BGR chips
+        # directly, the same pixels as flipping the frame to RGB and each chip back (a 720p frame copy less)
+        chips = dlib.get_face_chips(np.ascontiguousarray(image), self._objects(dets), size=CHIP_SIZE,
+                                    padding=padding)
+        return [np.asarray(c, np.uint8) for c in chips]
 
     def embed(self, image: Image, dets: Detections) -> FloatArray:
         if len(dets) == 0:
