@@ -249,6 +249,8 @@ def latency(visits: list[Truth], captured: dict[int, datetime], received: list[t
     """Each VIP alert matched to the visit on screen when its deciding frame was captured (as bench.pipeline)."""
     latencies: list[float] = []
     used: set[int] = set()
+    stray: list[float | None] = []  # alerts that matched no visit (seconds of video), for a look at the misses
+    start = captured[min(captured)].timestamp() if captured else None
     for recv_t, alert in received:
         if alert.type.value != "vip_arrival":
             continue
@@ -258,6 +260,7 @@ def latency(visits: list[Truth], captured: dict[int, datetime], received: list[t
                  <= captured[v.first_visible_frame + 1].timestamp()
                  + (v.last_visible_frame - v.first_visible_frame) / scenes.FPS + 1.0]
         if len(owner) != 1 or owner[0] in used:
+            stray.append(round(decided - start, 2) if start is not None else None)
             continue
         used.add(owner[0])
         latencies.append(recv_t - captured[visits[owner[0]].first_visible_frame + 1].timestamp())
@@ -265,7 +268,10 @@ def latency(visits: list[Truth], captured: dict[int, datetime], received: list[t
             "alert_latency_p50_s": round(percentile(latencies, 0.5), 3) if latencies else None,
             "alert_latency_p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
             "alert_latency_max_s": round(max(latencies), 3) if latencies else None,
-            "alert_latencies_s": [round(v, 3) for v in latencies]}
+            "alert_latencies_s": [round(v, 3) for v in latencies],
+            "visits_missed_at_s": [round(v.first_visible_frame / scenes.FPS, 1) for k, v in enumerate(visits)
+                                   if k not in used],
+            "alerts_matching_no_visit_at_s": stray}
 
 
 def main() -> None:

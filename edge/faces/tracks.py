@@ -121,6 +121,7 @@ class FaceTracks:
         if self._zone is not None and len(dets):
             dets = dets[self._zone.contains(dets.xyxy)]
         t1 = self._timed("detect", t0)
+        missed = {tid: track.missed for tid, track in self._tracker.tracks.items()}
         dets, ended = self._tracker.update(dets, frame.t_mono)
         unknown: list[TrackFace] = []
         for track in ended:
@@ -133,6 +134,8 @@ class FaceTracks:
         track_ids = [int(t) for t in dets.track_id] if dets.track_id is not None else []
         todo: list[int] = []
         for i, tid in enumerate(track_ids):
+            if missed.get(tid, 0) >= self._face.revote_after_missed:
+                self._revote(tid)
             state = self._faces.setdefault(tid, TrackFace(first_seen_at=frame.captured_at))
             self._keep_best(state, qualities[i], chips[i])
             if self._wants_embedding(tid, state, qualities[i], frame.t_mono):
@@ -160,6 +163,15 @@ class FaceTracks:
             self._metrics.faces.labels(self._camera_id).inc(len(dets))
             self._metrics.embeddings.labels(self._camera_id).inc(len(todo))
         return FaceUpdate(dets, track_ids, decided, [t.track_id for t in ended], unknown)
+
+    def _revote(self, tid: int) -> None:
+        """A track settled as a stranger reappeared after a gap: its face may be someone else's; vote again."""
+        state = self._faces.get(tid)
+        if state is None or not self._voter.is_settled(tid) or self._voter.decision(tid) is not None:
+            return
+        self._voter.forget(tid)
+        state.embedded_quality = -1.0  # embedded again at once, as a new track
+        state.match = None
 
     def _keep_shot(self, state: TrackFace, vector: FloatArray, quality: FaceQuality, result: SearchResult) -> None:
         """Remember the embedding if it matched an enrolled person (as a vote would count it) and is that person's

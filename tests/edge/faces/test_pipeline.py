@@ -113,3 +113,36 @@ def test_empty_frame_embeds_nothing(engine: FaceEngine) -> None:
     blank = np.full((360, 640, 3), 90, np.uint8)
     assert [s for f in frames_of(blank, 3) for s in pipeline.process(f)] == []
     assert counting.embedded == 0
+
+
+def onto(image: Image, box: FloatArray, target: FloatArray) -> Image:
+    """``image`` moved and scaled so that ``box`` lands on ``target`` (both xyxy)."""
+    scale = (target[2] - target[0]) / (box[2] - box[0])
+    shift = target[:2] - box[:2] * scale
+    matrix = np.array([[scale, 0, shift[0]], [0, scale, shift[1]]], np.float32)
+    return cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]), borderValue=(200, 200, 200))
+
+
+def test_a_vip_walking_in_where_a_stranger_walked_out_is_voted_on_afresh(
+        scene: Image, engine: FaceEngine, photo: Callable[[str], Image]) -> None:
+    # given Obama enrolled, and Biden (a stranger) standing where Obama will stand
+    counting = CountingEngine(engine)
+    gallery = Gallery(engine.model_id, engine.dim)
+    enrol = photo("obama.jpg")
+    gallery.add("obama", engine.embed(enrol, engine.detect(enrol)))
+    now = datetime.now(UTC)
+    persons = {"obama": Person("obama", "奥巴马", "钻石", "vip", "c", engine.model_id, now)}
+    pipeline = make_pipeline(counting, gallery, [], persons)
+    stranger = np.full_like(scene, 200)
+    stranger[60:660, 480:793] = cv2.resize(photo("biden.jpg"), (313, 600))
+    stranger = onto(stranger, engine.detect(stranger).xyxy[0], engine.detect(scene).xyxy[0])
+    blank = np.full_like(scene, 200)
+    config = FaceConfig()
+    # when Biden stays until his track is settled as a stranger, leaves for a few frames (fewer than the face
+    # tracker's patience, so the track lives on) and Obama steps into the same place
+    images = [stranger] * 12 + [blank] * config.revote_after_missed + [scene] * 8
+    sightings = [s for i, image in enumerate(images)
+                 for s in pipeline.process(Frame("door", i + 1, now, i * 0.1, image))]
+    # then Obama's face is voted on afresh on the track Biden left (settled as a stranger), and decided
+    assert [s.match.person_id for s in sightings] == ["obama"]
+    assert sightings[0].track_id == 1
