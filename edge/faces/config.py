@@ -171,10 +171,10 @@ class FaceConfig(_Strict):
     track_max_missed_s: float = Field(default=1.5, gt=0, le=30,
                                       description="A track unseen this long has ended.")
     revote_after_missed: int = Field(default=3, ge=1, le=1000,
-                                     description="A track settled as a stranger that reappears after this many "
-                                                 "frames without its face is voted on again: the face found "
-                                                 "where a stranger left may be someone else (a VIP walking in "
-                                                 "where a stranger walked out).")
+                                     description="A settled track (a stranger, or decided) that reappears "
+                                                 "after this many frames without its face is voted on again: "
+                                                 "the face found where someone left may be someone else (a VIP "
+                                                 "walking in where a stranger walked out).")
     enrol_min_sharpness: float = Field(default=15.0, ge=0,
                                        description="Laplacian variance of the aligned 150 px chip below "
                                                    "which an enrolment photo is refused as blurred. 15 is "

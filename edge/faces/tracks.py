@@ -165,9 +165,11 @@ class FaceTracks:
         return FaceUpdate(dets, track_ids, decided, [t.track_id for t in ended], unknown)
 
     def _revote(self, tid: int) -> None:
-        """A track settled as a stranger reappeared after a gap: its face may be someone else's; vote again."""
+        """A settled track (a stranger, or decided) reappeared after a gap: its face may be someone else's (the
+        tracker continues a box where a face left and another came); vote again. The same VIP is decided again
+        within min_votes frames, and the arrival rule's cooldown keeps that from a second alert."""
         state = self._faces.get(tid)
-        if state is None or not self._voter.is_settled(tid) or self._voter.decision(tid) is not None:
+        if state is None or not self._voter.is_settled(tid):
             return
         self._voter.forget(tid)
         state.embedded_quality = -1.0  # embedded again at once, as a new track

@@ -29,7 +29,7 @@ def test_each_camera_reports_fps_drops_queue_age_and_stages(
     # given two entrance cameras on the walk-in video at 10 fps, motion-gated, sharing one slot
     cameras = [{"id": f"door{i}", "role": "entrance", "motion": {"enabled": True},
                 "source": {"url": f"file:{walk_in_video}", "fps": 10}} for i in (1, 2)]
-    edge = live_edge(make_config(cameras, scheduler={"slots": 1}))
+    edge = live_edge(make_config(cameras, scheduler={"slots": 1, "urgent_roles": ["entrance"]}))
     assert edge.runtime.scheduler is not None and edge.runtime.scheduler.slots == 1
     # when they play the video to the end
     edge.runtime.start()

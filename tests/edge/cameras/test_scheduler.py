@@ -108,7 +108,8 @@ def test_a_camera_over_budget_still_gets_an_idle_slot() -> None:
 
 def test_an_entrance_voting_on_an_arrival_goes_before_every_camera_under_budget() -> None:
     # given an entrance that has had more than its share (5 frames) and two counters that have had none
-    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "c1": "counter", "c2": "counter"})
+    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "c1": "counter", "c2": "counter"},
+                               urgent_roles=["entrance", "parking"])
     Camera(scheduler, "door", [], frames=5).run()
     # when it queues last, then without a vote open it goes after the counters, with one open before them
     assert queue_behind_a_held_slot(scheduler, "hold", ["c1", "c2", "door"]) == ["c1", "c2", "door"]
@@ -118,19 +119,19 @@ def test_an_entrance_voting_on_an_arrival_goes_before_every_camera_under_budget(
 
 
 def test_urgency_counts_only_for_the_urgent_roles_and_within_the_budget() -> None:
-    # a lobby is not an urgent role by default: its urgency changes nothing
-    scheduler = scheduler_with({"hold": "counter", "lobby": "lobby", "c1": "counter"})
+    # a lobby is not one of the urgent roles: its urgency changes nothing
+    scheduler = scheduler_with({"hold": "counter", "lobby": "lobby", "c1": "counter"}, urgent_roles=["entrance"])
     Camera(scheduler, "lobby", [], frames=5).run()
     assert queue_behind_a_held_slot(scheduler, "hold", ["c1", "lobby"], urgent=frozenset({"lobby"})) \
         == ["c1", "lobby"]
     # an entrance over its budget waits behind a counter under it, however urgent
     scheduler = scheduler_with({"hold": "counter", "door": "entrance", "desk": "counter"},
-                               window_s=60.0, budget_fps={"entrance": 0.05, "counter": 5.0})
+                               window_s=60.0, budget_fps={"entrance": 0.05, "counter": 5.0}, urgent_roles=["entrance"])
     Camera(scheduler, "door", [], frames=3).run()
     assert queue_behind_a_held_slot(scheduler, "hold", ["door", "desk"], urgent=frozenset({"door"})) \
         == ["desk", "door"]
-    # and with no urgent roles configured, nobody goes first
-    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "c1": "counter"}, urgent_roles=[])
+    # and with no urgent roles (the default), nobody goes first
+    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "c1": "counter"})
     Camera(scheduler, "door", [], frames=5).run()
     assert queue_behind_a_held_slot(scheduler, "hold", ["c1", "door"], urgent=frozenset({"door"})) == ["c1", "door"]
 
