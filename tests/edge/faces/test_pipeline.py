@@ -60,6 +60,14 @@ def make_pipeline(engine: CountingEngine, gallery: Gallery, published: list[Aler
     return FacePipeline(CAMERA, FaceConfig(), engine=engine, gallery=gallery, rule=rule)  # type: ignore[arg-type]
 
 
+def obama_enrolled(engine: FaceEngine, photo: Callable[[str], Image]) -> tuple[Gallery, dict[str, Person]]:
+    """A gallery holding Obama (enrolled from obama.jpg) and his person record, a VIP."""
+    gallery = Gallery(engine.model_id, engine.dim)
+    enrol = photo("obama.jpg")
+    gallery.add("obama", engine.embed(enrol, engine.detect(enrol)))
+    return gallery, {"obama": Person("obama", "奥巴马", "钻石", "vip", "c", engine.model_id, datetime.now(UTC))}
+
+
 @pytest.fixture()
 def scene(photo: Callable[[str], Image]) -> Image:
     # a 720p frame holding obama2.jpg's face at about 150 px
@@ -73,13 +81,8 @@ def test_known_face_is_decided_once_then_not_embedded_again(scene: Image, engine
                                                            photo: Callable[[str], Image]) -> None:
     # given Obama in the gallery (enrolled from another photo)
     counting = CountingEngine(engine)
-    gallery = Gallery(engine.model_id, engine.dim)
-    enrol = photo("obama.jpg")
-    gallery.add("obama", engine.embed(enrol, engine.detect(enrol)))
-    now = datetime.now(UTC)
-    persons = {"obama": Person("obama", "奥巴马", "钻石", "vip", "c", engine.model_id, now)}
-    published: list[AlertDraft] = []
-    pipeline = make_pipeline(counting, gallery, published, persons)
+    gallery, persons = obama_enrolled(engine, photo)
+    pipeline = make_pipeline(counting, gallery, [], persons)
     # when he stands in view for 10 frames
     assert not pipeline.urgent
     sightings, urgent = [], []
@@ -127,12 +130,9 @@ def test_a_vip_walking_in_where_a_stranger_walked_out_is_voted_on_afresh(
         scene: Image, engine: FaceEngine, photo: Callable[[str], Image]) -> None:
     # given Obama enrolled, and Biden (a stranger) standing where Obama will stand
     counting = CountingEngine(engine)
-    gallery = Gallery(engine.model_id, engine.dim)
-    enrol = photo("obama.jpg")
-    gallery.add("obama", engine.embed(enrol, engine.detect(enrol)))
-    now = datetime.now(UTC)
-    persons = {"obama": Person("obama", "奥巴马", "钻石", "vip", "c", engine.model_id, now)}
+    gallery, persons = obama_enrolled(engine, photo)
     pipeline = make_pipeline(counting, gallery, [], persons)
+    now = datetime.now(UTC)
     stranger = np.full_like(scene, 200)
     stranger[60:660, 480:793] = cv2.resize(photo("biden.jpg"), (313, 600))
     stranger = onto(stranger, engine.detect(stranger).xyxy[0], engine.detect(scene).xyxy[0])
