@@ -48,8 +48,8 @@ class CameraFaceEngine(DetectOverride):
     or a bare engine used by one thread (tests, benches).
     """
 
-    def __init__(self, engine: FaceEngine, detector: FrameDetector, name: str = "blazeface",
-                 regions: RegionsDetector | None = None) -> None:
+    def __init__(self, engine: FaceEngine, detector: FrameDetector, regions: RegionsDetector,
+                 name: str = "blazeface") -> None:
         super().__init__(engine)
         self._detector = detector
         self._regions = regions
@@ -70,13 +70,7 @@ class CameraFaceEngine(DetectOverride):
     def detect_regions(self, image: Image, regions: list[Region]) -> Detections:
         """Faces in ``regions`` of ``image`` (frame pixels), found together (several regions in one model call
         when the detector packs them, :mod:`vision.engines.blazeface_pack`) and fitted in one owner job."""
-        if self._regions is not None:
-            found = self._regions.detect(image, regions)
-        else:  # one region after the other
-            parts = [(r, self._detector.detect(np.ascontiguousarray(image[r[1]:r[3], r[0]:r[2]]))) for r in regions]
-            found = Detections(
-                np.concatenate([d.xyxy + np.array([r[0], r[1]] * 2, np.float32) for r, d in parts]).reshape(-1, 4),
-                np.concatenate([d.score for _, d in parts]).astype(np.float32))
+        found = self._regions.detect(image, regions)
         if len(found) == 0:
             return Detections.empty(with_landmarks=True)
         return self.fit(image, found.xyxy, found.score)

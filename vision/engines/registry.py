@@ -63,7 +63,7 @@ def _camera_blazeface(engine: FaceEngine, settings: BlazeFaceFramesConfig) -> Fa
         raise EngineConfigError(f"face detector 'blazeface' needs an engine that fits its landmarks on other "
                                 f"detectors' boxes (dlib); engine {engine.model_id} cannot")
     frames = BlazeFaceFrameDetector(engine.min_face_px, settings)
-    return CameraFaceEngine(engine, frames, "blazeface", regions=PackedRegions(frames))
+    return CameraFaceEngine(engine, frames, PackedRegions(frames), "blazeface")
 
 
 DETECTOR_REGISTRY: dict[str, CameraEngineFactory] = {"hog": _camera_hog, "blazeface": _camera_blazeface}
