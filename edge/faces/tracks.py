@@ -83,7 +83,8 @@ class FaceTracks:
         self._gallery = gallery
         self._zone = zone
         self._metrics = metrics
-        self._tracker = IoUTracker(TrackerConfig(iou_threshold=face.track_iou, max_missed_s=face.track_max_missed_s))
+        self._tracker = IoUTracker(TrackerConfig(iou_threshold=face.track_iou, max_missed_s=face.track_max_missed_s,
+                                                   max_speed=face.track_max_speed))
         v = face.voter
         self._voter = IdentityVoter(VoterConfig(v.threshold, v.min_margin, v.min_votes, v.max_observations))
         self._faces: dict[int, TrackFace] = {}

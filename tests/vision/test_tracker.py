@@ -188,3 +188,63 @@ def test_real_faces_keep_their_ids_across_a_small_shift(photo: Callable[[str], I
     for centre, track_id in zip(second.centers - np.array([6, 0], np.float32), _ids(second), strict=True):
         nearest = int(np.argmin(np.linalg.norm(first.centers - centre, axis=1)))
         assert _ids(first)[nearest] == track_id
+
+
+# ---------------------------------------------------------------- moving faces (max_speed)
+
+def _walk(tracker: IoUTracker, starts: list[float], steps: list[float], frames: int, dt: float = 0.1,
+          size: float = 100.0) -> list[list[int]]:
+    """Boxes of ``size`` starting at x ``starts`` moving ``steps`` px per frame; the ids of each frame."""
+    out = []
+    for k in range(frames):
+        boxes = [(x + s * k, 200.0, x + s * k + size, 200.0 + size) for x, s in zip(starts, steps, strict=True)]
+        dets, _ = tracker.update(_dets(*boxes), k * dt)
+        out.append(_ids(dets))
+    return out
+
+
+def test_a_face_walking_across_keeps_one_track_with_max_speed_and_not_by_iou_alone() -> None:
+    # given a face moving 80 % of its width between frames at 10 fps (someone walking across near the camera)
+    # when tracked by IoU alone, then every frame starts a new track (the fault this option fixes)
+    assert len({i for ids in _walk(IoUTracker(), [0.0], [80.0], 6) for i in ids}) == 6
+    # and with max_speed, then it keeps one track, also when it stops (the velocity overshoots once)
+    tracker = IoUTracker(TrackerConfig(max_speed=10.0))
+    ids = _walk(tracker, [0.0], [80.0], 6)
+    dets, _ = tracker.update(_dets((400.0, 200.0, 500.0, 300.0)), 0.6)
+    assert {i for frame in ids for i in frame} | set(_ids(dets)) == {1}
+
+
+def test_two_faces_crossing_keep_their_tracks() -> None:
+    # given two faces walking towards each other, 60 px a frame each, that pass through each other
+    tracker = IoUTracker(TrackerConfig(max_speed=10.0))
+    ids = _walk(tracker, [0.0, 900.0], [60.0, -60.0], 14)
+    # then each keeps its own track before, during and after the crossing
+    assert all(frame == [1, 2] for frame in ids)
+
+
+@pytest.mark.parametrize(
+    ("box", "dt", "why"),
+    [((380.0, 200.0, 480.0, 300.0), 0.1, "farther than max_speed allows in the time"),
+     ((150.0, 200.0, 350.0, 400.0), 0.1, "twice the size"),
+     ((150.0, 200.0, 250.0, 300.0), 0.5, "after a gap longer than max_gap_s"),
+     ((380.0, 200.0, 480.0, 300.0), 0.3, "farther than max_speed allows in 0.3 s")],
+    ids=["too-far", "other-size", "gap", "far-later"])
+def test_a_face_that_cannot_be_the_same_starts_a_new_track(box: tuple[float, float, float, float], dt: float,
+                                                           why: str) -> None:
+    # given a still face tracked with max_speed 10 (a 100 px face may move 100 px in 0.1 s)
+    tracker = IoUTracker(TrackerConfig(max_speed=10.0, max_gap_s=0.4))
+    tracker.update(_dets((0.0, 200.0, 100.0, 300.0)), 0.0)
+    # when a face appears that it cannot be
+    dets, _ = tracker.update(_dets(box), dt)
+    # then that face is a new track
+    assert _ids(dets) == [2], why
+
+
+def test_a_face_near_two_tracks_continues_the_nearer_one() -> None:
+    # given two faces 250 px apart, both still
+    tracker = IoUTracker(TrackerConfig(max_speed=10.0))
+    tracker.update(_dets((0.0, 200.0, 100.0, 300.0), (250.0, 200.0, 350.0, 300.0)), 0.0)
+    # when only one face is found, 80 px right of the second one (closer to it than to the first)
+    dets, _ = tracker.update(_dets((330.0, 200.0, 430.0, 300.0)), 0.1)
+    # then it continues the second one's track, and the first is lost
+    assert _ids(dets) == [2] and tracker.tracks[1].state is TrackState.LOST
