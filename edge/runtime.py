@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import faiss
 
 from alerts.hub import Hub
@@ -76,6 +77,9 @@ class EdgeRuntime:
         # One query at a time is 8x faster on one OpenMP thread than on two (python -m bench.pipeline);
         # cameras already run in parallel threads.
         faiss.omp_set_num_threads(1)
+        # the same for OpenCV's own pool (scheduler.opencv_threads): its idle workers wait by spinning
+        if config.scheduler.opencv_threads:
+            cv2.setNumThreads(config.scheduler.opencv_threads)
         self.metrics = EdgeMetrics()
         # the cameras share the cores by priority and budget (edge.cameras.scheduler)
         self.scheduler = FrameScheduler(config.scheduler) if config.scheduler.enabled else None

@@ -26,6 +26,11 @@ class SourceConfig(_Strict):
                                           "None uses the file's own rate; live cameras ignore it.")
     loop: bool = Field(default=False, description="Replay a file or folder when it ends.")
     realtime: bool = Field(default=True, description="Pace files like a live camera and drop stale frames.")
+    decode_threads: int = Field(default=1, ge=0, le=16,
+                                description="FFmpeg threads decoding this camera's video (streams and files). 1: "
+                                            "a box decoding many cameras on few cores spends less CPU on one "
+                                            "thread per camera than on FFmpeg's frame threads (python -m "
+                                            "bench.branch, still scene); 0: FFmpeg's choice, one per core.")
 
     @field_validator("url")
     @classmethod

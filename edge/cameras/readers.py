@@ -67,7 +67,8 @@ class _CaptureReader:
             cap = cv2.VideoCapture(int(config.url.split(":", 1)[1]))
         elif kind == "stream":
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                      cv2.CAP_PROP_N_THREADS, config.decode_threads]
             cap = cv2.VideoCapture(config.url, cv2.CAP_FFMPEG, params)
         else:
             cap = self._open_file(config, shown)
@@ -92,7 +93,7 @@ class _CaptureReader:
             raise NotAVideoError(f"not a video: {shown} (empty file)")
         if _looks_like_text(head):
             raise NotAVideoError(f"not a video: {shown} (a text file)")
-        cap = cv2.VideoCapture(str(path))
+        cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, config.decode_threads])
         if not cap.isOpened():
             cap.release()
             raise NotAVideoError(f"not a video: {shown} (no video stream could be opened)")

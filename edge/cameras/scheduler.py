@@ -60,6 +60,11 @@ class SchedulerConfig(BaseModel):
     weight: dict[CameraRole, float] = Field(
         default_factory=lambda: dict(DEFAULT_WEIGHT),
         description="Share of the cores of each role among cameras under budget; higher is served first.")
+    opencv_threads: int = Field(default=1, ge=0, le=64,
+                                description="Threads OpenCV may use inside one image operation (cv2.setNumThreads). "
+                                            "1: the cameras' own threads share the cores, and OpenCV's pool of "
+                                            "waiting workers cost 7 % of a core on a still scene of 8 cameras "
+                                            "(python -m bench.branch); 0: OpenCV's choice.")
     urgent_roles: frozenset[CameraRole] = Field(
         default=frozenset(),
         description="Roles whose frames go first, up to their budget, while their pipeline is voting on who "

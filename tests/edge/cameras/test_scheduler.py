@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from edge.cameras.scheduler import CameraRole, FrameScheduler, SchedulerConfig
+from edge.config import EdgeConfig
+from edge.runtime import EdgeRuntime
 from tests.waiting import wait_for
+from vision.engines.owner import EnginePool
 from vision.motion import MotionDetector
 
 FRAME = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
@@ -234,3 +239,17 @@ def test_never_more_work_at_once_than_slots() -> None:
 def test_bad_config_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         SchedulerConfig.model_validate(bad)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(1, 1), (0, 3)])
+def test_the_box_runs_each_opencv_operation_on_the_threads_it_is_told(
+        make_config: Callable[..., EdgeConfig], engine_pool: EnginePool, setting: int, expected: int) -> None:
+    # given OpenCV allowed three threads (its default is one per core), when a box starts with opencv_threads
+    cv2.setNumThreads(3)
+    rt = EdgeRuntime(make_config(scheduler={"opencv_threads": setting}), engine=engine_pool)
+    try:
+        # then OpenCV runs on that many (the camera threads share the cores), and 0 leaves OpenCV's own choice
+        assert cv2.getNumThreads() == expected
+    finally:
+        rt.stop()
+        cv2.setNumThreads(1)

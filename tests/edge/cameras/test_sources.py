@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -298,3 +299,29 @@ def test_an_unexpected_reader_error_is_reported_and_retried_not_fatal(caplog: py
     assert health.state == "ok"
     assert "RuntimeError: decoder state corrupt at rtsp://***@cam.example/s" in caplog.text
     assert "S3cretPass" not in caplog.text
+
+
+def _decoder_threads() -> int:
+    """FFmpeg's decoding threads in this process (libavcodec names them av:CODEC:...)."""
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            count += (task / "comm").read_text().startswith("av:")
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
+@pytest.mark.parametrize(("threads", "more"), [(1, False), (2, True)])
+def test_a_video_is_decoded_on_the_configured_number_of_ffmpeg_threads(tmp_path: Path, threads: int,
+                                                                       more: bool) -> None:
+    # given a video, when it is opened with decode_threads (1 by default: the reader's own thread only)
+    video = write_video(tmp_path / "v.mp4", 10, size=(320, 240))
+    before = _decoder_threads()
+    reader = open_reader(SourceConfig(url=f"file:{video}", decode_threads=threads))
+    try:
+        # then every frame decodes, and FFmpeg started frame threads of its own only when allowed more than one
+        assert all(reader.read() is not None for _ in range(10))
+        assert (_decoder_threads() > before) is more
+    finally:
+        reader.close()
+    assert SourceConfig(url="rtsp://cam.example/s").decode_threads == 1
