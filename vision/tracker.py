@@ -76,8 +76,13 @@ class IoUTracker:
     def update(self, dets: Detections, t: float) -> tuple[Detections, list[Track]]:
         """Assign track ids to ``dets`` at monotonic time ``t``; return them and the tracks ended now."""
         ids = list(self._tracks)
-        boxes = np.stack([self._predicted(self._tracks[i], t) for i in ids]) if ids else np.zeros((0, 4), np.float32)
-        iou = iou_matrix(boxes, dets.xyxy)
+        last = np.stack([self._tracks[i].box for i in ids]) if ids else np.zeros((0, 4), np.float32)
+        iou = iou_matrix(last, dets.xyxy)
+        boxes = last
+        if self.config.max_speed > 0 and ids:
+            # where each track should be by now, or where it was: someone who stops stays by the last box
+            boxes = np.stack([self._predicted(self._tracks[i], t) for i in ids])
+            iou = np.maximum(iou, iou_matrix(boxes, dets.xyxy))
         assigned: IntArray = np.full(len(dets), -1, np.int64)
         used_tracks: set[int] = set()
         if iou.size:
@@ -90,7 +95,7 @@ class IoUTracker:
                 used_tracks.add(int(ti))
                 assigned[di] = ids[ti]
         if self.config.max_speed > 0 and iou.size:
-            self._by_distance(ids, boxes, dets.xyxy, t, assigned, used_tracks)
+            self._by_distance(ids, boxes, last, dets.xyxy, t, assigned, used_tracks)
         for di in range(len(dets)):
             if assigned[di] == -1:
                 track = Track(self._next_id, dets.xyxy[di].copy(), t, t)
@@ -133,10 +138,12 @@ class IoUTracker:
         track.box = box.copy()
         track.last_seen = t
 
-    def _by_distance(self, ids: list[int], predicted: FloatArray, dets: FloatArray, t: float, assigned: IntArray,
-                     used_tracks: set[int]) -> None:
+    def _by_distance(self, ids: list[int], predicted: FloatArray, last: FloatArray, dets: FloatArray, t: float,
+                     assigned: IntArray, used_tracks: set[int]) -> None:
         """Pair the tracks and detections the IoU pass left, nearest first (in track sizes), where a detection of
-        about the track's size lies within the distance the track may move since it was last seen."""
+        about the track's size lies within the distance the track may move since it was last seen (measured from
+        where it should be by now or from where it was, whichever is nearer: a prediction overshoots someone
+        who stops, and a face beside them must not take their track)."""
         pairs: list[tuple[float, int, int]] = []
         free = [di for di in range(len(dets)) if assigned[di] == -1]
         for ti, tid in enumerate(ids):
@@ -150,7 +157,9 @@ class IoUTracker:
                 other = _size(dets[di])
                 if max(size, other) > self.config.max_size_ratio * max(min(size, other), 1e-6):
                     continue
-                distance = float(np.hypot(*(_centre(dets[di]) - _centre(predicted[ti]))))
+                centre = _centre(dets[di])
+                distance = float(min(np.hypot(*(centre - _centre(predicted[ti]))),
+                                     np.hypot(*(centre - _centre(last[ti])))))
                 if distance <= reach:
                     pairs.append((distance / max(size, 1e-6), ti, di))
         for _, ti, di in sorted(pairs):

@@ -248,3 +248,18 @@ def test_a_face_near_two_tracks_continues_the_nearer_one() -> None:
     dets, _ = tracker.update(_dets((330.0, 200.0, 430.0, 300.0)), 0.1)
     # then it continues the second one's track, and the first is lost
     assert _ids(dets) == [2] and tracker.tracks[1].state is TrackState.LOST
+
+
+def test_a_face_that_stops_keeps_its_track_when_another_face_walks_in_where_it_was_heading() -> None:
+    # given a face walking left fast (180 px a frame), which stops, while a second face walks in from the left
+    # towards where the first one would have been had it not stopped (a real case at 4 fps: the first face's
+    # prediction lay nearer the newcomer than the first face itself)
+    tracker = IoUTracker(TrackerConfig(max_speed=10.0))
+    steps = [(0.0, [(1067, 199, 1208, 339)]),
+             (0.2, [(883, 193, 1036, 346)]),
+             (0.4, [(705, 193, 857, 345), (56, 198, 175, 317)]),
+             (0.7, [(702, 193, 856, 347), (246, 192, 378, 324)]),
+             (0.9, [(690, 191, 844, 344), (242, 194, 370, 322)])]
+    ids = [_ids(tracker.update(_dets(*[tuple(map(float, b)) for b in boxes]), t)[0]) for t, boxes in steps]
+    # then the first face keeps track 1 and the newcomer track 2 throughout: no swap, no new track
+    assert ids == [[1], [1], [1, 2], [1, 2], [1, 2]]
