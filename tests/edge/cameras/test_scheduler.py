@@ -135,12 +135,10 @@ def test_urgency_counts_only_for_the_urgent_roles_and_within_the_budget() -> Non
     Camera(scheduler, "door", [], frames=3).run()
     assert queue_behind_a_held_slot(scheduler, "hold", ["door", "desk"], urgent=frozenset({"door"})) \
         == ["desk", "door"]
-    # and with no urgent roles ([]), nobody goes first
-    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "c1": "counter"}, urgent_roles=[])
+    # and with no urgent roles (the default), nobody goes first
+    scheduler = scheduler_with({"hold": "counter", "door": "entrance", "c1": "counter"})
     Camera(scheduler, "door", [], frames=5).run()
     assert queue_behind_a_held_slot(scheduler, "hold", ["c1", "door"], urgent=frozenset({"door"})) == ["c1", "door"]
-    # the default: the entrance and the parking camera go first while they vote
-    assert SchedulerConfig().urgent_roles == {"entrance", "parking"}
 
 
 class InLine(Camera):
