@@ -1,10 +1,11 @@
 """IoU tracker with a track lifecycle (tentative, confirmed, lost, removed) and per-track best shot.
 
-With ``max_speed`` set, a track also keeps its velocity: its box is moved to where it should be now before the IoU
-is taken, and a detection left over by the IoU pass continues a track left over by it when the detection lies
-within ``max_speed`` box sizes per second of the track's predicted centre and is about the same size. A face that
-walks across the picture moves most of its own width between two frames, which IoU alone takes for a new face
-every frame (and a new track has no votes)."""
+With ``max_speed`` set, a track also keeps its velocity: the IoU is taken with its last box and with that box moved
+on to where it should be now, and a detection left over by the IoU pass continues a track left over by it when the
+detection is about the same size and lies within ``max_speed`` box sizes per second of where the track was or should
+be. A face that walks across the picture moves most of its own width between two frames, which IoU alone takes for
+a new face every frame (and a new track has no votes); both places count because a prediction overshoots someone
+who stops."""
 
 from __future__ import annotations
 
