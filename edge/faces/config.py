@@ -172,9 +172,10 @@ class FaceConfig(_Strict):
                                       description="A track unseen this long has ended.")
     track_max_speed: float = Field(default=10.0, ge=0, le=100,
                                    description="Face sizes per second a face may move between two frames and "
-                                               "keep its track (its box moved on by its velocity first); 0 = "
-                                               "IoU with the last box only. Someone walking across the picture "
-                                               "moves most of a face's width between two frames.")
+                                               "keep its track (measured from where it was or where its velocity "
+                                               "says it should be); 0 = IoU with the last box only. Someone "
+                                               "walking across the picture moves most of a face's width between "
+                                               "two frames.")
     revote_after_missed: int = Field(default=3, ge=1, le=1000,
                                      description="A settled track (a stranger, or decided) that reappears "
                                                  "after this many frames without its face is voted on again: "

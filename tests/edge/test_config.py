@@ -142,6 +142,11 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
      ["auth.tokens.0.sha256"]),
     ("bad-token-role", MINIMAL + f"auth:\n  tokens:\n  - {{name: t, sha256: {'a' * 64}, roles: [root]}}\n",
      ["auth.tokens.0.roles"]),
+    ("negative-track-speed", MINIMAL + "face:\n  track_max_speed: -1\n", ["face.track_max_speed"]),
+    ("negative-opencv-threads", MINIMAL + "scheduler:\n  opencv_threads: -2\n", ["scheduler.opencv_threads"]),
+    ("too-many-decode-threads", _dump({"branch": {"id": "b"}, "cameras": [
+        {"id": "door", "role": "entrance", "source": {"url": "rtsp://10.0.0.5/s", "decode_threads": 99}}]}),
+     ["cameras.0.source.decode_threads"]),
 ]
 
 
